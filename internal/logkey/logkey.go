@@ -1,0 +1,138 @@
+// Package logkey loads or creates the Ed25519 key a log signs its
+// checkpoints with, as C2SP signed-note keys.
+package logkey
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+const (
+	// PrivateFile is the private key's file name in the data directory.
+	PrivateFile = "log.key"
+	// PublicFile is the verifier key's file name in the data directory.
+	PublicFile = "log.pub"
+)
+
+// Key is a loaded log key.
+type Key struct {
+	Signer   note.Signer
+	Verifier note.Verifier
+	// VKey is the verifier key in signed-note text form.
+	VKey string
+}
+
+// LoadOrCreate reads dir/log.key, or generates it (mode 0600) when absent,
+// and (re)writes dir/log.pub. When origin is empty, an existing key's name
+// is used, or defaultOrigin for a new key. An existing key whose name is not
+// origin is an error: the key name must equal the checkpoint origin.
+func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
+	privPath := filepath.Join(dir, PrivateFile)
+	raw, err := os.ReadFile(privPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if origin == "" {
+			origin = defaultOrigin
+		}
+		skey, _, err := note.GenerateKey(rand.Reader, origin)
+		if err != nil {
+			return nil, fmt.Errorf("generating log key for origin %q: %w", origin, err)
+		}
+		if err := writeExclusive(privPath, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("saving new log key: %w", err)
+		}
+		raw = []byte(skey)
+	case err != nil:
+		return nil, fmt.Errorf("reading log key: %w", err)
+	default:
+		if fi, err := os.Stat(privPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("log key %s is readable by others (mode %v): run chmod 600 on it", privPath, fi.Mode().Perm())
+		}
+	}
+	skey := strings.TrimSpace(string(raw))
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("log key %s is not a valid Ed25519 signed-note key", privPath)
+	}
+	if origin != "" && signer.Name() != origin {
+		return nil, fmt.Errorf("log key %s is for origin %q but the origin is set to %q: a log's origin cannot change; use the key's origin or another data directory", privPath, signer.Name(), origin)
+	}
+	vkey, err := VerifierKey(skey)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("deriving verifier key: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(dir, PublicFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing verifier key: %w", err)
+	}
+	return &Key{Signer: signer, Verifier: verifier, VKey: vkey}, nil
+}
+
+// VerifierKey derives the signed-note verifier key from a private key.
+func VerifierKey(skey string) (string, error) {
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return "", fmt.Errorf("not a valid signed-note private key: %w", err)
+	}
+	parts := strings.SplitN(skey, "+", 5)
+	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 0x01 {
+		return "", errors.New("private key is not an Ed25519 (type 0x01) signed-note key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(s.Name(), pub)
+}
+
+// ReadVerifier reads a verifier key file such as log.pub.
+func ReadVerifier(path string) (note.Verifier, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading log verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("%s does not hold a signed-note verifier key (name+hash+key): %w", path, err)
+	}
+	return v, nil
+}
+
+func writeExclusive(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	if err := writeExclusive(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,245 @@
+// Package store keeps what Stele holds beside the Tessera log on one
+// machine: the salted payloads that leaves commit to, the exact dedup index
+// on (source, event_id), and an index from leaf hash to log index.
+//
+// It is backed by Pebble, an LSM key-value store with a write-ahead log, so
+// a crash at any moment leaves a consistent store: every batch is applied
+// whole or not at all, and batches survive in the order they were written.
+//
+// Payloads are written with a synced commit before their leaf is handed to
+// Tessera. The dedup and leaf-hash indexes are derived data: they are written
+// without an fsync and can always be rebuilt from the log, because leaves
+// carry source and event_id. The store keeps a watermark, the log size below
+// which both indexes are known complete, so recovery only rescans the tail.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// ErrNotFound is returned when a key is absent.
+var ErrNotFound = errors.New("not found")
+
+const (
+	prefixDedup    = 'd' // d | u8 len(source) | source | event_id -> u64 index
+	prefixLeafHash = 'h' // h | leaf hash (32)                      -> u64 index
+	prefixPayload  = 'p' // p | digest (32)                         -> salt (32) | payload
+)
+
+var keyWatermark = []byte("m/watermark")
+
+// Options tune the store. The zero value is fine.
+type Options struct {
+	// CacheBytes is the block cache size; 0 means 32 MiB.
+	CacheBytes int64
+	// InMemory keeps everything in memory (for tests of code that is not
+	// about durability).
+	InMemory bool
+}
+
+// Store is the payload and index store. It is safe for concurrent use.
+type Store struct {
+	db *pebble.DB
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	cache := o.CacheBytes
+	if cache == 0 {
+		cache = 32 << 20
+	}
+	c := pebble.NewCache(cache)
+	defer c.Unref()
+	opts := &pebble.Options{
+		Cache:                       c,
+		MemTableSize:                32 << 20,
+		MemTableStopWritesThreshold: 4,
+		Logger:                      quietLogger{},
+	}
+	if o.InMemory {
+		opts.FS = vfs.NewMem()
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening payload store in %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Flush(); err != nil {
+		s.db.Close()
+		return fmt.Errorf("flushing payload store: %w", err)
+	}
+	return s.db.Close()
+}
+
+// Payload is one payload to store.
+type Payload struct {
+	Digest [32]byte
+	Salt   []byte
+	Data   []byte
+}
+
+// PutPayloads stores payloads with a synced commit: when it returns nil they
+// survive a crash.
+func (s *Store) PutPayloads(ps []Payload) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, p := range ps {
+		v := make([]byte, 0, len(p.Salt)+len(p.Data))
+		v = append(append(v, p.Salt...), p.Data...)
+		if err := b.Set(payloadKey(p.Digest), v, nil); err != nil {
+			return fmt.Errorf("staging payload: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("writing payloads: %w", err)
+	}
+	return nil
+}
+
+// GetPayload returns the salt and payload bytes stored under digest, or
+// ErrNotFound.
+func (s *Store) GetPayload(digest [32]byte) (salt, data []byte, err error) {
+	v, closer, err := s.db.Get(payloadKey(digest))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading payload: %w", err)
+	}
+	defer closer.Close()
+	if len(v) < 32 {
+		return nil, nil, fmt.Errorf("payload record for %x is corrupt: %d bytes", digest, len(v))
+	}
+	out := append([]byte(nil), v...)
+	return out[:32:32], out[32:], nil
+}
+
+// Indexed is one log entry to record in the dedup and leaf-hash indexes.
+type Indexed struct {
+	Source   string
+	EventID  string
+	LeafHash [32]byte
+	Index    uint64
+}
+
+// LookupEvent returns the index of the entry holding (source, eventID).
+func (s *Store) LookupEvent(source, eventID string) (uint64, bool, error) {
+	return s.getIndex(dedupKey(source, eventID))
+}
+
+// LookupLeafHash returns the index of the entry with the given leaf hash.
+func (s *Store) LookupLeafHash(h [32]byte) (uint64, bool, error) {
+	return s.getIndex(leafHashKey(h))
+}
+
+func (s *Store) getIndex(k []byte) (uint64, bool, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading index: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("index record is corrupt: %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// PutIndexes records entries in the dedup and leaf-hash indexes. It does not
+// fsync: the indexes are rebuilt from the log past the watermark on start.
+func (s *Store) PutIndexes(es []Indexed) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	var v [8]byte
+	for _, e := range es {
+		binary.BigEndian.PutUint64(v[:], e.Index)
+		if err := b.Set(dedupKey(e.Source, e.EventID), v[:], nil); err != nil {
+			return fmt.Errorf("staging dedup entry: %w", err)
+		}
+		if err := b.Set(leafHashKey(e.LeafHash), v[:], nil); err != nil {
+			return fmt.Errorf("staging leaf hash entry: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("writing indexes: %w", err)
+	}
+	return nil
+}
+
+// Watermark returns the log size below which every entry is in the indexes.
+func (s *Store) Watermark() (uint64, error) {
+	n, ok, err := s.getIndex(keyWatermark)
+	if !ok || err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// SetWatermark records that every entry below size is in the indexes. Call it
+// only after the PutIndexes calls for those entries have returned.
+func (s *Store) SetWatermark(size uint64) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], size)
+	if err := s.db.Set(keyWatermark, v[:], pebble.NoSync); err != nil {
+		return fmt.Errorf("writing watermark: %w", err)
+	}
+	return nil
+}
+
+// ResetIndexes deletes the dedup and leaf-hash indexes and the watermark, so
+// that they can be rebuilt from the log. Payloads are untouched.
+func (s *Store) ResetIndexes() error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, p := range []byte{prefixDedup, prefixLeafHash} {
+		if err := b.DeleteRange([]byte{p}, []byte{p + 1}, nil); err != nil {
+			return fmt.Errorf("staging index reset: %w", err)
+		}
+	}
+	if err := b.Delete(keyWatermark, nil); err != nil {
+		return fmt.Errorf("staging index reset: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("resetting indexes: %w", err)
+	}
+	return nil
+}
+
+func dedupKey(source, eventID string) []byte {
+	k := make([]byte, 0, 2+len(source)+len(eventID))
+	k = append(k, prefixDedup, byte(len(source)))
+	k = append(k, source...)
+	return append(k, eventID...)
+}
+
+func leafHashKey(h [32]byte) []byte {
+	return append([]byte{prefixLeafHash}, h[:]...)
+}
+
+func payloadKey(d [32]byte) []byte {
+	return append([]byte{prefixPayload}, d[:]...)
+}
+
+// quietLogger drops Pebble's informational chatter; errors surface through
+// the returned errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
