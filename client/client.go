@@ -1,0 +1,78 @@
+// Package client talks to a Stele log over gRPC and verifies what it is
+// given: checkpoints, receipts (C2SP tlog-proof), inclusion and payloads.
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// Client is a connection to a Stele server.
+type Client struct {
+	conn *grpc.ClientConn
+	// Log is the raw gRPC client, for calls this package does not wrap.
+	Log stelev1.LogServiceClient
+}
+
+// Dial connects to a Stele server at target (host:port). Without options
+// the connection is plaintext, which is only fit for loopback; pass
+// grpc.WithTransportCredentials for anything else.
+func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", target, err)
+	}
+	return &Client{conn: conn, Log: stelev1.NewLogServiceClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Append submits a batch and returns one result per event, in order.
+func (c *Client) Append(ctx context.Context, events []*stelev1.Event) ([]*stelev1.AppendResult, error) {
+	resp, err := c.Log.Append(ctx, &stelev1.AppendRequest{Events: events})
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	if len(resp.Results) != len(events) {
+		return nil, fmt.Errorf("append: the server answered %d results for %d events", len(resp.Results), len(events))
+	}
+	return resp.Results, nil
+}
+
+// Checkpoint fetches the latest checkpoint (unverified; see ParseCheckpoint).
+func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) {
+	resp, err := c.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("get checkpoint: %w", err)
+	}
+	return resp.Checkpoint, nil
+}
+
+// Receipt fetches the receipt for index, waiting (bounded by ctx) until a
+// published checkpoint covers it. It is not verified; see VerifyReceipt.
+func (c *Client) Receipt(ctx context.Context, index uint64) ([]byte, error) {
+	resp, err := c.Log.GetReceipt(ctx, &stelev1.GetReceiptRequest{Index: index})
+	if err != nil {
+		return nil, fmt.Errorf("get receipt %d: %w", index, err)
+	}
+	return resp.Proof, nil
+}
+
+// Event fetches the payload of the entry at index.
+func (c *Client) Event(ctx context.Context, index uint64) (*stelev1.GetEventResponse, error) {
+	resp, err := c.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: index})
+	if err != nil {
+		return nil, fmt.Errorf("get event %d: %w", index, err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,123 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/formats/proof"
+	mproof "github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/payload"
+)
+
+// Checkpoint is a checkpoint whose log signature verified.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   [32]byte
+	// Note is the signed note, with every signature it carries.
+	Note *note.Note
+	// Raw is the checkpoint as received.
+	Raw []byte
+}
+
+// ParseCheckpoint verifies a C2SP checkpoint's log signature and parses it
+// strictly: the origin must be the verifier's name, the size canonical
+// decimal and the root 32 bytes.
+func ParseCheckpoint(raw []byte, logVerifier note.Verifier) (*Checkpoint, error) {
+	cp, ext, n, err := log.ParseCheckpoint(raw, logVerifier.Name(), logVerifier)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if len(cp.Hash) != 32 {
+		return nil, fmt.Errorf("checkpoint: root hash is %d bytes, want 32", len(cp.Hash))
+	}
+	if canon := string(cp.Marshal()) + string(ext); canon != n.Text {
+		return nil, errors.New("checkpoint: body is not in canonical form (leading zeros or bad base64?)")
+	}
+	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: [32]byte(cp.Hash), Note: n, Raw: raw}, nil
+}
+
+// Receipt is a verified receipt: a leaf proven to be in a signed checkpoint.
+type Receipt struct {
+	Index      uint64
+	Leaf       *leaf.Leaf
+	LeafBytes  []byte
+	Checkpoint *Checkpoint
+}
+
+// ParseReceiptProof parses a C2SP tlog-proof strictly: it must be exactly
+// what a canonical encoder would produce.
+func ParseReceiptProof(b []byte) (*proof.TLogProof, error) {
+	var p proof.TLogProof
+	if err := p.Unmarshal(b); err != nil {
+		return nil, fmt.Errorf("receipt is not a c2sp.org/tlog-proof@v1: %w", err)
+	}
+	if !bytes.Equal(p.Marshal(), b) {
+		return nil, errors.New("receipt is not in canonical tlog-proof form (stray whitespace, missing final newline or extra lines)")
+	}
+	return &p, nil
+}
+
+// VerifyReceipt checks a Stele receipt: a C2SP tlog-proof whose extra data
+// is the leaf. It checks, in order, that the leaf parses as leaf v1, that
+// the checkpoint carries a valid log signature, and that the inclusion proof
+// leads from the leaf hash to the checkpoint's root.
+func VerifyReceipt(b []byte, logVerifier note.Verifier) (*Receipt, error) {
+	p, err := ParseReceiptProof(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.ExtraData) == 0 {
+		return nil, errors.New("receipt carries no leaf (its extra line is missing)")
+	}
+	l, err := leaf.Unmarshal(p.ExtraData)
+	if err != nil {
+		return nil, fmt.Errorf("receipt leaf: %w", err)
+	}
+	cp, err := ParseCheckpoint(p.Checkpoint, logVerifier)
+	if err != nil {
+		return nil, fmt.Errorf("receipt %w", err)
+	}
+	if err := VerifyInclusion(cp, p.Index, p.ExtraData, p.Hashes); err != nil {
+		return nil, err
+	}
+	return &Receipt{Index: p.Index, Leaf: l, LeafBytes: p.ExtraData, Checkpoint: cp}, nil
+}
+
+// VerifyInclusion checks that leafBytes sit at index in the tree cp commits to.
+func VerifyInclusion(cp *Checkpoint, index uint64, leafBytes []byte, hashes [][32]byte) error {
+	if index >= cp.Size {
+		return fmt.Errorf("inclusion: index %d is not in a tree of size %d", index, cp.Size)
+	}
+	path := make([][]byte, len(hashes))
+	for i := range hashes {
+		path[i] = hashes[i][:]
+	}
+	lh := rfc6962.DefaultHasher.HashLeaf(leafBytes)
+	if err := mproof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, lh, path, cp.Root[:]); err != nil {
+		return fmt.Errorf("inclusion: the proof does not lead from leaf %d to the checkpoint's root: %w", index, err)
+	}
+	return nil
+}
+
+// VerifyEvent checks that an event's payload is the one the receipt's leaf
+// commits to: same leaf, salted digest and size match, payload parses.
+func VerifyEvent(r *Receipt, leafBytes, salt, payloadBytes []byte) (*payload.Payload, error) {
+	if !bytes.Equal(leafBytes, r.LeafBytes) {
+		return nil, errors.New("event: its leaf is not the receipt's leaf")
+	}
+	if err := r.Leaf.VerifyPayload(salt, payloadBytes); err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	p, err := payload.Unmarshal(payloadBytes)
+	if err != nil {
+		return nil, fmt.Errorf("event payload: %w", err)
+	}
+	return p, nil
+}

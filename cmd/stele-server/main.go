@@ -1,0 +1,192 @@
+// Command stele-server runs a Stele log: gRPC ingest and read API, and the
+// C2SP tlog-tiles HTTP read API with /healthz and /metrics.
+//
+// With no flags it keeps its log in ./stele-data and listens on loopback.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/stele-dev/stele/server"
+)
+
+// fileConfig is the optional JSON config file. Flags given on the command
+// line win over it.
+type fileConfig struct {
+	DataDir            string   `json:"data_dir"`
+	GRPCAddr           string   `json:"grpc_addr"`
+	HTTPAddr           string   `json:"http_addr"`
+	Origin             string   `json:"origin"`
+	CheckpointInterval duration `json:"checkpoint_interval"`
+	BatchMaxSize       uint     `json:"batch_max_size"`
+	BatchMaxAge        duration `json:"batch_max_age"`
+	MaxRecordBytes     int      `json:"max_record_bytes"`
+	MaxBatchEvents     int      `json:"max_batch_events"`
+	MaxClockSkew       duration `json:"max_clock_skew"`
+	LogFormat          string   `json:"log_format"`
+}
+
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("durations are strings such as \"1s\" or \"250ms\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "stele-server: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("stele-server", flag.ContinueOnError)
+	var (
+		configPath = fs.String("config", "", "JSON config file (see docs/configuration.md); flags override it")
+		dataDir    = fs.String("data-dir", "./stele-data", "directory for the log, payloads and log key")
+		grpcAddr   = fs.String("grpc-addr", "127.0.0.1:7400", "gRPC listen address")
+		httpAddr   = fs.String("http-addr", "127.0.0.1:7401", "HTTP listen address (tlog-tiles, /healthz, /metrics)")
+		origin     = fs.String("origin", "", "log origin; default: the existing key's, or "+server.DefaultOrigin+" for a new log")
+		cpInterval = fs.Duration("checkpoint-interval", time.Second, "how often to publish a checkpoint")
+		rebuild    = fs.Bool("rebuild-index", false, "drop the dedup index and rebuild it from the log before serving")
+		logFormat  = fs.String("log-format", "text", "log format: text or json")
+	)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q; see stele-server -h", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var fc fileConfig
+	if *configPath != "" {
+		f, err := os.Open(*configPath)
+		if err != nil {
+			return fmt.Errorf("reading config: %w", err)
+		}
+		dec := json.NewDecoder(f)
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&fc)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("config %s: %w", *configPath, err)
+		}
+	}
+	pick := func(name, flagVal, fileVal string) string {
+		if set[name] || fileVal == "" {
+			return flagVal
+		}
+		return fileVal
+	}
+	cfg := server.Config{
+		DataDir:            pick("data-dir", *dataDir, fc.DataDir),
+		Origin:             pick("origin", *origin, fc.Origin),
+		CheckpointInterval: *cpInterval,
+		BatchMaxSize:       fc.BatchMaxSize,
+		BatchMaxAge:        time.Duration(fc.BatchMaxAge),
+		MaxRecordBytes:     fc.MaxRecordBytes,
+		MaxBatchEvents:     fc.MaxBatchEvents,
+		MaxClockSkew:       time.Duration(fc.MaxClockSkew),
+		RebuildIndexes:     *rebuild,
+	}
+	if !set["checkpoint-interval"] && fc.CheckpointInterval != 0 {
+		cfg.CheckpointInterval = time.Duration(fc.CheckpointInterval)
+	}
+	var handler slog.Handler
+	switch pick("log-format", *logFormat, fc.LogFormat) {
+	case "text":
+		handler = slog.NewTextHandler(os.Stderr, nil)
+	case "json":
+		handler = slog.NewJSONHandler(os.Stderr, nil)
+	default:
+		return fmt.Errorf("--log-format must be text or json")
+	}
+	logger := slog.New(handler)
+	cfg.Logger = logger
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	gl, err := net.Listen("tcp", pick("grpc-addr", *grpcAddr, fc.GRPCAddr))
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	hl, err := net.Listen("tcp", pick("http-addr", *httpAddr, fc.HTTPAddr))
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	srv.RegisterGRPC(gs)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(gl) }()
+	go func() { errc <- httpSrv.Serve(hl) }()
+	logger.Info("serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "origin", srv.Origin(), "verifier_key", srv.VerifierKey())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down: no longer admitting events")
+	case serveErr = <-errc:
+		logger.Error("listener failed", "err", serveErr)
+	}
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		gs.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	closeErr := srv.Close(sctx)
+	httpSrv.Shutdown(sctx)
+	if closeErr != nil {
+		return closeErr
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}

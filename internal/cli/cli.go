@@ -1,0 +1,180 @@
+// Package cli implements the stele command. Command names, flags, output and
+// exit codes are an interface scripts depend on (docs/cli.md):
+//
+//	0  success: everything submitted or verified
+//	1  a failure: some event refused, a verification failed, the server erred
+//	2  usage: bad flags or arguments
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/stele-dev/stele/client"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// env is what a command runs against.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(e *env, args []string) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"submit", "submit events from a JSON Lines file", cmdSubmit},
+		{"checkpoint", "print the latest checkpoint", cmdCheckpoint},
+		{"receipt", "write the receipt (C2SP tlog-proof) of an entry", cmdReceipt},
+		{"event", "write an entry's payload, salt and proof as JSON", cmdEvent},
+		{"verify", "verify a receipt offline, and optionally an event against it", cmdVerify},
+	}
+}
+
+// usageError marks errors that exit with ExitUsage.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// failed is an error already reported in the command's output.
+var errFailed = errors.New("failed")
+
+// Main runs the stele command with args (without the program name) and
+// returns its exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(e, args[1:])
+		var ue usageError
+		switch {
+		case err == nil:
+			return ExitOK
+		case errors.Is(err, flag.ErrHelp):
+			return ExitOK
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "stele %s: %v\n", c.name, err)
+			return ExitUsage
+		case errors.Is(err, errFailed):
+			return ExitFailure
+		default:
+			fmt.Fprintf(stderr, "stele %s: %v\n", c.name, err)
+			return ExitFailure
+		}
+	}
+	fmt.Fprintf(stderr, "stele: unknown command %q\n", args[0])
+	usage(stderr)
+	return ExitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: stele <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'stele <command> -h' for a command's flags.")
+}
+
+// parse parses flags that may come before or after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlags(name string) *flag.FlagSet {
+	return flag.NewFlagSet("stele "+name, flag.ContinueOnError)
+}
+
+// serverFlags are the flags every command that talks to a server takes.
+type serverFlags struct {
+	addr    *string
+	timeout *time.Duration
+}
+
+func addServerFlags(fs *flag.FlagSet) serverFlags {
+	return serverFlags{
+		addr:    fs.String("server", os.Getenv("STELE_SERVER"), "server gRPC address HOST:PORT (default $STELE_SERVER)"),
+		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long"),
+	}
+}
+
+func (s serverFlags) dial() (*client.Client, context.Context, context.CancelFunc, error) {
+	if *s.addr == "" {
+		return nil, nil, nil, usagef("--server HOST:PORT is required")
+	}
+	c, err := client.Dial(*s.addr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *s.timeout)
+	return c, ctx, cancel, nil
+}
+
+// waitReady makes calls wait for the server to come up within the timeout.
+var waitReady = grpc.WaitForReady(true)
+
+func readFileArg(e *env, name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(e.stdin)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+func codesCode(c int32) codes.Code { return codes.Code(c) }

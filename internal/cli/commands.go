@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/eventfile"
+	"github.com/stele-dev/stele/internal/logkey"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+func cmdSubmit(e *env, args []string) error {
+	fs := newFlags("submit")
+	sf := addServerFlags(fs)
+	source := fs.String("source", "", "source for lines that have none")
+	batch := fs.Int("batch", 500, "events per Append request")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one FILE (or - for standard input), got %d", len(pos))
+	}
+	if *batch < 1 {
+		return usagef("--batch must be at least 1")
+	}
+	var in io.Reader = e.stdin
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	c, ctx, cancel, err := sf.dial()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer c.Close()
+
+	var admitted, dups, refused int
+	var lines []eventfile.Line
+	var events []*stelev1.Event
+	flush := func() {
+		var results []*stelev1.AppendResult
+		var rpcErr error
+		if len(events) > 0 {
+			resp, err := c.Log.Append(ctx, &stelev1.AppendRequest{Events: events}, waitReady)
+			if err == nil && len(resp.Results) != len(events) {
+				err = fmt.Errorf("the server answered %d results for %d events", len(resp.Results), len(events))
+			}
+			if err != nil {
+				rpcErr = err
+			} else {
+				results = resp.Results
+			}
+		}
+		next := 0
+		for _, l := range lines {
+			if l.Err != nil {
+				refused++
+				fmt.Fprintf(e.stdout, "line %d: error: %s\n", l.No, oneLine(l.Err.Error()))
+				continue
+			}
+			if rpcErr != nil {
+				refused++
+				st := status.Convert(rpcErr)
+				fmt.Fprintf(e.stdout, "line %d: error: %s: %s\n", l.No, st.Code(), oneLine(st.Message()))
+				continue
+			}
+			r := results[next]
+			next++
+			switch {
+			case r.Code != 0:
+				refused++
+				fmt.Fprintf(e.stdout, "line %d: error: %s: %s\n", l.No, codeName(r.Code), oneLine(r.Message))
+			case r.Duplicate:
+				dups++
+				fmt.Fprintf(e.stdout, "line %d: index %d duplicate\n", l.No, r.Index)
+			default:
+				admitted++
+				fmt.Fprintf(e.stdout, "line %d: index %d\n", l.No, r.Index)
+			}
+		}
+		lines, events = lines[:0], events[:0]
+	}
+	r := eventfile.NewReader(in, *source)
+	for {
+		l, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			flush()
+			return err
+		}
+		lines = append(lines, l)
+		if l.Err == nil {
+			events = append(events, l.Event)
+		}
+		if len(events) >= *batch || len(lines) >= 4**batch {
+			flush()
+		}
+	}
+	flush()
+	fmt.Fprintf(e.stderr, "%d admitted, %d duplicates, %d refused\n", admitted, dups, refused)
+	if refused > 0 {
+		return errFailed
+	}
+	return nil
+}
+
+func codeName(c int32) string {
+	return codesCode(c).String()
+}
+
+func cmdCheckpoint(e *env, args []string) error {
+	fs := newFlags("checkpoint")
+	sf := addServerFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	c, ctx, cancel, err := sf.dial()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer c.Close()
+	resp, err := c.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{}, waitReady)
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(resp.Checkpoint)
+	return err
+}
+
+func indexFlag(fsIndex string) (uint64, error) {
+	if fsIndex == "" {
+		return 0, usagef("--index N is required")
+	}
+	n, err := strconv.ParseUint(fsIndex, 10, 64)
+	if err != nil {
+		return 0, usagef("--index must be a non-negative integer, got %q", fsIndex)
+	}
+	return n, nil
+}
+
+func cmdReceipt(e *env, args []string) error {
+	fs := newFlags("receipt")
+	sf := addServerFlags(fs)
+	idxS := fs.String("index", "", "index of the entry")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	idx, err := indexFlag(*idxS)
+	if err != nil {
+		return err
+	}
+	c, ctx, cancel, err := sf.dial()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer c.Close()
+	resp, err := c.Log.GetReceipt(ctx, &stelev1.GetReceiptRequest{Index: idx}, waitReady)
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(resp.Proof)
+	return err
+}
+
+func cmdEvent(e *env, args []string) error {
+	fs := newFlags("event")
+	sf := addServerFlags(fs)
+	idxS := fs.String("index", "", "index of the entry")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	idx, err := indexFlag(*idxS)
+	if err != nil {
+		return err
+	}
+	c, ctx, cancel, err := sf.dial()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer c.Close()
+	resp, err := c.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: idx}, waitReady)
+	if err != nil {
+		return err
+	}
+	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+	return err
+}
+
+func cmdVerify(e *env, args []string) error {
+	fs := newFlags("verify")
+	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
+	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one RECEIPT file (or -), got %d", len(pos))
+	}
+	if *keyPath == "" {
+		return usagef("--log-key FILE is required")
+	}
+	v, err := logkey.ReadVerifier(*keyPath)
+	if err != nil {
+		return err
+	}
+	raw, err := readFileArg(e, pos[0])
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		fmt.Fprintf(e.stderr, "verification FAILED: %v\n", err)
+		return errFailed
+	}
+	r, err := client.VerifyReceipt(raw, v)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(e.stdout, "receipt OK: entry %d (source %s, event_id %s, kind %s) is in %s at tree size %d\n",
+		r.Index, r.Leaf.Source, r.Leaf.EventID, r.Leaf.Kind, r.Checkpoint.Origin, r.Checkpoint.Size)
+	if *eventPath == "" {
+		return nil
+	}
+	eb, err := os.ReadFile(*eventPath)
+	if err != nil {
+		return err
+	}
+	var ev stelev1.GetEventResponse
+	if err := protojson.Unmarshal(eb, &ev); err != nil {
+		return fail(fmt.Errorf("event file %s is not the JSON 'stele event' writes: %v", *eventPath, err))
+	}
+	if ev.Index != r.Index {
+		return fail(fmt.Errorf("event is entry %d but the receipt is for entry %d", ev.Index, r.Index))
+	}
+	p, err := client.VerifyEvent(r, ev.Leaf, ev.Salt, ev.Payload)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(e.stdout, "event OK: the payload (format %s, record %d bytes) matches the leaf's salted commitment\n", p.Format, len(p.Record))
+	return nil
+}

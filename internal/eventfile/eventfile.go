@@ -1,0 +1,167 @@
+// Package eventfile reads the JSON Lines event files that `stele submit`
+// takes: one event object per line,
+//
+//	{"source": "...", "event_id": "...", "kind": "...", "event_time": "<RFC 3339>",
+//	 "format": "...", "record": <any JSON value>, "source_seq": 0}
+//
+// The record's bytes are kept exactly as they appear in the line.
+package eventfile
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// MaxLineBytes is the longest line a Reader accepts.
+const MaxLineBytes = 4 << 20
+
+// Line is one non-blank line of an event file: its event, or why it is not
+// one.
+type Line struct {
+	// No is the 1-based line number.
+	No    int
+	Event *stelev1.Event
+	Err   error
+}
+
+// Reader reads events line by line, in constant memory.
+type Reader struct {
+	r             *bufio.Reader
+	defaultSource string
+	no            int
+}
+
+// NewReader reads events from r. defaultSource fills a missing "source".
+func NewReader(r io.Reader, defaultSource string) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10), defaultSource: defaultSource}
+}
+
+// Next returns the next non-blank line, or io.EOF after the last one. A line
+// that is not a valid event comes back with Err set; reading goes on.
+func (r *Reader) Next() (Line, error) {
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			var long *tooLongError
+			if errors.As(err, &long) {
+				return Line{No: r.no, Err: err}, nil
+			}
+			return Line{}, err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		ev, perr := Parse(line, r.defaultSource)
+		return Line{No: r.no, Event: ev, Err: perr}, nil
+	}
+}
+
+type tooLongError struct{ n int }
+
+func (e *tooLongError) Error() string {
+	return fmt.Sprintf("line is longer than %d bytes", e.n)
+}
+
+// readLine returns the next line without its newline; io.EOF at the end.
+func (r *Reader) readLine() ([]byte, error) {
+	var buf []byte
+	tooLong := false
+	for {
+		chunk, err := r.r.ReadSlice('\n')
+		if len(buf)+len(chunk) > MaxLineBytes+1 {
+			tooLong = true
+			buf = buf[:0]
+		} else if !tooLong {
+			buf = append(buf, chunk...)
+		}
+		switch {
+		case err == nil:
+			r.no++
+			if tooLong {
+				return nil, &tooLongError{MaxLineBytes}
+			}
+			return bytes.TrimSuffix(bytes.TrimSuffix(buf, []byte("\n")), []byte("\r")), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if len(buf) == 0 && !tooLong {
+				return nil, io.EOF
+			}
+			r.no++
+			if tooLong {
+				return nil, &tooLongError{MaxLineBytes}
+			}
+			return bytes.TrimSuffix(buf, []byte("\r")), nil
+		default:
+			return nil, fmt.Errorf("reading line %d: %w", r.no+1, err)
+		}
+	}
+}
+
+type rawEvent struct {
+	Source    *string         `json:"source"`
+	EventID   *string         `json:"event_id"`
+	Kind      *string         `json:"kind"`
+	EventTime *string         `json:"event_time"`
+	Format    *string         `json:"format"`
+	Record    json.RawMessage `json:"record"`
+	SourceSeq *uint64         `json:"source_seq"`
+}
+
+// Parse parses one line. It checks the line's shape (known fields, types,
+// RFC 3339 time, record present); the server checks the values.
+func Parse(line []byte, defaultSource string) (*stelev1.Event, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var raw rawEvent
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("not an event object: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("unexpected data after the event object")
+	}
+	ev := &stelev1.Event{}
+	switch {
+	case raw.Source != nil && *raw.Source != "":
+		ev.Source = *raw.Source
+	case defaultSource != "":
+		ev.Source = defaultSource
+	default:
+		return nil, errors.New(`"source" is missing: add it to the line or pass --source`)
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+		dst  *string
+	}{{"event_id", raw.EventID, &ev.EventId}, {"kind", raw.Kind, &ev.Kind}, {"format", raw.Format, &ev.Format}} {
+		if f.v == nil {
+			return nil, fmt.Errorf("%q is missing", f.name)
+		}
+		*f.dst = *f.v
+	}
+	if raw.EventTime == nil {
+		return nil, errors.New(`"event_time" is missing`)
+	}
+	t, err := time.Parse(time.RFC3339Nano, *raw.EventTime)
+	if err != nil {
+		return nil, fmt.Errorf(`"event_time" is not an RFC 3339 time: %q`, *raw.EventTime)
+	}
+	ev.EventTime = timestamppb.New(t)
+	if len(raw.Record) == 0 || bytes.Equal(raw.Record, []byte("null")) {
+		return nil, errors.New(`"record" is missing or null`)
+	}
+	ev.Record = append([]byte(nil), raw.Record...)
+	if raw.SourceSeq != nil {
+		ev.SourceSeq = *raw.SourceSeq
+	}
+	return ev, nil
+}

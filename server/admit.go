@@ -1,0 +1,310 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"google.golang.org/grpc/codes"
+
+	"github.com/stele-dev/stele/internal/store"
+	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/payload"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// result is the outcome of admitting one event.
+type result struct {
+	index     uint64
+	duplicate bool
+	code      codes.Code
+	msg       string
+}
+
+func (r result) proto() *stelev1.AppendResult {
+	return &stelev1.AppendResult{Index: r.index, Duplicate: r.duplicate, Code: int32(r.code), Message: r.msg}
+}
+
+func refuse(c codes.Code, format string, args ...any) result {
+	return result{code: c, msg: fmt.Sprintf(format, args...)}
+}
+
+// flight is an event being committed; copies of it that arrive meanwhile
+// wait on done and take its outcome.
+type flight struct {
+	done chan struct{}
+	res  result
+}
+
+// admitter runs the admission pipeline: validate, dedup, store the payload
+// durably, sequence the leaf with Tessera, then index it.
+type admitter struct {
+	cfg    *Config
+	store  *store.Store
+	add    tessera.AddFn
+	now    func() time.Time
+	marks  *watermark
+	m      *metrics
+	closed chan struct{}
+
+	mu       sync.Mutex
+	inflight map[dedupKey]*flight
+}
+
+type dedupKey struct{ source, eventID string }
+
+// pending is an event accepted for commit.
+type pending struct {
+	pos   int
+	key   dedupKey
+	leaf  []byte
+	hash  [32]byte
+	store store.Payload
+	f     *flight
+}
+
+// admit admits a batch and returns one result per event, in order.
+func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result {
+	start := a.now()
+	results := make([]result, len(events))
+	var todo []*pending
+	var waits []struct {
+		pos int
+		f   *flight
+	}
+
+	// Validate and build leaves outside the lock.
+	built := make([]*pending, len(events))
+	for i, ev := range events {
+		p, res := a.build(ev, start)
+		if p == nil {
+			results[i] = res
+			continue
+		}
+		p.pos = i
+		built[i] = p
+	}
+
+	// Dedup against the index and against events being committed.
+	a.mu.Lock()
+	for i, p := range built {
+		if p == nil {
+			continue
+		}
+		if f, ok := a.inflight[p.key]; ok {
+			waits = append(waits, struct {
+				pos int
+				f   *flight
+			}{i, f})
+			continue
+		}
+		idx, ok, err := a.store.LookupEvent(p.key.source, p.key.eventID)
+		if err != nil {
+			results[i] = refuse(codes.Unavailable, "dedup index unavailable: %v", err)
+			continue
+		}
+		if ok {
+			results[i] = result{index: idx, duplicate: true}
+			continue
+		}
+		p.f = &flight{done: make(chan struct{})}
+		a.inflight[p.key] = p.f
+		todo = append(todo, p)
+	}
+	a.mu.Unlock()
+
+	if len(todo) > 0 {
+		// The commit runs to completion even if the caller goes away, so no
+		// event is left half-written.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.commit(context.WithoutCancel(ctx), todo)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		for _, p := range todo {
+			select {
+			case <-p.f.done:
+				results[p.pos] = p.f.res
+			default:
+				results[p.pos] = refuse(codes.DeadlineExceeded, "the event is still being committed when the deadline passed; resubmit it to learn its index")
+			}
+		}
+	}
+	for _, w := range waits {
+		select {
+		case <-w.f.done:
+			r := w.f.res
+			if r.code == codes.OK {
+				r.duplicate = true
+			}
+			results[w.pos] = r
+		case <-ctx.Done():
+			results[w.pos] = refuse(codes.DeadlineExceeded, "a copy of this event is still being committed; resubmit it to learn its index")
+		}
+	}
+	a.m.observeBatch(results, a.now().Sub(start))
+	return results
+}
+
+// build validates one event and turns it into a leaf and payload.
+func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
+	if ev == nil {
+		return nil, refuse(codes.InvalidArgument, "event is empty")
+	}
+	if ev.Source == "" {
+		return nil, refuse(codes.InvalidArgument, "source is empty: set the stream the event belongs to, e.g. entra/<tenant-id>/audit")
+	}
+	if err := leaf.ValidateSource(ev.Source); err != nil {
+		return nil, refuse(codes.InvalidArgument, "source: %v", err)
+	}
+	if ev.EventId == "" {
+		return nil, refuse(codes.InvalidArgument, "event_id is empty: set the provider's id for the event, it is the dedup key")
+	}
+	if err := leaf.ValidateEventID(ev.EventId); err != nil {
+		return nil, refuse(codes.InvalidArgument, "event_id: %v", err)
+	}
+	if ev.Kind == "" {
+		return nil, refuse(codes.InvalidArgument, "kind is empty")
+	}
+	if err := leaf.ValidateKind(ev.Kind); err != nil {
+		return nil, refuse(codes.InvalidArgument, "kind: %v", err)
+	}
+	if ev.EventTime == nil {
+		return nil, refuse(codes.InvalidArgument, "event_time is missing")
+	}
+	if err := ev.EventTime.CheckValid(); err != nil {
+		return nil, refuse(codes.InvalidArgument, "event_time: %v", err)
+	}
+	et := ev.EventTime.AsTime()
+	if et.Before(time.Unix(0, 0)) {
+		return nil, refuse(codes.InvalidArgument, "event_time %s is before 1970", et.Format(time.RFC3339Nano))
+	}
+	if skew := et.Sub(now); skew > a.cfg.MaxClockSkew {
+		return nil, refuse(codes.InvalidArgument, "event_time %s is %s in the future (the limit is %s): check the producer's clock", et.Format(time.RFC3339Nano), skew.Round(time.Second), a.cfg.MaxClockSkew)
+	}
+	if len(ev.Record) > a.cfg.MaxRecordBytes {
+		return nil, refuse(codes.ResourceExhausted, "record is %d bytes, over the limit of %d", len(ev.Record), a.cfg.MaxRecordBytes)
+	}
+	if err := checkRecord(ev.Format, ev.Record); err != nil {
+		return nil, refuse(codes.InvalidArgument, "%v", err)
+	}
+
+	pl := payload.Payload{Format: ev.Format, Record: ev.Record}
+	pb, err := pl.Marshal()
+	if err != nil {
+		return nil, refuse(codes.InvalidArgument, "payload: %v", err)
+	}
+	salt, err := leaf.NewSalt()
+	if err != nil {
+		return nil, refuse(codes.Internal, "making salt: %v", err)
+	}
+	digest, err := leaf.Digest(salt, pb)
+	if err != nil {
+		return nil, refuse(codes.Internal, "payload digest: %v", err)
+	}
+	l := leaf.Leaf{
+		Source:        ev.Source,
+		SourceSeq:     ev.SourceSeq,
+		EventID:       ev.EventId,
+		Kind:          ev.Kind,
+		EventTime:     et,
+		AdmittedTime:  now,
+		PayloadDigest: digest,
+		PayloadSize:   uint32(len(pb)),
+	}
+	lb, err := l.Marshal()
+	if err != nil {
+		return nil, refuse(codes.InvalidArgument, "leaf: %v", err)
+	}
+	if len(lb) > tessera.DefaultEntrySizeLimit {
+		return nil, refuse(codes.InvalidArgument, "leaf is %d bytes, over the tlog-tiles limit of %d", len(lb), tessera.DefaultEntrySizeLimit)
+	}
+	return &pending{
+		key:   dedupKey{ev.Source, ev.EventId},
+		leaf:  lb,
+		hash:  leafHash(lb),
+		store: store.Payload{Digest: digest, Salt: salt, Data: pb},
+	}, result{}
+}
+
+// commit writes payloads durably, sequences the leaves, indexes them and
+// resolves every flight in ps.
+func (a *admitter) commit(ctx context.Context, ps []*pending) {
+	finish := func(p *pending, r result) {
+		p.f.res = r
+		a.mu.Lock()
+		delete(a.inflight, p.key)
+		a.mu.Unlock()
+		close(p.f.done)
+	}
+	select {
+	case <-a.closed:
+		for _, p := range ps {
+			finish(p, refuse(codes.Unavailable, "the server is shutting down; retry against another replica or after restart"))
+		}
+		return
+	default:
+	}
+
+	payloads := make([]store.Payload, len(ps))
+	for i, p := range ps {
+		payloads[i] = p.store
+	}
+	if err := a.store.PutPayloads(payloads); err != nil {
+		for _, p := range ps {
+			finish(p, refuse(codes.Unavailable, "storing payload: %v", err))
+		}
+		return
+	}
+
+	futures := make([]tessera.IndexFuture, len(ps))
+	for i, p := range ps {
+		futures[i] = a.add(ctx, tessera.NewEntry(p.leaf))
+	}
+	idx := make([]store.Indexed, 0, len(ps))
+	ok := make([]*pending, 0, len(ps))
+	var failed []*pending
+	var ferr error
+	for i, f := range futures {
+		got, err := f()
+		if err != nil {
+			failed = append(failed, ps[i])
+			ferr = err
+			continue
+		}
+		ps[i].f.res = result{index: got.Index}
+		idx = append(idx, store.Indexed{Source: ps[i].key.source, EventID: ps[i].key.eventID, LeafHash: ps[i].hash, Index: got.Index})
+		ok = append(ok, ps[i])
+	}
+	for _, p := range failed {
+		code := codes.Unavailable
+		if errors.Is(ferr, tessera.ErrPushback) {
+			code = codes.ResourceExhausted
+		}
+		finish(p, refuse(code, "sequencing: %v", ferr))
+	}
+	if len(ok) == 0 {
+		return
+	}
+	if err := a.store.PutIndexes(idx); err != nil {
+		// The leaves are durably in the log; the indexes are rebuilt from it
+		// on the next start. Until then a resubmission could not be matched,
+		// so stop admitting rather than risk a duplicate.
+		a.m.fatal.Inc()
+		for _, p := range ok {
+			finish(p, p.f.res)
+		}
+		panic(fmt.Sprintf("stele: dedup index write failed after sequencing; restart to rebuild it from the log: %v", err))
+	}
+	a.marks.done(idx)
+	for _, p := range ok {
+		finish(p, p.f.res)
+	}
+}

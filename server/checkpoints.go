@@ -1,0 +1,120 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+)
+
+// published is a checkpoint the log has published.
+type published struct {
+	raw  []byte
+	size uint64
+	root []byte
+}
+
+// checkpoints follows the published checkpoint and wakes those waiting for
+// a tree size to be covered.
+type checkpoints struct {
+	s *Server
+
+	mu      sync.Mutex
+	cur     *published
+	since   time.Time
+	changed chan struct{}
+}
+
+func newCheckpoints(s *Server) *checkpoints {
+	c := &checkpoints{s: s, changed: make(chan struct{}), since: time.Now()}
+	_ = c.refresh(context.Background())
+	return c
+}
+
+func (c *checkpoints) run(ctx context.Context) {
+	every := min(c.s.cfg.CheckpointInterval/10, 50*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.refresh(ctx); err != nil && ctx.Err() == nil {
+			c.s.log.Warn("reading published checkpoint", "err", err)
+		}
+	}
+}
+
+func (c *checkpoints) refresh(ctx context.Context) error {
+	raw, err := c.s.reader.ReadCheckpoint(ctx)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	cur := c.cur
+	c.mu.Unlock()
+	if cur != nil && bytes.Equal(cur.raw, raw) {
+		c.observe(cur)
+		return nil
+	}
+	cp, _, _, err := log.ParseCheckpoint(raw, c.s.cfg.Origin, c.s.key.Verifier)
+	if err != nil {
+		return fmt.Errorf("the published checkpoint does not verify with the log key: %w", err)
+	}
+	p := &published{raw: raw, size: cp.Size, root: cp.Hash}
+	c.mu.Lock()
+	if c.cur == nil || p.size >= c.cur.size {
+		c.cur = p
+		c.since = time.Now()
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+	c.mu.Unlock()
+	c.observe(p)
+	return nil
+}
+
+func (c *checkpoints) observe(p *published) {
+	c.s.m.cpSize.Set(float64(p.size))
+	c.mu.Lock()
+	c.s.m.cpAge.Set(time.Since(c.since).Seconds())
+	c.mu.Unlock()
+	if n, err := c.s.reader.IntegratedSize(context.Background()); err == nil {
+		c.s.m.treeSize.Set(float64(n))
+		c.s.m.lag.Set(float64(n - min(n, p.size)))
+	}
+}
+
+// latest returns the latest published checkpoint, or nil before the first.
+func (c *checkpoints) latest() *published {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// waitFor waits until a published checkpoint covers size entries.
+func (c *checkpoints) waitFor(ctx context.Context, size uint64) (*published, error) {
+	for {
+		c.mu.Lock()
+		cur, ch := c.cur, c.changed
+		c.mu.Unlock()
+		if cur != nil && cur.size >= size {
+			return cur, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,322 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/formats/proof"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stele-dev/stele/internal/store"
+	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/payload"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// maxReceiptWait bounds GetReceipt when the caller set no deadline.
+const maxReceiptWait = 30 * time.Second
+
+// streamParallelism is how many batches of one AppendStream are admitted at
+// once.
+const streamParallelism = 8
+
+// RegisterGRPC registers the LogService on g.
+func (s *Server) RegisterGRPC(g grpc.ServiceRegistrar) {
+	stelev1.RegisterLogServiceServer(g, &logService{s: s})
+}
+
+type logService struct {
+	stelev1.UnimplementedLogServiceServer
+	s *Server
+}
+
+func (l *logService) checkBatch(n int) error {
+	if n == 0 {
+		return status.Error(codes.InvalidArgument, "the batch holds no events")
+	}
+	if n > l.s.cfg.MaxBatchEvents {
+		return status.Errorf(codes.ResourceExhausted, "the batch holds %d events, over the limit of %d: split it", n, l.s.cfg.MaxBatchEvents)
+	}
+	return nil
+}
+
+func toProto(rs []result) []*stelev1.AppendResult {
+	out := make([]*stelev1.AppendResult, len(rs))
+	for i, r := range rs {
+		out[i] = r.proto()
+	}
+	return out
+}
+
+func (l *logService) Append(ctx context.Context, req *stelev1.AppendRequest) (*stelev1.AppendResponse, error) {
+	if err := l.checkBatch(len(req.Events)); err != nil {
+		return nil, err
+	}
+	return &stelev1.AppendResponse{Results: toProto(l.s.admit.admit(ctx, req.Events))}, nil
+}
+
+func (l *logService) AppendStream(stream grpc.BidiStreamingServer[stelev1.AppendStreamRequest, stelev1.AppendStreamResponse]) error {
+	ctx := stream.Context()
+	var (
+		wg      sync.WaitGroup
+		sendMu  sync.Mutex
+		sendErr error
+		sem     = make(chan struct{}, streamParallelism)
+	)
+	send := func(r *stelev1.AppendStreamResponse) {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if sendErr == nil {
+			sendErr = stream.Send(r)
+		}
+	}
+	defer wg.Wait()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			wg.Wait()
+			sendMu.Lock()
+			defer sendMu.Unlock()
+			return sendErr
+		}
+		if err != nil {
+			return err
+		}
+		if err := l.checkBatch(len(req.Events)); err != nil {
+			// One bad batch does not end the stream: answer it with the
+			// reason for every event.
+			st := status.Convert(err)
+			rs := make([]*stelev1.AppendResult, len(req.Events))
+			for i := range rs {
+				rs[i] = &stelev1.AppendResult{Code: int32(st.Code()), Message: st.Message()}
+			}
+			send(&stelev1.AppendStreamResponse{BatchId: req.BatchId, Results: rs})
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rs := l.s.admit.admit(ctx, req.Events)
+			send(&stelev1.AppendStreamResponse{BatchId: req.BatchId, Results: toProto(rs)})
+		}()
+	}
+}
+
+func (l *logService) latest() (*published, error) {
+	cp := l.s.cps.latest()
+	if cp == nil {
+		return nil, status.Error(codes.Unavailable, "no checkpoint has been published yet; retry in a second")
+	}
+	return cp, nil
+}
+
+func (l *logService) GetCheckpoint(ctx context.Context, _ *stelev1.GetCheckpointRequest) (*stelev1.GetCheckpointResponse, error) {
+	cp, err := l.latest()
+	if err != nil {
+		return nil, err
+	}
+	return &stelev1.GetCheckpointResponse{Checkpoint: cp.raw, Size: cp.size}, nil
+}
+
+// treeSize resolves a requested tree size against the latest checkpoint.
+func (l *logService) treeSize(want uint64) (uint64, error) {
+	cp, err := l.latest()
+	if err != nil {
+		return 0, err
+	}
+	if want == 0 {
+		return cp.size, nil
+	}
+	if want > cp.size {
+		return 0, status.Errorf(codes.OutOfRange, "tree size %d is past the latest checkpoint's size %d", want, cp.size)
+	}
+	return want, nil
+}
+
+func (s *Server) inclusion(ctx context.Context, idx, size uint64) ([][]byte, error) {
+	pb, err := client.NewProofBuilder(ctx, size, s.reader.ReadTile)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "building proof: %v", err)
+	}
+	h, err := pb.InclusionProof(ctx, idx)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "building inclusion proof for %d in %d: %v", idx, size, err)
+	}
+	return h, nil
+}
+
+func (l *logService) GetInclusionProof(ctx context.Context, req *stelev1.GetInclusionProofRequest) (*stelev1.GetInclusionProofResponse, error) {
+	size, err := l.treeSize(req.TreeSize)
+	if err != nil {
+		return nil, err
+	}
+	var idx uint64
+	switch x := req.Leaf.(type) {
+	case *stelev1.GetInclusionProofRequest_Index:
+		idx = x.Index
+	case *stelev1.GetInclusionProofRequest_LeafHash:
+		if len(x.LeafHash) != 32 {
+			return nil, status.Errorf(codes.InvalidArgument, "leaf_hash is %d bytes, want 32", len(x.LeafHash))
+		}
+		i, ok, err := l.s.store.LookupLeafHash([32]byte(x.LeafHash))
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "leaf hash index: %v", err)
+		}
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "no entry has leaf hash %x", x.LeafHash)
+		}
+		idx = i
+	default:
+		return nil, status.Error(codes.InvalidArgument, "name the leaf by index or leaf_hash")
+	}
+	if idx >= size {
+		return nil, status.Errorf(codes.OutOfRange, "index %d is not in a tree of size %d", idx, size)
+	}
+	h, err := l.s.inclusion(ctx, idx, size)
+	if err != nil {
+		return nil, err
+	}
+	return &stelev1.GetInclusionProofResponse{Index: idx, TreeSize: size, Hashes: h}, nil
+}
+
+func (l *logService) GetConsistencyProof(ctx context.Context, req *stelev1.GetConsistencyProofRequest) (*stelev1.GetConsistencyProofResponse, error) {
+	to, err := l.treeSize(req.ToSize)
+	if err != nil {
+		return nil, err
+	}
+	if req.FromSize > to {
+		return nil, status.Errorf(codes.InvalidArgument, "from_size %d is larger than to_size %d", req.FromSize, to)
+	}
+	pb, err := client.NewProofBuilder(ctx, to, l.s.reader.ReadTile)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "building proof: %v", err)
+	}
+	h, err := pb.ConsistencyProof(ctx, req.FromSize, to)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "building consistency proof %d..%d: %v", req.FromSize, to, err)
+	}
+	return &stelev1.GetConsistencyProofResponse{FromSize: req.FromSize, ToSize: to, Hashes: h}, nil
+}
+
+func (l *logService) GetEntries(req *stelev1.GetEntriesRequest, stream grpc.ServerStreamingServer[stelev1.GetEntriesResponse]) error {
+	cp, err := l.latest()
+	if err != nil {
+		return err
+	}
+	if req.Start >= cp.size {
+		return status.Errorf(codes.OutOfRange, "start %d is not below the latest checkpoint's size %d", req.Start, cp.size)
+	}
+	end := cp.size
+	if req.Count > 0 && req.Count < cp.size-req.Start {
+		end = req.Start + req.Count
+	}
+	var chunk *stelev1.GetEntriesResponse
+	err = l.s.forEachLeaf(stream.Context(), req.Start, end, cp.size, func(idx uint64, d []byte) error {
+		if chunk == nil {
+			chunk = &stelev1.GetEntriesResponse{Start: idx}
+		}
+		chunk.Leaves = append(chunk.Leaves, d)
+		if len(chunk.Leaves) == layout.EntryBundleWidth || idx+1 == end {
+			if err := stream.Send(chunk); err != nil {
+				return err
+			}
+			chunk = nil
+		}
+		return nil
+	})
+	if err != nil {
+		if _, ok := status.FromError(err); ok {
+			return err
+		}
+		return status.Errorf(codes.Internal, "reading entries: %v", err)
+	}
+	return nil
+}
+
+// receipt builds a C2SP tlog-proof for idx under checkpoint cp.
+func (s *Server) receipt(ctx context.Context, idx uint64, cp *published) ([]byte, []byte, error) {
+	h, err := s.inclusion(ctx, idx, cp.size)
+	if err != nil {
+		return nil, nil, err
+	}
+	lf, err := s.readLeaf(ctx, idx, cp.size)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "reading leaf %d: %v", idx, err)
+	}
+	// The leaf rides in the proof's extra line, so a receipt is one
+	// self-contained C2SP tlog-proof file.
+	p := proof.TLogProof{Index: idx, Checkpoint: cp.raw, ExtraData: lf}
+	for _, x := range h {
+		p.Hashes = append(p.Hashes, [32]byte(x))
+	}
+	return p.Marshal(), lf, nil
+}
+
+func (l *logService) GetReceipt(ctx context.Context, req *stelev1.GetReceiptRequest) (*stelev1.GetReceiptResponse, error) {
+	size, err := l.s.reader.IntegratedSize(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "reading log size: %v", err)
+	}
+	if req.Index >= size {
+		return nil, status.Errorf(codes.NotFound, "no entry at index %d: the log holds %d entries", req.Index, size)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, maxReceiptWait)
+		defer cancel()
+	}
+	cp, err := l.s.cps.waitFor(ctx, req.Index+1)
+	if err != nil {
+		return nil, status.Errorf(codes.DeadlineExceeded, "entry %d is not yet covered by a published checkpoint: %v", req.Index, err)
+	}
+	p, lf, err := l.s.receipt(ctx, req.Index, cp)
+	if err != nil {
+		return nil, err
+	}
+	return &stelev1.GetReceiptResponse{Proof: p, Leaf: lf}, nil
+}
+
+func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest) (*stelev1.GetEventResponse, error) {
+	cp, err := l.latest()
+	if err != nil {
+		return nil, err
+	}
+	if req.Index >= cp.size {
+		return nil, status.Errorf(codes.NotFound, "no entry at index %d under the latest checkpoint (size %d)", req.Index, cp.size)
+	}
+	p, lf, err := l.s.receipt(ctx, req.Index, cp)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := leaf.Unmarshal(lf)
+	if err != nil {
+		return nil, status.Errorf(codes.DataLoss, "leaf %d does not parse: %v", req.Index, err)
+	}
+	salt, data, err := l.s.store.GetPayload(parsed.PayloadDigest)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d (digest %x) is missing from the store", req.Index, parsed.PayloadDigest)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "reading payload: %v", err)
+	}
+	pl, err := payload.Unmarshal(data)
+	if err != nil {
+		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d does not parse: %v", req.Index, err)
+	}
+	return &stelev1.GetEventResponse{
+		Index: req.Index, Leaf: lf, Payload: data, Salt: salt,
+		Record: pl.Record, Format: pl.Format, Normalized: pl.Normalized, Proof: p,
+	}, nil
+}

@@ -1,0 +1,40 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stele-dev/stele/internal/tiles"
+)
+
+// HTTPHandler serves the C2SP tlog-tiles read API at its root (checkpoint,
+// tiles, entry bundles; public by design, as leaves hold no personal data),
+// plus /healthz and Prometheus /metrics.
+func (s *Server) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", tiles.NewHandler(tiles.DirReader(s.logDir)))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	cp := s.cps.latest()
+	select {
+	case <-s.admit.closed:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"status": "shutting down"})
+		return
+	default:
+	}
+	if cp == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"status": "no checkpoint published yet"})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"status": "ok", "origin": s.cfg.Origin, "checkpoint_size": cp.size})
+}

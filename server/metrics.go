@@ -1,0 +1,91 @@
+package server
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc/codes"
+)
+
+// metrics are the server's Prometheus metrics, on a registry of its own so
+// several servers can live in one process.
+type metrics struct {
+	reg          *prometheus.Registry
+	events       *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	batchSize    prometheus.Histogram
+	batchSeconds prometheus.Histogram
+	treeSize     prometheus.Gauge
+	cpSize       prometheus.Gauge
+	cpAge        prometheus.Gauge
+	lag          prometheus.Gauge
+	fatal        prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stele_append_events_total",
+			Help: "Events submitted, by outcome (admitted, duplicate, refused).",
+		}, []string{"outcome"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stele_append_refused_total",
+			Help: "Events refused, by gRPC status code.",
+		}, []string{"code"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stele_append_batch_events",
+			Help:    "Events per Append batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stele_append_batch_seconds",
+			Help:    "Time to admit a batch, from receipt to acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		treeSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stele_tree_size",
+			Help: "Entries durably sequenced and integrated into the tree.",
+		}),
+		cpSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stele_checkpoint_size",
+			Help: "Tree size of the latest published checkpoint.",
+		}),
+		cpAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stele_checkpoint_age_seconds",
+			Help: "Seconds since the published checkpoint last changed.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stele_integration_lag_entries",
+			Help: "Entries integrated but not yet covered by a published checkpoint.",
+		}),
+		fatal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stele_index_write_failures_total",
+			Help: "Dedup index writes that failed after sequencing (the server stops).",
+		}),
+	}
+	m.reg.MustRegister(m.events, m.refused, m.batchSize, m.batchSeconds, m.treeSize, m.cpSize, m.cpAge, m.lag, m.fatal,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeBatch(rs []result, d time.Duration) {
+	m.batchSize.Observe(float64(len(rs)))
+	m.batchSeconds.Observe(d.Seconds())
+	var admitted, dup, refused int
+	for _, r := range rs {
+		switch {
+		case r.code != codes.OK:
+			refused++
+			m.refused.WithLabelValues(r.code.String()).Inc()
+		case r.duplicate:
+			dup++
+		default:
+			admitted++
+		}
+	}
+	m.events.WithLabelValues("admitted").Add(float64(admitted))
+	m.events.WithLabelValues("duplicate").Add(float64(dup))
+	m.events.WithLabelValues("refused").Add(float64(refused))
+}

@@ -1,0 +1,189 @@
+// Package server is Stele's log service: admission of identity events, a
+// Tessera log with signed checkpoints, and the gRPC and HTTP read APIs. A Go
+// program can embed it; cmd/stele-server only parses flags and wires it up.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+
+	"github.com/stele-dev/stele/internal/logkey"
+	"github.com/stele-dev/stele/internal/store"
+)
+
+// DefaultOrigin is the origin of a log created without one.
+const DefaultOrigin = "stele.localhost/log"
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	// DataDir holds the log, the payload store and the log key.
+	// Default "./stele-data".
+	DataDir string
+	// Origin names the log in its checkpoints. Empty means the existing
+	// key's origin, or DefaultOrigin for a new log.
+	Origin string
+	// CheckpointInterval is how often a checkpoint is published. Default 1s.
+	CheckpointInterval time.Duration
+	// BatchMaxSize and BatchMaxAge bound Tessera's sequencing batches.
+	// Defaults 1024 entries and 50ms.
+	BatchMaxSize uint
+	BatchMaxAge  time.Duration
+	// MaxRecordBytes caps one raw record. Default 1 MiB.
+	MaxRecordBytes int
+	// MaxBatchEvents caps the events in one Append request. Default 10000.
+	MaxBatchEvents int
+	// MaxClockSkew is how far in the future an event_time may be. Default 1h.
+	MaxClockSkew time.Duration
+	// RebuildIndexes drops the dedup and leaf-hash indexes at start and
+	// rebuilds them from the log itself.
+	RebuildIndexes bool
+	// Logger receives structured logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./stele-data"
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.BatchMaxSize == 0 {
+		c.BatchMaxSize = 1024
+	}
+	if c.BatchMaxAge == 0 {
+		c.BatchMaxAge = 50 * time.Millisecond
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = 1 << 20
+	}
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = 10000
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is a running Stele log. Register its gRPC service with
+// RegisterGRPC, serve HTTPHandler, and call Close to shut it down.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	key      *logkey.Key
+	store    *store.Store
+	reader   tessera.LogReader
+	shutdown func(context.Context) error
+	admit    *admitter
+	cps      *checkpoints
+	m        *metrics
+	cancel   context.CancelFunc
+	logDir   string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens (or creates) the log in cfg.DataDir, rebuilds the dedup index
+// for any entries sequenced after it was last saved, and starts sequencing.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	key, err := logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Origin = key.Signer.Name()
+	st, err := store.Open(filepath.Join(cfg.DataDir, "payloads"), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, key: key, store: st, m: newMetrics(), logDir: filepath.Join(cfg.DataDir, "log")}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	if err := s.start(bg); err != nil {
+		cancel()
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	driver, err := posix.New(ctx, posix.Config{Path: s.logDir})
+	if err != nil {
+		return fmt.Errorf("opening log storage: %w", err)
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(s.key.Signer).
+		WithCheckpointInterval(s.cfg.CheckpointInterval).
+		WithBatching(s.cfg.BatchMaxSize, s.cfg.BatchMaxAge)
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
+	if err != nil {
+		return fmt.Errorf("starting log appender: %w", err)
+	}
+	s.reader, s.shutdown = reader, shutdown
+
+	size, err := reader.IntegratedSize(ctx)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reading log size: %w", err)
+	}
+	if err := s.reindex(ctx, size, s.cfg.RebuildIndexes); err != nil {
+		return err
+	}
+	s.cps = newCheckpoints(s)
+	go s.cps.run(ctx)
+	s.admit = &admitter{
+		cfg:      &s.cfg,
+		store:    s.store,
+		add:      appender.Add,
+		now:      func() time.Time { return time.Now().UTC() },
+		marks:    newWatermark(s.store, s.log, size),
+		m:        s.m,
+		closed:   make(chan struct{}),
+		inflight: make(map[dedupKey]*flight),
+	}
+	s.log.Info("log open", "origin", s.cfg.Origin, "size", size, "data_dir", s.cfg.DataDir, "verifier_key", s.key.VKey)
+	return nil
+}
+
+// Origin is the log's origin.
+func (s *Server) Origin() string { return s.cfg.Origin }
+
+// VerifierKey is the log's signed-note verifier key.
+func (s *Server) VerifierKey() string { return s.key.VKey }
+
+// Close stops admitting events, waits until every acknowledged event is
+// covered by a published checkpoint (bounded by ctx), and closes storage.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		close(s.admit.closed)
+		if err := s.shutdown(ctx); err != nil {
+			s.closeErr = fmt.Errorf("waiting for the final checkpoint: %w", err)
+		}
+		s.cancel()
+		if err := s.store.Close(); err != nil && s.closeErr == nil {
+			s.closeErr = err
+		}
+	})
+	return s.closeErr
+}
+
+func leafHash(b []byte) [32]byte {
+	return [32]byte(rfc6962.DefaultHasher.HashLeaf(b))
+}
