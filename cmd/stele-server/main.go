@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"k8s.io/klog/v2"
 
 	"github.com/stele-dev/stele/server"
 )
@@ -132,6 +133,7 @@ func run() error {
 		return fmt.Errorf("--log-format must be text or json")
 	}
 	logger := slog.New(handler)
+	klog.SetSlogLogger(logger) // Tessera logs through klog
 	cfg.Logger = logger
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

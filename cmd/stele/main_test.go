@@ -1,0 +1,128 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/stele-dev/stele/internal/cli"
+)
+
+var update = flag.Bool("update", false, "rewrite the scripts' expected output (testscript UpdateScripts)")
+
+// serverBinDir holds the stele-server binary built for the scripts.
+var serverBinDir string
+
+// commands are the programs testscript runs inside this test binary.
+var commands = map[string]func(){
+	"stele": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+}
+
+// TestMain runs either the tests or, when testscript invokes this binary
+// under a command's name, that command. Only the tests need stele-server,
+// which lives in another package main: it is built once here, for real.
+func TestMain(m *testing.M) {
+	name := strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe")
+	if _, ok := commands[name]; ok {
+		testscript.Main(m, commands) // runs the command and exits
+	}
+	dir, err := os.MkdirTemp("", "stele-server-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	exe := "stele-server"
+	if runtime.GOOS == "windows" {
+		exe += ".exe"
+	}
+	// The test runs in cmd/stele; go test puts its own go first on PATH.
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, exe), "../stele-server")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintf(os.Stderr, "building stele-server: %v\n", err)
+		os.Exit(1)
+	}
+	serverBinDir = dir
+	testscript.Main(cleanupM{m, dir}, commands)
+}
+
+// cleanupM removes the server binary's directory once the tests have run:
+// testscript.Main exits, so a defer in TestMain would never run.
+type cleanupM struct {
+	m   *testing.M
+	dir string
+}
+
+func (c cleanupM) Run() int {
+	defer os.RemoveAll(c.dir)
+	return c.m.Run()
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		UpdateScripts:       *update,
+		Setup: func(env *testscript.Env) error {
+			ports, err := freePorts(2)
+			if err != nil {
+				return err
+			}
+			grpcAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+			httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+			env.Setenv("GRPC", grpcAddr)
+			env.Setenv("HTTP", httpAddr)
+			env.Setenv("STELE_SERVER", grpcAddr)
+			env.Setenv("PATH", serverBinDir+string(os.PathListSeparator)+env.Getenv("PATH"))
+			return nil
+		},
+	})
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// freePorts returns n loopback TCP ports that were free a moment ago and
+// that no other script of this run has been given, since scripts run in
+// parallel and the kernel may hand a just-closed port out again.
+func freePorts(n int) ([]int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	var ports []int
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100 {
+			return nil, fmt.Errorf("no free loopback port after %d tries", tries)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		if portsUsed[p] {
+			continue
+		}
+		portsUsed[p] = true
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
