@@ -1,0 +1,152 @@
+package server_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"crypto/rand"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+	"github.com/stele-dev/stele/server"
+)
+
+var (
+	benchEvents    = flag.Int("bench-events", 40000, "events per side per round in BenchmarkIngestVsTessera")
+	benchRounds    = flag.Int("bench-rounds", 3, "rounds in BenchmarkIngestVsTessera; medians are reported")
+	benchProducers = flag.Int("bench-producers", 8, "concurrent producers")
+	benchBatch     = flag.Int("bench-batch", 250, "events per batch")
+	benchSize      = flag.Int("bench-size", 1024, "bytes per raw record")
+)
+
+// BenchmarkIngestVsTessera measures, in one run and on one disk, raw Tessera
+// POSIX appends of 1 KiB records against Stele's full path (gRPC over
+// loopback, admission, dedup, payload store, Tessera), and reports both
+// rates and their ratio (medians over the rounds). Run it with:
+//
+//	go test ./server -run '^$' -bench IngestVsTessera -benchtime 1x
+func BenchmarkIngestVsTessera(b *testing.B) {
+	var tess, stele []float64
+	for range b.N {
+		for round := range *benchRounds {
+			t1 := benchTessera(b, round)
+			s1 := benchStele(b, round)
+			tess = append(tess, t1)
+			stele = append(stele, s1)
+			b.Logf("round %d: tessera %.0f events/s, stele %.0f events/s, ratio %.3f", round, t1, s1, s1/t1)
+		}
+	}
+	mt, ms := median(tess), median(stele)
+	b.ReportMetric(mt, "tessera-events/s")
+	b.ReportMetric(ms, "stele-events/s")
+	b.ReportMetric(ms/mt, "ratio")
+	fmt.Printf("ingest of %d-byte events, %d producers x %d-event batches, %d events per side, %d rounds (medians):\n", *benchSize, *benchProducers, *benchBatch, *benchEvents, *benchRounds)
+	fmt.Printf("  raw tessera posix  %10.0f events/s\n  stele over gRPC    %10.0f events/s\n  ratio stele/raw    %10.3f\n", mt, ms, ms/mt)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// produce runs the producers over batches of indexes and returns events/s.
+func produce(b *testing.B, send func(batch []int) error) float64 {
+	n, per := *benchEvents, *benchBatch
+	work := make(chan []int)
+	go func() {
+		for i := 0; i < n; i += per {
+			batch := make([]int, 0, per)
+			for j := i; j < min(i+per, n); j++ {
+				batch = append(batch, j)
+			}
+			work <- batch
+		}
+		close(work)
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range *benchProducers {
+		wg.Go(func() {
+			for batch := range work {
+				if err := send(batch); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func benchTessera(b *testing.B, round int) float64 {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	skey, _, err := note.GenerateKey(rand.Reader, "bench.example/tessera")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := posix.New(ctx, posix.Config{Path: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The same Tessera options the server uses by default.
+	opts := tessera.NewAppendOptions().WithCheckpointSigner(signer).
+		WithCheckpointInterval(time.Second).WithBatching(1024, 50*time.Millisecond)
+	a, shutdown, _, err := tessera.NewAppender(ctx, d, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer shutdown(ctx)
+	rate := produce(b, func(batch []int) error {
+		fs := make([]tessera.IndexFuture, len(batch))
+		for i, j := range batch {
+			fs[i] = a.Add(ctx, tessera.NewEntry(record(fmt.Sprintf("t%d-%d", round, j), *benchSize)))
+		}
+		for _, f := range fs {
+			if _, err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return rate
+}
+
+func benchStele(b *testing.B, round int) float64 {
+	ts := startServer(b, b.TempDir(), server.Config{CheckpointInterval: time.Second})
+	defer ts.stop(b)
+	return produce(b, func(batch []int) error {
+		evs := make([]*stelev1.Event, len(batch))
+		for i, j := range batch {
+			evs[i] = event("entra/bench/audit", fmt.Sprintf("s%d-%d", round, j), *benchSize)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rs, err := ts.cli.Append(ctx, evs)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if r.Code != 0 {
+				return fmt.Errorf("refused: %s", r.Message)
+			}
+		}
+		return nil
+	})
+}
