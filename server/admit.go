@@ -88,7 +88,11 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 		built[i] = p
 	}
 
-	// Dedup against the index and against events being committed.
+	// Claim each key, or join the commit already in flight for it. Once a
+	// key is claimed nobody else can commit it, and any earlier commit of it
+	// wrote the index before releasing its claim, so the index lookup below
+	// (done outside the lock) cannot miss it.
+	var claimed []*pending
 	a.mu.Lock()
 	for i, p := range built {
 		if p == nil {
@@ -101,20 +105,24 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			}{i, f})
 			continue
 		}
-		idx, ok, err := a.store.LookupEvent(p.key.source, p.key.eventID)
-		if err != nil {
-			results[i] = refuse(codes.Unavailable, "dedup index unavailable: %v", err)
-			continue
-		}
-		if ok {
-			results[i] = result{index: idx, duplicate: true}
-			continue
-		}
 		p.f = &flight{done: make(chan struct{})}
 		a.inflight[p.key] = p.f
-		todo = append(todo, p)
+		claimed = append(claimed, p)
 	}
 	a.mu.Unlock()
+	for _, p := range claimed {
+		idx, ok, err := a.store.LookupEvent(p.key.source, p.key.eventID)
+		switch {
+		case err != nil:
+			a.finish(p, refuse(codes.Unavailable, "dedup index unavailable: %v", err))
+			results[p.pos] = p.f.res
+		case ok:
+			a.finish(p, result{index: idx})
+			results[p.pos] = result{index: idx, duplicate: true}
+		default:
+			todo = append(todo, p)
+		}
+	}
 
 	if len(todo) > 0 {
 		// The commit runs to completion even if the caller goes away, so no
@@ -234,16 +242,19 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	}, result{}
 }
 
+// finish records a flight's outcome, releases its claim and wakes waiters.
+func (a *admitter) finish(p *pending, r result) {
+	p.f.res = r
+	a.mu.Lock()
+	delete(a.inflight, p.key)
+	a.mu.Unlock()
+	close(p.f.done)
+}
+
 // commit writes payloads durably, sequences the leaves, indexes them and
 // resolves every flight in ps.
 func (a *admitter) commit(ctx context.Context, ps []*pending) {
-	finish := func(p *pending, r result) {
-		p.f.res = r
-		a.mu.Lock()
-		delete(a.inflight, p.key)
-		a.mu.Unlock()
-		close(p.f.done)
-	}
+	finish := a.finish
 	select {
 	case <-a.closed:
 		for _, p := range ps {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -60,6 +61,11 @@ func Open(dir string, o Options) (*Store, error) {
 		MemTableSize:                32 << 20,
 		MemTableStopWritesThreshold: 4,
 		Logger:                      quietLogger{},
+	}
+	// Bloom filters let a dedup lookup for a new event (the common case)
+	// skip reading data blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if o.InMemory {
 		opts.FS = vfs.NewMem()
