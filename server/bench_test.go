@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,9 +129,19 @@ func benchTessera(b *testing.B, round int) float64 {
 	return rate
 }
 
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func benchStele(b *testing.B, round int) float64 {
 	ts := startServer(b, b.TempDir(), server.Config{CheckpointInterval: time.Second})
 	defer ts.stop(b)
+	cpu0 := cpuSeconds()
+	defer func() {
+		b.Logf("stele: %.3f CPU seconds per 1000 events (server and producers together)", (cpuSeconds()-cpu0)*1000/float64(*benchEvents))
+	}()
 	return produce(b, func(batch []int) error {
 		evs := make([]*stelev1.Event, len(batch))
 		for i, j := range batch {

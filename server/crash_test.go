@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,4 +248,69 @@ func TestCrashDuringIngest(t *testing.T) {
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("graceful stop: %v\n%s", err, p.logs)
 	}
+}
+
+// TestGracefulStopPublishesEverything sends SIGTERM during ingest: the server
+// exits 0 and its last checkpoint covers every acknowledged event.
+func TestGracefulStopPublishesEverything(t *testing.T) {
+	dir := t.TempDir()
+	p := startProcess(t, dir)
+	var mu sync.Mutex
+	var maxAcked uint64
+	var n int
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for b := 0; !stop.Load(); b++ {
+				evs := make([]*stelev1.Event, 50)
+				for i := range evs {
+					evs[i] = event("entra/term/audit", fmt.Sprintf("w%d-b%d-i%d", w, b, i), 800)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				rs, err := p.cli.Append(ctx, evs)
+				cancel()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				for _, r := range rs {
+					if r.Code == 0 {
+						maxAcked = max(maxAcked, r.Index)
+						n++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := p.cmd.Wait()
+	stop.Store(true)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("stele-server did not exit 0 on SIGTERM: %v\n%s", err, p.logs)
+	}
+	if n == 0 {
+		t.Fatal("nothing was acknowledged before SIGTERM")
+	}
+	v, err := logkey.ReadVerifier(filepath.Join(dir, "log.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "log", "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := client.ParseCheckpoint(raw, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size <= maxAcked {
+		t.Fatalf("final checkpoint size %d does not cover acknowledged index %d", cp.Size, maxAcked)
+	}
+	t.Logf("%d events acknowledged; final checkpoint size %d", n, cp.Size)
 }
