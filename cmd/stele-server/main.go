@@ -65,17 +65,57 @@ func main() {
 	}
 }
 
-func run() error {
+// flags are the command-line flags.
+type flags struct {
+	fs                                              *flag.FlagSet
+	configPath, dataDir, grpcAddr, httpAddr, origin *string
+	logFormat                                       *string
+	cpInterval                                      *time.Duration
+	rebuild                                         *bool
+}
+
+func newFlags() *flags {
 	fs := flag.NewFlagSet("stele-server", flag.ContinueOnError)
+	f := &flags{fs: fs}
+	f.configPath = fs.String("config", "", "JSON config file (see docs/configuration.md); flags override it")
+	f.dataDir = fs.String("data-dir", "./stele-data", "directory for the log, payloads and log key")
+	f.grpcAddr = fs.String("grpc-addr", "127.0.0.1:7400", "gRPC listen address")
+	f.httpAddr = fs.String("http-addr", "127.0.0.1:7401", "HTTP listen address (tlog-tiles, /healthz, /metrics)")
+	f.origin = fs.String("origin", "", "log origin; default: the existing key's, or "+server.DefaultOrigin+" for a new log")
+	f.cpInterval = fs.Duration("checkpoint-interval", time.Second, "how often to publish a checkpoint")
+	f.rebuild = fs.Bool("rebuild-index", false, "drop the dedup index and rebuild it from the log before serving")
+	f.logFormat = fs.String("log-format", "text", "log format: text or json")
+	return f
+}
+
+// loadFileConfig reads a JSON config file strictly.
+func loadFileConfig(path string) (fileConfig, error) {
+	var fc fileConfig
+	f, err := os.Open(path)
+	if err != nil {
+		return fc, fmt.Errorf("reading config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return fc, fmt.Errorf("config %s: %w", path, err)
+	}
+	return fc, nil
+}
+
+func run() error {
+	f := newFlags()
+	fs := f.fs
 	var (
-		configPath = fs.String("config", "", "JSON config file (see docs/configuration.md); flags override it")
-		dataDir    = fs.String("data-dir", "./stele-data", "directory for the log, payloads and log key")
-		grpcAddr   = fs.String("grpc-addr", "127.0.0.1:7400", "gRPC listen address")
-		httpAddr   = fs.String("http-addr", "127.0.0.1:7401", "HTTP listen address (tlog-tiles, /healthz, /metrics)")
-		origin     = fs.String("origin", "", "log origin; default: the existing key's, or "+server.DefaultOrigin+" for a new log")
-		cpInterval = fs.Duration("checkpoint-interval", time.Second, "how often to publish a checkpoint")
-		rebuild    = fs.Bool("rebuild-index", false, "drop the dedup index and rebuild it from the log before serving")
-		logFormat  = fs.String("log-format", "text", "log format: text or json")
+		configPath = f.configPath
+		dataDir    = f.dataDir
+		grpcAddr   = f.grpcAddr
+		httpAddr   = f.httpAddr
+		origin     = f.origin
+		cpInterval = f.cpInterval
+		rebuild    = f.rebuild
+		logFormat  = f.logFormat
 	)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,16 +131,9 @@ func run() error {
 
 	var fc fileConfig
 	if *configPath != "" {
-		f, err := os.Open(*configPath)
-		if err != nil {
-			return fmt.Errorf("reading config: %w", err)
-		}
-		dec := json.NewDecoder(f)
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&fc)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("config %s: %w", *configPath, err)
+		var err error
+		if fc, err = loadFileConfig(*configPath); err != nil {
+			return err
 		}
 	}
 	pick := func(name, flagVal, fileVal string) string {
