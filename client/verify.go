@@ -100,8 +100,12 @@ func VerifyInclusion(cp *Checkpoint, index uint64, leafBytes []byte, hashes [][3
 		path[i] = hashes[i][:]
 	}
 	lh := rfc6962.DefaultHasher.HashLeaf(leafBytes)
-	if err := mproof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, lh, path, cp.Root[:]); err != nil {
-		return fmt.Errorf("inclusion: the proof does not lead from leaf %d to the checkpoint's root: %w", index, err)
+	root, err := mproof.RootFromInclusionProof(rfc6962.DefaultHasher, index, cp.Size, lh, path)
+	if err != nil {
+		return fmt.Errorf("inclusion: the proof does not lead from leaf %d to the checkpoint's root: it does not fit a tree of size %d (%v)", index, cp.Size, err)
+	}
+	if !bytes.Equal(root, cp.Root[:]) {
+		return fmt.Errorf("inclusion: the proof does not lead from leaf %d to the checkpoint's root: it leads to %x, the checkpoint says %x", index, root, cp.Root)
 	}
 	return nil
 }

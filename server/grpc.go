@@ -264,22 +264,32 @@ func (s *Server) receipt(ctx context.Context, idx uint64, cp *published) ([]byte
 	return p.Marshal(), lf, nil
 }
 
-func (l *logService) GetReceipt(ctx context.Context, req *stelev1.GetReceiptRequest) (*stelev1.GetReceiptResponse, error) {
+// awaitCovered waits, bounded by ctx (or maxReceiptWait without a deadline),
+// until a published checkpoint covers the entry at idx.
+func (l *logService) awaitCovered(ctx context.Context, idx uint64) (*published, error) {
 	size, err := l.s.reader.IntegratedSize(ctx)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "reading log size: %v", err)
 	}
-	if req.Index >= size {
-		return nil, status.Errorf(codes.NotFound, "no entry at index %d: the log holds %d entries", req.Index, size)
+	if idx >= size {
+		return nil, status.Errorf(codes.NotFound, "no entry at index %d: the log holds %d entries", idx, size)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, maxReceiptWait)
 		defer cancel()
 	}
-	cp, err := l.s.cps.waitFor(ctx, req.Index+1)
+	cp, err := l.s.cps.waitFor(ctx, idx+1)
 	if err != nil {
-		return nil, status.Errorf(codes.DeadlineExceeded, "entry %d is not yet covered by a published checkpoint: %v", req.Index, err)
+		return nil, status.Errorf(codes.DeadlineExceeded, "entry %d is not yet covered by a published checkpoint: %v", idx, err)
+	}
+	return cp, nil
+}
+
+func (l *logService) GetReceipt(ctx context.Context, req *stelev1.GetReceiptRequest) (*stelev1.GetReceiptResponse, error) {
+	cp, err := l.awaitCovered(ctx, req.Index)
+	if err != nil {
+		return nil, err
 	}
 	p, lf, err := l.s.receipt(ctx, req.Index, cp)
 	if err != nil {
@@ -289,12 +299,9 @@ func (l *logService) GetReceipt(ctx context.Context, req *stelev1.GetReceiptRequ
 }
 
 func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest) (*stelev1.GetEventResponse, error) {
-	cp, err := l.latest()
+	cp, err := l.awaitCovered(ctx, req.Index)
 	if err != nil {
 		return nil, err
-	}
-	if req.Index >= cp.size {
-		return nil, status.Errorf(codes.NotFound, "no entry at index %d under the latest checkpoint (size %d)", req.Index, cp.size)
 	}
 	p, lf, err := l.s.receipt(ctx, req.Index, cp)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/stele-dev/stele/client"
 )
@@ -110,12 +111,15 @@ func usage(w io.Writer) {
 }
 
 // parse parses flags that may come before or after positional arguments.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+func parse(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(e.stdout, "usage of %s:\n", fs.Name())
+				fs.SetOutput(e.stdout)
+				fs.PrintDefaults()
 				return nil, err
 			}
 			return nil, usageError{err.Error()}
@@ -145,20 +149,26 @@ type serverFlags struct {
 func addServerFlags(fs *flag.FlagSet) serverFlags {
 	return serverFlags{
 		addr:    fs.String("server", os.Getenv("STELE_SERVER"), "server gRPC address HOST:PORT (default $STELE_SERVER)"),
-		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long"),
+		timeout: fs.Duration("timeout", 30*time.Second, "give up on a request (each batch, for submit) after this long"),
 	}
 }
 
-func (s serverFlags) dial() (*client.Client, context.Context, context.CancelFunc, error) {
+func (s serverFlags) dial() (*client.Client, error) {
 	if *s.addr == "" {
-		return nil, nil, nil, usagef("--server HOST:PORT is required")
+		return nil, usagef("--server HOST:PORT is required")
 	}
-	c, err := client.Dial(*s.addr)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *s.timeout)
-	return c, ctx, cancel, nil
+	return client.Dial(*s.addr)
+}
+
+// request returns a context for one request.
+func (s serverFlags) request() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), *s.timeout)
+}
+
+// rpcError formats a gRPC error as "Code: message" on one line.
+func rpcError(err error) error {
+	st := status.Convert(err)
+	return fmt.Errorf("%s: %s", st.Code(), oneLine(st.Message()))
 }
 
 // waitReady makes calls wait for the server to come up within the timeout.

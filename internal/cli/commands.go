@@ -21,7 +21,7 @@ func cmdSubmit(e *env, args []string) error {
 	sf := addServerFlags(fs)
 	source := fs.String("source", "", "source for lines that have none")
 	batch := fs.Int("batch", 500, "events per Append request")
-	pos, err := parse(fs, args)
+	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
 	}
@@ -40,13 +40,11 @@ func cmdSubmit(e *env, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	c, ctx, cancel, err := sf.dial()
+	c, err := sf.dial()
 	if err != nil {
 		return err
 	}
-	defer cancel()
 	defer c.Close()
-
 	var admitted, dups, refused int
 	var lines []eventfile.Line
 	var events []*stelev1.Event
@@ -54,7 +52,9 @@ func cmdSubmit(e *env, args []string) error {
 		var results []*stelev1.AppendResult
 		var rpcErr error
 		if len(events) > 0 {
+			ctx, cancel := sf.request()
 			resp, err := c.Log.Append(ctx, &stelev1.AppendRequest{Events: events}, waitReady)
+			cancel()
 			if err == nil && len(resp.Results) != len(events) {
 				err = fmt.Errorf("the server answered %d results for %d events", len(resp.Results), len(events))
 			}
@@ -126,22 +126,23 @@ func codeName(c int32) string {
 func cmdCheckpoint(e *env, args []string) error {
 	fs := newFlags("checkpoint")
 	sf := addServerFlags(fs)
-	pos, err := parse(fs, args)
+	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	c, ctx, cancel, err := sf.dial()
+	c, err := sf.dial()
 	if err != nil {
 		return err
 	}
-	defer cancel()
 	defer c.Close()
+	ctx, cancel := sf.request()
+	defer cancel()
 	resp, err := c.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{}, waitReady)
 	if err != nil {
-		return err
+		return rpcError(err)
 	}
 	_, err = e.stdout.Write(resp.Checkpoint)
 	return err
@@ -162,7 +163,7 @@ func cmdReceipt(e *env, args []string) error {
 	fs := newFlags("receipt")
 	sf := addServerFlags(fs)
 	idxS := fs.String("index", "", "index of the entry")
-	pos, err := parse(fs, args)
+	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
 	}
@@ -173,15 +174,16 @@ func cmdReceipt(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, ctx, cancel, err := sf.dial()
+	c, err := sf.dial()
 	if err != nil {
 		return err
 	}
-	defer cancel()
 	defer c.Close()
+	ctx, cancel := sf.request()
+	defer cancel()
 	resp, err := c.Log.GetReceipt(ctx, &stelev1.GetReceiptRequest{Index: idx}, waitReady)
 	if err != nil {
-		return err
+		return rpcError(err)
 	}
 	_, err = e.stdout.Write(resp.Proof)
 	return err
@@ -191,7 +193,7 @@ func cmdEvent(e *env, args []string) error {
 	fs := newFlags("event")
 	sf := addServerFlags(fs)
 	idxS := fs.String("index", "", "index of the entry")
-	pos, err := parse(fs, args)
+	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
 	}
@@ -202,15 +204,16 @@ func cmdEvent(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, ctx, cancel, err := sf.dial()
+	c, err := sf.dial()
 	if err != nil {
 		return err
 	}
-	defer cancel()
 	defer c.Close()
+	ctx, cancel := sf.request()
+	defer cancel()
 	resp, err := c.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: idx}, waitReady)
 	if err != nil {
-		return err
+		return rpcError(err)
 	}
 	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
 	if err != nil {
@@ -224,7 +227,7 @@ func cmdVerify(e *env, args []string) error {
 	fs := newFlags("verify")
 	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
 	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
-	pos, err := parse(fs, args)
+	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
 	}

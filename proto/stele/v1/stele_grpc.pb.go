@@ -63,7 +63,8 @@ type LogServiceClient interface {
 	// covered by a published checkpoint, then returns a C2SP tlog-proof for it.
 	GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error)
 	// GetEvent returns the payload behind an entry together with its leaf and
-	// an inclusion proof against the latest published checkpoint.
+	// an inclusion proof against the latest published checkpoint, waiting like
+	// GetReceipt until a checkpoint covers the entry.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
 }
 
@@ -198,7 +199,8 @@ type LogServiceServer interface {
 	// covered by a published checkpoint, then returns a C2SP tlog-proof for it.
 	GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error)
 	// GetEvent returns the payload behind an entry together with its leaf and
-	// an inclusion proof against the latest published checkpoint.
+	// an inclusion proof against the latest published checkpoint, waiting like
+	// GetReceipt until a checkpoint covers the entry.
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
