@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -71,40 +73,96 @@ func (e *tooLongError) Error() string {
 	return fmt.Sprintf("line is longer than %d bytes", e.n)
 }
 
-// readLine returns the next line without its newline; io.EOF at the end.
+// readLine returns the next line without its line ending (LF or CRLF);
+// io.EOF at the end. A line whose content is over MaxLineBytes is skipped
+// and reported as a tooLongError, in constant memory.
 func (r *Reader) readLine() ([]byte, error) {
 	var buf []byte
 	tooLong := false
 	for {
 		chunk, err := r.r.ReadSlice('\n')
-		if len(buf)+len(chunk) > MaxLineBytes+1 {
-			tooLong = true
-			buf = buf[:0]
-		} else if !tooLong {
-			buf = append(buf, chunk...)
+		if !tooLong {
+			// Keep at most the content limit plus "\r\n".
+			if len(buf)+len(chunk) > MaxLineBytes+2 {
+				tooLong = true
+				buf = nil
+			} else {
+				buf = append(buf, chunk...)
+			}
 		}
 		switch {
 		case err == nil:
-			r.no++
-			if tooLong {
-				return nil, &tooLongError{MaxLineBytes}
-			}
-			return bytes.TrimSuffix(bytes.TrimSuffix(buf, []byte("\n")), []byte("\r")), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case errors.Is(err, io.EOF):
 			if len(buf) == 0 && !tooLong {
 				return nil, io.EOF
 			}
-			r.no++
-			if tooLong {
-				return nil, &tooLongError{MaxLineBytes}
-			}
-			return bytes.TrimSuffix(buf, []byte("\r")), nil
 		default:
 			return nil, fmt.Errorf("reading line %d: %w", r.no+1, err)
 		}
+		r.no++
+		line := bytes.TrimSuffix(buf, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if tooLong || len(line) > MaxLineBytes {
+			return nil, &tooLongError{MaxLineBytes}
+		}
+		return line, nil
 	}
+}
+
+// rfc3339 is RFC 3339's date-time production (section 5.6); Go's parsers
+// alone also take a one-digit hour or a comma before the fraction.
+var rfc3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$`)
+
+func parseRFC3339(s string) (time.Time, error) {
+	if !rfc3339.MatchString(s) {
+		return time.Time{}, errors.New("not RFC 3339")
+	}
+	return time.Parse(time.RFC3339Nano, strings.ToUpper(s))
+}
+
+var knownKeys = map[string]bool{
+	"source": true, "event_id": true, "kind": true, "event_time": true,
+	"format": true, "record": true, "source_seq": true,
+}
+
+// checkKeys refuses what encoding/json would quietly accept: a key in another
+// case ("SOURCE") or a key given twice, where one value would silently win.
+func checkKeys(line []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	bad := func(err error) error {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("not an event object: %v", err)
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		if err != nil {
+			return bad(err)
+		}
+		return errors.New("not an event object: the line must be a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return bad(err)
+		}
+		key, _ := tok.(string)
+		if !knownKeys[key] {
+			return fmt.Errorf("unknown field %q (fields are source, event_id, kind, event_time, format, record, source_seq)", key)
+		}
+		if seen[key] {
+			return fmt.Errorf("field %q appears twice", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return bad(err)
+		}
+	}
+	return nil
 }
 
 type rawEvent struct {
@@ -117,9 +175,13 @@ type rawEvent struct {
 	SourceSeq *uint64         `json:"source_seq"`
 }
 
-// Parse parses one line. It checks the line's shape (known fields, types,
-// RFC 3339 time, record present); the server checks the values.
+// Parse parses one line. It checks the line's shape (known fields matched
+// exactly, no repeated field, types, RFC 3339 time, record present); the
+// server checks the values.
 func Parse(line []byte, defaultSource string) (*stelev1.Event, error) {
+	if err := checkKeys(line); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	var raw rawEvent
@@ -151,7 +213,7 @@ func Parse(line []byte, defaultSource string) (*stelev1.Event, error) {
 	if raw.EventTime == nil {
 		return nil, errors.New(`"event_time" is missing`)
 	}
-	t, err := time.Parse(time.RFC3339Nano, *raw.EventTime)
+	t, err := parseRFC3339(*raw.EventTime)
 	if err != nil {
 		return nil, fmt.Errorf(`"event_time" is not an RFC 3339 time: %q`, *raw.EventTime)
 	}

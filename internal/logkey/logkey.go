@@ -55,7 +55,7 @@ func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 		return nil, fmt.Errorf("reading log key: %w", err)
 	default:
 		if fi, err := os.Stat(privPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("log key %s is readable by others (mode %v): run chmod 600 on it", privPath, fi.Mode().Perm())
+			return nil, fmt.Errorf("log key %s is accessible to other users (mode %v): run chmod 600 on it", privPath, fi.Mode().Perm())
 		}
 	}
 	skey := strings.TrimSpace(string(raw))
@@ -125,7 +125,21 @@ func writeExclusive(path string, data []byte, mode os.FileMode) error {
 		f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a new directory entry durable, so a key that has signed a
+// checkpoint cannot vanish in a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
@@ -134,5 +148,8 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := writeExclusive(tmp, data, mode); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }

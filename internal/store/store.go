@@ -23,6 +23,12 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
+// SaltSize is the length of a payload salt.
+const SaltSize = 32
+
+// MaxSourceLen is the longest source the indexes take (leaf v1's limit).
+const MaxSourceLen = 255
+
 // ErrNotFound is returned when a key is absent.
 var ErrNotFound = errors.New("not found")
 
@@ -102,6 +108,9 @@ func (s *Store) PutPayloads(ps []Payload) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, p := range ps {
+		if len(p.Salt) != SaltSize {
+			return fmt.Errorf("payload %x: salt is %d bytes, want %d", p.Digest, len(p.Salt), SaltSize)
+		}
 		v := make([]byte, 0, len(p.Salt)+len(p.Data))
 		v = append(append(v, p.Salt...), p.Data...)
 		if err := b.Set(payloadKey(p.Digest), v, nil); err != nil {
@@ -125,11 +134,11 @@ func (s *Store) GetPayload(digest [32]byte) (salt, data []byte, err error) {
 		return nil, nil, fmt.Errorf("reading payload: %w", err)
 	}
 	defer closer.Close()
-	if len(v) < 32 {
+	if len(v) < SaltSize {
 		return nil, nil, fmt.Errorf("payload record for %x is corrupt: %d bytes", digest, len(v))
 	}
 	out := append([]byte(nil), v...)
-	return out[:32:32], out[32:], nil
+	return out[:SaltSize:SaltSize], out[SaltSize:], nil
 }
 
 // Indexed is one log entry to record in the dedup and leaf-hash indexes.
@@ -142,6 +151,9 @@ type Indexed struct {
 
 // LookupEvent returns the index of the entry holding (source, eventID).
 func (s *Store) LookupEvent(source, eventID string) (uint64, bool, error) {
+	if len(source) > MaxSourceLen {
+		return 0, false, fmt.Errorf("source is %d bytes, over the limit of %d", len(source), MaxSourceLen)
+	}
 	return s.getIndex(dedupKey(source, eventID))
 }
 
@@ -172,6 +184,9 @@ func (s *Store) PutIndexes(es []Indexed) error {
 	defer b.Close()
 	var v [8]byte
 	for _, e := range es {
+		if len(e.Source) > MaxSourceLen {
+			return fmt.Errorf("entry %d: source is %d bytes, over the limit of %d", e.Index, len(e.Source), MaxSourceLen)
+		}
 		binary.BigEndian.PutUint64(v[:], e.Index)
 		if err := b.Set(dedupKey(e.Source, e.EventID), v[:], nil); err != nil {
 			return fmt.Errorf("staging dedup entry: %w", err)

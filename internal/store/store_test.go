@@ -1,0 +1,443 @@
+package store_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stele-dev/stele/internal/store"
+)
+
+func open(t *testing.T, dir string) *store.Store {
+	t.Helper()
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return s
+}
+
+func closeStore(t *testing.T, s *store.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+func salt(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+func mustGet(t *testing.T, s *store.Store, d [32]byte, wantSalt, wantData []byte) {
+	t.Helper()
+	gotSalt, gotData, err := s.GetPayload(d)
+	if err != nil {
+		t.Fatalf("GetPayload(%x): %v", d[:4], err)
+	}
+	if !bytes.Equal(gotSalt, wantSalt) || !bytes.Equal(gotData, wantData) {
+		t.Fatalf("GetPayload(%x) = salt %x data %q, want salt %x data %q", d[:4], gotSalt, gotData, wantSalt, wantData)
+	}
+}
+
+func mustLookupEvent(t *testing.T, s *store.Store, source, id string, want uint64, wantOK bool) {
+	t.Helper()
+	got, ok, err := s.LookupEvent(source, id)
+	if err != nil {
+		t.Fatalf("LookupEvent(%q, %q): %v", source, id, err)
+	}
+	if ok != wantOK || (ok && got != want) {
+		t.Fatalf("LookupEvent(%q, %q) = %d, %v; want %d, %v", source, id, got, ok, want, wantOK)
+	}
+}
+
+func mustLookupLeaf(t *testing.T, s *store.Store, h [32]byte, want uint64, wantOK bool) {
+	t.Helper()
+	got, ok, err := s.LookupLeafHash(h)
+	if err != nil {
+		t.Fatalf("LookupLeafHash(%x): %v", h[:4], err)
+	}
+	if ok != wantOK || (ok && got != want) {
+		t.Fatalf("LookupLeafHash(%x) = %d, %v; want %d, %v", h[:4], got, ok, want, wantOK)
+	}
+}
+
+func mustWatermark(t *testing.T, s *store.Store, want uint64) {
+	t.Helper()
+	got, err := s.Watermark()
+	if err != nil {
+		t.Fatalf("Watermark: %v", err)
+	}
+	if got != want {
+		t.Fatalf("Watermark = %d, want %d", got, want)
+	}
+}
+
+func TestPayloadRoundTrip(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+
+	ps := []store.Payload{
+		{Digest: digest("a"), Salt: salt(1), Data: []byte("payload a")},
+		{Digest: digest("b"), Salt: salt(2), Data: []byte{0, 1, 2, 0xff}},
+		{Digest: digest("empty"), Salt: salt(3), Data: nil},
+		{Digest: digest("big"), Salt: salt(4), Data: bytes.Repeat([]byte("xyz"), 1<<20)},
+	}
+	if err := s.PutPayloads(ps); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		mustGet(t, s, p.Digest, p.Salt, p.Data)
+	}
+	if err := s.PutPayloads(nil); err != nil {
+		t.Fatalf("PutPayloads(nil): %v", err)
+	}
+	// A second write under the same digest replaces the first.
+	if err := s.PutPayloads([]store.Payload{{Digest: digest("a"), Salt: salt(9), Data: []byte("again")}}); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, s, digest("a"), salt(9), []byte("again"))
+}
+
+func TestGetPayloadNotFound(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	for _, d := range [][32]byte{{}, digest("nope")} {
+		salt, data, err := s.GetPayload(d)
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetPayload on an empty store = %v, want ErrNotFound", err)
+		}
+		if salt != nil || data != nil {
+			t.Fatalf("GetPayload returned data with ErrNotFound")
+		}
+	}
+	if err := s.PutPayloads([]store.Payload{{Digest: digest("x"), Salt: salt(1), Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	near := digest("x")
+	near[31] ^= 1
+	if _, _, err := s.GetPayload(near); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetPayload of a digest one bit away = %v, want ErrNotFound", err)
+	}
+}
+
+// TestGetPayloadReturnsCopies checks the caller may keep and change what
+// GetPayload returns, and that appending to the salt cannot run into the
+// payload.
+func TestGetPayloadReturnsCopies(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	d := digest("c")
+	if err := s.PutPayloads([]store.Payload{{Digest: d, Salt: salt(5), Data: []byte("data")}}); err != nil {
+		t.Fatal(err)
+	}
+	gotSalt, gotData, err := s.GetPayload(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(gotSalt, 'X', 'X')
+	if string(gotData) != "data" {
+		t.Fatalf("appending to the salt changed the data: %q", gotData)
+	}
+	gotSalt[0] ^= 0xff
+	gotData[0] = 'D'
+	mustGet(t, s, d, salt(5), []byte("data"))
+}
+
+func TestPutPayloadsDoesNotKeepCallerBuffers(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	sl, data := salt(6), []byte("mutable")
+	if err := s.PutPayloads([]store.Payload{{Digest: digest("m"), Salt: sl, Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+	sl[0], data[0] = 0, 'M'
+	mustGet(t, s, digest("m"), salt(6), []byte("mutable"))
+}
+
+func TestIndexes(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+
+	mustLookupEvent(t, s, "src/a", "e1", 0, false)
+	mustLookupLeaf(t, s, digest("leaf0"), 0, false)
+
+	es := []store.Indexed{
+		{Source: "src/a", EventID: "e1", LeafHash: digest("leaf0"), Index: 0},
+		{Source: "src/a", EventID: "e2", LeafHash: digest("leaf1"), Index: 1},
+		{Source: "src/b", EventID: "e1", LeafHash: digest("leaf2"), Index: 2},
+		{Source: "src/a", EventID: "e3", LeafHash: [32]byte{0xff, 0xff}, Index: 1<<64 - 1},
+		{Source: "src/a", EventID: "ünïcode id with spaces", LeafHash: [32]byte{}, Index: 1 << 40},
+	}
+	if err := s.PutIndexes(es); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		mustLookupEvent(t, s, e.Source, e.EventID, e.Index, true)
+		mustLookupLeaf(t, s, e.LeafHash, e.Index, true)
+	}
+	mustLookupEvent(t, s, "src/a", "e4", 0, false)
+	mustLookupEvent(t, s, "src/c", "e1", 0, false)
+	mustLookupEvent(t, s, "src/a", "E1", 0, false)
+	mustLookupEvent(t, s, "src/a", "e", 0, false)
+	mustLookupEvent(t, s, "src/a", "e1 ", 0, false)
+	mustLookupLeaf(t, s, digest("leaf3"), 0, false)
+
+	if err := s.PutIndexes(nil); err != nil {
+		t.Fatalf("PutIndexes(nil): %v", err)
+	}
+}
+
+// TestDedupKeyBoundaries checks that (source, event_id) pairs whose
+// concatenations are equal stay distinct.
+func TestDedupKeyBoundaries(t *testing.T) {
+	pairs := [][2]string{
+		{"ab", "c"},
+		{"a", "bc"},
+		{"abc", ""},
+		{"a/b", "c"},
+		{"a", "/bc"},
+		{"a/", "bc"},
+		{"x", "\x00"},
+		{"x\x00", ""},
+		{"x", "\x01x"},
+		{strings.Repeat("s", 255), "id"},
+		{strings.Repeat("s", 254), "sid"},
+	}
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	for i, p := range pairs {
+		if err := s.PutIndexes([]store.Indexed{{Source: p[0], EventID: p[1], LeafHash: digest(fmt.Sprint(i)), Index: uint64(100 + i)}}); err != nil {
+			t.Fatal(err)
+		}
+		// Each pair is found as itself, and no later pair is found yet.
+		for j, q := range pairs {
+			mustLookupEvent(t, s, q[0], q[1], uint64(100+j), j <= i)
+		}
+	}
+	// Every key must also be unrelated to the leaf-hash namespace.
+	for i := range pairs {
+		mustLookupLeaf(t, s, digest(fmt.Sprint(i)), uint64(100+i), true)
+	}
+}
+
+// TestStoreLongSourceKeysDoNotCollide: dedup keys hold len(source) in one
+// byte, so the store must refuse sources over 255 bytes rather than let two
+// pairs share a key.
+func TestStoreLongSourceKeysDoNotCollide(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	long := strings.Repeat("a", 257) // length byte wraps to 1
+	if err := s.PutIndexes([]store.Indexed{{Source: long, EventID: "x", LeafHash: digest("long"), Index: 7}}); err != nil {
+		return // refusing the long source is a fix
+	}
+	idx, ok, err := s.LookupEvent("a", strings.Repeat("a", 256)+"x")
+	if err == nil && ok {
+		t.Fatalf(`LookupEvent("a", "a"*256+"x") found index %d, which was stored for (%d-byte source, "x")`, idx, len(long))
+	}
+}
+
+// TestStoreSaltLengthChecked: salt and data are stored back to back, so a
+// salt of another length must be refused.
+func TestStoreSaltLengthChecked(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	for _, n := range []int{0, 16, 33} {
+		d := digest(fmt.Sprint("salt", n))
+		sl := bytes.Repeat([]byte{0xaa}, n)
+		data := bytes.Repeat([]byte("payload-"), 8)
+		if err := s.PutPayloads([]store.Payload{{Digest: d, Salt: sl, Data: data}}); err != nil {
+			continue // refusing is a fix
+		}
+		gotSalt, gotData, err := s.GetPayload(d)
+		if err != nil {
+			continue // reporting corruption is acceptable too
+		}
+		if !bytes.Equal(gotSalt, sl) || !bytes.Equal(gotData, data) {
+			t.Errorf("%d-byte salt: stored salt %x data %q, got back salt %x data %q", n, sl, data, gotSalt, gotData)
+		}
+	}
+}
+
+func TestWatermark(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	mustWatermark(t, s, 0)
+	for _, w := range []uint64{1, 37, 1 << 40, 5, 0, 1<<64 - 1} {
+		if err := s.SetWatermark(w); err != nil {
+			t.Fatal(err)
+		}
+		mustWatermark(t, s, w)
+	}
+	// The watermark is not an index entry.
+	mustLookupEvent(t, s, "m", "/watermark", 0, false)
+}
+
+func TestResetIndexes(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ps := []store.Payload{
+		{Digest: digest("p1"), Salt: salt(1), Data: []byte("one")},
+		{Digest: [32]byte{}, Salt: salt(2), Data: []byte("zero digest")},
+		{Digest: [32]byte{0: 0xff, 31: 0xff}, Salt: salt(3), Data: []byte("high digest")},
+	}
+	if err := s.PutPayloads(ps); err != nil {
+		t.Fatal(err)
+	}
+	es := []store.Indexed{
+		{Source: "src/a", EventID: "e1", LeafHash: digest("l1"), Index: 0},
+		{Source: strings.Repeat("z", 255), EventID: strings.Repeat("\xff", 10), LeafHash: [32]byte{0: 0xff, 31: 0xff}, Index: 1},
+		{Source: "s", EventID: "e", LeafHash: [32]byte{}, Index: 2},
+	}
+	if err := s.PutIndexes(es); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWatermark(3); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := s.ResetIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *store.Store) {
+		t.Helper()
+		for _, e := range es {
+			mustLookupEvent(t, s, e.Source, e.EventID, 0, false)
+			mustLookupLeaf(t, s, e.LeafHash, 0, false)
+		}
+		mustWatermark(t, s, 0)
+		for _, p := range ps {
+			mustGet(t, s, p.Digest, p.Salt, p.Data)
+		}
+	}
+	check(s)
+	// Indexes can be rebuilt after a reset.
+	if err := s.PutIndexes(es[:1]); err != nil {
+		t.Fatal(err)
+	}
+	mustLookupEvent(t, s, "src/a", "e1", 0, true)
+	if err := s.ResetIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+
+	// The reset survives a reopen.
+	s = open(t, dir)
+	defer closeStore(t, s)
+	check(s)
+}
+
+func TestSurvivesCloseAndOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	p := store.Payload{Digest: digest("durable"), Salt: salt(8), Data: []byte("durable payload")}
+	if err := s.PutPayloads([]store.Payload{p}); err != nil {
+		t.Fatal(err)
+	}
+	e := store.Indexed{Source: "src/a", EventID: "e1", LeafHash: digest("leaf"), Index: 41}
+	if err := s.PutIndexes([]store.Indexed{e}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWatermark(42); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+
+	for range 2 {
+		s = open(t, dir)
+		mustGet(t, s, p.Digest, p.Salt, p.Data)
+		mustLookupEvent(t, s, e.Source, e.EventID, e.Index, true)
+		mustLookupLeaf(t, s, e.LeafHash, e.Index, true)
+		mustWatermark(t, s, 42)
+		closeStore(t, s)
+	}
+}
+
+func TestOpenTwiceFails(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer closeStore(t, s)
+	s2, err := store.Open(dir, store.Options{})
+	if err == nil {
+		s2.Close()
+		t.Fatal("a second Open of a store in use succeeded")
+	}
+	if !strings.Contains(err.Error(), dir) {
+		t.Errorf("error %q does not name the directory", err)
+	}
+}
+
+func TestOpenOnAFileFails(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(f, store.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open on a regular file succeeded")
+	}
+}
+
+func TestInMemory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mem")
+	s, err := store.Open(dir, store.Options{InMemory: true, CacheBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := store.Payload{Digest: digest("m"), Salt: salt(1), Data: []byte("in memory")}
+	if err := s.PutPayloads([]store.Payload{p}); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, s, p.Digest, p.Salt, p.Data)
+	closeStore(t, s)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an in-memory store touched the disk at %s: %v", dir, err)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	const workers, per = 8, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				n := uint64(w*per + i)
+				id := fmt.Sprint(n)
+				if err := s.PutPayloads([]store.Payload{{Digest: digest(id), Salt: salt(byte(w)), Data: []byte(id)}}); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.PutIndexes([]store.Indexed{{Source: "src", EventID: id, LeafHash: digest("leaf" + id), Index: n}}); err != nil {
+					errs <- err
+					return
+				}
+				got, ok, err := s.LookupEvent("src", id)
+				if err != nil || !ok || got != n {
+					errs <- fmt.Errorf("LookupEvent(%s) = %d, %v, %v", id, got, ok, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for n := range uint64(workers * per) {
+		id := fmt.Sprint(n)
+		mustGet(t, s, digest(id), salt(byte(n/per)), []byte(id))
+		mustLookupLeaf(t, s, digest("leaf"+id), n, true)
+	}
+}
