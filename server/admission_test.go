@@ -207,7 +207,7 @@ func TestDedupIndexRebuildsFromLog(t *testing.T) {
 	first := mustAppend(t, ts.cli, evs)
 	ts.stop(t)
 
-	st, err := store.Open(filepath.Join(dir, "payloads"), store.Options{})
+	st, err := store.Open(filepath.Join(dir, "store"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,8 @@ var (
 	benchProducers = flag.Int("bench-producers", 8, "concurrent producers")
 	benchBatch     = flag.Int("bench-batch", 250, "events per batch")
 	benchSize      = flag.Int("bench-size", 1024, "bytes per raw record")
+	benchTBatch    = flag.Int("bench-tessera-batch", 1024, "Tessera batch max size, both sides")
+	benchSides     = flag.String("bench-sides", "both", "which side to run: both, tessera or stele (profiling)")
 )
 
 // BenchmarkIngestVsTessera measures, in one run and on one disk, raw Tessera
@@ -37,8 +39,13 @@ func BenchmarkIngestVsTessera(b *testing.B) {
 	var tess, stele []float64
 	for range b.N {
 		for round := range *benchRounds {
-			t1 := benchTessera(b, round)
-			s1 := benchStele(b, round)
+			var t1, s1 float64
+			if *benchSides != "stele" {
+				t1 = benchTessera(b, round)
+			}
+			if *benchSides != "tessera" {
+				s1 = benchStele(b, round)
+			}
 			tess = append(tess, t1)
 			stele = append(stele, s1)
 			b.Logf("round %d: tessera %.0f events/s, stele %.0f events/s, ratio %.3f", round, t1, s1, s1/t1)
@@ -108,12 +115,16 @@ func benchTessera(b *testing.B, round int) float64 {
 	}
 	// The same Tessera options the server uses by default.
 	opts := tessera.NewAppendOptions().WithCheckpointSigner(signer).
-		WithCheckpointInterval(time.Second).WithBatching(1024, 50*time.Millisecond)
+		WithCheckpointInterval(time.Second).WithBatching(uint(*benchTBatch), 50*time.Millisecond)
 	a, shutdown, _, err := tessera.NewAppender(ctx, d, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer shutdown(ctx)
+	cpu0 := cpuSeconds()
+	defer func() {
+		b.Logf("tessera: %.3f CPU seconds per 1000 events", (cpuSeconds()-cpu0)*1000/float64(*benchEvents))
+	}()
 	rate := produce(b, func(batch []int) error {
 		fs := make([]tessera.IndexFuture, len(batch))
 		for i, j := range batch {
@@ -136,7 +147,7 @@ func cpuSeconds() float64 {
 }
 
 func benchStele(b *testing.B, round int) float64 {
-	ts := startServer(b, b.TempDir(), server.Config{CheckpointInterval: time.Second})
+	ts := startServer(b, b.TempDir(), server.Config{CheckpointInterval: time.Second, BatchMaxSize: uint(*benchTBatch)})
 	defer ts.stop(b)
 	cpu0 := cpuSeconds()
 	defer func() {

@@ -327,3 +327,13 @@ func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest)
 		Record: pl.Record, Format: pl.Format, Normalized: pl.Normalized, Proof: p,
 	}, nil
 }
+
+// GRPCServerOptions are the options stele-server runs its gRPC server with:
+// room for large batches and flow-control windows sized for them.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(64 << 20),
+		grpc.InitialWindowSize(4 << 20),
+		grpc.InitialConnWindowSize(16 << 20),
+	}
+}

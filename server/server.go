@@ -109,7 +109,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.Origin = key.Signer.Name()
-	st, err := store.Open(filepath.Join(cfg.DataDir, "payloads"), store.Options{})
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{})
 	if err != nil {
 		return nil, err
 	}

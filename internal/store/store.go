@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -50,8 +51,14 @@ type Options struct {
 }
 
 // Store is the payload and index store. It is safe for concurrent use.
+//
+// Payloads and indexes live in two Pebble databases (subdirectories
+// "payloads" and "index" of the store's directory): the indexes are small and
+// read on every admission, and keeping them apart from the bulky payloads
+// keeps those reads in memory.
 type Store struct {
-	db *pebble.DB
+	db  *pebble.DB // payloads
+	idx *pebble.DB // dedup and leaf-hash indexes, watermark
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -62,34 +69,51 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	c := pebble.NewCache(cache)
 	defer c.Unref()
-	opts := &pebble.Options{
-		Cache:                       c,
-		MemTableSize:                32 << 20,
-		MemTableStopWritesThreshold: 4,
-		Logger:                      quietLogger{},
+	open := func(name string, memtable uint64) (*pebble.DB, error) {
+		opts := &pebble.Options{
+			Cache:                       c,
+			MemTableSize:                memtable,
+			MemTableStopWritesThreshold: 4,
+			Logger:                      quietLogger{},
+		}
+		// Bloom filters let a lookup for an absent key (every new event's
+		// dedup check) skip reading data blocks.
+		for i := range opts.Levels {
+			opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		}
+		if o.InMemory {
+			opts.FS = vfs.NewMem()
+		}
+		db, err := pebble.Open(filepath.Join(dir, name), opts)
+		if err != nil {
+			return nil, fmt.Errorf("opening the %s store in %s: %w", name, dir, err)
+		}
+		return db, nil
 	}
-	// Bloom filters let a dedup lookup for a new event (the common case)
-	// skip reading data blocks.
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	if o.InMemory {
-		opts.FS = vfs.NewMem()
-	}
-	db, err := pebble.Open(dir, opts)
+	db, err := open("payloads", 32<<20)
 	if err != nil {
-		return nil, fmt.Errorf("opening payload store in %s: %w", dir, err)
+		return nil, err
 	}
-	return &Store{db: db}, nil
+	idx, err := open("index", 16<<20)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, idx: idx}, nil
 }
 
 // Close flushes and closes the store.
 func (s *Store) Close() error {
-	if err := s.db.Flush(); err != nil {
-		s.db.Close()
-		return fmt.Errorf("flushing payload store: %w", err)
+	var errs []error
+	for _, db := range []*pebble.DB{s.db, s.idx} {
+		if err := db.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("flushing store: %w", err))
+		}
+		if err := db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing store: %w", err))
+		}
 	}
-	return s.db.Close()
+	return errors.Join(errs...)
 }
 
 // Payload is one payload to store.
@@ -163,7 +187,7 @@ func (s *Store) LookupLeafHash(h [32]byte) (uint64, bool, error) {
 }
 
 func (s *Store) getIndex(k []byte) (uint64, bool, error) {
-	v, closer, err := s.db.Get(k)
+	v, closer, err := s.idx.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, false, nil
 	}
@@ -180,7 +204,7 @@ func (s *Store) getIndex(k []byte) (uint64, bool, error) {
 // PutIndexes records entries in the dedup and leaf-hash indexes. It does not
 // fsync: the indexes are rebuilt from the log past the watermark on start.
 func (s *Store) PutIndexes(es []Indexed) error {
-	b := s.db.NewBatch()
+	b := s.idx.NewBatch()
 	defer b.Close()
 	var v [8]byte
 	for _, e := range es {
@@ -215,7 +239,7 @@ func (s *Store) Watermark() (uint64, error) {
 func (s *Store) SetWatermark(size uint64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], size)
-	if err := s.db.Set(keyWatermark, v[:], pebble.NoSync); err != nil {
+	if err := s.idx.Set(keyWatermark, v[:], pebble.NoSync); err != nil {
 		return fmt.Errorf("writing watermark: %w", err)
 	}
 	return nil
@@ -224,7 +248,7 @@ func (s *Store) SetWatermark(size uint64) error {
 // ResetIndexes deletes the dedup and leaf-hash indexes and the watermark, so
 // that they can be rebuilt from the log. Payloads are untouched.
 func (s *Store) ResetIndexes() error {
-	b := s.db.NewBatch()
+	b := s.idx.NewBatch()
 	defer b.Close()
 	for _, p := range []byte{prefixDedup, prefixLeafHash} {
 		if err := b.DeleteRange([]byte{p}, []byte{p + 1}, nil); err != nil {
