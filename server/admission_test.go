@@ -273,3 +273,63 @@ func TestReadAPIErrors(t *testing.T) {
 	}
 	check("entries past the end", err, codes.OutOfRange)
 }
+
+// TestResubmissionWithOtherContentIsRefused: a copy of (source, event_id)
+// that differs from what was admitted is not silently taken as a duplicate.
+func TestResubmissionWithOtherContentIsRefused(t *testing.T) {
+	ts := startServer(t, t.TempDir(), server.Config{})
+	orig := event("entra/t/audit", "x1", 900)
+	rs := mustAppend(t, ts.cli, []*stelev1.Event{orig})
+	idx := rs[0].Index
+
+	otherRecord := event("entra/t/audit", "x1", 901)
+	otherKind := event("entra/t/audit", "x1", 900)
+	otherKind.Kind = "directory.role.member.remove"
+	otherTime := event("entra/t/audit", "x1", 900)
+	otherTime.EventTime = timestamppb.New(orig.EventTime.AsTime().Add(time.Second))
+	otherSeq := event("entra/t/audit", "x1", 900)
+	otherSeq.SourceSeq = 9
+	same := event("entra/t/audit", "x1", 900)
+	got, err := ts.cli.Append(ctxT(t, time.Minute), []*stelev1.Event{otherRecord, otherKind, otherTime, otherSeq, same})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"another format or record", "kind", "event_time", "source_seq"} {
+		r := got[i]
+		if codes.Code(r.Code) != codes.AlreadyExists || r.Index != idx || !strings.Contains(r.Message, want) || !strings.Contains(r.Message, fmt.Sprint("index ", idx)) {
+			t.Errorf("copy %d: %v %d %q, want AlreadyExists at %d mentioning %q", i, codes.Code(r.Code), r.Index, r.Message, idx, want)
+		}
+	}
+	if r := got[4]; r.Code != 0 || !r.Duplicate || r.Index != idx {
+		t.Errorf("identical copy: %+v, want duplicate of %d", r, idx)
+	}
+
+	// Two different copies arriving at once: one is admitted, the other
+	// refused with the first's index.
+	a, b := event("entra/t/audit", "race", 900), event("entra/t/audit", "race", 1000)
+	got, err = ts.cli.Append(ctxT(t, time.Minute), []*stelev1.Event{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Code != 0 || got[0].Duplicate {
+		t.Fatalf("first copy: %+v", got[0])
+	}
+	if codes.Code(got[1].Code) != codes.AlreadyExists || got[1].Index != got[0].Index {
+		t.Fatalf("second copy with other content: %+v", got[1])
+	}
+	// Nothing of the refused copies reached the log.
+	ev, err := ts.cli.Event(ctxT(t, 10*time.Second), idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ev.Record, orig.Record) {
+		t.Fatal("the admitted record changed")
+	}
+	cp, err := ts.cli.Log.GetCheckpoint(ctxT(t, 10*time.Second), &stelev1.GetCheckpointRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size > 2 {
+		t.Fatalf("log holds %d entries, want 2", cp.Size)
+	}
+}

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +39,7 @@ func refuse(c codes.Code, format string, args ...any) result {
 // flight is an event being committed; copies of it that arrive meanwhile
 // wait on done and take its outcome.
 type flight struct {
+	fp   [32]byte // the claimer's content fingerprint
 	done chan struct{}
 	res  result
 }
@@ -42,13 +47,15 @@ type flight struct {
 // admitter runs the admission pipeline: validate, dedup, store the payload
 // durably, sequence the leaf with Tessera, then index it.
 type admitter struct {
-	cfg    *Config
-	store  *store.Store
-	add    tessera.AddFn
-	now    func() time.Time
-	marks  *watermark
-	m      *metrics
-	closed chan struct{}
+	cfg   *Config
+	store *store.Store
+	add   tessera.AddFn
+	// readLeaf reads an admitted entry's leaf, to compare a resubmission.
+	readLeaf func(ctx context.Context, idx uint64) ([]byte, error)
+	now      func() time.Time
+	marks    *watermark
+	m        *metrics
+	closed   chan struct{}
 
 	mu       sync.Mutex
 	inflight map[dedupKey]*flight
@@ -62,8 +69,71 @@ type pending struct {
 	key   dedupKey
 	leaf  []byte
 	hash  [32]byte
+	fp    [32]byte
 	store store.Payload
-	f     *flight
+	// What a resubmission is compared on.
+	kind      string
+	eventTime time.Time
+	sourceSeq uint64
+	f         *flight
+}
+
+// fingerprint covers what a resubmission of an event must repeat exactly:
+// everything but its dedup key, salt and admission time.
+func fingerprint(sourceSeq uint64, kind string, eventTime time.Time, payloadBytes []byte) [32]byte {
+	h := sha256.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], sourceSeq)
+	h.Write(b[:])
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	binary.BigEndian.PutUint64(b[:], uint64(eventTime.UnixNano()))
+	h.Write(b[:])
+	h.Write(payloadBytes)
+	return [32]byte(h.Sum(nil))
+}
+
+// admitted returns the fingerprint of the event admitted at idx and how p
+// differs from it ("" when it is the same event). ok is false when the
+// admitted event cannot be read back, in which case p counts as the same.
+func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32]byte, diff string, ok bool) {
+	raw, err := a.readLeaf(ctx, idx)
+	if err != nil {
+		return fp, "", false
+	}
+	l, err := leaf.Unmarshal(raw)
+	if err != nil {
+		return fp, "", false
+	}
+	_, data, err := a.store.GetPayload(l.PayloadDigest)
+	if err != nil {
+		return fp, "", false
+	}
+	fp = fingerprint(l.SourceSeq, l.Kind, l.EventTime, data)
+	if fp == p.fp {
+		return fp, "", true
+	}
+	var diffs []string
+	if l.Kind != p.kind {
+		diffs = append(diffs, fmt.Sprintf("kind %q, not %q", l.Kind, p.kind))
+	}
+	if !l.EventTime.Equal(p.eventTime) {
+		diffs = append(diffs, fmt.Sprintf("event_time %s, not %s", l.EventTime.Format(time.RFC3339Nano), p.eventTime.Format(time.RFC3339Nano)))
+	}
+	if l.SourceSeq != p.sourceSeq {
+		diffs = append(diffs, fmt.Sprintf("source_seq %d, not %d", l.SourceSeq, p.sourceSeq))
+	}
+	if !bytes.Equal(data, p.store.Data) {
+		diffs = append(diffs, "another format or record")
+	}
+	return fp, conflictMessage(idx, strings.Join(diffs, "; ")), true
+}
+
+func conflictMessage(idx uint64, detail string) string {
+	if detail != "" {
+		detail = " (" + detail + ")"
+	}
+	return fmt.Sprintf("(source, event_id) was admitted at index %d with different content%s; this copy was not admitted", idx, detail)
 }
 
 // admit admits a batch and returns one result per event, in order.
@@ -105,7 +175,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			}{i, f})
 			continue
 		}
-		p.f = &flight{done: make(chan struct{})}
+		p.f = &flight{fp: p.fp, done: make(chan struct{})}
 		a.inflight[p.key] = p.f
 		claimed = append(claimed, p)
 	}
@@ -117,8 +187,16 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			a.finish(p, refuse(codes.Unavailable, "dedup index unavailable: %v", err))
 			results[p.pos] = p.f.res
 		case ok:
-			a.finish(p, result{index: idx})
 			results[p.pos] = result{index: idx, duplicate: true}
+			if fp, diff, read := a.admitted(ctx, p, idx); read {
+				// Copies waiting on this claim compare with what was
+				// admitted, not with this copy.
+				p.f.fp = fp
+				if diff != "" {
+					results[p.pos] = result{index: idx, code: codes.AlreadyExists, msg: diff}
+				}
+			}
+			a.finish(p, result{index: idx})
 		default:
 			todo = append(todo, p)
 		}
@@ -151,6 +229,13 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			r := w.f.res
 			if r.code == codes.OK {
 				r.duplicate = true
+				if built[w.pos].fp != w.f.fp {
+					msg := conflictMessage(r.index, "")
+					if _, diff, read := a.admitted(ctx, built[w.pos], r.index); read && diff != "" {
+						msg = diff
+					}
+					r = result{index: r.index, code: codes.AlreadyExists, msg: msg}
+				}
 			}
 			results[w.pos] = r
 		case <-ctx.Done():
@@ -235,10 +320,14 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 		return nil, refuse(codes.InvalidArgument, "leaf is %d bytes, over the tlog-tiles limit of %d", len(lb), tessera.DefaultEntrySizeLimit)
 	}
 	return &pending{
-		key:   dedupKey{ev.Source, ev.EventId},
-		leaf:  lb,
-		hash:  leafHash(lb),
-		store: store.Payload{Digest: digest, Salt: salt, Data: pb},
+		key:       dedupKey{ev.Source, ev.EventId},
+		fp:        fingerprint(ev.SourceSeq, ev.Kind, et, pb),
+		kind:      ev.Kind,
+		eventTime: et,
+		sourceSeq: ev.SourceSeq,
+		leaf:      lb,
+		hash:      leafHash(lb),
+		store:     store.Payload{Digest: digest, Salt: salt, Data: pb},
 	}, result{}
 }
 

@@ -149,9 +149,16 @@ func (s *Server) start(ctx context.Context) error {
 	s.cps = newCheckpoints(s)
 	go s.cps.run(ctx)
 	s.admit = &admitter{
-		cfg:      &s.cfg,
-		store:    s.store,
-		add:      appender.Add,
+		cfg:   &s.cfg,
+		store: s.store,
+		add:   appender.Add,
+		readLeaf: func(ctx context.Context, idx uint64) ([]byte, error) {
+			size, err := reader.IntegratedSize(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s.readLeaf(ctx, idx, size)
+		},
 		now:      func() time.Time { return time.Now().UTC() },
 		marks:    newWatermark(s.store, s.log, size),
 		m:        s.m,

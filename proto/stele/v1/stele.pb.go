@@ -178,6 +178,9 @@ type AppendResult struct {
 	// True when the event had been admitted before and index is the original.
 	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	// A google.rpc.Code value: OK (0) when the event is in the log.
+	// ALREADY_EXISTS (6) means (source, event_id) was admitted before with
+	// different content: index is the original entry, and this copy was not
+	// admitted.
 	Code int32 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`
 	// Why the event was refused; empty when code is OK.
 	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
