@@ -89,9 +89,19 @@ func (c *checkpoints) observe(p *published) {
 	c.mu.Lock()
 	c.s.m.cpAge.Set(time.Since(c.since).Seconds())
 	c.mu.Unlock()
+
+	c.mu.Lock()
+	age := time.Since(c.since)
+	c.mu.Unlock()
 	if n, err := c.s.reader.IntegratedSize(context.Background()); err == nil {
 		c.s.m.treeSize.Set(float64(n))
-		c.s.m.lag.Set(float64(n - min(n, p.size)))
+		lag := n - min(n, p.size)
+		c.s.m.lag.Set(float64(lag))
+		stalled := 0.0
+		if lag > 0 && age > c.s.cfg.CheckpointInterval+c.s.cfg.WitnessTimeout+time.Second {
+			stalled = 1
+		}
+		c.s.m.stalled.Set(stalled)
 	}
 }
 

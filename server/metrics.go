@@ -21,6 +21,9 @@ type metrics struct {
 	cpAge        prometheus.Gauge
 	lag          prometheus.Gauge
 	fatal        prometheus.Counter
+
+	witnessLatency *prometheus.HistogramVec
+	stalled        prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -65,6 +68,16 @@ func newMetrics() *metrics {
 			Help: "Dedup index writes that failed after sequencing (the server stops).",
 		}),
 	}
+	m.witnessLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "stele_witness_request_seconds",
+		Help:    "Latency of add-checkpoint requests to each witness, by HTTP status (or error).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	}, []string{"witness", "code"})
+	m.stalled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "stele_checkpoint_stalled",
+		Help: "1 while entries wait for a checkpoint longer than an interval plus the witness timeout (e.g. the witness policy cannot be met).",
+	})
+	m.reg.MustRegister(m.witnessLatency, m.stalled)
 	m.reg.MustRegister(m.events, m.refused, m.batchSize, m.batchSeconds, m.treeSize, m.cpSize, m.cpAge, m.lag, m.fatal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

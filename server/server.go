@@ -44,6 +44,16 @@ type Config struct {
 	MaxBatchEvents int
 	// MaxClockSkew is how far in the future an event_time may be. Default 1h.
 	MaxClockSkew time.Duration
+	// WitnessPolicy is a C2SP tlog-policy (as Tessera's
+	// NewWitnessGroupFromPolicy reads it). When set, a checkpoint is
+	// published only once the policy's quorum of witnesses has cosigned it.
+	WitnessPolicy []byte
+	// WitnessTimeout bounds each round of witnessing. Default 5s.
+	WitnessTimeout time.Duration
+	// WitnessFailOpen publishes a checkpoint even when the policy could not
+	// be met in time. Off by default (fail closed): an unwitnessed
+	// checkpoint is never published.
+	WitnessFailOpen bool
 	// RebuildIndexes drops the dedup and leaf-hash indexes at start and
 	// rebuilds them from the log itself.
 	RebuildIndexes bool
@@ -72,6 +82,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = time.Hour
+	}
+	if c.WitnessTimeout == 0 {
+		c.WitnessTimeout = tessera.DefaultWitnessTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -125,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 func (s *Server) start(ctx context.Context) error {
-	driver, err := posix.New(ctx, posix.Config{Path: s.logDir})
+	driver, err := posix.New(ctx, posix.Config{Path: s.logDir, HTTPClient: s.witnessClient()})
 	if err != nil {
 		return fmt.Errorf("opening log storage: %w", err)
 	}
@@ -133,6 +146,17 @@ func (s *Server) start(ctx context.Context) error {
 		WithCheckpointSigner(s.key.Signer).
 		WithCheckpointInterval(s.cfg.CheckpointInterval).
 		WithBatching(s.cfg.BatchMaxSize, s.cfg.BatchMaxAge)
+	if len(s.cfg.WitnessPolicy) > 0 {
+		wg, err := tessera.NewWitnessGroupFromPolicy(s.cfg.WitnessPolicy)
+		if err != nil {
+			return fmt.Errorf("witness policy: %w", err)
+		}
+		if wg.N <= 0 {
+			return errors.New("witness policy: the quorum needs no witness; drop the policy or name a quorum")
+		}
+		opts.WithWitnesses(wg, &tessera.WitnessOptions{Timeout: s.cfg.WitnessTimeout, FailOpen: s.cfg.WitnessFailOpen})
+		s.log.Info("witness policy", "witnesses", len(wg.Endpoints()), "timeout", s.cfg.WitnessTimeout, "fail_open", s.cfg.WitnessFailOpen)
+	}
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
 	if err != nil {
 		return fmt.Errorf("starting log appender: %w", err)

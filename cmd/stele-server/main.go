@@ -41,6 +41,9 @@ type fileConfig struct {
 	MaxBatchEvents     int      `json:"max_batch_events"`
 	MaxClockSkew       duration `json:"max_clock_skew"`
 	LogFormat          string   `json:"log_format"`
+	WitnessPolicy      string   `json:"witness_policy"`
+	WitnessTimeout     duration `json:"witness_timeout"`
+	WitnessFailOpen    bool     `json:"witness_fail_open"`
 }
 
 type duration time.Duration
@@ -69,9 +72,9 @@ func main() {
 type flags struct {
 	fs                                              *flag.FlagSet
 	configPath, dataDir, grpcAddr, httpAddr, origin *string
-	logFormat                                       *string
-	cpInterval                                      *time.Duration
-	rebuild                                         *bool
+	logFormat, witnessPolicy                        *string
+	cpInterval, witnessTimeout                      *time.Duration
+	rebuild, witnessFailOpen                        *bool
 }
 
 func newFlags() *flags {
@@ -85,6 +88,9 @@ func newFlags() *flags {
 	f.cpInterval = fs.Duration("checkpoint-interval", time.Second, "how often to publish a checkpoint")
 	f.rebuild = fs.Bool("rebuild-index", false, "drop the dedup index and rebuild it from the log before serving")
 	f.logFormat = fs.String("log-format", "text", "log format: text or json")
+	f.witnessPolicy = fs.String("witness-policy", "", "C2SP tlog-policy file: publish a checkpoint only once its quorum of witnesses cosigned it")
+	f.witnessTimeout = fs.Duration("witness-timeout", 5*time.Second, "how long one round of witnessing may take")
+	f.witnessFailOpen = fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met in time (default: fail closed)")
 	return f
 }
 
@@ -155,6 +161,18 @@ func run() error {
 	}
 	if !set["checkpoint-interval"] && fc.CheckpointInterval != 0 {
 		cfg.CheckpointInterval = time.Duration(fc.CheckpointInterval)
+	}
+	cfg.WitnessTimeout = *f.witnessTimeout
+	if !set["witness-timeout"] && fc.WitnessTimeout != 0 {
+		cfg.WitnessTimeout = time.Duration(fc.WitnessTimeout)
+	}
+	cfg.WitnessFailOpen = *f.witnessFailOpen || (!set["witness-fail-open"] && fc.WitnessFailOpen)
+	if p := pick("witness-policy", *f.witnessPolicy, fc.WitnessPolicy); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("reading witness policy: %w", err)
+		}
+		cfg.WitnessPolicy = b
 	}
 	var handler slog.Handler
 	switch pick("log-format", *logFormat, fc.LogFormat) {

@@ -227,6 +227,7 @@ func cmdVerify(e *env, args []string) error {
 	fs := newFlags("verify")
 	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
 	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
+	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the receipt's checkpoint must carry its quorum of witness cosignatures")
 	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
@@ -241,6 +242,16 @@ func cmdVerify(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var policy *client.Policy
+	if *policyPath != "" {
+		text, err := os.ReadFile(*policyPath)
+		if err != nil {
+			return err
+		}
+		if policy, err = client.ParsePolicy(text); err != nil {
+			return err
+		}
+	}
 	raw, err := readFileArg(e, pos[0])
 	if err != nil {
 		return err
@@ -253,8 +264,16 @@ func cmdVerify(e *env, args []string) error {
 	if err != nil {
 		return fail(err)
 	}
+	if policy != nil {
+		if err := policy.Check(r.Checkpoint); err != nil {
+			return fail(err)
+		}
+	}
 	fmt.Fprintf(e.stdout, "receipt OK: entry %d (source %s, event_id %s, kind %s) is in %s at tree size %d\n",
 		r.Index, r.Leaf.Source, r.Leaf.EventID, r.Leaf.Kind, r.Checkpoint.Origin, r.Checkpoint.Size)
+	if policy != nil {
+		fmt.Fprintln(e.stdout, "witnesses OK: the checkpoint meets the witness policy")
+	}
 	if *eventPath == "" {
 		return nil
 	}
