@@ -1,0 +1,177 @@
+package witness
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// EmptyRoot is the RFC 6962 root of the empty tree, the only root a size-0
+// checkpoint may carry.
+var EmptyRoot = sha256.Sum256(nil)
+
+// Checkpoint is the body of a C2SP tlog-checkpoint.
+//
+// This witness is strict: the body must be exactly three lines (origin,
+// size in canonical decimal, base64 of a 32-byte root). Checkpoints with
+// extension lines are refused, so a (size, root) pair has exactly one body
+// and the witness never cosigns data it does not understand.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   [32]byte
+}
+
+// Marshal returns the checkpoint body, the text a log signs.
+func (c Checkpoint) Marshal() []byte {
+	return fmt.Appendf(nil, "%s\n%d\n%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+}
+
+// ParseCheckpointBody parses a checkpoint body (the note text, ending in a
+// newline) strictly: see [Checkpoint].
+func ParseCheckpointBody(text string) (Checkpoint, error) {
+	var c Checkpoint
+	lines := strings.Split(text, "\n")
+	if len(lines) < 4 || lines[len(lines)-1] != "" {
+		return c, errors.New("checkpoint body must be three lines (origin, size, root hash), each ending in a newline")
+	}
+	if len(lines) > 4 {
+		return c, errors.New("checkpoint has extension lines after the root hash; this witness only cosigns checkpoints without them")
+	}
+	if err := checkOrigin(lines[0]); err != nil {
+		return c, fmt.Errorf("checkpoint origin: %w", err)
+	}
+	c.Origin = lines[0]
+	size, err := parseDecimal(lines[1])
+	if err != nil {
+		return c, fmt.Errorf("checkpoint size: %w", err)
+	}
+	c.Size = size
+	root, err := decodeHash(lines[2])
+	if err != nil {
+		return c, fmt.Errorf("checkpoint root hash: %w", err)
+	}
+	c.Root = root
+	return c, nil
+}
+
+// SignedCheckpoint is a checkpoint signed note as received, not yet
+// verified against any key.
+type SignedCheckpoint struct {
+	Checkpoint
+	// Text is the note body (what signatures cover).
+	Text string
+	// Sigs are the note's signature lines, none verified.
+	Sigs []note.Signature
+	// Raw is the whole signed note.
+	Raw []byte
+}
+
+// ParseSignedCheckpoint parses a C2SP signed note holding a checkpoint,
+// without verifying any signature. It checks the note's structure (UTF-8,
+// a blank line before the signature lines, well-formed signature lines, at
+// most 100 signatures) and the body strictly (see [Checkpoint]).
+func ParseSignedCheckpoint(raw []byte) (*SignedCheckpoint, error) {
+	_, err := note.Open(raw, note.VerifierList())
+	var unverified *note.UnverifiedNoteError
+	if !errors.As(err, &unverified) {
+		if err == nil {
+			err = errors.New("unexpected verified signature")
+		}
+		return nil, fmt.Errorf("checkpoint is not a well-formed signed note (body, blank line, then lines of \"— <name> <base64>\"): %v", err)
+	}
+	n := unverified.Note
+	c, err := ParseCheckpointBody(n.Text)
+	if err != nil {
+		return nil, err
+	}
+	return &SignedCheckpoint{Checkpoint: c, Text: n.Text, Sigs: n.UnverifiedSigs, Raw: raw}, nil
+}
+
+// MonitoringID is the C2SP tlog-witness monitoring path component for an
+// origin: lowercase hex SHA-256 of the origin. It is not formats/log.ID.
+func MonitoringID(origin string) string {
+	h := sha256.Sum256([]byte(origin))
+	return hex.EncodeToString(h[:])
+}
+
+// checkOrigin checks that s can be a checkpoint origin: non-empty, valid
+// UTF-8 without control characters, no spaces or '+' (origins double as key
+// names).
+func checkOrigin(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if len(s) > 1024 {
+		return errors.New("longer than 1024 bytes")
+	}
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("%q is not valid UTF-8 text without control characters", truncate(s))
+	}
+	if strings.ContainsFunc(s, unicode.IsSpace) || strings.Contains(s, "+") {
+		return fmt.Errorf("%q contains a space or '+'", truncate(s))
+	}
+	return nil
+}
+
+// parseDecimal parses a canonical unsigned decimal: no sign, no leading
+// zeros (except "0" itself), fits in 63 bits.
+func parseDecimal(s string) (uint64, error) {
+	if s == "" {
+		return 0, errors.New("empty number")
+	}
+	if len(s) > 1 && s[0] == '0' {
+		return 0, fmt.Errorf("%q has leading zeros", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("%q is not a decimal number", s)
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 63)
+	if err != nil {
+		return 0, fmt.Errorf("%q is out of range", s)
+	}
+	return v, nil
+}
+
+// decodeHash decodes canonical padded standard base64 of exactly 32 bytes.
+func decodeHash(s string) ([32]byte, error) {
+	var h [32]byte
+	if len(s) != 44 {
+		return h, fmt.Errorf("%q is not base64 of 32 bytes", truncate(s))
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return h, fmt.Errorf("%q is not base64 of 32 bytes", truncate(s))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// signatureLines formats signature lines as they appear in a note.
+func signatureLines(sigs []note.Signature) []byte {
+	var b bytes.Buffer
+	for _, s := range sigs {
+		fmt.Fprintf(&b, "— %s %s\n", s.Name, s.Base64)
+	}
+	return b.Bytes()
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -1,0 +1,230 @@
+package witness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxRequestBytes is the largest add-checkpoint request body accepted.
+const MaxRequestBytes = 1 << 20
+
+// AdminSocket is the admin endpoint's unix socket in the data directory
+// (mode 0600): add-log, remove-log, list-logs and evidence talk to a
+// running witness through it.
+const AdminSocket = "admin.sock"
+
+// NewHTTPServer returns an http.Server for h with the timeouts and header
+// limit the stele-witness binary uses.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Handler serves the public HTTP API:
+//
+//	POST /add-checkpoint          C2SP tlog-witness
+//	GET  /<hex sha256(origin)>/checkpoint  latest cosigned checkpoint (404 if none)
+//	GET  /evidence[?origin=O]     evidence records, JSON
+//	GET  /healthz                 200 "ok" when the store is readable
+//	GET  /metrics                 Prometheus
+//
+// Mount it under a prefix with http.StripPrefix.
+func (w *Witness) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /add-checkpoint", w.serveAddCheckpoint)
+	mux.HandleFunc("GET /{id}/checkpoint", w.serveCheckpoint)
+	mux.HandleFunc("GET /evidence", w.serveEvidence)
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
+		if _, _, err := w.store.State(""); err != nil {
+			http.Error(rw, "store unreadable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(rw, "ok\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.m.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxRequestBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		e := refuse(http.StatusBadRequest, ReasonMalformed, "reading request: %v", err)
+		if errors.As(err, &mbe) {
+			e = refuse(http.StatusBadRequest, ReasonTooLarge, "request body is over %d bytes", MaxRequestBytes)
+		}
+		w.m.observe(e, time.Now())
+		writeError(rw, e)
+		return
+	}
+	cosig, err := w.AddCheckpoint(r.Context(), body)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = refuse(http.StatusInternalServerError, ReasonInternal, "%v", err)
+		}
+		writeError(rw, e)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Write(cosig)
+}
+
+// writeError writes a refusal. A 409 is exactly what C2SP tlog-witness
+// requires (and Tessera checks): Content-Type text/x.tlog.size and the
+// stored size in decimal with a newline.
+func writeError(rw http.ResponseWriter, e *Error) {
+	h := rw.Header()
+	h.Del("Content-Length")
+	if e.Status == http.StatusConflict && e.Reason == ReasonOldMismatch {
+		h["Content-Type"] = []string{"text/x.tlog.size"}
+		h.Set("X-Content-Type-Options", "nosniff")
+		rw.WriteHeader(http.StatusConflict)
+		fmt.Fprintf(rw, "%d\n", e.Size)
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	rw.WriteHeader(e.Status)
+	fmt.Fprintln(rw, e.Msg)
+}
+
+func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
+	w.mu.RLock()
+	origin, ok := w.byID[r.PathValue("id")]
+	w.mu.RUnlock()
+	if !ok {
+		http.Error(rw, "this witness has cosigned no checkpoint for that log", http.StatusNotFound)
+		return
+	}
+	st, have, err := w.store.State(origin)
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if !have {
+		http.Error(rw, "this witness has cosigned no checkpoint for that log", http.StatusNotFound)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-cache")
+	rw.Write(st.Checkpoint)
+}
+
+func (w *Witness) serveEvidence(rw http.ResponseWriter, r *http.Request) {
+	evs, err := w.Evidence(r.URL.Query().Get("origin"))
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(rw, http.StatusOK, evs)
+}
+
+func writeJSON(rw http.ResponseWriter, status int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(status)
+	enc := json.NewEncoder(rw)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// AdminHandler serves the admin API (JSON) that Manage's client uses:
+//
+//	GET    /logs            list logs
+//	POST   /logs            add a log (body: LogConfig)
+//	DELETE /logs?origin=O   remove a log
+//	GET    /evidence[?origin=O]
+//
+// It changes what the witness trusts: serve it only where only the
+// operator can reach it (ServeAdmin uses a 0600 unix socket).
+func (w *Witness) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /logs", func(rw http.ResponseWriter, r *http.Request) {
+		ls, err := w.Logs()
+		if err != nil {
+			writeJSON(rw, http.StatusInternalServerError, adminError{err.Error()})
+			return
+		}
+		writeJSON(rw, http.StatusOK, ls)
+	})
+	mux.HandleFunc("POST /logs", func(rw http.ResponseWriter, r *http.Request) {
+		var c LogConfig
+		dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, MaxRequestBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			writeJSON(rw, http.StatusBadRequest, adminError{err.Error()})
+			return
+		}
+		rec, err := w.AddLog(c)
+		if err != nil {
+			writeJSON(rw, http.StatusBadRequest, adminError{err.Error()})
+			return
+		}
+		writeJSON(rw, http.StatusOK, rec)
+	})
+	mux.HandleFunc("DELETE /logs", func(rw http.ResponseWriter, r *http.Request) {
+		if err := w.RemoveLog(r.URL.Query().Get("origin")); err != nil {
+			writeJSON(rw, http.StatusBadRequest, adminError{err.Error()})
+			return
+		}
+		writeJSON(rw, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("GET /evidence", w.serveEvidence)
+	return mux
+}
+
+type adminError struct {
+	Error string `json:"error"`
+}
+
+// ServeAdmin serves AdminHandler on <data-dir>/admin.sock (mode 0600)
+// until ctx is done. A stale socket left by a killed witness is replaced:
+// the store's lock, held by this witness, guarantees no other witness uses
+// the directory.
+func (w *Witness) ServeAdmin(ctx context.Context) error {
+	path := filepath.Join(w.dir, AdminSocket)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return fmt.Errorf("%s exists and is not a socket: move it away", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w (a data directory path over ~100 bytes is too long for a unix socket)", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	srv := NewHTTPServer(w.AdminHandler())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	err = srv.Serve(l)
+	os.Remove(path)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,176 @@
+package witness
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	fnote "github.com/transparency-dev/formats/note"
+)
+
+const (
+	// KeyFile is the witness's private key file in the data directory.
+	KeyFile = "witness.key"
+	// PubFile is the witness's verifier key file in the data directory:
+	// the type 0x04 (tlog-cosignature v1) vkey that log operators put in
+	// their witness policies.
+	PubFile = "witness.pub"
+	// DefaultName is the cosigner name a new key gets when none is given.
+	// Every real deployment should pick its own with --name on first start.
+	DefaultName = "stele-witness.localhost/w1"
+)
+
+const algCosignatureV1 = 0x04
+
+// witnessKey is the loaded cosigning key.
+type witnessKey struct {
+	signer *fnote.Signer
+	vkey   string
+}
+
+// loadOrCreateKey reads dir/witness.key, or generates it (mode 0600) when
+// absent, and (re)writes dir/witness.pub. name, if set, must match an
+// existing key's name.
+func loadOrCreateKey(dir, name string) (*witnessKey, error) {
+	path := filepath.Join(dir, KeyFile)
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if name == "" {
+			name = DefaultName
+		}
+		if err := checkKeyName(name); err != nil {
+			return nil, fmt.Errorf("witness name: %w", err)
+		}
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("generating witness key: %w", err)
+		}
+		skey := encodeSKey(name, priv.Seed())
+		if err := writeExclusive(path, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("saving new witness key: %w", err)
+		}
+		raw = []byte(skey)
+	case err != nil:
+		return nil, fmt.Errorf("reading witness key: %w", err)
+	default:
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("witness key %s is accessible to other users (mode %v): run chmod 600 on it", path, fi.Mode().Perm())
+		}
+	}
+	skey := strings.TrimSpace(string(raw))
+	signer, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		return nil, fmt.Errorf("witness key %s is not an Ed25519 signed-note private key (PRIVATE+KEY+<name>+<id>+<key>)", path)
+	}
+	if name != "" && signer.Name() != name {
+		return nil, fmt.Errorf("witness key %s is named %q but --name is %q: a witness's name is part of its key; drop --name, or use another data directory for a new witness", path, signer.Name(), name)
+	}
+	vkey, err := cosignerVKey(skey)
+	if err != nil {
+		return nil, fmt.Errorf("witness key %s: %w", path, err)
+	}
+	if v, err := fnote.NewVerifierForCosignatureV1(vkey); err != nil || v.KeyHash() != signer.KeyHash() {
+		return nil, fmt.Errorf("witness key %s: derived verifier key %s does not match the signer", path, vkey)
+	}
+	if err := writeAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing witness verifier key: %w", err)
+	}
+	return &witnessKey{signer: signer, vkey: vkey}, nil
+}
+
+// encodeSKey writes an Ed25519 seed as a type 0x04 (cosignature v1)
+// signed-note private key.
+func encodeSKey(name string, seed []byte) string {
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	return fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", name, keyHash(name, pub),
+		base64.StdEncoding.EncodeToString(append([]byte{algCosignatureV1}, seed...)))
+}
+
+// cosignerVKey derives the type 0x04 verifier key from a private key of
+// type 0x01 or 0x04.
+func cosignerVKey(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 {
+		return "", errors.New("not a signed-note private key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || (raw[0] != 0x01 && raw[0] != algCosignatureV1) {
+		return "", errors.New("not an Ed25519 (type 0x01 or 0x04) private key")
+	}
+	name := parts[2]
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	return fmt.Sprintf("%s+%08x+%s", name, keyHash(name, pub),
+		base64.StdEncoding.EncodeToString(append([]byte{algCosignatureV1}, pub...))), nil
+}
+
+// keyHash is the signed-note key ID of a type 0x04 key.
+func keyHash(name string, pub ed25519.PublicKey) uint32 {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{'\n', algCosignatureV1})
+	h.Write(pub)
+	return binary.BigEndian.Uint32(h.Sum(nil))
+}
+
+func checkKeyName(name string) error {
+	if name == "" || strings.Contains(name, "+") || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}) {
+		return fmt.Errorf("%q is not a valid key name: it must be non-empty, without spaces or '+' (e.g. witness.example.com/w1)", name)
+	}
+	return nil
+}
+
+func writeExclusive(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	if err := writeExclusive(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}

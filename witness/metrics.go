@@ -1,0 +1,65 @@
+package witness
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the witness's Prometheus metrics, on a registry of its own so
+// several witnesses can live in one process.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  prometheus.Histogram
+	size     *prometheus.GaugeVec
+	evidence prometheus.Counter
+	pulls    *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stele_witness_add_checkpoint_requests_total",
+			Help: "add-checkpoint requests (pushed and pulled), by HTTP status and reason.",
+		}, []string{"status", "reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stele_witness_cosign_seconds",
+			Help:    "Time to check, cosign and durably record a checkpoint, for requests that got a cosignature.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
+		size: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stele_witness_log_size",
+			Help: "Size of the latest checkpoint cosigned, by log origin.",
+		}, []string{"origin"}),
+		evidence: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stele_witness_evidence_records",
+			Help: "Evidence records of conflicting checkpoints held in the store (any non-zero value needs attention).",
+		}),
+		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stele_witness_pulls_total",
+			Help: "Pull-mode fetches, by origin and outcome (ok, fetch_error, refused).",
+		}, []string{"origin", "outcome"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.pulls,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe records the outcome of one add-checkpoint.
+func (m *metrics) observe(e *Error, start time.Time) {
+	if e == nil {
+		m.requests.WithLabelValues(strconv.Itoa(http.StatusOK), "ok").Inc()
+		m.latency.Observe(time.Since(start).Seconds())
+		return
+	}
+	m.requests.WithLabelValues(strconv.Itoa(e.Status), e.Reason).Inc()
+}
+
+// Registry is the witness's Prometheus registry (served at /metrics by
+// Handler); embedders can gather it themselves.
+func (w *Witness) Registry() *prometheus.Registry { return w.m.reg }

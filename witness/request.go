@@ -1,0 +1,79 @@
+package witness
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// MaxProofLines is the most consistency-proof lines a request may carry
+// (C2SP tlog-witness: a proof for a tree of up to 2^63 entries).
+const MaxProofLines = 63
+
+// Request is a C2SP tlog-witness add-checkpoint request.
+type Request struct {
+	// Old is the size of the checkpoint the client believes this witness
+	// last cosigned for the origin (0 if none).
+	Old uint64
+	// Proof is the RFC 6962 consistency proof from Old to the checkpoint's
+	// size, empty when Old is 0 or equal to the size.
+	Proof [][32]byte
+	// Checkpoint is the signed checkpoint note, as sent.
+	Checkpoint []byte
+}
+
+// Marshal encodes the request as its HTTP body.
+func (r *Request) Marshal() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "old %d\n", r.Old)
+	for _, h := range r.Proof {
+		b.WriteString(base64.StdEncoding.EncodeToString(h[:]))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	b.Write(r.Checkpoint)
+	return b.Bytes()
+}
+
+// ParseRequest parses an add-checkpoint request body: "old <N>\n", 0 to 63
+// base64 proof lines, an empty line, then the checkpoint note. Numbers and
+// hashes must be canonical, so an accepted body re-encodes to itself. The
+// checkpoint itself is not parsed here (see [ParseSignedCheckpoint]).
+func ParseRequest(body []byte) (*Request, error) {
+	line, rest, ok := bytes.Cut(body, []byte("\n"))
+	if !ok {
+		return nil, errors.New(`request must start with a line "old <size>"`)
+	}
+	num, found := bytes.CutPrefix(line, []byte("old "))
+	if !found {
+		return nil, fmt.Errorf(`request must start with "old <size>", got %q`, truncate(string(line)))
+	}
+	old, err := parseDecimal(string(num))
+	if err != nil {
+		return nil, fmt.Errorf("old size: %w", err)
+	}
+	r := &Request{Old: old}
+	for {
+		line, rest, ok = bytes.Cut(rest, []byte("\n"))
+		if !ok {
+			return nil, errors.New("request has no empty line between the consistency proof and the checkpoint")
+		}
+		if len(line) == 0 {
+			break
+		}
+		if len(r.Proof) == MaxProofLines {
+			return nil, fmt.Errorf("consistency proof has more than %d lines", MaxProofLines)
+		}
+		h, err := decodeHash(string(line))
+		if err != nil {
+			return nil, fmt.Errorf("consistency proof line %d: %w", len(r.Proof)+1, err)
+		}
+		r.Proof = append(r.Proof, h)
+	}
+	if len(rest) == 0 {
+		return nil, errors.New("request has no checkpoint after the empty line")
+	}
+	r.Checkpoint = rest
+	return r, nil
+}

@@ -1,0 +1,382 @@
+package witness
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// StoreDir is the Pebble database's directory inside the data directory.
+const StoreDir = "state"
+
+// Key prefixes in the store.
+const (
+	prefixLog      = 'l' // l | origin           -> JSON LogConfig (logs added with add-log)
+	prefixState    = 's' // s | origin           -> JSON State (kept when a log is removed)
+	prefixEvidence = 'e' // e | u64 id           -> JSON Evidence
+	prefixEvDedup  = 'x' // x | sha256(evidence) -> u64 id
+)
+
+// LogConfig configures one log this witness cosigns for.
+type LogConfig struct {
+	// Origin is the log's checkpoint origin (first body line).
+	Origin string `json:"origin"`
+	// Keys are the log's signed-note verifier keys (Ed25519, type 0x01).
+	// A checkpoint needs a valid signature from at least one; give several
+	// while the log rotates its key.
+	Keys []string `json:"keys"`
+	// PullURL, if set, is the log's tlog-tiles URL prefix: the witness then
+	// fetches the checkpoint itself every PullInterval and builds the
+	// consistency proof from the tiles.
+	PullURL string `json:"pull_url,omitempty"`
+	// PullInterval is how often to pull; 0 means DefaultPullInterval.
+	PullInterval Duration `json:"pull_interval,omitempty"`
+}
+
+// Duration is a time.Duration written in JSON as a string such as "30s".
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`durations are strings such as "30s" or "5m"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// validate checks a log configuration and returns its verifiers.
+func (c LogConfig) validate() ([]note.Verifier, error) {
+	if err := checkOrigin(c.Origin); err != nil {
+		return nil, fmt.Errorf("log origin: %w", err)
+	}
+	if len(c.Keys) == 0 {
+		return nil, fmt.Errorf("log %s: at least one verifier key is needed (the log's <name>+<id>+<key>, e.g. its log.pub)", c.Origin)
+	}
+	var vs []note.Verifier
+	for _, k := range c.Keys {
+		v, err := parseLogKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: %w", c.Origin, err)
+		}
+		vs = append(vs, v)
+	}
+	if c.PullURL != "" {
+		u, err := url.Parse(c.PullURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("log %s: pull URL %q must be an http:// or https:// tlog-tiles prefix", c.Origin, c.PullURL)
+		}
+	}
+	if c.PullInterval < 0 || (c.PullInterval > 0 && time.Duration(c.PullInterval) < 100*time.Millisecond) {
+		return nil, fmt.Errorf("log %s: pull interval %v is too short (at least 100ms)", c.Origin, time.Duration(c.PullInterval))
+	}
+	return vs, nil
+}
+
+// parseLogKey parses a log's verifier key. Only Ed25519 (type 0x01) log
+// keys are accepted.
+func parseLogKey(k string) (note.Verifier, error) {
+	v, err := note.NewVerifier(k)
+	if err != nil {
+		if len(k) > 1 {
+			if _, rest, ok := cutLast(k, "+"); ok && len(rest) > 0 && rest[0] == 'B' {
+				return nil, fmt.Errorf("key %q is a cosignature (witness) key, not a log key: give the log's Ed25519 verifier key", truncate(k))
+			}
+		}
+		return nil, fmt.Errorf("key %q is not an Ed25519 signed-note verifier key (<name>+<8 hex>+<base64>): %v", truncate(k), err)
+	}
+	return v, nil
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	i := bytes.LastIndex([]byte(s), []byte(sep))
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+// State is what the witness holds for a log: the latest checkpoint it
+// cosigned.
+type State struct {
+	Size uint64   `json:"size"`
+	Root [32]byte `json:"root"`
+	// Checkpoint is the latest cosigned checkpoint: the body, the log's
+	// verified signatures and this witness's cosignature.
+	Checkpoint []byte    `json:"checkpoint"`
+	Updated    time.Time `json:"updated"`
+}
+
+// Evidence records a checkpoint that conflicts with one this witness
+// cosigned: proof that the log showed two histories.
+type Evidence struct {
+	ID     uint64    `json:"id"`
+	Origin string    `json:"origin"`
+	Time   time.Time `json:"time"`
+	// Reason is "same_size_different_root" or "inconsistent_proof".
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
+	// Status is the HTTP status the witness answered with.
+	Status int `json:"status"`
+	// Cosigned is the checkpoint this witness had cosigned (log signature
+	// and cosignature).
+	Cosigned string `json:"cosigned_checkpoint"`
+	// Offending is the conflicting checkpoint as received, log-signed.
+	Offending string `json:"offending_checkpoint"`
+	// Old and Proof are the request's old size and consistency proof
+	// (base64 lines).
+	Old   uint64   `json:"old"`
+	Proof []string `json:"proof,omitempty"`
+	// Via tells how the checkpoint arrived: "push" or "pull <url>".
+	Via string `json:"via"`
+}
+
+// Store is the witness's durable state: logs added with add-log, the
+// latest cosigned checkpoint per log, and evidence. It is a Pebble
+// database in <data-dir>/state; Pebble's lock file lets one process open
+// it at a time. Writes are synced before they return.
+type Store struct {
+	db     *pebble.DB
+	evMu   sync.Mutex
+	nextEv uint64
+}
+
+// OpenStore opens (creating if needed) the store in dataDir.
+func OpenStore(dataDir string) (*Store, error) {
+	dir := filepath.Join(dataDir, StoreDir)
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("opening the witness store in %s (is another stele-witness using this data directory?): %w", dir, err)
+	}
+	s := &Store{db: db, nextEv: 1}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvidence}, UpperBound: []byte{prefixEvidence + 1}})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if it.Last() && len(it.Key()) == 9 {
+		s.nextEv = binary.BigEndian.Uint64(it.Key()[1:]) + 1
+	}
+	if err := it.Close(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing witness store: %w", err)
+	}
+	return nil
+}
+
+func key(prefix byte, s string) []byte { return append([]byte{prefix}, s...) }
+
+func (s *Store) getJSON(k []byte, v any) (bool, error) {
+	raw, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading witness store: %w", err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("witness store record %q is corrupt: %w", k, err)
+	}
+	return true, nil
+}
+
+func (s *Store) scan(prefix byte, f func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if err := f(it.Key(), it.Value()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}
+
+// AddLog records a log added at run time. If the origin is already
+// recorded, the keys are merged (so a new key can be added for rotation)
+// and a non-empty PullURL or PullInterval replaces the old one. It returns
+// the recorded configuration.
+func (s *Store) AddLog(c LogConfig) (LogConfig, error) {
+	if _, err := c.validate(); err != nil {
+		return LogConfig{}, err
+	}
+	var old LogConfig
+	found, err := s.getJSON(key(prefixLog, c.Origin), &old)
+	if err != nil {
+		return LogConfig{}, err
+	}
+	if found {
+		c = mergeLog(old, c)
+	}
+	raw, _ := json.Marshal(c)
+	if err := s.db.Set(key(prefixLog, c.Origin), raw, pebble.Sync); err != nil {
+		return LogConfig{}, fmt.Errorf("recording log %s: %w", c.Origin, err)
+	}
+	return c, nil
+}
+
+// mergeLog merges b into a: keys are united, pull settings in b win.
+func mergeLog(a, b LogConfig) LogConfig {
+	out := a
+	out.Keys = slices.Clone(a.Keys)
+	for _, k := range b.Keys {
+		if !slices.Contains(out.Keys, k) {
+			out.Keys = append(out.Keys, k)
+		}
+	}
+	if b.PullURL != "" {
+		out.PullURL = b.PullURL
+	}
+	if b.PullInterval != 0 {
+		out.PullInterval = b.PullInterval
+	}
+	return out
+}
+
+// RemoveLog forgets a log added at run time. Its state (the latest
+// cosigned size and root) is kept, so that if it is added again the
+// witness still refuses any history that conflicts with what it cosigned.
+func (s *Store) RemoveLog(origin string) error {
+	var c LogConfig
+	found, err := s.getJSON(key(prefixLog, origin), &c)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("log %q was not added with add-log (see list-logs)", origin)
+	}
+	if err := s.db.Delete(key(prefixLog, origin), pebble.Sync); err != nil {
+		return fmt.Errorf("removing log %s: %w", origin, err)
+	}
+	return nil
+}
+
+// AddedLogs returns the logs added at run time, by origin.
+func (s *Store) AddedLogs() ([]LogConfig, error) {
+	var out []LogConfig
+	err := s.scan(prefixLog, func(k, v []byte) error {
+		var c LogConfig
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("witness store record %q is corrupt: %w", k, err)
+		}
+		out = append(out, c)
+		return nil
+	})
+	return out, err
+}
+
+// State returns the latest cosigned state for origin.
+func (s *Store) State(origin string) (State, bool, error) {
+	var st State
+	found, err := s.getJSON(key(prefixState, origin), &st)
+	return st, found, err
+}
+
+// States returns every log's state by origin, including removed logs'.
+func (s *Store) States() (map[string]State, error) {
+	out := map[string]State{}
+	err := s.scan(prefixState, func(k, v []byte) error {
+		var st State
+		if err := json.Unmarshal(v, &st); err != nil {
+			return fmt.Errorf("witness store record %q is corrupt: %w", k, err)
+		}
+		out[string(k[1:])] = st
+		return nil
+	})
+	return out, err
+}
+
+// putState writes a log's state with a synced commit. Callers serialise
+// per origin and check the previous state first (compare-and-swap).
+func (s *Store) putState(origin string, st State) error {
+	raw, _ := json.Marshal(st)
+	if err := s.db.Set(key(prefixState, origin), raw, pebble.Sync); err != nil {
+		return fmt.Errorf("saving state of %s: %w", origin, err)
+	}
+	return nil
+}
+
+// putEvidence records evidence with a synced commit, unless the same
+// conflict (origin, reason, both checkpoint bodies and proof) is already
+// recorded. It reports whether it added a record.
+func (s *Store) putEvidence(ev *Evidence, dedup []byte) (bool, error) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	h := sha256.Sum256(dedup)
+	dk := append([]byte{prefixEvDedup}, h[:]...)
+	if _, closer, err := s.db.Get(dk); err == nil {
+		closer.Close()
+		return false, nil
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return false, fmt.Errorf("reading witness store: %w", err)
+	}
+	ev.ID = s.nextEv
+	raw, _ := json.Marshal(ev)
+	b := s.db.NewBatch()
+	defer b.Close()
+	ek := binary.BigEndian.AppendUint64([]byte{prefixEvidence}, ev.ID)
+	b.Set(ek, raw, nil)
+	b.Set(dk, ek[1:], nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return false, fmt.Errorf("saving evidence: %w", err)
+	}
+	s.nextEv++
+	return true, nil
+}
+
+// Evidence returns recorded evidence, oldest first; only origin's if
+// origin is not empty.
+func (s *Store) Evidence(origin string) ([]Evidence, error) {
+	out := []Evidence{}
+	err := s.scan(prefixEvidence, func(k, v []byte) error {
+		var ev Evidence
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return fmt.Errorf("witness store record %q is corrupt: %w", k, err)
+		}
+		if origin == "" || ev.Origin == origin {
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// quietLogger drops Pebble's informational chatter; errors surface through
+// the returned errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

@@ -1,0 +1,488 @@
+// Package witness is Stele's transparency-log witness: it implements C2SP
+// tlog-witness (add-checkpoint) and tlog-cosignature v1 (Ed25519, type
+// 0x04) for any number of logs, each configured by origin and verifier
+// key(s).
+//
+// For every log it keeps the latest checkpoint it cosigned in a durable
+// store, and only cosigns a new checkpoint that is provably consistent
+// with it: the state is updated by compare-and-swap under a per-log lock
+// and synced to disk before the cosignature is returned, so a crash or a
+// race can never make it cosign an older or conflicting checkpoint. A
+// checkpoint that conflicts with what it cosigned is refused and kept as
+// evidence.
+//
+// Logs can push checkpoints (the log calls add-checkpoint, as Tessera's
+// WithWitnesses does) or be pulled: the witness fetches the log's
+// tlog-tiles checkpoint and builds the consistency proof itself.
+//
+// A Witness is embeddable: [Open] it on a data directory, serve
+// [Witness.Handler] over HTTP (see [NewHTTPServer] for sane timeouts),
+// optionally [Witness.ServeAdmin] on its unix socket and [Witness.RunPull].
+// The stele-witness command does exactly that.
+package witness
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Options configure a Witness. The zero value works.
+type Options struct {
+	// Name is the cosigner name for a new key (DefaultName if empty). If the
+	// data directory already has a key, Name must be empty or match it.
+	Name string
+	// Logs are logs configured statically (from a config file). Logs added
+	// with AddLog are kept in the store and merged with these.
+	Logs []LogConfig
+	// Logger receives operational logs; evidence is logged at ERROR.
+	// Default: slog.Default().
+	Logger *slog.Logger
+	// HTTPClient is used for pulling; default: a client with a 30s timeout.
+	HTTPClient *http.Client
+}
+
+// Witness is a running witness. It is safe for concurrent use.
+type Witness struct {
+	dir    string
+	store  *Store
+	key    *witnessKey
+	log    *slog.Logger
+	client *http.Client
+	m      *metrics
+
+	mu      sync.RWMutex
+	static  map[string]LogConfig
+	added   map[string]LogConfig
+	vs      map[string][]note.Verifier // effective verifiers by origin
+	byID    map[string]string          // MonitoringID -> origin, for logs with state
+	changed chan struct{}              // pull configuration changed
+
+	locks sync.Map // origin -> *sync.Mutex
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the witness in dataDir (created with mode 0700 if needed): it
+// loads or creates the key (witness.key, witness.pub) and opens the store.
+func Open(dataDir string, o Options) (*Witness, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	key, err := loadOrCreateKey(dataDir, o.Name)
+	if err != nil {
+		return nil, err
+	}
+	w := &Witness{
+		dir:     dataDir,
+		key:     key,
+		log:     o.Logger,
+		client:  o.HTTPClient,
+		m:       newMetrics(),
+		static:  map[string]LogConfig{},
+		added:   map[string]LogConfig{},
+		byID:    map[string]string{},
+		changed: make(chan struct{}, 1),
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	if w.client == nil {
+		w.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	for _, c := range o.Logs {
+		if _, err := c.validate(); err != nil {
+			return nil, err
+		}
+		if prev, ok := w.static[c.Origin]; ok {
+			c = mergeLog(prev, c)
+		}
+		w.static[c.Origin] = c
+	}
+	if w.store, err = OpenStore(dataDir); err != nil {
+		return nil, err
+	}
+	added, err := w.store.AddedLogs()
+	if err != nil {
+		w.store.Close()
+		return nil, err
+	}
+	for _, c := range added {
+		w.added[c.Origin] = c
+	}
+	states, err := w.store.States()
+	if err != nil {
+		w.store.Close()
+		return nil, err
+	}
+	for origin, st := range states {
+		w.byID[MonitoringID(origin)] = origin
+		w.m.size.WithLabelValues(origin).Set(float64(st.Size))
+	}
+	evs, err := w.store.Evidence("")
+	if err != nil {
+		w.store.Close()
+		return nil, err
+	}
+	w.m.evidence.Add(float64(len(evs)))
+	if err := w.rebuild(); err != nil {
+		w.store.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Close closes the store; later calls do nothing. Stop serving first.
+func (w *Witness) Close() error {
+	w.closeOnce.Do(func() { w.closeErr = w.store.Close() })
+	return w.closeErr
+}
+
+// Name is the witness's cosigner name.
+func (w *Witness) Name() string { return w.key.signer.Name() }
+
+// VerifierKey is the witness's cosignature verifier key (type 0x04), for
+// log operators' witness policies.
+func (w *Witness) VerifierKey() string { return w.key.vkey }
+
+// Dir is the data directory.
+func (w *Witness) Dir() string { return w.dir }
+
+// rebuild recomputes the effective verifiers. Callers hold w.mu (or own w).
+func (w *Witness) rebuild() error {
+	vs := map[string][]note.Verifier{}
+	for _, c := range w.effective() {
+		v, err := c.validate()
+		if err != nil {
+			return err
+		}
+		vs[c.Origin] = v
+	}
+	w.vs = vs
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// effective merges static and added logs. Callers hold w.mu.
+func (w *Witness) effective() map[string]LogConfig {
+	out := map[string]LogConfig{}
+	for o, c := range w.added {
+		out[o] = c
+	}
+	for o, c := range w.static {
+		if a, ok := out[o]; ok {
+			c = mergeLog(a, c) // the config file's pull settings win
+		}
+		out[o] = c
+	}
+	return out
+}
+
+// LogInfo describes a configured log and what the witness holds for it.
+type LogInfo struct {
+	LogConfig
+	// InConfig is true if the log comes from the config file (remove it
+	// there); Added if it was added with add-log. Both can be true.
+	InConfig bool `json:"in_config,omitempty"`
+	Added    bool `json:"added,omitempty"`
+	// Size and Root are the latest cosigned checkpoint's, if any.
+	Size     uint64 `json:"size"`
+	Root     string `json:"root,omitempty"`
+	Cosigned bool   `json:"cosigned"`
+}
+
+// Logs returns the configured logs, by origin.
+func (w *Witness) Logs() ([]LogInfo, error) {
+	w.mu.RLock()
+	eff := w.effective()
+	var out []LogInfo
+	for o, c := range eff {
+		_, inCfg := w.static[o]
+		_, added := w.added[o]
+		out = append(out, LogInfo{LogConfig: c, InConfig: inCfg, Added: added})
+	}
+	w.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
+	for i := range out {
+		st, ok, err := w.store.State(out[i].Origin)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[i].Size, out[i].Root, out[i].Cosigned = st.Size, base64.StdEncoding.EncodeToString(st.Root[:]), true
+		}
+	}
+	return out, nil
+}
+
+// AddLog adds a log (or, for a known origin, more keys or new pull
+// settings) while the witness runs. It is recorded in the store.
+func (w *Witness) AddLog(c LogConfig) (LogConfig, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rec, err := w.store.AddLog(c)
+	if err != nil {
+		return LogConfig{}, err
+	}
+	w.added[rec.Origin] = rec
+	if err := w.rebuild(); err != nil {
+		return LogConfig{}, err
+	}
+	w.log.Info("log added", "origin", rec.Origin, "keys", len(rec.Keys), "pull_url", rec.PullURL)
+	return rec, nil
+}
+
+// RemoveLog removes a log added with AddLog. The witness stops cosigning
+// for it but keeps its latest cosigned size and root, so re-adding it
+// cannot make the witness accept a conflicting history. A log from the
+// config file must be removed there.
+func (w *Witness) RemoveLog(origin string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.static[origin]; ok {
+		if _, added := w.added[origin]; !added {
+			return fmt.Errorf("log %q comes from the config file: remove it there and restart the witness", origin)
+		}
+	}
+	if err := w.store.RemoveLog(origin); err != nil {
+		return err
+	}
+	delete(w.added, origin)
+	if err := w.rebuild(); err != nil {
+		return err
+	}
+	w.log.Info("log removed; its last cosigned state is kept", "origin", origin)
+	return nil
+}
+
+// Evidence returns recorded evidence, oldest first; only origin's if
+// origin is not empty.
+func (w *Witness) Evidence(origin string) ([]Evidence, error) { return w.store.Evidence(origin) }
+
+// State returns the latest cosigned state of a log.
+func (w *Witness) State(origin string) (State, bool, error) { return w.store.State(origin) }
+
+// verifiers returns the verifiers for origin, or nil if it is unknown.
+func (w *Witness) verifiers(origin string) []note.Verifier {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.vs[origin]
+}
+
+func (w *Witness) lockFor(origin string) *sync.Mutex {
+	l, _ := w.locks.LoadOrStore(origin, &sync.Mutex{})
+	return l.(*sync.Mutex)
+}
+
+// Error is a refusal of an add-checkpoint request, with the HTTP status
+// the C2SP tlog-witness spec assigns to it.
+type Error struct {
+	// Status is the HTTP status code (400, 403, 404, 409, 422 or 500).
+	Status int
+	// Reason is a short machine-readable reason, also the metrics label.
+	Reason string
+	// Size is, for a 409, the size of the latest checkpoint the witness
+	// cosigned for the origin (0 if none).
+	Size uint64
+	// Msg says what was wrong and what to do.
+	Msg string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Reason, e.Msg) }
+
+func refuse(status int, reason, format string, args ...any) *Error {
+	return &Error{Status: status, Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Reasons for refusals (the "reason" metrics label and Error.Reason).
+const (
+	ReasonMalformed        = "malformed"
+	ReasonTooLarge         = "too_large"
+	ReasonUnknownOrigin    = "unknown_origin"
+	ReasonNoTrustedSig     = "no_trusted_signature"
+	ReasonBadSignature     = "bad_signature"
+	ReasonOldTooLarge      = "old_too_large"
+	ReasonOldMismatch      = "old_mismatch"
+	ReasonBadProof         = "bad_proof"
+	ReasonProofWithOldZero = "proof_with_old_zero"
+	ReasonBadEmptyRoot     = "bad_empty_root"
+	ReasonRootMismatch     = "root_mismatch"
+	ReasonInternal         = "internal"
+)
+
+// AddCheckpoint handles an add-checkpoint request body. On success it
+// returns the cosignature line(s) to send back; otherwise an *Error.
+func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error) {
+	start := time.Now()
+	req, err := ParseRequest(body)
+	if err != nil {
+		e := refuse(http.StatusBadRequest, ReasonMalformed, "%v", err)
+		w.m.observe(e, start)
+		return nil, e
+	}
+	return w.Submit(ctx, req, "push")
+}
+
+// Submit runs the add-checkpoint checks on a parsed request and, if it
+// passes, durably records and cosigns the checkpoint. via is recorded in
+// evidence ("push", or "pull <url>").
+func (w *Witness) Submit(ctx context.Context, req *Request, via string) ([]byte, error) {
+	start := time.Now()
+	cosig, err := w.submit(req, via)
+	var e *Error
+	if err != nil && !errors.As(err, &e) {
+		e = refuse(http.StatusInternalServerError, ReasonInternal, "%v", err)
+		err = e
+		w.log.Error("add-checkpoint failed", "err", e.Msg)
+	}
+	w.m.observe(e, start)
+	return cosig, err
+}
+
+func (w *Witness) submit(req *Request, via string) ([]byte, error) {
+	// 400: parse.
+	cp, err := ParseSignedCheckpoint(req.Checkpoint)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, ReasonMalformed, "%v", err)
+	}
+	// 404: origin.
+	vs := w.verifiers(cp.Origin)
+	if vs == nil {
+		return nil, refuse(http.StatusNotFound, ReasonUnknownOrigin, "this witness does not witness the log %q (ask its operator to run stele-witness add-log)", cp.Origin)
+	}
+	// 403: a valid signature from a configured key.
+	n, err := note.Open(req.Checkpoint, note.VerifierList(vs...))
+	if err != nil {
+		var inv *note.InvalidSignatureError
+		if errors.As(err, &inv) {
+			return nil, refuse(http.StatusForbidden, ReasonBadSignature, "the signature by %s+%08x does not verify", inv.Name, inv.Hash)
+		}
+		return nil, refuse(http.StatusForbidden, ReasonNoTrustedSig, "no signature from a key configured for %s: %v", cp.Origin, err)
+	}
+	// 400: old beyond the checkpoint.
+	if req.Old > cp.Size {
+		return nil, refuse(http.StatusBadRequest, ReasonOldTooLarge, "old size %d is larger than the checkpoint size %d", req.Old, cp.Size)
+	}
+
+	lock := w.lockFor(cp.Origin)
+	lock.Lock()
+	defer lock.Unlock()
+	st, have, err := w.store.State(cp.Origin)
+	if err != nil {
+		return nil, err
+	}
+	if have && cp.Size == st.Size && cp.Root != st.Root {
+		// A split view, whatever old says.
+		status := http.StatusConflict
+		if req.Old == st.Size {
+			status = http.StatusUnprocessableEntity
+		}
+		if err := w.recordEvidence(st, cp, req, via, "same_size_different_root", status,
+			fmt.Sprintf("checkpoint of size %d has root %x, but this witness cosigned root %x for that size", cp.Size, cp.Root, st.Root)); err != nil {
+			return nil, err
+		}
+	}
+	// 409: old is not what we hold.
+	if req.Old != st.Size {
+		e := refuse(http.StatusConflict, ReasonOldMismatch, "old size %d is not the size %d of the latest checkpoint this witness cosigned for %s", req.Old, st.Size, cp.Origin)
+		e.Size = st.Size
+		return nil, e
+	}
+	// 422: proof and roots.
+	if cp.Size == 0 && cp.Root != EmptyRoot {
+		return nil, refuse(http.StatusUnprocessableEntity, ReasonBadEmptyRoot, "a size-0 checkpoint must have the empty-tree root %s", base64.StdEncoding.EncodeToString(EmptyRoot[:]))
+	}
+	if req.Old == 0 && len(req.Proof) > 0 {
+		return nil, refuse(http.StatusUnprocessableEntity, ReasonProofWithOldZero, "old is 0, so the consistency proof must be empty, but it has %d lines", len(req.Proof))
+	}
+	if req.Old == cp.Size {
+		if have && cp.Root != st.Root {
+			return nil, refuse(http.StatusUnprocessableEntity, ReasonRootMismatch, "checkpoint of size %d has a different root from the one this witness cosigned for that size; the conflict is recorded as evidence", cp.Size)
+		}
+		if len(req.Proof) > 0 {
+			return nil, refuse(http.StatusUnprocessableEntity, ReasonBadProof, "old equals the checkpoint size, so the consistency proof must be empty, but it has %d lines", len(req.Proof))
+		}
+	} else if req.Old > 0 {
+		p := make([][]byte, len(req.Proof))
+		for i := range req.Proof {
+			p[i] = req.Proof[i][:]
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, req.Old, cp.Size, p, st.Root[:], cp.Root[:]); err != nil {
+			if err := w.recordEvidence(st, cp, req, via, "inconsistent_proof", http.StatusUnprocessableEntity,
+				fmt.Sprintf("the consistency proof from size %d (cosigned root %x) to size %d (root %x) does not verify: %v", req.Old, st.Root, cp.Size, cp.Root, err)); err != nil {
+				return nil, err
+			}
+			return nil, refuse(http.StatusUnprocessableEntity, ReasonBadProof, "the consistency proof from size %d to %d does not verify against the root this witness cosigned: %v", req.Old, cp.Size, err)
+		}
+	}
+
+	// Cosign, persist, then answer.
+	signed, err := note.Sign(&note.Note{Text: cp.Text}, w.key.signer)
+	if err != nil {
+		return nil, fmt.Errorf("cosigning: %w", err)
+	}
+	cosig := signed[len(cp.Text)+1:]
+	var full bytes.Buffer
+	full.WriteString(cp.Text)
+	full.WriteByte('\n')
+	full.Write(signatureLines(n.Sigs))
+	full.Write(cosig)
+	next := State{Size: cp.Size, Root: cp.Root, Checkpoint: full.Bytes(), Updated: time.Now().UTC()}
+	if err := w.store.putState(cp.Origin, next); err != nil {
+		return nil, err
+	}
+	if !have {
+		w.mu.Lock()
+		w.byID[MonitoringID(cp.Origin)] = cp.Origin
+		w.mu.Unlock()
+	}
+	w.m.size.WithLabelValues(cp.Origin).Set(float64(cp.Size))
+	return slices.Clip(cosig), nil
+}
+
+func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, req *Request, via, reason string, status int, detail string) error {
+	ev := &Evidence{
+		Origin:    cp.Origin,
+		Time:      time.Now().UTC(),
+		Reason:    reason,
+		Detail:    detail,
+		Status:    status,
+		Cosigned:  string(st.Checkpoint),
+		Offending: string(req.Checkpoint),
+		Old:       req.Old,
+		Via:       via,
+	}
+	for _, h := range req.Proof {
+		ev.Proof = append(ev.Proof, base64.StdEncoding.EncodeToString(h[:]))
+	}
+	dedup := fmt.Appendf(nil, "%s\n%s\n%s\n%d\n%q\n", cp.Origin, reason, cp.Text, req.Old, ev.Proof)
+	dedup = append(dedup, st.Checkpoint...)
+	added, err := w.store.putEvidence(ev, dedup)
+	if err != nil {
+		return err
+	}
+	if added {
+		w.m.evidence.Inc()
+		w.log.Error("EVIDENCE OF LOG MISBEHAVIOUR: conflicting checkpoint refused and recorded",
+			"origin", cp.Origin, "reason", reason, "evidence_id", ev.ID, "detail", detail, "via", via,
+			"cosigned_size", st.Size, "offending_size", cp.Size)
+	}
+	return nil
+}
