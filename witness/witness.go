@@ -472,8 +472,12 @@ func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, req *Request, v
 	for _, h := range req.Proof {
 		ev.Proof = append(ev.Proof, base64.StdEncoding.EncodeToString(h[:]))
 	}
-	dedup := fmt.Appendf(nil, "%s\n%s\n%s\n%d\n%q\n", cp.Origin, reason, cp.Text, req.Old, ev.Proof)
-	dedup = append(dedup, st.Checkpoint...)
+	// The same conflict is recorded once: for a same-size conflict the two
+	// checkpoints are the evidence; for a failed proof, the proof too.
+	dedup := fmt.Appendf(nil, "%s\n%s\n%d %x\n%s", cp.Origin, reason, st.Size, st.Root, cp.Text)
+	if reason != "same_size_different_root" {
+		dedup = fmt.Appendf(dedup, "%d\n%q\n", req.Old, ev.Proof)
+	}
 	added, err := w.store.putEvidence(ev, dedup)
 	if err != nil {
 		return err
