@@ -116,11 +116,16 @@ type testWitness struct {
 
 func newTestWitness(t testing.TB, logs ...*testLog) *testWitness {
 	t.Helper()
-	dir := t.TempDir()
 	var cfgs []witness.LogConfig
 	for _, l := range logs {
 		cfgs = append(cfgs, l.config())
 	}
+	return newTestWitnessCfg(t, cfgs...)
+}
+
+func newTestWitnessCfg(t testing.TB, cfgs ...witness.LogConfig) *testWitness {
+	t.Helper()
+	dir := t.TempDir()
 	w, err := witness.Open(dir, witness.Options{Name: "test.example/w1", Logs: cfgs, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
