@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -85,6 +86,9 @@ func Open(dir string, o Options) (*Store, error) {
 			opts.FS = vfs.NewMem()
 		}
 		db, err := pebble.Open(filepath.Join(dir, name), opts)
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("the store in %s is locked by another process: is another stele-server running on this data directory? stop it first", dir)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening the %s store in %s: %w", name, dir, err)
 		}

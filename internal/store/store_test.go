@@ -367,8 +367,8 @@ func TestOpenTwiceFails(t *testing.T) {
 		s2.Close()
 		t.Fatal("a second Open of a store in use succeeded")
 	}
-	if !strings.Contains(err.Error(), dir) {
-		t.Errorf("error %q does not name the directory", err)
+	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "another stele-server") {
+		t.Errorf("error %q does not name the directory and the likely cause", err)
 	}
 }
 
