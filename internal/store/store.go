@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -86,7 +87,7 @@ func Open(dir string, o Options) (*Store, error) {
 			opts.FS = vfs.NewMem()
 		}
 		db, err := pebble.Open(filepath.Join(dir, name), opts)
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || (err != nil && strings.Contains(err.Error(), "lock held")) {
 			return nil, fmt.Errorf("the store in %s is locked by another process: is another stele-server running on this data directory? stop it first", dir)
 		}
 		if err != nil {
