@@ -93,24 +93,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// newFlags returns a flag set that prints its usage to stdout on -h and
+// newFlags returns a flag set that prints its flags to stderr on -h and
 // reports parse errors as usage errors.
 func newFlags(cmd string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("stele-witness "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fs.SetOutput(stderr)
-		fmt.Fprintf(stderr, "usage of stele-witness %s:\n", cmd)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
+	fs.Usage = func() {}
 	return fs
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			fmt.Fprintf(stderr, "usage of %s:\n", fs.Name())
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return err
 		}
 		return usageError{err.Error()}
@@ -128,7 +125,7 @@ func run(args []string, stderr io.Writer) error {
 	listen := fs.String("listen", defaultListen, "HTTP listen address")
 	name := fs.String("name", "", "witness (cosigner) name for a new key; default "+witness.DefaultName+"; must match an existing key")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
 	set := map[string]bool{}
@@ -233,7 +230,7 @@ func addLog(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&keys, "key", "the log's verifier key <name>+<id>+<key> (required; repeat for key rotation)")
 	pull := fs.String("pull", "", "the log's tlog-tiles URL prefix, to fetch its checkpoints instead of waiting for pushes")
 	interval := fs.Duration("pull-interval", 0, "how often to pull (default 1m)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
 	if *origin == "" {
@@ -260,7 +257,7 @@ func removeLog(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("remove-log", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "the witness's data directory")
 	origin := fs.String("origin", "", "the log's checkpoint origin (required)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
 	if *origin == "" {
@@ -279,7 +276,7 @@ func listLogs(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("list-logs", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "the witness's data directory")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
 	return manage(*dataDir, func(m witness.Manager) error {
@@ -313,7 +310,7 @@ func evidence(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("evidence", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "the witness's data directory")
 	origin := fs.String("origin", "", "only this log's evidence")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
 	return manage(*dataDir, func(m witness.Manager) error {
