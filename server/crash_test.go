@@ -32,12 +32,13 @@ import (
 
 var (
 	buildOnce sync.Once
-	binPath   string
+	binDir    string
 	buildErr  error
 )
 
-// serverBinary builds cmd/stele-server once per test run.
-func serverBinary(t *testing.T) string {
+// binary builds cmd/stele-server and cmd/stele-witness once per test run
+// and returns the path of the named one.
+func binary(t *testing.T, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "stele-bin")
@@ -45,8 +46,8 @@ func serverBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "stele-server")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/stele-server").CombinedOutput()
+		binDir = dir
+		out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/stele-server", "../cmd/stele-witness").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -54,8 +55,10 @@ func serverBinary(t *testing.T) string {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return binPath
+	return filepath.Join(binDir, name)
 }
+
+func serverBinary(t *testing.T) string { return binary(t, "stele-server") }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -75,10 +78,11 @@ type proc struct {
 	logs     *bytes.Buffer
 }
 
-func startProcess(t *testing.T, dir string) *proc {
+func startProcess(t *testing.T, dir string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &bytes.Buffer{}}
-	p.cmd = exec.Command(serverBinary(t), "--data-dir", dir, "--grpc-addr", p.grpcAddr, "--http-addr", p.httpAddr, "--checkpoint-interval", "200ms")
+	args := append([]string{"--data-dir", dir, "--grpc-addr", p.grpcAddr, "--http-addr", p.httpAddr, "--checkpoint-interval", "200ms"}, extra...)
+	p.cmd = exec.Command(serverBinary(t), args...)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
