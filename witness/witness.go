@@ -53,6 +53,10 @@ type Options struct {
 	Logger *slog.Logger
 	// HTTPClient is used for pulling; default: a client with a 30s timeout.
 	HTTPClient *http.Client
+	// AfterCommit, if set, is called after a new state has been durably
+	// stored and before the cosignature is returned. It exists for crash
+	// tests that must kill the witness at exactly that point.
+	AfterCommit func(origin string, size uint64)
 }
 
 // Witness is a running witness. It is safe for concurrent use.
@@ -63,6 +67,8 @@ type Witness struct {
 	log    *slog.Logger
 	client *http.Client
 	m      *metrics
+
+	afterCommit func(origin string, size uint64)
 
 	mu      sync.RWMutex
 	static  map[string]LogConfig
@@ -97,6 +103,8 @@ func Open(dataDir string, o Options) (*Witness, error) {
 		added:   map[string]LogConfig{},
 		byID:    map[string]string{},
 		changed: make(chan struct{}, 1),
+
+		afterCommit: o.AfterCommit,
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -447,6 +455,9 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 	next := State{Size: cp.Size, Root: cp.Root, Checkpoint: full.Bytes(), Updated: time.Now().UTC()}
 	if err := w.store.putState(cp.Origin, next); err != nil {
 		return nil, err
+	}
+	if w.afterCommit != nil {
+		w.afterCommit(cp.Origin, cp.Size)
 	}
 	if !have {
 		w.mu.Lock()

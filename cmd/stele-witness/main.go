@@ -157,11 +157,20 @@ func run(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	w, err := witness.Open(pick("data-dir", *dataDir, fc.DataDir), witness.Options{
+	opts := witness.Options{
 		Name:   pick("name", *name, fc.Name),
 		Logs:   fc.Logs,
 		Logger: logger,
-	})
+	}
+	// Crash tests only: hold each reply after its state is durable, so the
+	// process can be killed at exactly that point.
+	if d, err := time.ParseDuration(os.Getenv("STELE_WITNESS_TEST_HOLD_AFTER_COMMIT")); err == nil && d > 0 {
+		opts.AfterCommit = func(origin string, size uint64) {
+			logger.Warn("test hook: holding the reply after commit", "origin", origin, "size", size, "hold", d)
+			time.Sleep(d)
+		}
+	}
+	w, err := witness.Open(pick("data-dir", *dataDir, fc.DataDir), opts)
 	if err != nil {
 		return err
 	}
