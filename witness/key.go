@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	fnote "github.com/transparency-dev/formats/note"
+
+	"github.com/stele-dev/stele/internal/durable"
 )
 
 const (
@@ -57,7 +59,7 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 			return nil, fmt.Errorf("generating witness key: %w", err)
 		}
 		skey := encodeSKey(name, priv.Seed())
-		if err := writeExclusive(path, []byte(skey+"\n"), 0o600); err != nil {
+		if err := durable.WriteExclusive(path, []byte(skey+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("saving new witness key: %w", err)
 		}
 		raw = []byte(skey)
@@ -83,7 +85,7 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 	if v, err := fnote.NewVerifierForCosignatureV1(vkey); err != nil || v.KeyHash() != signer.KeyHash() {
 		return nil, fmt.Errorf("witness key %s: derived verifier key %s does not match the signer", path, vkey)
 	}
-	if err := writeAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := durable.WriteAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing witness verifier key: %w", err)
 	}
 	return &witnessKey{signer: signer, vkey: vkey}, nil
@@ -130,47 +132,4 @@ func checkKeyName(name string) error {
 		return fmt.Errorf("%q is not a valid key name: it must be non-empty, without spaces or '+' (e.g. witness.example.com/w1)", name)
 	}
 	return nil
-}
-
-func writeExclusive(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	if err := writeExclusive(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

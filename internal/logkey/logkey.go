@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stele-dev/stele/internal/durable"
 )
 
 const (
@@ -47,7 +49,7 @@ func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("generating log key for origin %q: %w", origin, err)
 		}
-		if err := writeExclusive(privPath, []byte(skey+"\n"), 0o600); err != nil {
+		if err := durable.WriteExclusive(privPath, []byte(skey+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("saving new log key: %w", err)
 		}
 		raw = []byte(skey)
@@ -74,7 +76,7 @@ func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deriving verifier key: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, PublicFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := durable.WriteAtomic(filepath.Join(dir, PublicFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing verifier key: %w", err)
 	}
 	return &Key{Signer: signer, Verifier: verifier, VKey: vkey}, nil
@@ -107,49 +109,4 @@ func ReadVerifier(path string) (note.Verifier, error) {
 		return nil, fmt.Errorf("%s does not hold a signed-note verifier key (name+hash+key): %w", path, err)
 	}
 	return v, nil
-}
-
-func writeExclusive(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a new directory entry durable, so a key that has signed a
-// checkpoint cannot vanish in a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	if err := writeExclusive(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
