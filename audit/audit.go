@@ -1,0 +1,575 @@
+// Package audit reads a whole Stele log over the C2SP tlog-tiles HTTP API and
+// checks it: the checkpoint's signature, every entry bundle against the
+// level-0 tiles, the root of the tree against the checkpoint, that every
+// leaf is leaf v1, and, per source, sequence gaps and regressions,
+// duplicates of (source, event_id) and time anomalies.
+//
+// An audit can be resumed: State holds the verified position (tree size,
+// root and compact range) plus what the content checks need to carry on,
+// and the next Run only reads the new entries, after proving the old
+// checkpoint consistent with the new one.
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	mproof "github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api/layout"
+	tclient "github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/leaf"
+)
+
+// Default thresholds of the time checks.
+const (
+	DefaultMaxEventAhead       = time.Hour
+	DefaultMaxAdmittedBackstep = 5 * time.Minute
+)
+
+// maxListed bounds how many failures and findings a report lists; the
+// counts always cover all of them.
+const maxListed = 100000
+
+// Config says what to audit and how.
+type Config struct {
+	// LogURL is the root of the log's tlog-tiles HTTP API.
+	LogURL string
+	// Verifier checks the checkpoint's log signature; its name is the origin.
+	Verifier note.Verifier
+	// Workers is the number of parallel fetches (default 4).
+	Workers int
+	// HTTPClient is used for every request; nil means a client tuned for
+	// Workers parallel keep-alive connections.
+	HTTPClient *http.Client
+	// State is where the last audit stopped; nil audits from the start.
+	State *State
+	// MaxEventAhead: an event_time later than its admitted_time by more
+	// than this is a finding (default DefaultMaxEventAhead).
+	MaxEventAhead time.Duration
+	// MaxAdmittedBackstep: an admitted_time earlier than the previous
+	// entry's by more than this is a finding (default DefaultMaxAdmittedBackstep).
+	MaxAdmittedBackstep time.Duration
+	// Progress, if set, is called from time to time with the entries read
+	// so far and the number to read.
+	Progress func(read, total uint64, elapsed time.Duration)
+	// ProgressEvery is the least time between two Progress calls (default 2s).
+	ProgressEvery time.Duration
+}
+
+// Report is the outcome of an audit; it is what `stele audit` writes as JSON.
+type Report struct {
+	Log        string          `json:"log"`
+	Checkpoint *CheckpointInfo `json:"checkpoint,omitempty"`
+	// Previous is the checkpoint the audit resumed from, if any.
+	Previous *CheckpointInfo `json:"previous,omitempty"`
+	// Verified is true when every entry and tile matched and the root is
+	// the checkpoint's.
+	Verified bool `json:"verified"`
+	// EntriesRead counts the entries read by this run (not earlier runs).
+	EntriesRead   uint64    `json:"entries_read"`
+	BundlesRead   uint64    `json:"bundles_read"`
+	Seconds       float64   `json:"seconds"`
+	EntriesPerSec float64   `json:"entries_per_second"`
+	FailureCount  int       `json:"failure_count"`
+	Failures      []Failure `json:"failures"`
+	FindingCount  int       `json:"finding_count"`
+	Findings      []Finding `json:"findings"`
+	// Sources holds per-source totals over the whole log (this run and
+	// the runs it resumed from).
+	Sources map[string]*SourceStats `json:"sources"`
+}
+
+// OK reports whether the log verified and nothing was found.
+func (r *Report) OK() bool {
+	return r.Verified && r.FailureCount == 0 && r.FindingCount == 0
+}
+
+// CheckpointInfo describes a verified checkpoint.
+type CheckpointInfo struct {
+	Origin string `json:"origin"`
+	Size   uint64 `json:"size"`
+	Root   []byte `json:"root"`
+	Raw    string `json:"raw,omitempty"`
+}
+
+// Failure kinds: the log does not verify.
+const (
+	FailCheckpoint  = "checkpoint"   // cannot fetch or verify the checkpoint
+	FailRollback    = "rollback"     // the log is smaller than the audited size
+	FailConsistency = "consistency"  // new checkpoint not consistent with the audited one
+	FailFetch       = "fetch"        // a tile or bundle cannot be read
+	FailBundle      = "entry_bundle" // an entry bundle is malformed or has the wrong number of entries
+	FailTile        = "tile"         // a level-0 tile is malformed
+	FailLeafHash    = "leaf_hash"    // an entry's hash differs from its level-0 tile
+	FailRoot        = "root"         // the entries' root differs from the checkpoint's
+	FailState       = "state"        // the saved state is not consistent with itself
+)
+
+// Finding kinds: the log verifies, its content is suspicious.
+const (
+	FindNotLeafV1        = "not_leaf_v1"
+	FindSeqGap           = "source_seq_gap"
+	FindSeqRegression    = "source_seq_regression"
+	FindDuplicate        = "duplicate_event"
+	FindEventAhead       = "event_time_after_admitted"
+	FindAdmittedBackward = "admitted_time_backwards"
+)
+
+// Failure is a verification failure.
+type Failure struct {
+	Kind     string  `json:"kind"`
+	Index    *uint64 `json:"index,omitempty"`
+	Resource string  `json:"resource,omitempty"`
+	Message  string  `json:"message"`
+}
+
+// Finding is a content anomaly in a log that verifies.
+type Finding struct {
+	Kind   string `json:"kind"`
+	Index  uint64 `json:"index"`
+	Source string `json:"source,omitempty"`
+	// Other is the other entry involved: the earlier duplicate, the
+	// previous entry in the sequence or in admission order.
+	Other   *uint64 `json:"other_index,omitempty"`
+	Message string  `json:"message"`
+}
+
+// SourceStats are per-source totals.
+type SourceStats struct {
+	Count         uint64 `json:"count"`
+	Gaps          uint64 `json:"source_seq_gaps"`
+	Regressions   uint64 `json:"source_seq_regressions"`
+	Duplicates    uint64 `json:"duplicates"`
+	TimeAnomalies uint64 `json:"time_anomalies"`
+	// LastSeq is the last non-zero source_seq seen, at LastSeqIndex.
+	LastSeq      uint64 `json:"last_seq,omitempty"`
+	LastSeqIndex uint64 `json:"last_seq_index,omitempty"`
+}
+
+// Error is returned by Run when the log does not verify; the report lists
+// every failure.
+var ErrVerification = errors.New("log verification failed")
+
+func u64(v uint64) *uint64 { return &v }
+
+type auditor struct {
+	cfg     Config
+	fetcher *tclient.HTTPFetcher
+	rep     *Report
+	st      *State
+	ahead   int64
+	back    int64
+}
+
+func (a *auditor) fail(kind string, index *uint64, resource, format string, args ...any) {
+	a.rep.FailureCount++
+	if len(a.rep.Failures) < maxListed {
+		a.rep.Failures = append(a.rep.Failures, Failure{Kind: kind, Index: index, Resource: resource, Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+func (a *auditor) find(f Finding) {
+	a.rep.FindingCount++
+	if len(a.rep.Findings) < maxListed {
+		a.rep.Findings = append(a.rep.Findings, f)
+	}
+}
+
+// Run audits the log. It returns the report and the new state. The error is
+// ErrVerification (wrapped) when the log does not verify, another error when
+// the audit could not be carried out; the report is never nil and the state
+// is nil unless the log verified (findings do not prevent a new state).
+func Run(ctx context.Context, cfg Config) (*Report, *State, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.MaxEventAhead == 0 {
+		cfg.MaxEventAhead = DefaultMaxEventAhead
+	}
+	if cfg.MaxAdmittedBackstep == 0 {
+		cfg.MaxAdmittedBackstep = DefaultMaxAdmittedBackstep
+	}
+	if cfg.ProgressEvery == 0 {
+		cfg.ProgressEvery = 2 * time.Second
+	}
+	rep := &Report{Log: cfg.LogURL, Failures: []Failure{}, Findings: []Finding{}, Sources: map[string]*SourceStats{}}
+	if cfg.Verifier == nil {
+		return rep, nil, errors.New("audit: no log verifier")
+	}
+	u, err := url.Parse(cfg.LogURL)
+	if err != nil {
+		return rep, nil, fmt.Errorf("audit: log URL: %v", err)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 2 * cfg.Workers
+		hc = &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+	}
+	f, err := tclient.NewHTTPFetcher(u, hc)
+	if err != nil {
+		return rep, nil, err
+	}
+	a := &auditor{cfg: cfg, fetcher: f, rep: rep, ahead: int64(cfg.MaxEventAhead), back: int64(cfg.MaxAdmittedBackstep)}
+	start := time.Now()
+	st, err := a.run(ctx)
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.EntriesPerSec = float64(rep.EntriesRead) / rep.Seconds
+	}
+	if err != nil {
+		return rep, nil, err
+	}
+	if rep.FailureCount > 0 {
+		return rep, nil, fmt.Errorf("%w: %d failure(s), first: %s", ErrVerification, rep.FailureCount, rep.Failures[0].Message)
+	}
+	rep.Verified = true
+	return rep, st, nil
+}
+
+func (a *auditor) run(ctx context.Context) (*State, error) {
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	raw, err := a.fetcher.ReadCheckpoint(ctx)
+	if err != nil {
+		a.fail(FailCheckpoint, nil, layout.CheckpointPath, "fetching the checkpoint: %v", err)
+		return nil, nil
+	}
+	cp, err := client.ParseCheckpoint(raw, a.cfg.Verifier)
+	if err != nil {
+		a.fail(FailCheckpoint, nil, layout.CheckpointPath, "%v", err)
+		return nil, nil
+	}
+	a.rep.Checkpoint = &CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: cp.Root[:], Raw: string(raw)}
+
+	// Where to start: from scratch, or from the saved state once the new
+	// checkpoint is proven consistent with it.
+	st := a.cfg.State
+	var rng *compact.Range
+	if st == nil {
+		st = newState(cp.Origin)
+		rng = rf.NewEmptyRange(0)
+	} else {
+		if st.Origin != cp.Origin {
+			return nil, fmt.Errorf("audit: the state is for log %q, this log is %q", st.Origin, cp.Origin)
+		}
+		a.rep.Previous = &CheckpointInfo{Origin: st.Origin, Size: st.Size, Root: st.Root}
+		rng, err = rf.NewRange(0, st.Size, st.Range)
+		if err != nil {
+			a.fail(FailState, nil, "", "the saved compact range does not fit size %d: %v", st.Size, err)
+			return nil, nil
+		}
+		if root, err := rng.GetRootHash(nil); st.Size > 0 && (err != nil || !bytes.Equal(root, st.Root)) {
+			a.fail(FailState, nil, "", "the saved compact range does not hash to the saved root %x", st.Root)
+			return nil, nil
+		}
+		if !a.consistent(ctx, st, cp) {
+			return nil, nil
+		}
+		for k, v := range st.Sources {
+			c := *v
+			a.rep.Sources[k] = &c
+		}
+	}
+	from, size := st.Size, cp.Size
+	a.process(ctx, rf, rng, st, from, size)
+	if a.rep.FailureCount > 0 {
+		return nil, nil
+	}
+	root, err := rng.GetRootHash(nil)
+	if size == 0 {
+		root, err = rfc6962.DefaultHasher.EmptyRoot(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(root, cp.Root[:]) {
+		a.fail(FailRoot, nil, layout.CheckpointPath, "the %d entries hash to root %x, the checkpoint says %x", size, root, cp.Root)
+		return nil, nil
+	}
+	st.Size, st.Root, st.Range = size, cp.Root[:], rng.Hashes()
+	st.Sources = a.rep.Sources
+	return st, nil
+}
+
+// consistent checks that the checkpoint cp extends the audited tree in st.
+func (a *auditor) consistent(ctx context.Context, st *State, cp *client.Checkpoint) bool {
+	switch {
+	case cp.Size < st.Size:
+		a.fail(FailRollback, nil, layout.CheckpointPath, "rollback: the log's checkpoint has size %d (root %x) but size %d (root %x) was already audited", cp.Size, cp.Root, st.Size, st.Root)
+		return false
+	case cp.Size == st.Size:
+		if !bytes.Equal(cp.Root[:], st.Root) {
+			a.fail(FailConsistency, nil, layout.CheckpointPath, "fork: the log's checkpoint has root %x at size %d, the audited root at that size is %x", cp.Root, cp.Size, st.Root)
+			return false
+		}
+		return true
+	case st.Size == 0:
+		return true
+	}
+	pb, err := tclient.NewProofBuilder(ctx, cp.Size, a.fetcher.ReadTile)
+	if err == nil {
+		var p [][]byte
+		p, err = pb.ConsistencyProof(ctx, st.Size, cp.Size)
+		if err == nil {
+			err = mproof.VerifyConsistency(rfc6962.DefaultHasher, st.Size, cp.Size, p, st.Root, cp.Root[:])
+		}
+	}
+	if err != nil {
+		a.fail(FailConsistency, nil, layout.CheckpointPath, "the log's checkpoint (size %d, root %x) is not consistent with the audited one (size %d, root %x): %s", cp.Size, cp.Root, st.Size, st.Root, strings.Join(strings.Fields(err.Error()), " "))
+		return false
+	}
+	return true
+}
+
+// bundleResult is what a worker makes of one entry bundle and its tile.
+type bundleResult struct {
+	first  uint64 // index of the first entry looked at
+	fails  []Failure
+	abort  bool // structural failure: stop the audit
+	sub    *compact.Range
+	leaves []*leaf.Leaf // nil where the entry is not leaf v1
+	bad    []error
+	keys   [][16]byte
+	n      int
+}
+
+func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *compact.Range, st *State, from, size uint64) {
+	if from >= size {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		bi uint64
+		ch chan *bundleResult
+	}
+	firstB, endB := from/layout.EntryBundleWidth, (size+layout.EntryBundleWidth-1)/layout.EntryBundleWidth
+	jobs := make(chan job)
+	order := make(chan chan *bundleResult, 4*a.cfg.Workers)
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for bi := firstB; bi < endB; bi++ {
+			ch := make(chan *bundleResult, 1)
+			select {
+			case order <- ch:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- job{bi, ch}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range a.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.ch <- a.bundle(ctx, rf, j.bi, from, size)
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	start, lastProgress := time.Now(), time.Now()
+	total := size - from
+	for ch := range order {
+		var r *bundleResult
+		select {
+		case r = <-ch:
+		case <-ctx.Done():
+			a.fail(FailFetch, nil, "", "%v", ctx.Err())
+			return
+		}
+		for _, f := range r.fails {
+			a.fail(f.Kind, f.Index, f.Resource, "%s", f.Message)
+		}
+		if r.abort {
+			return
+		}
+		if err := rng.AppendRange(r.sub, nil); err != nil {
+			a.fail(FailState, nil, "", "merging range at %d: %v", r.first, err)
+			return
+		}
+		a.rep.BundlesRead++
+		a.rep.EntriesRead += uint64(r.n)
+		a.content(st, r)
+		if a.cfg.Progress != nil && time.Since(lastProgress) >= a.cfg.ProgressEvery {
+			lastProgress = time.Now()
+			a.cfg.Progress(a.rep.EntriesRead, total, time.Since(start))
+		}
+	}
+	if a.cfg.Progress != nil {
+		a.cfg.Progress(a.rep.EntriesRead, total, time.Since(start))
+	}
+}
+
+// bundle fetches and checks entry bundle bi and its level-0 tile, looking
+// at the entries in [from, size).
+func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from, size uint64) *bundleResult {
+	r := &bundleResult{}
+	p := layout.PartialTileSize(0, bi, size)
+	width := uint64(p)
+	if p == 0 {
+		width = layout.EntryBundleWidth
+	}
+	base := bi * layout.EntryBundleWidth
+	r.first = max(base, from)
+	bpath, tpath := layout.EntriesPath(bi, p), layout.TilePath(0, bi, p)
+	abort := func(kind, res, format string, args ...any) *bundleResult {
+		r.fails = append(r.fails, Failure{Kind: kind, Resource: res, Message: fmt.Sprintf(format, args...)})
+		r.abort = true
+		return r
+	}
+	var braw, traw []byte
+	var berr, terr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); traw, terr = a.fetcher.ReadTile(ctx, 0, bi, p) }()
+	braw, berr = a.fetcher.ReadEntryBundle(ctx, bi, p)
+	wg.Wait()
+	if berr != nil {
+		return abort(FailFetch, bpath, "entry bundle %s: %v", bpath, berr)
+	}
+	if terr != nil {
+		return abort(FailFetch, tpath, "tile %s: %v", tpath, terr)
+	}
+	entries, err := splitBundle(braw, int(width))
+	if err != nil {
+		return abort(FailBundle, bpath, "entry bundle %s (entries %d-%d): %v", bpath, base, base+width-1, err)
+	}
+	if uint64(len(traw)) != 32*width {
+		return abort(FailTile, tpath, "tile %s is %d bytes, want %d (%d hashes)", tpath, len(traw), 32*width, width)
+	}
+	skip := r.first - base
+	entries = entries[skip:]
+	r.n = len(entries)
+	r.sub = rf.NewEmptyRange(r.first)
+	r.leaves = make([]*leaf.Leaf, len(entries))
+	r.keys = make([][16]byte, len(entries))
+	var kb []byte
+	for i, e := range entries {
+		idx := r.first + uint64(i)
+		h := rfc6962.DefaultHasher.HashLeaf(e)
+		if th := traw[32*(skip+uint64(i)):][:32]; !bytes.Equal(h, th) {
+			r.fails = append(r.fails, Failure{Kind: FailLeafHash, Index: u64(idx), Resource: tpath,
+				Message: fmt.Sprintf("entry %d in %s hashes to %x, tile %s says %x", idx, bpath, h, tpath, th)})
+		}
+		_ = r.sub.Append(h, nil)
+		l, err := leaf.Unmarshal(e)
+		if err != nil {
+			if r.bad == nil {
+				r.bad = make([]error, len(entries))
+			}
+			r.bad[i] = err
+			continue
+		}
+		r.leaves[i] = l
+		kb = dedupKey(kb[:0], l.Source, l.EventID)
+		sum := sha256.Sum256(kb)
+		copy(r.keys[i][:], sum[:16])
+	}
+	return r
+}
+
+func dedupKey(b []byte, source, eventID string) []byte {
+	b = append(b, byte(len(source)))
+	b = append(b, source...)
+	return append(b, eventID...)
+}
+
+// splitBundle parses a tlog-tiles entry bundle strictly: exactly want
+// entries, each a big-endian u16 length and that many bytes, nothing after.
+func splitBundle(b []byte, want int) ([][]byte, error) {
+	out := make([][]byte, 0, want)
+	for off := 0; off < len(b); {
+		if len(b)-off < 2 {
+			return nil, fmt.Errorf("truncated length prefix at byte %d", off)
+		}
+		n := int(binary.BigEndian.Uint16(b[off:]))
+		off += 2
+		if len(b)-off < n {
+			return nil, fmt.Errorf("entry %d is truncated: %d bytes declared, %d left", len(out), n, len(b)-off)
+		}
+		out = append(out, b[off:off+n])
+		off += n
+	}
+	if len(out) != want {
+		return nil, fmt.Errorf("has %d entries, the checkpoint needs %d", len(out), want)
+	}
+	return out, nil
+}
+
+// content runs the per-source checks over one bundle's entries, in order.
+func (a *auditor) content(st *State, r *bundleResult) {
+	for i, l := range r.leaves {
+		idx := r.first + uint64(i)
+		if l == nil {
+			a.find(Finding{Kind: FindNotLeafV1, Index: idx, Message: fmt.Sprintf("entry %d is not leaf v1: %v", idx, r.bad[i])})
+			continue
+		}
+		s := a.rep.Sources[l.Source]
+		if s == nil {
+			s = &SourceStats{}
+			a.rep.Sources[l.Source] = s
+		}
+		s.Count++
+		if seq := l.SourceSeq; seq != 0 {
+			if s.LastSeq != 0 {
+				switch {
+				case seq <= s.LastSeq:
+					s.Regressions++
+					a.find(Finding{Kind: FindSeqRegression, Index: idx, Source: l.Source, Other: u64(s.LastSeqIndex),
+						Message: fmt.Sprintf("source %s: source_seq %d at entry %d after %d at entry %d", l.Source, seq, idx, s.LastSeq, s.LastSeqIndex)})
+				case seq > s.LastSeq+1:
+					s.Gaps++
+					a.find(Finding{Kind: FindSeqGap, Index: idx, Source: l.Source, Other: u64(s.LastSeqIndex),
+						Message: fmt.Sprintf("source %s: source_seq jumps from %d at entry %d to %d at entry %d (%d missing)", l.Source, s.LastSeq, s.LastSeqIndex, seq, idx, seq-s.LastSeq-1)})
+				}
+			}
+			if seq > s.LastSeq || s.LastSeq == 0 {
+				s.LastSeq, s.LastSeqIndex = seq, idx
+			}
+		}
+		if prev, dup := st.dedup[r.keys[i]]; dup {
+			s.Duplicates++
+			a.find(Finding{Kind: FindDuplicate, Index: idx, Source: l.Source, Other: u64(prev),
+				Message: fmt.Sprintf("source %s: event_id %q at entry %d was already logged at entry %d", l.Source, l.EventID, idx, prev)})
+		} else {
+			st.dedup[r.keys[i]] = idx
+			st.dedupOrder = append(st.dedupOrder, dedupRec{r.keys[i], idx})
+		}
+		et, at := l.EventTime.UnixNano(), l.AdmittedTime.UnixNano()
+		if et-at > a.ahead {
+			s.TimeAnomalies++
+			a.find(Finding{Kind: FindEventAhead, Index: idx, Source: l.Source,
+				Message: fmt.Sprintf("entry %d: event_time %s is %s after its admitted_time %s", idx, fmtTime(l.EventTime), time.Duration(et-at), fmtTime(l.AdmittedTime))})
+		}
+		if st.HaveAdmitted && st.LastAdmitted-at > a.back {
+			s.TimeAnomalies++
+			a.find(Finding{Kind: FindAdmittedBackward, Index: idx, Source: l.Source, Other: u64(st.LastAdmittedIndex),
+				Message: fmt.Sprintf("entry %d: admitted_time %s is %s before that of entry %d (%s)", idx, fmtTime(l.AdmittedTime), time.Duration(st.LastAdmitted-at), st.LastAdmittedIndex, fmtTime(time.Unix(0, st.LastAdmitted)))})
+		}
+		st.HaveAdmitted, st.LastAdmitted, st.LastAdmittedIndex = true, at, idx
+	}
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
