@@ -218,6 +218,9 @@ func Run(ctx context.Context, cfg Config) (*Report, *State, error) {
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 2 * cfg.Workers
+		// Entry bundles are mostly digests and compress poorly; asking
+		// for gzip costs the server more CPU than it saves bandwidth.
+		tr.DisableCompression = true
 		hc = &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 	}
 	f, err := tclient.NewHTTPFetcher(u, hc)
