@@ -52,6 +52,7 @@ func init() {
 		{"receipt", "write the receipt (C2SP tlog-proof) of an entry", cmdReceipt},
 		{"event", "write an entry's payload, salt and proof as JSON", cmdEvent},
 		{"verify", "verify a receipt offline, and optionally an event against it", cmdVerify},
+		{"audit", "audit the whole log over its tlog-tiles HTTP API", cmdAudit},
 	}
 }
 

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/stele-dev/stele/audit"
+	"github.com/stele-dev/stele/internal/durable"
+	"github.com/stele-dev/stele/internal/logkey"
+)
+
+func cmdAudit(e *env, args []string) error {
+	fs := newFlags("audit")
+	logURL := fs.String("log", "", "root URL of the log's tlog-tiles HTTP API, e.g. http://127.0.0.1:8080/")
+	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
+	statePath := fs.String("state", "", "resume from, and save to, this state file (and FILE.dedup)")
+	reportPath := fs.String("report", "", "write the JSON report to this file instead of standard output")
+	workers := fs.Int("workers", 4, "parallel fetches")
+	ahead := fs.Duration("max-event-ahead", audit.DefaultMaxEventAhead, "flag an event_time later than its admitted_time by more than this")
+	back := fs.Duration("max-admitted-backstep", audit.DefaultMaxAdmittedBackstep, "flag an admitted_time earlier than the previous entry's by more than this")
+	pos, err := parse(e, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *logURL == "" {
+		return usagef("--log URL is required")
+	}
+	if *keyPath == "" {
+		return usagef("--log-key FILE is required")
+	}
+	if *workers < 1 {
+		return usagef("--workers must be at least 1")
+	}
+	if *ahead <= 0 || *back <= 0 {
+		return usagef("--max-event-ahead and --max-admitted-backstep must be positive")
+	}
+	v, err := logkey.ReadVerifier(*keyPath)
+	if err != nil {
+		return err
+	}
+	var st *audit.State
+	if *statePath != "" {
+		if st, err = audit.LoadState(*statePath); err != nil {
+			return err
+		}
+	}
+	cfg := audit.Config{LogURL: *logURL, Verifier: v, Workers: *workers, State: st,
+		MaxEventAhead: *ahead, MaxAdmittedBackstep: *back}
+	progress := isTerminal(e.stderr)
+	if progress {
+		cfg.Progress = func(read, total uint64, elapsed time.Duration) {
+			rate := float64(read) / max(elapsed.Seconds(), 1e-9)
+			fmt.Fprintf(e.stderr, "\raudit: %d/%d entries (%.0f%%), %.0f entries/s   ", read, total, 100*float64(read)/float64(max(total, 1)), rate)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, newState, runErr := audit.Run(ctx, cfg)
+	if progress {
+		fmt.Fprintln(e.stderr)
+	}
+
+	out, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	out = append(out, '\n')
+	if *reportPath != "" {
+		err = durable.WriteAtomic(*reportPath, out, 0o644)
+	} else {
+		_, err = e.stdout.Write(out)
+	}
+	if err != nil {
+		return err
+	}
+	if newState != nil && *statePath != "" {
+		if err := newState.Save(*statePath); err != nil {
+			return fmt.Errorf("saving state: %v", err)
+		}
+	}
+
+	origin, size := "", uint64(0)
+	if rep.Checkpoint != nil {
+		origin, size = rep.Checkpoint.Origin, rep.Checkpoint.Size
+	}
+	rate := fmt.Sprintf("read %d entries in %.2fs (%.0f entries/s)", rep.EntriesRead, rep.Seconds, rep.EntriesPerSec)
+	switch {
+	case runErr != nil && !errors.Is(runErr, audit.ErrVerification):
+		return runErr
+	case runErr != nil:
+		fmt.Fprintf(e.stderr, "audit FAILED: %d failure(s), first: %s; %s\n", rep.FailureCount, oneLine(rep.Failures[0].Message), rate)
+		return errFailed
+	case rep.FindingCount > 0:
+		fmt.Fprintf(e.stderr, "audit: %s verified at size %d, %d finding(s), first: %s; %s\n", origin, size, rep.FindingCount, oneLine(rep.Findings[0].Message), rate)
+		return errFailed
+	default:
+		fmt.Fprintf(e.stderr, "audit OK: %s verified at size %d, no findings; %s\n", origin, size, rate)
+		return nil
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal, in
+// practice), without a dependency on x/term.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
