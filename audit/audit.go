@@ -12,6 +12,7 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -166,7 +168,12 @@ var ErrVerification = errors.New("log verification failed")
 
 func u64(v uint64) *uint64 { return &v }
 
+type tileKey struct{ level, index uint64 }
+
 type auditor struct {
+	// upper holds the hashes this run computed for the tiles above
+	// level 0, by tile, then position in the tile.
+	upper   map[tileKey]map[uint64][]byte
 	cfg     Config
 	fetcher *tclient.HTTPFetcher
 	rep     *Report
@@ -292,6 +299,9 @@ func (a *auditor) run(ctx context.Context) (*State, error) {
 	if a.rep.FailureCount > 0 {
 		return nil, nil
 	}
+	if a.upperTiles(ctx, size); a.rep.FailureCount > 0 {
+		return nil, nil
+	}
 	root, err := rng.GetRootHash(nil)
 	if size == 0 {
 		root, err = rfc6962.DefaultHasher.EmptyRoot(), nil
@@ -348,6 +358,18 @@ type bundleResult struct {
 	bad    []error
 	keys   [][16]byte
 	n      int
+	nodes  []node // tile-row nodes above level 0 completed inside the bundle
+}
+
+type node struct {
+	id   compact.NodeID
+	hash []byte
+}
+
+// tileRowNode reports whether a tree node is stored in a tile above level 0:
+// tile level t holds the tree nodes of level 8t.
+func tileRowNode(id compact.NodeID) bool {
+	return id.Level > 0 && id.Level%layout.TileHeight == 0
 }
 
 func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *compact.Range, st *State, from, size uint64) {
@@ -408,7 +430,10 @@ func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *co
 		if r.abort {
 			return
 		}
-		if err := rng.AppendRange(r.sub, nil); err != nil {
+		for _, n := range r.nodes {
+			a.upperNode(n.id, n.hash)
+		}
+		if err := rng.AppendRange(r.sub, a.upperNode); err != nil {
 			a.fail(FailState, nil, "", "merging range at %d: %v", r.first, err)
 			return
 		}
@@ -476,7 +501,11 @@ func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from
 			r.fails = append(r.fails, Failure{Kind: FailLeafHash, Index: u64(idx), Resource: tpath,
 				Message: fmt.Sprintf("entry %d in %s hashes to %x, tile %s says %x", idx, bpath, h, tpath, th)})
 		}
-		_ = r.sub.Append(h, nil)
+		_ = r.sub.Append(h, func(id compact.NodeID, hash []byte) {
+			if tileRowNode(id) {
+				r.nodes = append(r.nodes, node{id, hash})
+			}
+		})
 		l, err := leaf.Unmarshal(e)
 		if err != nil {
 			if r.bad == nil {
@@ -572,6 +601,62 @@ func (a *auditor) content(st *State, r *bundleResult) {
 				Message: fmt.Sprintf("entry %d: admitted_time %s is %s before that of entry %d (%s)", idx, fmtTime(l.AdmittedTime), time.Duration(st.LastAdmitted-at), st.LastAdmittedIndex, fmtTime(time.Unix(0, st.LastAdmitted)))})
 		}
 		st.HaveAdmitted, st.LastAdmitted, st.LastAdmittedIndex = true, at, idx
+	}
+}
+
+// upperNode records a tree node that a tile above level 0 must hold.
+func (a *auditor) upperNode(id compact.NodeID, hash []byte) {
+	if !tileRowNode(id) {
+		return
+	}
+	if a.upper == nil {
+		a.upper = map[tileKey]map[uint64][]byte{}
+	}
+	k := tileKey{uint64(id.Level) / layout.TileHeight, id.Index / layout.TileWidth}
+	m := a.upper[k]
+	if m == nil {
+		m = map[uint64][]byte{}
+		a.upper[k] = m
+	}
+	m[id.Index%layout.TileWidth] = hash
+}
+
+// upperTiles fetches every tile above level 0 that holds a node this run
+// computed, and checks it holds the computed hash.
+func (a *auditor) upperTiles(ctx context.Context, size uint64) {
+	keys := make([]tileKey, 0, len(a.upper))
+	for k := range a.upper {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y tileKey) int {
+		return cmp.Or(cmp.Compare(x.level, y.level), cmp.Compare(x.index, y.index))
+	})
+	for _, k := range keys {
+		p := layout.PartialTileSize(k.level, k.index, size)
+		width := uint64(p)
+		if p == 0 {
+			width = layout.TileWidth
+		}
+		path := layout.TilePath(k.level, k.index, p)
+		t, err := a.fetcher.ReadTile(ctx, k.level, k.index, p)
+		if err != nil {
+			a.fail(FailFetch, nil, path, "tile %s: %v", path, err)
+			continue
+		}
+		if uint64(len(t)) != 32*width {
+			a.fail(FailTile, nil, path, "tile %s is %d bytes, want %d (%d hashes)", path, len(t), 32*width, width)
+			continue
+		}
+		for pos, h := range a.upper[k] {
+			if pos >= width {
+				a.fail(FailTile, nil, path, "tile %s has %d hashes, the entries complete node %d", path, width, pos)
+				continue
+			}
+			if th := t[32*pos:][:32]; !bytes.Equal(th, h) {
+				lvl := k.level * layout.TileHeight
+				a.fail(FailTile, nil, path, "tile %s: hash %d (tree node level %d index %d) is %x, the entries give %x", path, pos, lvl, k.index*layout.TileWidth+pos, th, h)
+			}
+		}
 	}
 }
 

@@ -1,16 +1,21 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
+	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stele-dev/stele/audit"
@@ -40,6 +45,20 @@ func TestCleanLog(t *testing.T) {
 	}
 	if !rep.OK() || rep.EntriesRead != nClean || rep.Checkpoint.Size != nClean || st.Size != nClean {
 		t.Fatalf("report %+v", rep)
+	}
+	// Cross-check with Tessera's client: the root it computes from the
+	// log's tiles is the checkpoint root the audit verified.
+	f, _ := tclient.NewHTTPFetcher(mustURL(t, serve(t, dir)), nil)
+	nodes, err := tclient.FetchRangeNodes(context.Background(), nClean, f.ReadTile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, nClean, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root, _ := r.GetRootHash(nil); !bytes.Equal(root, rep.Checkpoint.Root) {
+		t.Fatalf("Tessera's client computes root %x, the audit verified %x", root, rep.Checkpoint.Root)
 	}
 	if rep.Sources["entra/t1/audit"].Count != nClean/2 || rep.Sources["okta/acme/system"].Count != nClean/2 {
 		t.Fatalf("sources %+v", rep.Sources)
@@ -82,6 +101,12 @@ func TestTampered(t *testing.T) {
 		c := copyLog(t, dir)
 		flipByte(t, filepath.Join(c, layout.TilePath(0, 0, 0)), 32*10+7)
 		failure(t, c, k.verifier, audit.FailLeafHash, 10, "tile/0/000 says")
+	})
+	t.Run("level-1 tile byte", func(t *testing.T) {
+		c := copyLog(t, dir)
+		// 600 entries: two level-8 nodes, in the partial tile 1/000.p/2.
+		flipByte(t, filepath.Join(c, layout.TilePath(1, 0, 2)), 32+3)
+		failure(t, c, k.verifier, audit.FailTile, -1, "tile tile/1/000.p/2: hash 1 (tree node level 8 index 1) is")
 	})
 	t.Run("dropped entry", func(t *testing.T) {
 		c := copyLog(t, dir)
@@ -257,4 +282,12 @@ func TestResume(t *testing.T) {
 		t.Fatalf("rollback: %v %+v", err, rep.Failures)
 	}
 	t.Log(rep.Failures[0].Message)
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
