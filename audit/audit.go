@@ -377,7 +377,6 @@ func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *co
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	type job struct {
 		bi uint64
 		ch chan *bundleResult
@@ -412,7 +411,12 @@ func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *co
 			}
 		}()
 	}
-	defer wg.Wait()
+	// On an early return (a structural failure), stop the dispatcher and
+	// the workers before waiting for them.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 
 	start, lastProgress := time.Now(), time.Now()
 	total := size - from

@@ -126,6 +126,25 @@ func TestTampered(t *testing.T) {
 		}
 		failure(t, c, k.verifier, audit.FailBundle, -1, "has 87 entries, the checkpoint needs 88")
 	})
+	t.Run("dropped entry early in a long log", func(t *testing.T) {
+		// More bundles than the fetch pipeline holds, so the audit must
+		// stop its workers rather than wait for them.
+		k := newKey(t)
+		long := t.TempDir()
+		appendEntries(t, long, k, cleanEntries(t, 0, 5000))
+		p := filepath.Join(long, layout.EntriesPath(0, 0))
+		b, _ := os.ReadFile(p)
+		if err := os.WriteFile(p, b[:len(b)-len(cleanEntries(t, 255, 1)[0])-2], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		rep, _, err := audit.Run(ctx, audit.Config{LogURL: serve(t, long), Verifier: k.verifier, Workers: 1})
+		if !errors.Is(err, audit.ErrVerification) || rep.Failures[0].Kind != audit.FailBundle {
+			t.Fatalf("%v %+v", err, rep.Failures)
+		}
+		mustContain(t, rep.Failures[0].Message, "tile/entries/000 (entries 0-255): has 255 entries, the checkpoint needs 256")
+	})
 	t.Run("checkpoint signed by another key", func(t *testing.T) {
 		c := copyLog(t, dir)
 		raw, _ := os.ReadFile(filepath.Join(c, "checkpoint"))

@@ -18,8 +18,9 @@ const stateVersion = 1
 // reads new entries.
 //
 // The (source, event_id) set is kept as 16-byte truncated SHA-256 hashes
-// of (len(source), source, event_id), with the index of the entry: two
-// different events colliding is a 2^-64-scale birthday event, accepted.
+// of (len(source), source, event_id), with the index of the entry. A
+// collision would hide a duplicate; with n events its chance is about
+// n²/2^129, which is accepted.
 type State struct {
 	Version           int                     `json:"version"`
 	Origin            string                  `json:"origin"`
