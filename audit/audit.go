@@ -289,6 +289,9 @@ func (a *auditor) run(ctx context.Context) (*State, error) {
 		if !a.consistent(ctx, st, cp) {
 			return nil, nil
 		}
+		if st.dedup == nil {
+			st.dedup = map[[16]byte]uint64{}
+		}
 		for k, v := range st.Sources {
 			c := *v
 			a.rep.Sources[k] = &c
@@ -488,7 +491,7 @@ func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from
 	if err != nil {
 		return abort(FailBundle, bpath, "entry bundle %s (entries %d-%d): %v", bpath, base, base+width-1, err)
 	}
-	if uint64(len(traw)) != 32*width {
+	if !tileFits(len(traw), width) {
 		return abort(FailTile, tpath, "tile %s is %d bytes, want %d (%d hashes)", tpath, len(traw), 32*width, width)
 	}
 	skip := r.first - base
@@ -532,8 +535,18 @@ func dedupKey(b []byte, source, eventID string) []byte {
 	return append(b, eventID...)
 }
 
-// splitBundle parses a tlog-tiles entry bundle strictly: exactly want
-// entries, each a big-endian u16 length and that many bytes, nothing after.
+// tileFits reports whether a tile of n bytes holds the width hashes a
+// checkpoint needs. A partial tile must have exactly width hashes; when the
+// partial is gone (garbage-collected after the log grew) the fetcher falls
+// back to the full tile, whose first width hashes are the ones checked.
+func tileFits(n int, width uint64) bool {
+	return n%32 == 0 && uint64(n) >= 32*width && n <= 32*layout.TileWidth
+}
+
+// splitBundle parses a tlog-tiles entry bundle strictly: entries each a
+// big-endian u16 length and that many bytes, nothing after, and returns
+// the first want. The bundle must hold want entries, or be a full bundle
+// (the fetcher falls back to it when the partial one is gone).
 func splitBundle(b []byte, want int) ([][]byte, error) {
 	out := make([][]byte, 0, want)
 	for off := 0; off < len(b); {
@@ -548,10 +561,10 @@ func splitBundle(b []byte, want int) ([][]byte, error) {
 		out = append(out, b[off:off+n])
 		off += n
 	}
-	if len(out) != want {
+	if len(out) != want && len(out) != layout.EntryBundleWidth {
 		return nil, fmt.Errorf("has %d entries, the checkpoint needs %d", len(out), want)
 	}
-	return out, nil
+	return out[:want], nil
 }
 
 // content runs the per-source checks over one bundle's entries, in order.
@@ -647,7 +660,7 @@ func (a *auditor) upperTiles(ctx context.Context, size uint64) {
 			a.fail(FailFetch, nil, path, "tile %s: %v", path, err)
 			continue
 		}
-		if uint64(len(t)) != 32*width {
+		if !tileFits(len(t), width) {
 			a.fail(FailTile, nil, path, "tile %s is %d bytes, want %d (%d hashes)", path, len(t), 32*width, width)
 			continue
 		}

@@ -310,3 +310,28 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// A checkpoint whose partial bundle and tile are gone (the log grew and
+// they were garbage-collected): the fetcher falls back to the full ones,
+// and the audit checks their prefix.
+func TestPartialsGone(t *testing.T) {
+	dir, k := cleanLog(t)
+	old, err := os.ReadFile(filepath.Join(dir, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEntries(t, dir, k, cleanEntries(t, nClean, 200))
+	c := copyLog(t, dir)
+	if err := os.WriteFile(filepath.Join(c, "checkpoint"), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{layout.EntriesPath(2, nClean%256), layout.TilePath(0, 2, nClean%256)} {
+		if err := os.Remove(filepath.Join(c, p)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	rep, _, err := run(t, serve(t, c), k.verifier, nil)
+	if err != nil || !rep.OK() || rep.EntriesRead != nClean {
+		t.Fatalf("%v %+v", err, rep)
+	}
+}
