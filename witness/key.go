@@ -8,8 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"unicode"
@@ -45,32 +43,22 @@ type witnessKey struct {
 // existing key's name.
 func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 	path := filepath.Join(dir, KeyFile)
-	raw, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	skey, err := durable.ReadOrCreateSecret(path, "witness key", func() (string, error) {
 		if name == "" {
 			name = DefaultName
 		}
 		if err := checkKeyName(name); err != nil {
-			return nil, fmt.Errorf("witness name: %w", err)
+			return "", fmt.Errorf("witness name: %w", err)
 		}
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return nil, fmt.Errorf("generating witness key: %w", err)
+			return "", err
 		}
-		skey := encodeSKey(name, priv.Seed())
-		if err := durable.WriteExclusive(path, []byte(skey+"\n"), 0o600); err != nil {
-			return nil, fmt.Errorf("saving new witness key: %w", err)
-		}
-		raw = []byte(skey)
-	case err != nil:
-		return nil, fmt.Errorf("reading witness key: %w", err)
-	default:
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("witness key %s is accessible to other users (mode %v): run chmod 600 on it", path, fi.Mode().Perm())
-		}
+		return encodeSKey(name, priv.Seed()), nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	skey := strings.TrimSpace(string(raw))
 	signer, err := fnote.NewSignerForCosignatureV1(skey)
 	if err != nil {
 		return nil, fmt.Errorf("witness key %s is not an Ed25519 signed-note private key (PRIVATE+KEY+<name>+<id>+<key>)", path)

@@ -183,7 +183,9 @@ func run(args []string, stderr io.Writer) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	adminDone := make(chan struct{})
 	go func() {
+		defer close(adminDone)
 		if err := w.ServeAdmin(adminCtx); err != nil {
 			errc <- err
 		}
@@ -205,6 +207,7 @@ func run(args []string, stderr io.Writer) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	stopAdmin()
+	<-adminDone // the socket is removed before we say we stopped
 	<-pullDone
 	if err := w.Close(); err != nil {
 		return err

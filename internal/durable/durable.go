@@ -3,8 +3,12 @@
 package durable
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteExclusive creates path (which must not exist) with data and mode,
@@ -53,4 +57,29 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ReadOrCreateSecret returns the contents (trimmed) of the secret file at
+// path, first creating it with create() and mode 0600 when it is absent. An
+// existing file that other users can access is refused. what names the
+// secret in errors, e.g. "log key".
+func ReadOrCreateSecret(path, what string, create func() (string, error)) (string, error) {
+	raw, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		secret, err := create()
+		if err != nil {
+			return "", fmt.Errorf("generating %s: %w", what, err)
+		}
+		if err := WriteExclusive(path, []byte(secret+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("saving new %s: %w", what, err)
+		}
+		return secret, nil
+	case err != nil:
+		return "", fmt.Errorf("reading %s: %w", what, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s %s is accessible to other users (mode %v): run chmod 600 on it", what, path, fi.Mode().Perm())
+	}
+	return strings.TrimSpace(string(raw)), nil
 }

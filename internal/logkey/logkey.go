@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,28 +38,16 @@ type Key struct {
 // origin is an error: the key name must equal the checkpoint origin.
 func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 	privPath := filepath.Join(dir, PrivateFile)
-	raw, err := os.ReadFile(privPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	skey, err := durable.ReadOrCreateSecret(privPath, "log key", func() (string, error) {
 		if origin == "" {
 			origin = defaultOrigin
 		}
 		skey, _, err := note.GenerateKey(rand.Reader, origin)
-		if err != nil {
-			return nil, fmt.Errorf("generating log key for origin %q: %w", origin, err)
-		}
-		if err := durable.WriteExclusive(privPath, []byte(skey+"\n"), 0o600); err != nil {
-			return nil, fmt.Errorf("saving new log key: %w", err)
-		}
-		raw = []byte(skey)
-	case err != nil:
-		return nil, fmt.Errorf("reading log key: %w", err)
-	default:
-		if fi, err := os.Stat(privPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("log key %s is accessible to other users (mode %v): run chmod 600 on it", privPath, fi.Mode().Perm())
-		}
+		return skey, err
+	})
+	if err != nil {
+		return nil, err
 	}
-	skey := strings.TrimSpace(string(raw))
 	signer, err := note.NewSigner(skey)
 	if err != nil {
 		return nil, fmt.Errorf("log key %s is not a valid Ed25519 signed-note key", privPath)
