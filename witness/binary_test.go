@@ -192,8 +192,12 @@ func TestBinaryTesseraInterop(t *testing.T) {
 		evs = getEvidence(t, p.url+"/evidence")
 	}
 	fork.stop()
-	if !strings.Contains(p.logs.String(), "level=ERROR msg=\"EVIDENCE OF LOG MISBEHAVIOUR") {
-		t.Fatalf("evidence was not logged at ERROR:\n%s", p.logs)
+	// The record is stored before it is logged: wait for the log line.
+	for i := 0; !strings.Contains(p.logs.String(), "level=ERROR msg=\"EVIDENCE OF LOG MISBEHAVIOUR"); i++ {
+		if i > 1000 {
+			t.Fatalf("evidence was not logged at ERROR:\n%s", p.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	// The evidence command, against the running witness and a stopped one.
 	for _, running := range []bool{true, false} {
