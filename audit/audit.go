@@ -59,6 +59,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// State is where the last audit stopped; nil audits from the start.
 	State *State
+	// Policy, if set, is a witness policy the checkpoint's cosignatures
+	// must satisfy; otherwise the audit fails with FailWitnesses.
+	Policy *client.Policy
 	// MaxEventAhead: an event_time later than its admitted_time by more
 	// than this is a finding (default DefaultMaxEventAhead).
 	MaxEventAhead time.Duration
@@ -119,6 +122,7 @@ const (
 	FailLeafHash    = "leaf_hash"    // an entry's hash differs from its level-0 tile
 	FailRoot        = "root"         // the entries' root differs from the checkpoint's
 	FailState       = "state"        // the saved state is not consistent with itself
+	FailWitnesses   = "witnesses"    // the checkpoint lacks the witness policy's quorum
 )
 
 // Finding kinds: the log verifies, its content is suspicious.
@@ -264,6 +268,12 @@ func (a *auditor) run(ctx context.Context) (*State, error) {
 		return nil, nil
 	}
 	a.rep.Checkpoint = &CheckpointInfo{Origin: cp.Origin, Size: cp.Size, Root: cp.Root[:], Raw: string(raw)}
+	if a.cfg.Policy != nil {
+		if err := a.cfg.Policy.Check(cp); err != nil {
+			a.fail(FailWitnesses, nil, layout.CheckpointPath, "%v", err)
+			return nil, nil
+		}
+	}
 
 	// Where to start: from scratch, or from the saved state once the new
 	// checkpoint is proven consistent with it.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/audit"
+	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/logkey"
 )
@@ -22,6 +23,7 @@ func cmdAudit(e *env, args []string) error {
 	statePath := fs.String("state", "", "resume from, and save to, this state file (and FILE.dedup)")
 	reportPath := fs.String("report", "", "write the JSON report to this file instead of standard output")
 	workers := fs.Int("workers", 4, "parallel fetches")
+	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the checkpoint must carry its quorum of witness cosignatures")
 	ahead := fs.Duration("max-event-ahead", audit.DefaultMaxEventAhead, "flag an event_time later than its admitted_time by more than this")
 	back := fs.Duration("max-admitted-backstep", audit.DefaultMaxAdmittedBackstep, "flag an admitted_time earlier than the previous entry's by more than this")
 	pos, err := parse(e, fs, args)
@@ -55,6 +57,15 @@ func cmdAudit(e *env, args []string) error {
 	}
 	cfg := audit.Config{LogURL: *logURL, Verifier: v, Workers: *workers, State: st,
 		MaxEventAhead: *ahead, MaxAdmittedBackstep: *back}
+	if *policyPath != "" {
+		text, err := os.ReadFile(*policyPath)
+		if err != nil {
+			return err
+		}
+		if cfg.Policy, err = client.ParsePolicy(text); err != nil {
+			return err
+		}
+	}
 	progress := isTerminal(e.stderr)
 	if progress {
 		cfg.Progress = func(read, total uint64, elapsed time.Duration) {
