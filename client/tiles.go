@@ -1,0 +1,250 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	tclient "github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// UnreachableError reports that a log (or witness) could not be read: the
+// connection failed, or the server answered with an unexpected HTTP status.
+// It says nothing about the log's honesty, only that it was not reachable.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string { return fmt.Sprintf("could not read %s: %v", e.URL, e.Err) }
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// TileLog reads and verifies a log over the C2SP tlog-tiles HTTP API. It
+// needs no credentials: everything it reads is public.
+type TileLog struct {
+	root     *url.URL
+	hc       *http.Client
+	verifier note.Verifier
+}
+
+// NewTileLog returns a reader for the tlog-tiles API rooted at logURL whose
+// checkpoints must carry a signature by verifier. hc may be nil.
+func NewTileLog(logURL string, verifier note.Verifier, hc *http.Client) (*TileLog, error) {
+	if !strings.HasSuffix(logURL, "/") {
+		logURL += "/"
+	}
+	u, err := url.Parse(logURL)
+	if err != nil {
+		return nil, fmt.Errorf("log URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("log URL %q: want http or https", logURL)
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: time.Minute}
+	}
+	return &TileLog{root: u, hc: hc, verifier: verifier}, nil
+}
+
+// Verifier is the log's checkpoint verifier.
+func (l *TileLog) Verifier() note.Verifier { return l.verifier }
+
+// get fetches a path under the log's root. A 404 wraps os.ErrNotExist;
+// a failed connection or another status is an *UnreachableError.
+func (l *TileLog) get(ctx context.Context, p string) ([]byte, error) {
+	u, err := l.root.Parse(p)
+	if err != nil {
+		return nil, err
+	}
+	return httpGet(ctx, l.hc, u.String())
+}
+
+func httpGet(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, &UnreachableError{URL: u, Err: err}
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%s: %w", u, os.ErrNotExist)
+	default:
+		return nil, &UnreachableError{URL: u, Err: fmt.Errorf("HTTP status %s", resp.Status)}
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, &UnreachableError{URL: u, Err: err}
+	}
+	return b, nil
+}
+
+// Checkpoint fetches the log's latest checkpoint and verifies its signature.
+func (l *TileLog) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+	raw, err := l.get(ctx, layout.CheckpointPath)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckpoint(raw, l.verifier)
+}
+
+// ReadTile is a tessera client.TileFetcherFunc.
+func (l *TileLog) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	return l.get(ctx, layout.TilePath(level, index, p))
+}
+
+// ReadEntryBundle is a tessera client.EntryBundleFetcherFunc.
+func (l *TileLog) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	return l.get(ctx, layout.EntriesPath(index, p))
+}
+
+// ConsistencyProof builds, from the log's tiles, a proof that the tree of
+// size from is a prefix of the tree of size to.
+func (l *TileLog) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+	rt, unreachable := l.tileReader()
+	pb, err := tclient.NewProofBuilder(ctx, to, rt)
+	if err != nil {
+		return nil, unreachable(err)
+	}
+	p, err := pb.ConsistencyProof(ctx, from, to)
+	return p, unreachable(err)
+}
+
+// tileReader returns a tile fetcher that remembers whether the log could
+// not be reached, and a function that turns an error of Tessera's proof
+// builder (which flattens its fetcher's errors) back into an
+// *UnreachableError when that was the cause.
+func (l *TileLog) tileReader() (tclient.TileFetcherFunc, func(error) error) {
+	var (
+		mu   sync.Mutex
+		seen error
+	)
+	rt := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+		b, err := l.ReadTile(ctx, level, index, p)
+		var ue *UnreachableError
+		if errors.As(err, &ue) {
+			mu.Lock()
+			seen = ue
+			mu.Unlock()
+		}
+		return b, err
+	}
+	return rt, func(err error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil && seen != nil {
+			return seen
+		}
+		return err
+	}
+}
+
+// InclusionProof builds, from the log's tiles, the inclusion proof of the
+// entry at index in the tree of size size.
+func (l *TileLog) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	if index >= size {
+		return nil, fmt.Errorf("index %d is not in a tree of size %d", index, size)
+	}
+	rt, unreachable := l.tileReader()
+	pb, err := tclient.NewProofBuilder(ctx, size, rt)
+	if err != nil {
+		return nil, unreachable(err)
+	}
+	p, err := pb.InclusionProof(ctx, index)
+	return p, unreachable(err)
+}
+
+// Bundle returns the entries of entry bundle bi in a tree of size size. When
+// the partial bundle is gone (the log grew and it was replaced by the full
+// one), the full bundle's prefix is returned.
+func (l *TileLog) Bundle(ctx context.Context, bi, size uint64) ([][]byte, error) {
+	p := layout.PartialTileSize(0, bi, size)
+	raw, err := l.ReadEntryBundle(ctx, bi, p)
+	if err != nil && p != 0 && errors.Is(err, os.ErrNotExist) {
+		raw, err = l.ReadEntryBundle(ctx, bi, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil {
+		return nil, fmt.Errorf("entry bundle %d: %v", bi, err)
+	}
+	want := int(layout.EntryBundleWidth)
+	if p != 0 {
+		want = int(p)
+	}
+	if len(b.Entries) < want {
+		return nil, fmt.Errorf("entry bundle %d holds %d entries, want %d", bi, len(b.Entries), want)
+	}
+	return b.Entries[:want], nil
+}
+
+// Entry returns the bytes of the entry at index in a tree of size size. The
+// caller verifies them (VerifyInclusion) against a checkpoint of that size.
+func (l *TileLog) Entry(ctx context.Context, index, size uint64) ([]byte, error) {
+	if index >= size {
+		return nil, fmt.Errorf("index %d is not in a tree of size %d", index, size)
+	}
+	es, err := l.Bundle(ctx, index/layout.EntryBundleWidth, size)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(es[index%layout.EntryBundleWidth]), nil
+}
+
+// ProvenEntry is an entry with its inclusion proof in a checkpoint.
+type ProvenEntry struct {
+	Index  uint64
+	Bytes  []byte
+	Proof  [][32]byte
+	Size   uint64
+	Origin string
+}
+
+// ProveEntry reads the entry at index and its inclusion proof in cp, and
+// verifies the proof against cp's root.
+func (l *TileLog) ProveEntry(ctx context.Context, cp *Checkpoint, index uint64) (*ProvenEntry, error) {
+	e, err := l.Entry(ctx, index, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	p, err := l.InclusionProof(ctx, index, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := toHashes(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := VerifyInclusion(cp, index, e, hs); err != nil {
+		return nil, fmt.Errorf("%w: the log's tiles do not match its checkpoint: %v", ErrVerification, err)
+	}
+	return &ProvenEntry{Index: index, Bytes: e, Proof: hs, Size: cp.Size, Origin: cp.Origin}, nil
+}
+
+func toHashes(p [][]byte) ([][32]byte, error) {
+	out := make([][32]byte, len(p))
+	for i, h := range p {
+		if len(h) != 32 {
+			return nil, fmt.Errorf("proof hash %d is %d bytes, want 32", i, len(h))
+		}
+		out[i] = [32]byte(h)
+	}
+	return out, nil
+}
