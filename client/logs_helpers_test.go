@@ -21,8 +21,6 @@ import (
 	"github.com/stele-dev/stele/leaf"
 )
 
-
-
 type testKey struct {
 	signer   note.Signer
 	verifier note.Verifier
