@@ -1,0 +1,82 @@
+// Command stele-bench measures Stele's ingest against raw Tessera POSIX
+// appends on this machine: events/s, ack and receipt latency, CPU per event,
+// peak RSS, and the ratio. It starts a real stele-server process (found next
+// to this program or on $PATH) and drives it over gRPC on loopback.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+
+	"k8s.io/klog/v2"
+
+	"github.com/stele-dev/stele/internal/bench"
+	"github.com/stele-dev/stele/internal/durable"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "stele-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("stele-bench", flag.ContinueOnError)
+	var cfg bench.Config
+	fs.IntVar(&cfg.Events, "events", 40000, "events per side per round")
+	fs.IntVar(&cfg.Producers, "producers", 8, "concurrent producers")
+	fs.IntVar(&cfg.Batch, "batch", 250, "events per batch")
+	fs.IntVar(&cfg.Size, "size", 1024, "bytes per raw record")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: offer this many events/s (0: closed loop, as fast as acks come back)")
+	fs.IntVar(&cfg.Receipts, "receipts", 200, "events whose submit-to-verified-receipt latency is sampled")
+	fs.StringVar(&cfg.Dir, "dir", "", "scratch directory on the disk under test (default: the system temp dir)")
+	fs.StringVar(&cfg.Server, "server-binary", "", "stele-server to run (default: next to this program, then $PATH)")
+	fs.DurationVar(&cfg.Interval, "checkpoint-interval", 0, "checkpoint interval of both sides (default 1s)")
+	rounds := fs.Int("rounds", 3, "rounds; the table shows per-metric medians")
+	jsonPath := fs.String("json", "", "also write every round and the medians as JSON to this file")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *rounds < 1 || cfg.Events < 0 || cfg.Producers < 0 || cfg.Batch < 0 || cfg.Size < 0 || cfg.Rate < 0 {
+		return errors.New("counts and rates must be positive")
+	}
+	// Tessera logs through klog; its chatter is not part of the report.
+	klog.SetSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var all []*bench.Result
+	for i := range *rounds {
+		r, err := bench.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		all = append(all, r)
+		fmt.Fprintf(os.Stderr, "round %d: raw tessera %.0f events/s, stele %.0f events/s, ratio %.3f\n", i+1, r.Tessera.EventsPerSec, r.Stele.EventsPerSec, r.Ratio)
+	}
+	m := bench.Median(all)
+	fmt.Printf("%d-byte events, %d producers x %d-event batches, %d events per side, medians of %d rounds:\n",
+		m.Config.Size, m.Config.Producers, m.Config.Batch, m.Config.Events, *rounds)
+	bench.Table(os.Stdout, m)
+	if *jsonPath != "" {
+		b, err := json.MarshalIndent(map[string]any{"rounds": all, "median": m}, "", "  ")
+		if err != nil {
+			return err
+		}
+		return durable.WriteAtomic(*jsonPath, append(b, '\n'), 0o644)
+	}
+	return nil
+}

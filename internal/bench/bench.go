@@ -1,0 +1,369 @@
+// Package bench measures Stele's ingest against raw Tessera on the same
+// machine and disk: events/s, acknowledgement and receipt latency, CPU per
+// event and peak memory of the server process. cmd/stele-bench wires it up.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stele-dev/stele/client"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// Config says what to measure. Zero values take the defaults in brackets.
+type Config struct {
+	Events    int           `json:"events"`              // events per side [40000]
+	Producers int           `json:"producers"`           // concurrent producers [8]
+	Batch     int           `json:"batch"`               // events per batch [250]
+	Size      int           `json:"record_bytes"`        // bytes per raw record [1024]
+	Rate      float64       `json:"open_loop_rate"`      // open loop: batches are started at this many events/s; 0 = closed loop
+	Receipts  int           `json:"receipt_samples"`     // events whose submit-to-verified-receipt latency is sampled [200]
+	Dir       string        `json:"dir"`                 // scratch directory on the disk under test [os.TempDir()]
+	Server    string        `json:"server_binary"`       // path of the stele-server binary [next to this program, then $PATH]
+	Interval  time.Duration `json:"checkpoint_interval"` // checkpoint interval of both sides [1s]
+}
+
+func (c *Config) defaults() {
+	if c.Events == 0 {
+		c.Events = 40000
+	}
+	if c.Producers == 0 {
+		c.Producers = 8
+	}
+	if c.Batch == 0 {
+		c.Batch = 250
+	}
+	if c.Size == 0 {
+		c.Size = 1024
+	}
+	if c.Receipts == 0 {
+		c.Receipts = 200
+	}
+	if c.Dir == "" {
+		c.Dir = os.TempDir()
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+}
+
+// Latency summarises a latency distribution in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p999_ms"`
+	N    int     `json:"samples"`
+}
+
+func summarise(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	q := func(p float64) float64 {
+		i := min(int(p*float64(len(s))), len(s)-1)
+		return float64(s[i].Microseconds()) / 1000
+	}
+	return Latency{P50: q(0.50), P99: q(0.99), P999: q(0.999), N: len(s)}
+}
+
+// Side is the result for one side of the comparison.
+type Side struct {
+	EventsPerSec     float64 `json:"events_per_sec"`
+	Ack              Latency `json:"ack_latency"`
+	Receipt          Latency `json:"receipt_latency,omitempty"`
+	CPUSecPer1000    float64 `json:"cpu_seconds_per_1000_events"`
+	PeakRSSMiB       float64 `json:"peak_rss_mib"`
+	SecondsElapsed   float64 `json:"seconds"`
+	EventsAdmitted   int     `json:"events"`
+	CPUMeasuredScope string  `json:"cpu_scope"`
+}
+
+// Result is one run.
+type Result struct {
+	Config  Config  `json:"config"`
+	Tessera Side    `json:"raw_tessera"`
+	Stele   Side    `json:"stele"`
+	Ratio   float64 `json:"ratio_stele_over_tessera"`
+}
+
+// record makes a realistic Entra directoryAudit record of about size bytes.
+func record(id string, size int) []byte {
+	base := fmt.Sprintf(`{"id":%q,"category":"RoleManagement","correlationId":"c0ffee00-0000-4000-8000-000000000000","result":"success","activityDisplayName":"Add member to role","activityDateTime":"2026-11-25T10:00:00.1234567Z","loggedByService":"Core Directory","operationType":"Assign","initiatedBy":{"user":{"id":"8f1c0000-0000-4000-8000-000000000001","userPrincipalName":"admin@contoso.example","ipAddress":"203.0.113.7"}},"targetResources":[{"id":"9a2d0000-0000-4000-8000-000000000002","type":"User","userPrincipalName":"bob@contoso.example","modifiedProperties":[{"displayName":"Role.DisplayName","oldValue":null,"newValue":"\"Global Administrator\""}]}],"additionalDetails":[],"pad":"`, id)
+	b := make([]byte, 0, max(size, len(base)+2))
+	b = append(b, base...)
+	for len(b) < size-2 {
+		b = append(b, 'x')
+	}
+	return append(b, '"', '}')
+}
+
+// drive runs cfg.Producers producers over all events, calling send for each
+// batch of event numbers, and returns events/s and per-batch latencies. In
+// open-loop mode batches start on a fixed schedule, whatever the latency.
+func drive(cfg Config, send func(batch []int) error) (float64, []time.Duration, error) {
+	type job struct {
+		batch []int
+		due   time.Time
+	}
+	work := make(chan job, cfg.Producers)
+	start := time.Now()
+	go func() {
+		defer close(work)
+		next := start
+		for i := 0; i < cfg.Events; i += cfg.Batch {
+			batch := make([]int, 0, cfg.Batch)
+			for j := i; j < min(i+cfg.Batch, cfg.Events); j++ {
+				batch = append(batch, j)
+			}
+			if cfg.Rate > 0 {
+				time.Sleep(time.Until(next))
+				work <- job{batch, next}
+				next = next.Add(time.Duration(float64(len(batch)) / cfg.Rate * float64(time.Second)))
+				continue
+			}
+			work <- job{batch, time.Time{}}
+		}
+	}()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	for range cfg.Producers {
+		wg.Go(func() {
+			for j := range work {
+				t0 := time.Now()
+				if !j.due.IsZero() {
+					t0 = j.due // open loop: count queueing delay too
+				}
+				err := send(j.batch)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return float64(cfg.Events) / time.Since(start).Seconds(), lat, firstErr
+}
+
+// rawTessera appends the same records with Tessera's POSIX driver in this
+// process, with the options stele-server uses by default.
+func rawTessera(ctx context.Context, cfg Config) (Side, error) {
+	dir, err := os.MkdirTemp(cfg.Dir, "stele-bench-tessera-")
+	if err != nil {
+		return Side{}, err
+	}
+	defer os.RemoveAll(dir)
+	skey, _, err := note.GenerateKey(rand.Reader, "bench.localhost/tessera")
+	if err != nil {
+		return Side{}, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return Side{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d, err := posix.New(ctx, posix.Config{Path: dir})
+	if err != nil {
+		return Side{}, err
+	}
+	opts := tessera.NewAppendOptions().WithCheckpointSigner(signer).
+		WithCheckpointInterval(cfg.Interval).WithBatching(1024, 50*time.Millisecond)
+	a, shutdown, _, err := tessera.NewAppender(ctx, d, opts)
+	if err != nil {
+		return Side{}, err
+	}
+	defer shutdown(ctx)
+	cpu0 := selfCPU()
+	t0 := time.Now()
+	rate, lat, err := drive(cfg, func(batch []int) error {
+		fs := make([]tessera.IndexFuture, len(batch))
+		for i, j := range batch {
+			fs[i] = a.Add(ctx, tessera.NewEntry(record(fmt.Sprintf("t-%d", j), cfg.Size)))
+		}
+		for _, f := range fs {
+			if _, err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Side{}, err
+	}
+	return Side{
+		EventsPerSec: rate, Ack: summarise(lat),
+		CPUSecPer1000:    (selfCPU() - cpu0) * 1000 / float64(cfg.Events),
+		PeakRSSMiB:       selfPeakRSSMiB(),
+		SecondsElapsed:   time.Since(t0).Seconds(),
+		EventsAdmitted:   cfg.Events,
+		CPUMeasuredScope: "benchmark process (Tessera and producers)",
+	}, nil
+}
+
+// stele runs a real stele-server process and drives it over gRPC.
+func stele(ctx context.Context, cfg Config) (Side, error) {
+	srv, err := startServer(ctx, cfg)
+	if err != nil {
+		return Side{}, err
+	}
+	defer srv.stop()
+	c, err := client.Dial(srv.grpcAddr)
+	if err != nil {
+		return Side{}, err
+	}
+	defer c.Close()
+	v, err := note.NewVerifier(srv.vkey)
+	if err != nil {
+		return Side{}, err
+	}
+
+	every := max(cfg.Events/cfg.Receipts, 1)
+	var rmu sync.Mutex
+	var receipts []time.Duration
+	var rwg sync.WaitGroup
+	cpu0, err := procCPU(srv.pid())
+	if err != nil {
+		return Side{}, err
+	}
+	t0 := time.Now()
+	rate, lat, err := drive(cfg, func(batch []int) error {
+		evs := make([]*stelev1.Event, len(batch))
+		for i, j := range batch {
+			evs[i] = &stelev1.Event{
+				Source: "entra/bench/audit", EventId: fmt.Sprintf("s-%d", j), Kind: "directory.role.member.add",
+				EventTime: timestamppb.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)),
+				Format:    "entra.directoryAudit", Record: record(fmt.Sprintf("s-%d", j), cfg.Size),
+			}
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		rs, err := c.Append(rctx, evs)
+		if err != nil {
+			return err
+		}
+		for i, r := range rs {
+			if r.Code != 0 {
+				return fmt.Errorf("event refused: %s", r.Message)
+			}
+			if batch[i]%every != 0 {
+				continue
+			}
+			rwg.Go(func() {
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				raw, err := c.Receipt(rctx, r.Index)
+				if err == nil {
+					_, err = client.VerifyReceipt(raw, v)
+				}
+				if err != nil {
+					return
+				}
+				rmu.Lock()
+				receipts = append(receipts, time.Since(sent))
+				rmu.Unlock()
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return Side{}, err
+	}
+	elapsed := time.Since(t0)
+	cpu1, err := procCPU(srv.pid())
+	if err != nil {
+		return Side{}, err
+	}
+	rwg.Wait()
+	rss, err := procPeakRSSMiB(srv.pid())
+	if err != nil {
+		return Side{}, err
+	}
+	return Side{
+		EventsPerSec: rate, Ack: summarise(lat), Receipt: summarise(receipts),
+		CPUSecPer1000:    (cpu1 - cpu0) * 1000 / float64(cfg.Events),
+		PeakRSSMiB:       rss,
+		SecondsElapsed:   elapsed.Seconds(),
+		EventsAdmitted:   cfg.Events,
+		CPUMeasuredScope: "stele-server process only",
+	}, nil
+}
+
+// Median is the per-metric median of several runs' results.
+func Median(rs []*Result) *Result {
+	if len(rs) == 0 {
+		return nil
+	}
+	med := func(f func(*Result) float64) float64 {
+		xs := make([]float64, len(rs))
+		for i, r := range rs {
+			xs[i] = f(r)
+		}
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	m := *rs[0]
+	m.Tessera.EventsPerSec = med(func(r *Result) float64 { return r.Tessera.EventsPerSec })
+	m.Stele.EventsPerSec = med(func(r *Result) float64 { return r.Stele.EventsPerSec })
+	m.Ratio = med(func(r *Result) float64 { return r.Ratio })
+	m.Tessera.Ack.P50 = med(func(r *Result) float64 { return r.Tessera.Ack.P50 })
+	m.Tessera.Ack.P99 = med(func(r *Result) float64 { return r.Tessera.Ack.P99 })
+	m.Tessera.Ack.P999 = med(func(r *Result) float64 { return r.Tessera.Ack.P999 })
+	m.Stele.Ack.P50 = med(func(r *Result) float64 { return r.Stele.Ack.P50 })
+	m.Stele.Ack.P99 = med(func(r *Result) float64 { return r.Stele.Ack.P99 })
+	m.Stele.Ack.P999 = med(func(r *Result) float64 { return r.Stele.Ack.P999 })
+	m.Stele.Receipt.P50 = med(func(r *Result) float64 { return r.Stele.Receipt.P50 })
+	m.Stele.Receipt.P99 = med(func(r *Result) float64 { return r.Stele.Receipt.P99 })
+	m.Tessera.CPUSecPer1000 = med(func(r *Result) float64 { return r.Tessera.CPUSecPer1000 })
+	m.Stele.CPUSecPer1000 = med(func(r *Result) float64 { return r.Stele.CPUSecPer1000 })
+	m.Tessera.PeakRSSMiB = med(func(r *Result) float64 { return r.Tessera.PeakRSSMiB })
+	m.Stele.PeakRSSMiB = med(func(r *Result) float64 { return r.Stele.PeakRSSMiB })
+	return &m
+}
+
+// Table writes a result as a plain-text table.
+func Table(w io.Writer, r *Result) {
+	row := func(name, a, b string) { fmt.Fprintf(w, "  %-28s %16s %16s\n", name, a, b) }
+	lat := func(l Latency) string { return fmt.Sprintf("%.0f/%.0f/%.0f", l.P50, l.P99, l.P999) }
+	row("", "raw tessera", "stele")
+	row("events/s", fmt.Sprintf("%.0f", r.Tessera.EventsPerSec), fmt.Sprintf("%.0f", r.Stele.EventsPerSec))
+	row("ack p50/p99/p99.9 ms", lat(r.Tessera.Ack), lat(r.Stele.Ack))
+	row("receipt p50/p99 ms", "-", fmt.Sprintf("%.0f/%.0f", r.Stele.Receipt.P50, r.Stele.Receipt.P99))
+	row("CPU s per 1000 events", fmt.Sprintf("%.3f", r.Tessera.CPUSecPer1000), fmt.Sprintf("%.3f", r.Stele.CPUSecPer1000))
+	row("peak RSS MiB", fmt.Sprintf("%.0f", r.Tessera.PeakRSSMiB), fmt.Sprintf("%.0f", r.Stele.PeakRSSMiB))
+	row("ratio stele/tessera", "", fmt.Sprintf("%.3f", r.Ratio))
+}
+
+// Run measures raw Tessera, then Stele, on the same disk.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.defaults()
+	t, err := rawTessera(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("raw Tessera: %w", err)
+	}
+	s, err := stele(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stele: %w", err)
+	}
+	return &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec}, nil
+}

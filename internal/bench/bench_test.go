@@ -1,0 +1,54 @@
+package bench
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestRun runs a short comparison against a real stele-server binary and
+// checks that every measurement was taken (not how fast: machines differ).
+func TestRun(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "stele-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/stele-server").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := Config{Events: 2000, Producers: 4, Batch: 100, Size: 700, Receipts: 20, Dir: t.TempDir(), Server: bin, Interval: 200 * time.Millisecond}
+	r, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]Side{"tessera": r.Tessera, "stele": r.Stele} {
+		if s.EventsPerSec <= 0 || s.EventsAdmitted != 2000 || s.Ack.N != 20 || s.Ack.P50 <= 0 || s.Ack.P99 < s.Ack.P50 || s.CPUSecPer1000 <= 0 || s.PeakRSSMiB <= 0 {
+			t.Errorf("%s: incomplete measurements %+v", name, s)
+		}
+	}
+	if r.Stele.Receipt.N == 0 || r.Stele.Receipt.P50 <= 0 {
+		t.Errorf("no verified receipt latency: %+v", r.Stele.Receipt)
+	}
+	if r.Ratio != r.Stele.EventsPerSec/r.Tessera.EventsPerSec {
+		t.Errorf("ratio %v is not stele/tessera", r.Ratio)
+	}
+	m := Median([]*Result{r, r, r})
+	if m.Ratio != r.Ratio || m.Stele.Ack.P99 != r.Stele.Ack.P99 {
+		t.Errorf("median of identical results differs: %+v", m)
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 1000; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	l := summarise(ds)
+	if l.P50 != 501 || l.P99 != 991 || l.P999 != 1000 || l.N != 1000 {
+		t.Fatalf("summarise = %+v", l)
+	}
+	if (summarise(nil) != Latency{}) {
+		t.Fatal("empty summary not zero")
+	}
+}

@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/stele-dev/stele/client"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times (100 on
+// every mainstream Linux build).
+const clockTicks = 100
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func selfPeakRSSMiB() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024 // KiB on Linux
+}
+
+// procCPU returns the user+system CPU seconds of a process.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name is in parentheses and may hold spaces: split after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc/pid/stat format")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// Fields after the name: state(0) ... utime(11) stime(12).
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc/pid/stat format")
+	}
+	u, err1 := strconv.ParseFloat(f[11], 64)
+	s, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unexpected /proc/pid/stat format")
+	}
+	return (u + s) / clockTicks, nil
+}
+
+// procPeakRSSMiB returns a process's peak resident set size (VmHWM).
+func procPeakRSSMiB(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("parsing VmHWM %q: %w", v, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/pid/status")
+}
+
+type serverProc struct {
+	cmd      *exec.Cmd
+	dir      string
+	grpcAddr string
+	vkey     string
+	stderr   *bytes.Buffer
+}
+
+func (p *serverProc) pid() int { return p.cmd.Process.Pid }
+
+func (p *serverProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	os.RemoveAll(p.dir)
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// serverBinary finds stele-server: the configured path, next to this
+// program, or on $PATH.
+func serverBinary(cfg Config) (string, error) {
+	if cfg.Server != "" {
+		return cfg.Server, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "stele-server")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("stele-server")
+	if err != nil {
+		return "", errors.New("stele-server not found next to this program or on $PATH: build it (go build -o bin/ ./cmd/...) or pass --server-binary")
+	}
+	return p, nil
+}
+
+func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
+	bin, err := serverBinary(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(cfg.Dir, "stele-bench-server-")
+	if err != nil {
+		return nil, err
+	}
+	g, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	h, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p := &serverProc{dir: dir, grpcAddr: g, stderr: &bytes.Buffer{}}
+	p.cmd = exec.Command(bin, "--data-dir", dir, "--grpc-addr", g, "--http-addr", h, "--checkpoint-interval", cfg.Interval.String())
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c, err := client.Dial(g)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	defer c.Close()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if _, err := c.Log.GetCheckpoint(wctx, &stelev1.GetCheckpointRequest{}, grpc.WaitForReady(true)); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("stele-server did not come up: %v\n%s", err, p.stderr)
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "log.pub"))
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	p.vkey = strings.TrimSpace(string(pub))
+	return p, nil
+}
