@@ -92,12 +92,22 @@ type Side struct {
 	CPUMeasuredScope string  `json:"cpu_scope"`
 }
 
+// Read is the read side, measured on the log Stele just ingested.
+type Read struct {
+	// InclusionProofsPerSec: GetInclusionProof for random indexes over gRPC,
+	// each verified against the checkpoint.
+	InclusionProofsPerSec float64 `json:"inclusion_proofs_per_sec"`
+	// EntriesMBPerSec: entry bundles read over the tlog-tiles HTTP API.
+	EntriesMBPerSec float64 `json:"entries_mb_per_sec"`
+}
+
 // Result is one run.
 type Result struct {
 	Config  Config  `json:"config"`
 	Tessera Side    `json:"raw_tessera"`
 	Stele   Side    `json:"stele"`
 	Ratio   float64 `json:"ratio_stele_over_tessera"`
+	Read    Read    `json:"read"`
 }
 
 // record makes a realistic Entra directoryAudit record of about size bytes.
@@ -220,13 +230,26 @@ func rawTessera(ctx context.Context, cfg Config) (Side, error) {
 	}, nil
 }
 
-// stele runs a real stele-server process and drives it over gRPC.
-func stele(ctx context.Context, cfg Config) (Side, error) {
+// stele runs a real stele-server process and drives it over gRPC, then
+// measures its read side.
+func stele(ctx context.Context, cfg Config) (Side, Read, error) {
 	srv, err := startServer(ctx, cfg)
 	if err != nil {
-		return Side{}, err
+		return Side{}, Read{}, err
 	}
 	defer srv.stop()
+	side, err := steleIngest(ctx, cfg, srv)
+	if err != nil {
+		return Side{}, Read{}, err
+	}
+	read, err := readSide(ctx, cfg, srv)
+	if err != nil {
+		return Side{}, Read{}, fmt.Errorf("read side: %w", err)
+	}
+	return side, read, nil
+}
+
+func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error) {
 	c, err := client.Dial(srv.grpcAddr)
 	if err != nil {
 		return Side{}, err
@@ -338,6 +361,8 @@ func Median(rs []*Result) *Result {
 	m.Stele.CPUSecPer1000 = med(func(r *Result) float64 { return r.Stele.CPUSecPer1000 })
 	m.Tessera.PeakRSSMiB = med(func(r *Result) float64 { return r.Tessera.PeakRSSMiB })
 	m.Stele.PeakRSSMiB = med(func(r *Result) float64 { return r.Stele.PeakRSSMiB })
+	m.Read.InclusionProofsPerSec = med(func(r *Result) float64 { return r.Read.InclusionProofsPerSec })
+	m.Read.EntriesMBPerSec = med(func(r *Result) float64 { return r.Read.EntriesMBPerSec })
 	return &m
 }
 
@@ -352,6 +377,8 @@ func Table(w io.Writer, r *Result) {
 	row("CPU s per 1000 events", fmt.Sprintf("%.3f", r.Tessera.CPUSecPer1000), fmt.Sprintf("%.3f", r.Stele.CPUSecPer1000))
 	row("peak RSS MiB", fmt.Sprintf("%.0f", r.Tessera.PeakRSSMiB), fmt.Sprintf("%.0f", r.Stele.PeakRSSMiB))
 	row("ratio stele/tessera", "", fmt.Sprintf("%.3f", r.Ratio))
+	row("verified inclusion proofs/s", "", fmt.Sprintf("%.0f", r.Read.InclusionProofsPerSec))
+	row("entries MB/s (tlog-tiles)", "", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
 }
 
 // Run measures raw Tessera, then Stele, on the same disk.
@@ -361,9 +388,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw Tessera: %w", err)
 	}
-	s, err := stele(ctx, cfg)
+	s, read, err := stele(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("stele: %w", err)
 	}
-	return &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec}, nil
+	return &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read}, nil
 }

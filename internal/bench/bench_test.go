@@ -30,6 +30,9 @@ func TestRun(t *testing.T) {
 	if r.Stele.Receipt.N == 0 || r.Stele.Receipt.P50 <= 0 {
 		t.Errorf("no verified receipt latency: %+v", r.Stele.Receipt)
 	}
+	if r.Read.InclusionProofsPerSec <= 0 || r.Read.EntriesMBPerSec <= 0 {
+		t.Errorf("read side not measured: %+v", r.Read)
+	}
 	if r.Ratio != r.Stele.EventsPerSec/r.Tessera.EventsPerSec {
 		t.Errorf("ratio %v is not stele/tessera", r.Ratio)
 	}

@@ -82,6 +82,7 @@ type serverProc struct {
 	cmd      *exec.Cmd
 	dir      string
 	grpcAddr string
+	httpAddr string
 	vkey     string
 	stderr   *bytes.Buffer
 }
@@ -139,7 +140,7 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &serverProc{dir: dir, grpcAddr: g, stderr: &bytes.Buffer{}}
+	p := &serverProc{dir: dir, grpcAddr: g, httpAddr: h, stderr: &bytes.Buffer{}}
 	p.cmd = exec.Command(bin, "--data-dir", dir, "--grpc-addr", g, "--http-addr", h, "--checkpoint-interval", cfg.Interval.String())
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
