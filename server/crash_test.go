@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -24,11 +25,17 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/stele-dev/stele/audit"
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/leaf"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
+
+// tortureCycles sets how many SIGKILL cycles TestCrashDuringIngest runs; CI
+// runs the short default, a soak run raises it (go test ./server -run
+// TestCrashDuringIngest -torture-cycles 50 -timeout 1h).
+var tortureCycles = flag.Int("torture-cycles", 3, "SIGKILL cycles in TestCrashDuringIngest")
 
 var (
 	buildOnce sync.Once
@@ -153,7 +160,7 @@ func TestCrashDuringIngest(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[uint64]*stelev1.Event{}
 	var mu sync.Mutex
-	const cycles = 3
+	cycles := *tortureCycles
 	for cycle := range cycles {
 		p := startProcess(t, dir)
 		var stop atomic.Bool
@@ -289,7 +296,18 @@ func TestCrashDuringIngest(t *testing.T) {
 	if r.End() != cp.Size || !bytes.Equal(root, cp.Hash) {
 		t.Fatalf("log does not verify: %d entries with root %x, checkpoint %d %x", r.End(), root, cp.Size, cp.Hash)
 	}
-	t.Logf("%d acknowledged events survived %d SIGKILLs; log of %d entries verifies", len(acked), cycles, cp.Size)
+	// And the independent auditor agrees: every tile, the root, leaf v1, no
+	// duplicate (source, event_id).
+	rep, _, err := audit.Run(ctx, audit.Config{LogURL: u.String(), Verifier: v})
+	if err != nil {
+		t.Fatalf("stele audit after the crashes: %v (%+v)", err, rep.Failures)
+	}
+	for _, f := range rep.Findings {
+		if f.Kind == audit.FindDuplicate {
+			t.Fatalf("audit finds a duplicate after the crashes: %+v", f)
+		}
+	}
+	t.Logf("%d acknowledged events survived %d SIGKILLs; log of %d entries verifies and audits clean", len(acked), cycles, cp.Size)
 
 	// A clean stop exits 0.
 	p.cmd.Process.Signal(os.Interrupt)
