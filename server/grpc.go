@@ -59,7 +59,7 @@ func (l *logService) Append(ctx context.Context, req *stelev1.AppendRequest) (*s
 	if err := l.checkBatch(len(req.Events)); err != nil {
 		return nil, err
 	}
-	return &stelev1.AppendResponse{Results: toProto(l.s.admit.admit(ctx, req.Events))}, nil
+	return &stelev1.AppendResponse{Results: toProto(l.s.admitAs(ctx, req.Events))}, nil
 }
 
 func (l *logService) AppendStream(stream grpc.BidiStreamingServer[stelev1.AppendStreamRequest, stelev1.AppendStreamResponse]) error {
@@ -108,7 +108,7 @@ func (l *logService) AppendStream(stream grpc.BidiStreamingServer[stelev1.Append
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			rs := l.s.admit.admit(ctx, req.Events)
+			rs := l.s.admitAs(ctx, req.Events)
 			send(&stelev1.AppendStreamResponse{BatchId: req.BatchId, Results: toProto(rs)})
 		}()
 	}

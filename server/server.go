@@ -57,6 +57,19 @@ type Config struct {
 	// RebuildIndexes drops the dedup and leaf-hash indexes at start and
 	// rebuilds them from the log itself.
 	RebuildIndexes bool
+	// TLSCertFile and TLSKeyFile, when set, put both listeners on TLS
+	// (Server.GRPCOptions, Server.HTTPTLSConfig). The files are read again
+	// when they change. See docs/security.md.
+	TLSCertFile string
+	TLSKeyFile  string
+	// ClientCAFile verifies client certificates (mutual TLS). Needs TLS and
+	// AuthPolicyFile.
+	ClientCAFile string
+	// AuthPolicyFile is the JSON access policy: identities, roles, sources.
+	// When set, every gRPC call needs an identity it names. Read again when
+	// it changes. Empty: no authentication (anyone who can connect may
+	// append and read).
+	AuthPolicyFile string
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -103,6 +116,7 @@ type Server struct {
 	admit    *admitter
 	cps      *checkpoints
 	m        *metrics
+	auth     *authState
 	cancel   context.CancelFunc
 	logDir   string
 
@@ -122,11 +136,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.Origin = key.Signer.Name()
+	m := newMetrics()
+	auth, err := newAuth(&cfg, m.reg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: key, store: st, m: newMetrics(), logDir: filepath.Join(cfg.DataDir, "log")}
+	s := &Server{cfg: cfg, log: cfg.Logger, key: key, store: st, m: m, auth: auth, logDir: filepath.Join(cfg.DataDir, "log")}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if err := s.start(bg); err != nil {

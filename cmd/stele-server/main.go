@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -44,6 +45,10 @@ type fileConfig struct {
 	WitnessPolicy      string   `json:"witness_policy"`
 	WitnessTimeout     duration `json:"witness_timeout"`
 	WitnessFailOpen    bool     `json:"witness_fail_open"`
+	TLSCert            string   `json:"tls_cert"`
+	TLSKey             string   `json:"tls_key"`
+	ClientCA           string   `json:"client_ca"`
+	AuthPolicy         string   `json:"auth_policy"`
 }
 
 type duration time.Duration
@@ -73,6 +78,7 @@ type flags struct {
 	fs                                              *flag.FlagSet
 	configPath, dataDir, grpcAddr, httpAddr, origin *string
 	logFormat, witnessPolicy                        *string
+	tlsCert, tlsKey, clientCA, authPolicy           *string
 	cpInterval, witnessTimeout                      *time.Duration
 	rebuild, witnessFailOpen                        *bool
 }
@@ -91,6 +97,10 @@ func newFlags() *flags {
 	f.witnessPolicy = fs.String("witness-policy", "", "C2SP tlog-policy file: publish a checkpoint only once its quorum of witnesses cosigned it")
 	f.witnessTimeout = fs.Duration("witness-timeout", 5*time.Second, "how long one round of witnessing may take")
 	f.witnessFailOpen = fs.Bool("witness-fail-open", false, "publish checkpoints even when the witness policy is not met in time (default: fail closed)")
+	f.tlsCert = fs.String("tls-cert", "", "PEM certificate (chain) for TLS on both listeners; reloaded when the file changes (docs/security.md)")
+	f.tlsKey = fs.String("tls-key", "", "PEM private key of --tls-cert")
+	f.clientCA = fs.String("client-ca", "", "PEM CA file: accept client certificates it signed (mutual TLS); needs --tls-cert and --auth-policy")
+	f.authPolicy = fs.String("auth-policy", "", "JSON access policy (identities, roles, sources); when set every gRPC call must authenticate; reloaded when the file changes")
 	return f
 }
 
@@ -174,6 +184,14 @@ func run() error {
 		}
 		cfg.WitnessPolicy = b
 	}
+	cfg.TLSCertFile = pick("tls-cert", *f.tlsCert, fc.TLSCert)
+	cfg.TLSKeyFile = pick("tls-key", *f.tlsKey, fc.TLSKey)
+	cfg.ClientCAFile = pick("client-ca", *f.clientCA, fc.ClientCA)
+	cfg.AuthPolicyFile = pick("auth-policy", *f.authPolicy, fc.AuthPolicy)
+	grpcListen := pick("grpc-addr", *grpcAddr, fc.GRPCAddr)
+	if cfg.AuthPolicyFile != "" && cfg.TLSCertFile == "" && !loopback(grpcListen) {
+		return fmt.Errorf("--auth-policy without --tls-cert would send bearer tokens in plaintext: set --tls-cert/--tls-key, or listen on loopback only (--grpc-addr %s is not)", grpcListen)
+	}
 	var handler slog.Handler
 	switch pick("log-format", *logFormat, fc.LogFormat) {
 	case "text":
@@ -190,7 +208,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	gl, err := net.Listen("tcp", pick("grpc-addr", *grpcAddr, fc.GRPCAddr))
+	gl, err := net.Listen("tcp", grpcListen)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
@@ -203,17 +221,35 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(server.GRPCServerOptions()...)
+	if !srv.AuthEnabled() {
+		logger.Warn("no --auth-policy: the server accepts anyone who can connect, to append and to read payloads; fine on loopback, see docs/security.md otherwise")
+	}
+	if !srv.TLSEnabled() {
+		logger.Warn("no --tls-cert: the listeners speak plaintext")
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			logger.Info("SIGHUP: reloading TLS certificate, client CA and access policy")
+			srv.ReloadAuth()
+		}
+	}()
+	gs := grpc.NewServer(srv.GRPCOptions()...)
 	srv.RegisterGRPC(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: srv.HTTPTLSConfig()}
+	if httpSrv.TLSConfig != nil {
+		hl = tls.NewListener(hl, httpSrv.TLSConfig)
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- gs.Serve(gl) }()
 	go func() { errc <- httpSrv.Serve(hl) }()
-	logger.Info("serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "origin", srv.Origin(), "verifier_key", srv.VerifierKey())
+	logger.Info("serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "tls", srv.TLSEnabled(), "auth", srv.AuthEnabled(), "origin", srv.Origin(), "verifier_key", srv.VerifierKey())
 
 	var serveErr error
 	select {
@@ -242,4 +278,18 @@ func run() error {
 	}
 	logger.Info("stopped cleanly")
 	return nil
+}
+
+// loopback reports whether a listen address binds only loopback
+// interfaces ("localhost", 127.0.0.0/8, ::1).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -53,6 +53,8 @@ func init() {
 		{"event", "write an entry's payload, salt and proof as JSON", cmdEvent},
 		{"verify", "verify a receipt offline, and optionally an event against it", cmdVerify},
 		{"audit", "audit the whole log over its tlog-tiles HTTP API", cmdAudit},
+		{"proof", "verify an entry's inclusion proof from the log's tiles", cmdProof},
+		{"consistency", "verify that the log's tree extends an older one (or the trusted state)", cmdConsistency},
 	}
 }
 
@@ -145,12 +147,14 @@ func newFlags(name string) *flag.FlagSet {
 type serverFlags struct {
 	addr    *string
 	timeout *time.Duration
+	conn    connFlags
 }
 
 func addServerFlags(fs *flag.FlagSet) serverFlags {
 	return serverFlags{
 		addr:    fs.String("server", os.Getenv("STELE_SERVER"), "server gRPC address HOST:PORT (default $STELE_SERVER)"),
 		timeout: fs.Duration("timeout", 30*time.Second, "give up on a request (each batch, for submit) after this long"),
+		conn:    addConnFlags(fs),
 	}
 }
 
@@ -158,7 +162,11 @@ func (s serverFlags) dial() (*client.Client, error) {
 	if *s.addr == "" {
 		return nil, usagef("--server HOST:PORT is required")
 	}
-	return client.Dial(*s.addr)
+	opts, err := s.conn.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(*s.addr, opts...)
 }
 
 // request returns a context for one request.

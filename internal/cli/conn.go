@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"flag"
+	"os"
+
+	"google.golang.org/grpc"
+
+	"github.com/stele-dev/stele/client"
+)
+
+// connFlags are the transport security and authentication flags of every
+// command that talks to a server. TLS is used when any of them is set:
+// --tls-ca alone verifies the server against that CA (without it, the
+// system roots), --tls-cert and --tls-key add a client certificate, and
+// --token (default $STELE_TOKEN) sends a bearer token, only ever over TLS.
+type connFlags struct {
+	ca, cert, key, token *string
+}
+
+func addConnFlags(fs *flag.FlagSet) connFlags {
+	return connFlags{
+		ca:    fs.String("tls-ca", os.Getenv("STELE_TLS_CA"), "verify the server's TLS certificate against this PEM CA file, and use TLS (default $STELE_TLS_CA)"),
+		cert:  fs.String("tls-cert", os.Getenv("STELE_TLS_CERT"), "client certificate PEM file for mutual TLS (default $STELE_TLS_CERT)"),
+		key:   fs.String("tls-key", os.Getenv("STELE_TLS_KEY"), "client certificate's private key PEM file (default $STELE_TLS_KEY)"),
+		token: fs.String("token", os.Getenv("STELE_TOKEN"), "bearer token; implies TLS (default $STELE_TOKEN)"),
+	}
+}
+
+// dialOptions are the client.Dial options the flags ask for; none means a
+// plaintext connection (loopback servers without TLS).
+func (c connFlags) dialOptions() ([]grpc.DialOption, error) {
+	if *c.ca == "" && *c.cert == "" && *c.key == "" && *c.token == "" {
+		return nil, nil
+	}
+	if (*c.cert == "") != (*c.key == "") {
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	tlsOpt, err := client.WithTLS(*c.ca, *c.cert, *c.key)
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{tlsOpt}
+	if *c.token != "" {
+		opts = append(opts, client.WithToken(*c.token))
+	}
+	return opts, nil
+}

@@ -1,0 +1,175 @@
+package server
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/stele-dev/stele/leaf"
+)
+
+// Roles an identity may hold (docs/security.md).
+const (
+	// RoleProducer may Append to the sources it is granted.
+	RoleProducer = "producer"
+	// RoleReader may read payloads (GetEvent).
+	RoleReader = "reader"
+	// RoleAdmin may administer the log (erasure, when it exists). It
+	// grants neither producer nor reader rights.
+	RoleAdmin = "admin"
+)
+
+// policyFile is the JSON access policy (--auth-policy), read strictly.
+type policyFile struct {
+	Identities []policyIdentity `json:"identities"`
+}
+
+type policyIdentity struct {
+	// Name labels the identity in logs and errors; unique.
+	Name string `json:"name"`
+	// Cert is the identity of a client certificate verified against the
+	// client CA: its first URI SAN, or its subject CommonName when it has
+	// no URI SAN.
+	Cert string `json:"cert,omitempty"`
+	// TokenSHA256 is the lowercase hex SHA-256 of a bearer token.
+	TokenSHA256 string   `json:"token_sha256,omitempty"`
+	Roles       []string `json:"roles"`
+	// Sources are the source patterns a producer may append to.
+	Sources []string `json:"sources,omitempty"`
+}
+
+// identity is a resolved policy entry.
+type identity struct {
+	name    string
+	roles   map[string]bool
+	sources []sourcePattern
+}
+
+func (id *identity) has(role string) bool { return id != nil && id.roles[role] }
+
+// granted reports whether the identity may append to source.
+func (id *identity) granted(source string) bool {
+	for _, p := range id.sources {
+		if p.match(source) {
+			return true
+		}
+	}
+	return false
+}
+
+// policy is a parsed access policy.
+type policy struct {
+	byCert  map[string]*identity
+	byToken map[[32]byte]*identity
+}
+
+// sourcePattern is a source with some segments replaced by "*". A "*"
+// matches exactly one whole segment; everything else matches literally,
+// and a pattern matches only sources with as many segments as it has.
+type sourcePattern []string
+
+func (p sourcePattern) match(source string) bool {
+	segs := strings.Split(source, "/")
+	if len(segs) != len(p) {
+		return false
+	}
+	for i, s := range segs {
+		if p[i] != "*" && p[i] != s {
+			return false
+		}
+	}
+	return true
+}
+
+func parseSourcePattern(s string) (sourcePattern, error) {
+	segs := strings.Split(s, "/")
+	lit := make([]string, len(segs))
+	for i, seg := range segs {
+		lit[i] = seg
+		if seg == "*" {
+			lit[i] = "x"
+		} else if strings.Contains(seg, "*") {
+			return nil, fmt.Errorf("source pattern %q: \"*\" must be a whole segment", s)
+		}
+	}
+	if err := leaf.ValidateSource(strings.Join(lit, "/")); err != nil {
+		return nil, fmt.Errorf("source pattern %q: %v", s, err)
+	}
+	return sourcePattern(segs), nil
+}
+
+// parsePolicy parses and checks a policy file: unknown keys, unknown roles,
+// duplicate names, certificate identities or token hashes, and bad source
+// patterns are all errors.
+func parsePolicy(b []byte) (*policy, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var f policyFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the policy object")
+	}
+	p := &policy{byCert: map[string]*identity{}, byToken: map[[32]byte]*identity{}}
+	names := map[string]bool{}
+	for i, e := range f.Identities {
+		where := fmt.Sprintf("identities[%d]", i)
+		if e.Name == "" {
+			return nil, fmt.Errorf("%s: name is empty", where)
+		}
+		where = fmt.Sprintf("identity %q", e.Name)
+		if names[e.Name] {
+			return nil, fmt.Errorf("%s: the name is used twice", where)
+		}
+		names[e.Name] = true
+		if e.Cert == "" && e.TokenSHA256 == "" {
+			return nil, fmt.Errorf("%s: set cert, token_sha256 or both", where)
+		}
+		id := &identity{name: e.Name, roles: map[string]bool{}}
+		if len(e.Roles) == 0 {
+			return nil, fmt.Errorf("%s: no roles", where)
+		}
+		for _, r := range e.Roles {
+			switch r {
+			case RoleProducer, RoleReader, RoleAdmin:
+				id.roles[r] = true
+			default:
+				return nil, fmt.Errorf("%s: unknown role %q (want producer, reader or admin)", where, r)
+			}
+		}
+		for _, s := range e.Sources {
+			sp, err := parseSourcePattern(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", where, err)
+			}
+			id.sources = append(id.sources, sp)
+		}
+		if id.roles[RoleProducer] && len(id.sources) == 0 {
+			return nil, fmt.Errorf("%s: a producer needs at least one source", where)
+		}
+		if !id.roles[RoleProducer] && len(id.sources) > 0 {
+			return nil, fmt.Errorf("%s: sources are granted only to producers", where)
+		}
+		if e.Cert != "" {
+			if p.byCert[e.Cert] != nil {
+				return nil, fmt.Errorf("%s: cert %q is also given to identity %q", where, e.Cert, p.byCert[e.Cert].name)
+			}
+			p.byCert[e.Cert] = id
+		}
+		if e.TokenSHA256 != "" {
+			h, err := hex.DecodeString(e.TokenSHA256)
+			if err != nil || len(h) != 32 || strings.ToLower(e.TokenSHA256) != e.TokenSHA256 {
+				return nil, fmt.Errorf("%s: token_sha256 must be 64 lowercase hex digits (sha256sum of the token)", where)
+			}
+			if o := p.byToken[[32]byte(h)]; o != nil {
+				return nil, fmt.Errorf("%s: token is also given to identity %q", where, o.name)
+			}
+			p.byToken[[32]byte(h)] = id
+		}
+	}
+	return p, nil
+}
