@@ -9,10 +9,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
@@ -103,14 +106,64 @@ func (l *TileLog) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	return ParseCheckpoint(raw, l.verifier)
 }
 
-// ReadTile is a tessera client.TileFetcherFunc.
+// ReadTile is a tessera client.TileFetcherFunc. A partial tile the log no
+// longer serves (or never served: the tree grew past that size in one
+// step) is cut from a larger one: the full tile, or the partial tile at
+// the log's current size.
 func (l *TileLog) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return l.get(ctx, layout.TilePath(level, index, p))
+	b, err := l.withLarger(ctx, p, layout.TileHeight*level, index, func(q uint8) string { return layout.TilePath(level, index, q) })
+	if err != nil {
+		return nil, err
+	}
+	if p != 0 && len(b) > 32*int(p) {
+		b = b[:32*int(p)]
+	}
+	return b, nil
 }
 
-// ReadEntryBundle is a tessera client.EntryBundleFetcherFunc.
+// ReadEntryBundle is a tessera client.EntryBundleFetcherFunc. Like
+// ReadTile, a missing partial bundle is read from a larger one, which then
+// holds more than p entries: take the first p (Bundle does).
 func (l *TileLog) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return l.get(ctx, layout.EntriesPath(index, p))
+	return l.withLarger(ctx, p, 0, index, func(q uint8) string { return layout.EntriesPath(index, q) })
+}
+
+// withLarger fetches path(p); when that partial resource is missing, it
+// tries the full one, then the partial one at the log's current size.
+// treeLevel is the level of the tree nodes the resource holds (0 for
+// entry bundles and level-0 tiles).
+func (l *TileLog) withLarger(ctx context.Context, p uint8, treeLevel, index uint64, path func(uint8) string) ([]byte, error) {
+	b, err := l.get(ctx, path(p))
+	if p == 0 || !errors.Is(err, os.ErrNotExist) {
+		return b, err
+	}
+	if b, err2 := l.get(ctx, path(0)); err2 == nil || !errors.Is(err2, os.ErrNotExist) {
+		return b, err2
+	}
+	raw, err2 := l.get(ctx, layout.CheckpointPath)
+	if err2 != nil {
+		return nil, err
+	}
+	size, ok := uncheckedSize(raw)
+	if !ok {
+		return nil, err
+	}
+	q := layout.PartialTileSize(treeLevel/layout.TileHeight, index, size)
+	if q == 0 || q <= p {
+		return nil, err
+	}
+	return l.get(ctx, path(q))
+}
+
+// uncheckedSize reads the size line of a checkpoint without verifying it:
+// it only picks which tile to fetch; what is read is verified by hashing.
+func uncheckedSize(raw []byte) (uint64, bool) {
+	lines := strings.SplitN(string(raw), "\n", 3)
+	if len(lines) < 3 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(lines[1], 10, 64)
+	return n, err == nil
 }
 
 // ConsistencyProof builds, from the log's tiles, a proof that the tree of
@@ -175,9 +228,6 @@ func (l *TileLog) InclusionProof(ctx context.Context, index, size uint64) ([][]b
 func (l *TileLog) Bundle(ctx context.Context, bi, size uint64) ([][]byte, error) {
 	p := layout.PartialTileSize(0, bi, size)
 	raw, err := l.ReadEntryBundle(ctx, bi, p)
-	if err != nil && p != 0 && errors.Is(err, os.ErrNotExist) {
-		raw, err = l.ReadEntryBundle(ctx, bi, 0)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -247,4 +297,28 @@ func toHashes(p [][]byte) ([][32]byte, error) {
 		out[i] = [32]byte(h)
 	}
 	return out, nil
+}
+
+// RootAt computes, from the log's tiles, the root of the tree of size size.
+// It is only as trustworthy as the tiles: prove it consistent with a signed
+// checkpoint (CheckConsistent) before relying on it.
+func (l *TileLog) RootAt(ctx context.Context, size uint64) ([32]byte, error) {
+	if size == 0 {
+		return [32]byte(rfc6962.DefaultHasher.EmptyRoot()), nil
+	}
+	rt, unreachable := l.tileReader()
+	nodes, err := tclient.FetchRangeNodes(ctx, size, rt)
+	if err != nil {
+		return [32]byte{}, unreachable(err)
+	}
+	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rng, err := rf.NewRange(0, size, nodes)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("%w: the log's tiles do not make a tree of size %d: %v", ErrVerification, size, err)
+	}
+	root, err := rng.GetRootHash(nil)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return [32]byte(root), nil
 }
