@@ -488,3 +488,14 @@ func TestCLIOverTLSWithToken(t *testing.T) {
 		t.Fatalf("wrong token: exit %d\n%s", code, errs)
 	}
 }
+
+// TestExamplePolicy: the example policy in deploy/config loads.
+func TestExamplePolicy(t *testing.T) {
+	srv, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), AuthPolicyFile: "../deploy/config/auth-policy.example.json", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
