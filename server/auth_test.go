@@ -499,3 +499,53 @@ func TestExamplePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAuthStream: AppendStream applies the grants per event, and a token
+// revoked while the stream is open refuses its next batch.
+func TestAuthStream(t *testing.T) {
+	p := newPKI(t)
+	pol := func(ids ...map[string]any) []byte { return policyJSON(t, ids...) }
+	producer := map[string]any{"name": "streamer", "token_sha256": tokenHash("tok-stream"), "roles": []string{"producer"}, "sources": []string{"entra/*/audit"}}
+	reader := map[string]any{"name": "r", "token_sha256": tokenHash("tok-r"), "roles": []string{"reader"}}
+	policyFile := writeFile(t, p.dir, "policy.json", pol(producer, reader))
+	as := startAuthServer(t, server.Config{TLSCertFile: p.serverCert, TLSKeyFile: p.serverKey, AuthPolicyFile: policyFile})
+	c := p.dial(t, as.grpcAddr, [2]string{}, "tok-stream")
+	stream, err := c.Log.AppendStream(ctxT(t, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(id uint64, evs ...*stelev1.Event) []*stelev1.AppendResult {
+		t.Helper()
+		if err := stream.Send(&stelev1.AppendStreamRequest{BatchId: id, Events: evs}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.BatchId != id || len(resp.Results) != len(evs) {
+			t.Fatalf("response %d with %d results, want %d with %d", resp.BatchId, len(resp.Results), id, len(evs))
+		}
+		return resp.Results
+	}
+	rs := send(1, event("entra/t1/audit", "a", 300), event("entra/t1/signin", "b", 300), event("entra/t2/audit", "c", 300))
+	if rs[0].Code != 0 || codes.Code(rs[1].Code) != codes.PermissionDenied || rs[2].Code != 0 || rs[2].Index != 1 {
+		t.Fatalf("first batch: %v", rs)
+	}
+	writeFile(t, p.dir, "policy.json", pol(reader))
+	rs = send(2, event("entra/t1/audit", "d", 300))
+	if codes.Code(rs[0].Code) != codes.Unauthenticated {
+		t.Fatalf("after revocation: %v", rs)
+	}
+	stream.CloseSend()
+	// Nothing was written after the revocation.
+	r := p.dial(t, as.grpcAddr, [2]string{}, "tok-r")
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := r.Log.GetReceipt(ctx, &stelev1.GetReceiptRequest{Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := r.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{})
+	if err != nil || cp.Size != 2 {
+		t.Fatalf("checkpoint size %v (%v), want 2", cp.GetSize(), err)
+	}
+}

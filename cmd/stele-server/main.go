@@ -241,7 +241,8 @@ func run() error {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: srv.HTTPTLSConfig()}
+	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: srv.HTTPTLSConfig(),
+		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
 	if httpSrv.TLSConfig != nil {
 		hl = tls.NewListener(hl, httpSrv.TLSConfig)
 	}
