@@ -55,6 +55,7 @@ func init() {
 		{"audit", "audit the whole log over its tlog-tiles HTTP API", cmdAudit},
 		{"proof", "verify an entry's inclusion proof from the log's tiles", cmdProof},
 		{"consistency", "verify that the log's tree extends an older one (or the trusted state)", cmdConsistency},
+		{"monitor", "follow the log, check witnesses, and alert on identity threats", cmdMonitor},
 	}
 }
 

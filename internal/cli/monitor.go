@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/monitor"
+)
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func cmdMonitor(e *env, args []string) error {
+	fs := newFlags("monitor")
+	tf := addTileFlags(fs)
+	rulesPath := fs.String("rules", "", "alert rules file (JSON; default: the built-in identity-threat rules)")
+	stateDir := fs.String("state", "", "trusted-state directory: resume after the last verified checkpoint")
+	var witnesses, webhooks stringList
+	fs.Var(&witnesses, "witness", "witness base URL to compare checkpoints with (repeatable)")
+	fs.Var(&webhooks, "webhook", "POST each alert as JSON to this URL (repeatable)")
+	once := fs.Bool("once", false, "process what the log holds now, then exit")
+	interval := fs.Duration("interval", 10*time.Second, "how often to poll the log's checkpoint")
+	printRules := fs.Bool("print-default-rules", false, "print the built-in rules and exit")
+	pos, err := parse(e, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *printRules {
+		_, err := e.stdout.Write(monitor.DefaultRulesJSON())
+		return err
+	}
+	if *interval <= 0 {
+		return usagef("--interval must be positive")
+	}
+	rules := monitor.DefaultRules()
+	if *rulesPath != "" {
+		b, err := os.ReadFile(*rulesPath)
+		if err != nil {
+			return err
+		}
+		if rules, err = monitor.ParseRules(b); err != nil {
+			return usagef("%s: %v", *rulesPath, err)
+		}
+	}
+	lg, err := tf.open()
+	if err != nil {
+		return err
+	}
+	var st *client.StateStore
+	if *stateDir != "" {
+		if st, err = client.NewStateStore(*stateDir, lg.Verifier(), lg.ConsistencyProof); err != nil {
+			return err
+		}
+	}
+	var mu sync.Mutex
+	out := monitor.JSONLines(e.stdout)
+	var hooks []func(monitor.Alert) error
+	for _, u := range webhooks {
+		hooks = append(hooks, monitor.Webhook(nil, u))
+	}
+	warn := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(e.stderr, "stele monitor: warning: %s\n", oneLine(s))
+	}
+	alert := func(a monitor.Alert) error {
+		mu.Lock()
+		err := out(a)
+		mu.Unlock()
+		for _, h := range hooks {
+			if herr := h(a); herr != nil {
+				warn(herr.Error())
+			}
+		}
+		return err
+	}
+	m, err := monitor.New(monitor.Config{Log: lg, State: st, Rules: rules, Witnesses: witnesses, Alert: alert, Warn: warn})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if *once {
+		sctx, cancel := context.WithTimeout(ctx, *tf.timeout)
+		defer cancel()
+		if err := m.Step(sctx); err != nil {
+			if errors.Is(err, client.ErrVerification) {
+				fmt.Fprintf(e.stderr, "stele monitor: %s\n", oneLine(err.Error()))
+				return errFailed
+			}
+			return logError(err)
+		}
+		cp := m.Trusted()
+		fmt.Fprintf(e.stderr, "monitor: %s verified at size %d\n", cp.Origin, cp.Size)
+		return nil
+	}
+	err = m.Run(ctx, *interval)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
