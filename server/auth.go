@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -222,12 +223,31 @@ func (s *Server) HTTPTLSConfig() *tls.Config { return s.TLSConfig("h2", "http/1.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
 	opts := GRPCServerOptions()
 	if c := s.TLSConfig("h2"); c != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(c)))
+		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(c), s.auth.denied}))
 	}
 	if s.auth.policy != nil {
 		opts = append(opts, grpc.ChainUnaryInterceptor(s.auth.unary), grpc.ChainStreamInterceptor(s.auth.stream))
 	}
 	return opts
+}
+
+// countingCreds counts failed TLS handshakes on the gRPC listener (a client
+// certificate from another CA, expired, or no TLS at all) as denials.
+type countingCreds struct {
+	credentials.TransportCredentials
+	denied *prometheus.CounterVec
+}
+
+func (c countingCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	nc, ai, err := c.TransportCredentials.ServerHandshake(conn)
+	if err != nil {
+		c.denied.WithLabelValues(codes.Unauthenticated.String(), "tls_handshake").Inc()
+	}
+	return nc, ai, err
+}
+
+func (c countingCreds) Clone() credentials.TransportCredentials {
+	return countingCreds{c.TransportCredentials.Clone(), c.denied}
 }
 
 // principal is what a caller presented: a bearer token's hash or a

@@ -363,6 +363,8 @@ func TestAuth(t *testing.T) {
 		`stele_auth_denied_total{code="Unauthenticated",reason="unknown_token"} 2`,
 		`stele_auth_denied_total{code="Unauthenticated",reason="unknown_certificate"} 1`,
 		`stele_auth_denied_total{code="Unavailable",reason="policy_invalid"} 1`,
+		// The expired and wrong-CA certificates forced in, and plaintext.
+		`stele_auth_denied_total{code="Unauthenticated",reason="tls_handshake"} `,
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
