@@ -33,7 +33,7 @@ func TestDefaultRulesFire(t *testing.T) {
 		}
 	}
 	benign := []string{"signin.success", "user.signin", "directory.role.member.remove", "consent.user.grant",
-		"application.credential.remove", "policy.conditionalaccess.add", "user.mfa.method.add", "user.update",
+		"application.credential.remove", "policy.conditionalaccess.add", "user.mfa.method.add", "user.mfa.method.remove.self", "user.update",
 		"group.member.add", "signin.failure"}
 	e := monitor.NewEngine(monitor.DefaultRules())
 	for i, kind := range benign {
