@@ -24,6 +24,7 @@ const origin = "stele.localhost/log"
 type logKey struct {
 	signer   note.Signer
 	verifier note.Verifier
+	vkey     string
 }
 
 func newKey(t testing.TB) logKey {
@@ -40,12 +41,19 @@ func newKey(t testing.TB) logKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return logKey{s, v}
+	return logKey{s, v, vkey}
 }
 
 // appendEntries appends to the Tessera POSIX log in dir and waits for a
 // checkpoint covering the entries.
 func appendEntries(t testing.TB, dir string, k logKey, entries [][]byte) {
+	t.Helper()
+	appendWitnessed(t, dir, k, entries, nil)
+}
+
+// appendWitnessed is appendEntries with Tessera asking witnesses (policy)
+// to cosign each checkpoint before it publishes it.
+func appendWitnessed(t testing.TB, dir string, k logKey, entries [][]byte, policy []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -53,8 +61,16 @@ func appendEntries(t testing.TB, dir string, k logKey, entries [][]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, shutdown, _, err := tessera.NewAppender(ctx, d, tessera.NewAppendOptions().WithCheckpointSigner(k.signer).
-		WithCheckpointInterval(100*time.Millisecond).WithBatching(1024, 10*time.Millisecond))
+	opts := tessera.NewAppendOptions().WithCheckpointSigner(k.signer).
+		WithCheckpointInterval(100*time.Millisecond).WithBatching(1024, 10*time.Millisecond)
+	if policy != nil {
+		wg, err := tessera.NewWitnessGroupFromPolicy(policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = opts.WithWitnesses(wg, &tessera.WitnessOptions{Timeout: 5 * time.Second})
+	}
+	a, shutdown, _, err := tessera.NewAppender(ctx, d, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
