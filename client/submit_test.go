@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -242,5 +244,34 @@ func TestSubmitterHonoursRetryInfo(t *testing.T) {
 	}
 	if waited != 300*time.Millisecond || f.times[1].Sub(f.times[0]) < 300*time.Millisecond {
 		t.Fatalf("waited %v (%v between calls), want the server's 300ms", waited, f.times[1].Sub(f.times[0]))
+	}
+}
+
+func TestVerifiedEvent(t *testing.T) {
+	ctx := ctxFor(t)
+	ls := startLive(t, t.TempDir(), "127.0.0.1:0")
+	c, err := client.Dial(ls.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rs, err := (&client.Submitter{Client: c}).Submit(ctx, []*stelev1.Event{testEvent("test/a", 1), testEvent("test/a", 2)})
+	if err != nil || !rs[1].OK() {
+		t.Fatalf("%+v %v", rs, err)
+	}
+	v, err := note.NewVerifier(ls.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, p, err := c.VerifiedEvent(ctx, rs[1].Index, v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Leaf.EventID != "ev-00002" || string(p.Record) != `{"i":2}` || p.Format != "json" {
+		t.Fatalf("leaf %+v, payload %+v", r.Leaf, p)
+	}
+	other := newTestKey(t)
+	if _, _, err := c.VerifiedEvent(ctx, rs[1].Index, other.verifier, nil); !errors.Is(err, client.ErrVerification) {
+		t.Fatalf("another log's key: %v", err)
 	}
 }
