@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	mproof "github.com/transparency-dev/merkle/proof"
@@ -189,7 +190,8 @@ func CheckConsistent(ctx context.Context, older, newer *Checkpoint, prove Consis
 		return seen(fmt.Errorf("no consistency proof: %v", err))
 	}
 	if err := mproof.VerifyConsistency(rfc6962.DefaultHasher, older.Size, newer.Size, p, older.Root[:], newer.Root[:]); err != nil {
-		return seen(err)
+		// The merkle package prints roots as multi-line byte lists.
+		return seen(errors.New("the consistency proof does not verify: " + strings.Join(strings.Fields(err.Error()), " ")))
 	}
 	return nil
 }

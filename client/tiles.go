@@ -233,14 +233,14 @@ func (l *TileLog) Bundle(ctx context.Context, bi, size uint64) ([][]byte, error)
 	}
 	var b api.EntryBundle
 	if err := b.UnmarshalText(raw); err != nil {
-		return nil, fmt.Errorf("entry bundle %d: %v", bi, err)
+		return nil, fmt.Errorf("%w: entry bundle %d does not parse: %v", ErrVerification, bi, err)
 	}
 	want := int(layout.EntryBundleWidth)
 	if p != 0 {
 		want = int(p)
 	}
 	if len(b.Entries) < want {
-		return nil, fmt.Errorf("entry bundle %d holds %d entries, want %d", bi, len(b.Entries), want)
+		return nil, fmt.Errorf("%w: entry bundle %d holds %d entries, want %d", ErrVerification, bi, len(b.Entries), want)
 	}
 	return b.Entries[:want], nil
 }

@@ -145,6 +145,7 @@ func TestMonitorDetectsTampering(t *testing.T) {
 	dir := t.TempDir()
 	evs := identityEvents(20)
 	appendEntries(t, dir, k, mkLeaves(t, evs))
+	firstCP, _ := os.ReadFile(filepath.Join(dir, "checkpoint"))
 	// A fork signed with the same key: same first 10 entries, then others.
 	forkDir := t.TempDir()
 	appendEntries(t, forkDir, k, mkLeaves(t, evs[:10]))
@@ -211,6 +212,61 @@ func TestMonitorDetectsTampering(t *testing.T) {
 		if len(s.alerts) != 0 {
 			t.Fatalf("alerted on entries that do not verify: %+v", s.alerts)
 		}
+	})
+
+	t.Run("entry dropped", func(t *testing.T) {
+		bad := copyDir(t, dir)
+		// Rewrite the bundle without its last entry (each entry is a
+		// big-endian u16 length and the bytes).
+		filepath.Walk(filepath.Join(bad, "tile", "entries"), func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			var offs []int
+			for off := 0; off+2 <= len(b); off += 2 + (int(b[off])<<8 | int(b[off+1])) {
+				offs = append(offs, off)
+			}
+			os.WriteFile(p, b[:offs[len(offs)-1]], 0o644)
+			return nil
+		})
+		err := newMonitor(t, serve(t, bad), k, "", nil, &sink{}).Step(ctx)
+		if !errors.Is(err, client.ErrVerification) || !strings.Contains(err.Error(), "holds 24 entries, want 25") {
+			t.Fatalf("dropped entry: %v", err)
+		}
+	})
+
+	t.Run("tile changed", func(t *testing.T) {
+		// A monitor resuming from size 20 reads the tree's edge from the
+		// tiles; a changed tile does not hash to the trusted root.
+		stateDir := t.TempDir()
+		lg, _ := client.NewTileLog(serve(t, dir), k.verifier, nil)
+		st, _ := client.NewStateStore(stateDir, k.verifier, lg.ConsistencyProof)
+		old, err := client.ParseCheckpoint(firstCP, k.verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Update(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		bad := copyDir(t, dir)
+		filepath.Walk(filepath.Join(bad, "tile", "0"), func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				b, _ := os.ReadFile(p)
+				b[0] ^= 1
+				os.WriteFile(p, b, 0o644)
+			}
+			return nil
+		})
+		s := &sink{}
+		err = newMonitor(t, serve(t, bad), k, stateDir, nil, s).Step(ctx)
+		if !errors.Is(err, client.ErrVerification) {
+			t.Fatalf("changed tile: %v", err)
+		}
+		if len(s.alerts) != 0 && s.alerts[0].Type == monitor.AlertRule {
+			t.Fatalf("alerted from a log that does not verify: %+v", s.alerts)
+		}
+		t.Log(err)
 	})
 
 	t.Run("split view", func(t *testing.T) {
