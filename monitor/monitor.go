@@ -30,6 +30,9 @@ const (
 	AlertRollback  = "rollback"   // the log's checkpoint is older than the trusted one
 	AlertSplitView = "split_view" // a witness has seen a checkpoint the log's does not agree with
 	AlertBadEntry  = "bad_entry"  // an entry is not a leaf v1
+	// AlertWitnessPolicy: the log's checkpoint lacks the cosignatures the
+	// witness policy requires; it is not trusted.
+	AlertWitnessPolicy = "witness_policy"
 )
 
 // Alert is one line of the monitor's output.
@@ -95,6 +98,9 @@ type Config struct {
 	// resumes reading entries after it. Nil: in memory, from entry 0.
 	State *client.StateStore
 	Rules *Rules
+	// Policy, when set, is a witness policy every checkpoint must meet
+	// before it is trusted.
+	Policy *client.Policy
 	// Witnesses are witness base URLs serving the C2SP monitoring path
 	// GET <url>/<hex sha256(origin)>/checkpoint.
 	Witnesses []string
@@ -174,6 +180,13 @@ func (m *Monitor) Step(ctx context.Context) error {
 	cp, err := lg.Checkpoint(ctx)
 	if err != nil {
 		return fmt.Errorf("log checkpoint: %w", err)
+	}
+	if m.cfg.Policy != nil {
+		if err := m.cfg.Policy.Check(cp); err != nil {
+			m.once(Alert{Type: AlertWitnessPolicy, Origin: cp.Origin, Severity: "high", Message: err.Error(),
+				Seen: head(cp.Size, cp.Root), LogCheckpoint: string(cp.Raw)})
+			return fmt.Errorf("%w: %v", client.ErrVerification, err)
+		}
 	}
 	if m.trusted != nil {
 		if err := client.CheckConsistent(ctx, m.trusted, cp, lg.ConsistencyProof); err != nil {

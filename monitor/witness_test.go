@@ -85,6 +85,25 @@ func TestSplitViewRealWitness(t *testing.T) {
 			t.Fatalf("honest log: %+v", a)
 		}
 	}
+	// With the witness policy: log A's checkpoints meet it, log B's
+	// (never cosigned) do not, and are not trusted.
+	pol, err := client.ParsePolicy(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir  string
+		fail bool
+	}{{dirA, false}, {dirB, true}} {
+		lg, _ := client.NewTileLog(serve(t, tc.dir), k.verifier, nil)
+		s := &sink{}
+		m, _ := monitor.New(monitor.Config{Log: lg, Rules: monitor.DefaultRules(), Policy: pol, Alert: s.add})
+		err := m.Step(ctx)
+		if tc.fail != (err != nil) || tc.fail && (len(s.alerts) != 1 || s.alerts[0].Type != monitor.AlertWitnessPolicy) {
+			t.Fatalf("policy on %s: %v, %+v", tc.dir, err, s.alerts)
+		}
+	}
+
 	// Log B, same size, another root: split view.
 	s = &sink{}
 	err = newMonitor(t, serve(t, dirB), k, "", []string{witnessURL}, s).Step(ctx)

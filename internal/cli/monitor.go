@@ -23,6 +23,7 @@ func cmdMonitor(e *env, args []string) error {
 	fs := newFlags("monitor")
 	tf := addTileFlags(fs)
 	rulesPath := fs.String("rules", "", "alert rules file (JSON; default: the built-in identity-threat rules)")
+	policyPath := fs.String("policy", "", "witness policy (C2SP tlog-policy) every checkpoint must meet")
 	stateDir := fs.String("state", "", "trusted-state directory: resume after the last verified checkpoint")
 	var witnesses, webhooks stringList
 	fs.Var(&witnesses, "witness", "witness base URL to compare checkpoints with (repeatable)")
@@ -52,6 +53,16 @@ func cmdMonitor(e *env, args []string) error {
 		}
 		if rules, err = monitor.ParseRules(b); err != nil {
 			return usagef("%s: %v", *rulesPath, err)
+		}
+	}
+	var policy *client.Policy
+	if *policyPath != "" {
+		b, err := os.ReadFile(*policyPath)
+		if err != nil {
+			return err
+		}
+		if policy, err = client.ParsePolicy(b); err != nil {
+			return usagef("%s: %v", *policyPath, err)
 		}
 	}
 	lg, err := tf.open()
@@ -86,7 +97,7 @@ func cmdMonitor(e *env, args []string) error {
 		}
 		return err
 	}
-	m, err := monitor.New(monitor.Config{Log: lg, State: st, Rules: rules, Witnesses: witnesses, Alert: alert, Warn: warn})
+	m, err := monitor.New(monitor.Config{Log: lg, State: st, Rules: rules, Policy: policy, Witnesses: witnesses, Alert: alert, Warn: warn})
 	if err != nil {
 		return err
 	}
