@@ -275,3 +275,43 @@ func TestVerifiedEvent(t *testing.T) {
 		t.Fatalf("another log's key: %v", err)
 	}
 }
+
+// The trusted state works the same with proofs fetched over gRPC.
+func TestStateStoreOverGRPC(t *testing.T) {
+	ctx := ctxFor(t)
+	ls := startLive(t, t.TempDir(), "127.0.0.1:0")
+	c, err := client.Dial(ls.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, _ := note.NewVerifier(ls.vkey)
+	st, err := client.NewStateStore(t.TempDir(), v, c.ConsistencyProof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &client.Submitter{Client: c}
+	for round := range 3 {
+		var evs []*stelev1.Event
+		for i := range 5 {
+			evs = append(evs, testEvent("test/grpc", round*5+i))
+		}
+		rs, err := s.Submit(ctx, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Receipt(ctx, rs[4].Index); err != nil { // waits for a covering checkpoint
+			t.Fatal(err)
+		}
+		cp, err := c.VerifiedCheckpoint(ctx, v, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Update(ctx, cp); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+	if cp, _ := st.Trusted(); cp.Size != 15 {
+		t.Fatalf("trusted size %d, want 15", cp.Size)
+	}
+}
