@@ -86,6 +86,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		err := c.run(e, args[1:])
 		var ue usageError
+		var coded interface{ ExitCode() int } // errors that choose their exit status
 		switch {
 		case err == nil:
 			return ExitOK
@@ -96,6 +97,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return ExitUsage
 		case errors.Is(err, errFailed):
 			return ExitFailure
+		case errors.As(err, &coded):
+			fmt.Fprintf(stderr, "stele %s: %v\n", c.name, err)
+			return coded.ExitCode()
 		default:
 			fmt.Fprintf(stderr, "stele %s: %v\n", c.name, err)
 			return ExitFailure
