@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -59,11 +60,18 @@ func TestPolicy(t *testing.T) {
 	}
 	other := newWitnessKey(t, "other.example/w")
 	tampered := cosign(t, f.checkpoint, f.key.verifier, w1, w2)
-	// Flip a byte inside w2's cosignature (the last line).
+	// Flip one bit of the Ed25519 signature in w2's cosignature (the last
+	// line), keeping the base64 well formed: the line still parses, and
+	// only the signature check can reject it.
 	lines := strings.Split(strings.TrimSuffix(string(tampered), "\n"), "\n")
-	last := []byte(lines[len(lines)-1])
-	last[len(last)-5] ^= 'A' ^ 'B'
-	lines[len(lines)-1] = string(last)
+	last := lines[len(lines)-1]
+	sp := strings.LastIndexByte(last, ' ')
+	sig, err := base64.StdEncoding.DecodeString(last[sp+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[len(sig)-1] ^= 1
+	lines[len(lines)-1] = last[:sp+1] + base64.StdEncoding.EncodeToString(sig)
 	tampered = []byte(strings.Join(lines, "\n") + "\n")
 
 	cases := []struct {
