@@ -180,7 +180,8 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting log appender: %w", err)
 	}
-	s.reader, s.shutdown = reader, shutdown
+	// Proofs, receipts and entries read the same tiles again and again.
+	s.reader, s.shutdown = newCachingReader(reader), shutdown
 
 	size, err := reader.IntegratedSize(ctx)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
