@@ -188,7 +188,7 @@ func TestCrashDuringIngest(t *testing.T) {
 				}
 			})
 		}
-		time.Sleep(time.Duration(700+cycle*400) * time.Millisecond)
+		time.Sleep(time.Duration(700+(cycle%4)*400) * time.Millisecond)
 		if err := p.cmd.Process.Kill(); err != nil { // SIGKILL
 			t.Fatal(err)
 		}
