@@ -2,23 +2,16 @@ package audit_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"fmt"
 	"io/fs"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/stele-dev/stele/internal/tiles"
+	"github.com/stele-dev/stele/internal/testlog"
 	"github.com/stele-dev/stele/leaf"
 )
 
@@ -30,86 +23,20 @@ type logKey struct {
 }
 
 func newKey(t testing.TB) logKey {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return logKey{s, v}
+	k := testlog.NewKey(t, origin)
+	return logKey{k.Signer, k.Verifier}
 }
 
-// appendEntries appends entries to the Tessera POSIX log in dir (creating
-// it if needed) and returns once a checkpoint covering them is published.
+// appendEntries appends entries to the log in dir, waiting for a checkpoint.
 func appendEntries(t testing.TB, dir string, k logKey, entries [][]byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	d, err := posix.New(ctx, posix.Config{Path: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := tessera.NewAppendOptions().WithCheckpointSigner(k.signer).
-		WithCheckpointInterval(100*time.Millisecond).WithBatching(16384, 20*time.Millisecond).
-		WithPushback(uint(len(entries)) + 1)
-	a, shutdown, _, err := tessera.NewAppender(ctx, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last tessera.IndexFuture
-	for _, e := range entries {
-		last = a.Add(ctx, tessera.NewEntry(e))
-	}
-	want := uint64(0)
-	if last != nil {
-		idx, err := last()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = idx.Index + 1
-	}
-	for {
-		if size := checkpointSize(t, dir); size >= want && size > 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("no checkpoint covering the entries")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	if err := shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testlog.Append(t, dir, k.signer, entries, nil)
 }
 
-func checkpointSize(t testing.TB, dir string) uint64 {
-	b, err := os.ReadFile(filepath.Join(dir, "checkpoint"))
-	if err != nil {
-		return 0
-	}
-	lines := strings.SplitN(string(b), "\n", 3)
-	if len(lines) < 3 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(lines[1], 10, 64)
-	return n
-}
+func checkpointSize(t testing.TB, dir string) uint64 { return testlog.CheckpointSize(dir) }
 
 // serve serves the log in dir over tlog-tiles HTTP on loopback.
-func serve(t testing.TB, dir string) string {
-	t.Helper()
-	ts := httptest.NewServer(tiles.NewHandler(tiles.DirReader(dir)))
-	t.Cleanup(ts.Close)
-	return ts.URL + "/"
-}
+func serve(t testing.TB, dir string) string { return testlog.Serve(t, dir) }
 
 var baseTime = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 

@@ -1,23 +1,16 @@
 package client_test
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stele-dev/stele/client"
-	"github.com/stele-dev/stele/internal/tiles"
+	"github.com/stele-dev/stele/internal/testlog"
 	"github.com/stele-dev/stele/leaf"
 )
 
@@ -27,70 +20,18 @@ type testKey struct {
 }
 
 func newTestKey(t testing.TB) testKey {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, testOrigin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{s, v}
+	k := testlog.NewKey(t, testOrigin)
+	return testKey{k.Signer, k.Verifier}
 }
 
 // appendLeaves appends entries to the Tessera POSIX log in dir (creating it
 // if needed) and returns once a checkpoint covering them is published.
 func appendLeaves(t testing.TB, dir string, k testKey, entries [][]byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	d, err := posix.New(ctx, posix.Config{Path: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := tessera.NewAppendOptions().WithCheckpointSigner(k.signer).
-		WithCheckpointInterval(100*time.Millisecond).WithBatching(1024, 10*time.Millisecond)
-	a, shutdown, _, err := tessera.NewAppender(ctx, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last tessera.IndexFuture
-	for _, e := range entries {
-		last = a.Add(ctx, tessera.NewEntry(e))
-	}
-	idx, err := last()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for checkpointSizeIn(dir) < idx.Index+1 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("no checkpoint covering the entries")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if err := shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	testlog.Append(t, dir, k.signer, entries, nil)
 }
 
-func checkpointSizeIn(dir string) uint64 {
-	b, err := os.ReadFile(filepath.Join(dir, "checkpoint"))
-	if err != nil {
-		return 0
-	}
-	lines := strings.SplitN(string(b), "\n", 3)
-	if len(lines) < 3 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(lines[1], 10, 64)
-	return n
-}
+func checkpointSizeIn(dir string) uint64 { return testlog.CheckpointSize(dir) }
 
 func readCheckpoint(t testing.TB, dir string, v note.Verifier) *client.Checkpoint {
 	t.Helper()
@@ -106,12 +47,7 @@ func readCheckpoint(t testing.TB, dir string, v note.Verifier) *client.Checkpoin
 }
 
 // serveLog serves the log in dir over tlog-tiles HTTP on loopback.
-func serveLog(t testing.TB, dir string) string {
-	t.Helper()
-	ts := httptest.NewServer(tiles.NewHandler(tiles.DirReader(dir)))
-	t.Cleanup(ts.Close)
-	return ts.URL + "/"
-}
+func serveLog(t testing.TB, dir string) string { return testlog.Serve(t, dir) }
 
 // testLeaves makes n leaf v1 entries; tag makes them differ between logs.
 func testLeaves(t testing.TB, tag string, from, n int) [][]byte {
