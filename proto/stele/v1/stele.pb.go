@@ -1032,7 +1032,10 @@ type GetEventResponse struct {
 	// exists for the format.
 	Normalized []byte `protobuf:"bytes,7,opt,name=normalized,proto3" json:"normalized,omitempty"`
 	// A C2SP tlog-proof for the entry against the latest published checkpoint.
-	Proof         []byte `protobuf:"bytes,8,opt,name=proof,proto3" json:"proof,omitempty"`
+	Proof []byte `protobuf:"bytes,8,opt,name=proof,proto3" json:"proof,omitempty"`
+	// Set when the payload was erased: payload, salt, record, format and
+	// normalized are then empty, and the leaf and proof still verify.
+	Tombstone     *EraseTombstone `protobuf:"bytes,9,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1123,6 +1126,224 @@ func (x *GetEventResponse) GetProof() []byte {
 	return nil
 }
 
+func (x *GetEventResponse) GetTombstone() *EraseTombstone {
+	if x != nil {
+		return x.Tombstone
+	}
+	return nil
+}
+
+// EraseEventRequest asks to erase the payload of one entry.
+type EraseEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the entry whose payload is to be erased.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Why, in free text; required. It is written into the public log inside
+	// the erasure event's payload, so it must hold no personal data (cite the
+	// legal ground, not the person).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The request this erasure answers, e.g. a ticket id; required. Like
+	// reason it must hold no personal data.
+	RequestReference string `protobuf:"bytes,3,opt,name=request_reference,json=requestReference,proto3" json:"request_reference,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EraseEventRequest) Reset() {
+	*x = EraseEventRequest{}
+	mi := &file_stele_v1_stele_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseEventRequest) ProtoMessage() {}
+
+func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseEventRequest.ProtoReflect.Descriptor instead.
+func (*EraseEventRequest) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EraseEventRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *EraseEventRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EraseEventRequest) GetRequestReference() string {
+	if x != nil {
+		return x.RequestReference
+	}
+	return ""
+}
+
+// EraseEventResponse reports the erasure.
+type EraseEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tombstone now standing in for the payload.
+	Tombstone *EraseTombstone `protobuf:"bytes,1,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
+	// True when the entry had already been erased and nothing changed.
+	AlreadyErased bool `protobuf:"varint,2,opt,name=already_erased,json=alreadyErased,proto3" json:"already_erased,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseEventResponse) Reset() {
+	*x = EraseEventResponse{}
+	mi := &file_stele_v1_stele_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseEventResponse) ProtoMessage() {}
+
+func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseEventResponse.ProtoReflect.Descriptor instead.
+func (*EraseEventResponse) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *EraseEventResponse) GetTombstone() *EraseTombstone {
+	if x != nil {
+		return x.Tombstone
+	}
+	return nil
+}
+
+func (x *EraseEventResponse) GetAlreadyErased() bool {
+	if x != nil {
+		return x.AlreadyErased
+	}
+	return false
+}
+
+// EraseTombstone is what remains of an erased payload.
+type EraseTombstone struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the erased entry.
+	Index    uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	ErasedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=erased_at,json=erasedAt,proto3" json:"erased_at,omitempty"`
+	// The identity (access-policy name) that erased it, or "anonymous" on a
+	// server without an access policy.
+	ErasedBy         string `protobuf:"bytes,3,opt,name=erased_by,json=erasedBy,proto3" json:"erased_by,omitempty"`
+	Reason           string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestReference string `protobuf:"bytes,5,opt,name=request_reference,json=requestReference,proto3" json:"request_reference,omitempty"`
+	// The index of the erasure event in the log.
+	ErasureIndex  uint64 `protobuf:"varint,6,opt,name=erasure_index,json=erasureIndex,proto3" json:"erasure_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseTombstone) Reset() {
+	*x = EraseTombstone{}
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseTombstone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseTombstone) ProtoMessage() {}
+
+func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseTombstone.ProtoReflect.Descriptor instead.
+func (*EraseTombstone) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EraseTombstone) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *EraseTombstone) GetErasedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ErasedAt
+	}
+	return nil
+}
+
+func (x *EraseTombstone) GetErasedBy() string {
+	if x != nil {
+		return x.ErasedBy
+	}
+	return ""
+}
+
+func (x *EraseTombstone) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EraseTombstone) GetRequestReference() string {
+	if x != nil {
+		return x.RequestReference
+	}
+	return ""
+}
+
+func (x *EraseTombstone) GetErasureIndex() uint64 {
+	if x != nil {
+		return x.ErasureIndex
+	}
+	return 0
+}
+
 var File_stele_v1_stele_proto protoreflect.FileDescriptor
 
 const file_stele_v1_stele_proto_rawDesc = "" +
@@ -1187,7 +1408,7 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\x05proof\x18\x01 \x01(\fR\x05proof\x12\x12\n" +
 	"\x04leaf\x18\x02 \x01(\fR\x04leaf\"'\n" +
 	"\x0fGetEventRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\xd0\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x88\x02\n" +
 	"\x10GetEventResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04leaf\x18\x02 \x01(\fR\x04leaf\x12\x18\n" +
@@ -1198,7 +1419,22 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\n" +
 	"normalized\x18\a \x01(\fR\n" +
 	"normalized\x12\x14\n" +
-	"\x05proof\x18\b \x01(\fR\x05proof2\x87\x05\n" +
+	"\x05proof\x18\b \x01(\fR\x05proof\x126\n" +
+	"\ttombstone\x18\t \x01(\v2\x18.stele.v1.EraseTombstoneR\ttombstone\"n\n" +
+	"\x11EraseEventRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12+\n" +
+	"\x11request_reference\x18\x03 \x01(\tR\x10requestReference\"s\n" +
+	"\x12EraseEventResponse\x126\n" +
+	"\ttombstone\x18\x01 \x01(\v2\x18.stele.v1.EraseTombstoneR\ttombstone\x12%\n" +
+	"\x0ealready_erased\x18\x02 \x01(\bR\ralreadyErased\"\xe6\x01\n" +
+	"\x0eEraseTombstone\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x127\n" +
+	"\terased_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\berasedAt\x12\x1b\n" +
+	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12+\n" +
+	"\x11request_reference\x18\x05 \x01(\tR\x10requestReference\x12#\n" +
+	"\rerasure_index\x18\x06 \x01(\x04R\ferasureIndex2\xd0\x05\n" +
 	"\n" +
 	"LogService\x12;\n" +
 	"\x06Append\x12\x17.stele.v1.AppendRequest\x1a\x18.stele.v1.AppendResponse\x12Q\n" +
@@ -1210,7 +1446,9 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"GetEntries\x12\x1b.stele.v1.GetEntriesRequest\x1a\x1c.stele.v1.GetEntriesResponse0\x01\x12G\n" +
 	"\n" +
 	"GetReceipt\x12\x1b.stele.v1.GetReceiptRequest\x1a\x1c.stele.v1.GetReceiptResponse\x12A\n" +
-	"\bGetEvent\x12\x19.stele.v1.GetEventRequest\x1a\x1a.stele.v1.GetEventResponseB3Z1github.com/stele-dev/stele/proto/stele/v1;stelev1b\x06proto3"
+	"\bGetEvent\x12\x19.stele.v1.GetEventRequest\x1a\x1a.stele.v1.GetEventResponse\x12G\n" +
+	"\n" +
+	"EraseEvent\x12\x1b.stele.v1.EraseEventRequest\x1a\x1c.stele.v1.EraseEventResponseB3Z1github.com/stele-dev/stele/proto/stele/v1;stelev1b\x06proto3"
 
 var (
 	file_stele_v1_stele_proto_rawDescOnce sync.Once
@@ -1224,7 +1462,7 @@ func file_stele_v1_stele_proto_rawDescGZIP() []byte {
 	return file_stele_v1_stele_proto_rawDescData
 }
 
-var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_stele_v1_stele_proto_goTypes = []any{
 	(*Event)(nil),                       // 0: stele.v1.Event
 	(*AppendRequest)(nil),               // 1: stele.v1.AppendRequest
@@ -1244,35 +1482,43 @@ var file_stele_v1_stele_proto_goTypes = []any{
 	(*GetReceiptResponse)(nil),          // 15: stele.v1.GetReceiptResponse
 	(*GetEventRequest)(nil),             // 16: stele.v1.GetEventRequest
 	(*GetEventResponse)(nil),            // 17: stele.v1.GetEventResponse
-	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
+	(*EraseEventRequest)(nil),           // 18: stele.v1.EraseEventRequest
+	(*EraseEventResponse)(nil),          // 19: stele.v1.EraseEventResponse
+	(*EraseTombstone)(nil),              // 20: stele.v1.EraseTombstone
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
 }
 var file_stele_v1_stele_proto_depIdxs = []int32{
-	18, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
+	21, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: stele.v1.AppendRequest.events:type_name -> stele.v1.Event
 	2,  // 2: stele.v1.AppendResponse.results:type_name -> stele.v1.AppendResult
 	0,  // 3: stele.v1.AppendStreamRequest.events:type_name -> stele.v1.Event
 	2,  // 4: stele.v1.AppendStreamResponse.results:type_name -> stele.v1.AppendResult
-	1,  // 5: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
-	4,  // 6: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
-	6,  // 7: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
-	8,  // 8: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
-	10, // 9: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
-	12, // 10: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
-	14, // 11: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
-	16, // 12: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
-	3,  // 13: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
-	5,  // 14: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
-	7,  // 15: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
-	9,  // 16: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
-	11, // 17: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
-	13, // 18: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
-	15, // 19: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
-	17, // 20: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
-	13, // [13:21] is the sub-list for method output_type
-	5,  // [5:13] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	20, // 5: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	20, // 6: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	21, // 7: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
+	1,  // 8: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
+	4,  // 9: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
+	6,  // 10: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
+	8,  // 11: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
+	10, // 12: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
+	12, // 13: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
+	14, // 14: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
+	16, // 15: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
+	18, // 16: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
+	3,  // 17: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
+	5,  // 18: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
+	7,  // 19: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
+	9,  // 20: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
+	11, // 21: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
+	13, // 22: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
+	15, // 23: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
+	17, // 24: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
+	19, // 25: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
+	17, // [17:26] is the sub-list for method output_type
+	8,  // [8:17] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_stele_v1_stele_proto_init() }
@@ -1290,7 +1536,7 @@ func file_stele_v1_stele_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stele_v1_stele_proto_rawDesc), len(file_stele_v1_stele_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

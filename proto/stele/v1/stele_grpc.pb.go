@@ -30,6 +30,7 @@ const (
 	LogService_GetEntries_FullMethodName          = "/stele.v1.LogService/GetEntries"
 	LogService_GetReceipt_FullMethodName          = "/stele.v1.LogService/GetReceipt"
 	LogService_GetEvent_FullMethodName            = "/stele.v1.LogService/GetEvent"
+	LogService_EraseEvent_FullMethodName          = "/stele.v1.LogService/EraseEvent"
 )
 
 // LogServiceClient is the client API for LogService service.
@@ -66,6 +67,15 @@ type LogServiceClient interface {
 	// an inclusion proof against the latest published checkpoint, waiting like
 	// GetReceipt until a checkpoint covers the entry.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
+	// EraseEvent erases the payload (and its salt) behind an entry, for the
+	// right to be forgotten; it needs the admin role. The leaf stays, so every
+	// proof still verifies. First an erasure event (source "stele/erasure",
+	// kind "stele.erasure", event_id "erase/<index>") naming the erased index
+	// is appended to the log, then the payload is replaced by a tombstone.
+	// Erasing an erased entry returns its tombstone again. An index past the
+	// end of the log is NOT_FOUND; an erasure event itself cannot be erased
+	// (FAILED_PRECONDITION). See docs/security.md.
+	EraseEvent(ctx context.Context, in *EraseEventRequest, opts ...grpc.CallOption) (*EraseEventResponse, error)
 }
 
 type logServiceClient struct {
@@ -168,6 +178,16 @@ func (c *logServiceClient) GetEvent(ctx context.Context, in *GetEventRequest, op
 	return out, nil
 }
 
+func (c *logServiceClient) EraseEvent(ctx context.Context, in *EraseEventRequest, opts ...grpc.CallOption) (*EraseEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseEventResponse)
+	err := c.cc.Invoke(ctx, LogService_EraseEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServiceServer is the server API for LogService service.
 // All implementations must embed UnimplementedLogServiceServer
 // for forward compatibility.
@@ -202,6 +222,15 @@ type LogServiceServer interface {
 	// an inclusion proof against the latest published checkpoint, waiting like
 	// GetReceipt until a checkpoint covers the entry.
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
+	// EraseEvent erases the payload (and its salt) behind an entry, for the
+	// right to be forgotten; it needs the admin role. The leaf stays, so every
+	// proof still verifies. First an erasure event (source "stele/erasure",
+	// kind "stele.erasure", event_id "erase/<index>") naming the erased index
+	// is appended to the log, then the payload is replaced by a tombstone.
+	// Erasing an erased entry returns its tombstone again. An index past the
+	// end of the log is NOT_FOUND; an erasure event itself cannot be erased
+	// (FAILED_PRECONDITION). See docs/security.md.
+	EraseEvent(context.Context, *EraseEventRequest) (*EraseEventResponse, error)
 	mustEmbedUnimplementedLogServiceServer()
 }
 
@@ -235,6 +264,9 @@ func (UnimplementedLogServiceServer) GetReceipt(context.Context, *GetReceiptRequ
 }
 func (UnimplementedLogServiceServer) GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedLogServiceServer) EraseEvent(context.Context, *EraseEventRequest) (*EraseEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseEvent not implemented")
 }
 func (UnimplementedLogServiceServer) mustEmbedUnimplementedLogServiceServer() {}
 func (UnimplementedLogServiceServer) testEmbeddedByValue()                    {}
@@ -383,6 +415,24 @@ func _LogService_GetEvent_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_EraseEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).EraseEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_EraseEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).EraseEvent(ctx, req.(*EraseEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LogService_ServiceDesc is the grpc.ServiceDesc for LogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -413,6 +463,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEvent",
 			Handler:    _LogService_GetEvent_Handler,
+		},
+		{
+			MethodName: "EraseEvent",
+			Handler:    _LogService_EraseEvent_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
