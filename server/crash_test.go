@@ -208,28 +208,53 @@ func TestCrashDuringIngest(t *testing.T) {
 	for i := range acked {
 		maxIdx = max(maxIdx, i)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// The checks below scale with the events acknowledged (a long torture
+	// run acknowledges hundreds of thousands).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(len(acked))*2*time.Millisecond)
 	defer cancel()
 	if _, err := p.cli.Receipt(ctx, maxIdx); err != nil {
 		t.Fatalf("receipt for the highest acknowledged index %d: %v\n%s", maxIdx, err, p.logs)
 	}
 
 	// Every acknowledged event is there, with its payload, at its index.
+	type check struct {
+		idx uint64
+		ev  *stelev1.Event
+	}
+	checks := make(chan check)
+	var cwg sync.WaitGroup
+	for range 4 {
+		cwg.Go(func() {
+			for c := range checks {
+				got, err := p.cli.Event(ctx, c.idx)
+				if err != nil {
+					t.Errorf("acknowledged index %d: %v", c.idx, err)
+					continue
+				}
+				l, err := leaf.Unmarshal(got.Leaf)
+				if err != nil {
+					t.Errorf("index %d: %v", c.idx, err)
+					continue
+				}
+				if l.Source != c.ev.Source || l.EventID != c.ev.EventId || !bytes.Equal(got.Record, c.ev.Record) {
+					t.Errorf("index %d holds %s/%s, want %s/%s", c.idx, l.Source, l.EventID, c.ev.Source, c.ev.EventId)
+				}
+				if err := l.VerifyPayload(got.Salt, got.Payload); err != nil {
+					t.Errorf("index %d: %v", c.idx, err)
+				}
+			}
+		})
+	}
 	for idx, ev := range acked {
-		got, err := p.cli.Event(ctx, idx)
-		if err != nil {
-			t.Fatalf("acknowledged index %d: %v", idx, err)
+		if t.Failed() {
+			break
 		}
-		l, err := leaf.Unmarshal(got.Leaf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l.Source != ev.Source || l.EventID != ev.EventId || !bytes.Equal(got.Record, ev.Record) {
-			t.Fatalf("index %d holds %s/%s, want %s/%s", idx, l.Source, l.EventID, ev.Source, ev.EventId)
-		}
-		if err := l.VerifyPayload(got.Salt, got.Payload); err != nil {
-			t.Fatalf("index %d: %v", idx, err)
-		}
+		checks <- check{idx, ev}
+	}
+	close(checks)
+	cwg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	// Resubmitting acknowledged events finds them: nothing is duplicated.
 	var evs []*stelev1.Event
