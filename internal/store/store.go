@@ -14,9 +14,11 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -39,6 +41,7 @@ const (
 	prefixDedup    = 'd' // d | u8 len(source) | source | event_id -> u64 index
 	prefixLeafHash = 'h' // h | leaf hash (32)                      -> u64 index
 	prefixPayload  = 'p' // p | digest (32)                         -> salt (32) | payload
+	prefixErased   = 't' // t | digest (32)                         -> tombstone (opaque to the store)
 )
 
 var keyWatermark = []byte("m/watermark")
@@ -83,8 +86,15 @@ func Open(dir string, o Options) (*Store, error) {
 		for i := range opts.Levels {
 			opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		}
+		opts.FS = vfs.Default
 		if o.InMemory {
 			opts.FS = vfs.NewMem()
+		}
+		if name == "payloads" {
+			// Erased payloads must not linger in old write-ahead logs:
+			// see scrubCleaner.
+			opts.Cleaner = scrubCleaner{}
+			opts.FS = scrubFS{opts.FS}
 		}
 		db, err := pebble.Open(filepath.Join(dir, name), opts)
 		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || (err != nil && strings.Contains(err.Error(), "lock held")) {
@@ -157,6 +167,9 @@ func (s *Store) PutPayloads(ps []Payload) error {
 func (s *Store) GetPayload(digest [32]byte) (salt, data []byte, err error) {
 	v, closer, err := s.db.Get(payloadKey(digest))
 	if errors.Is(err, pebble.ErrNotFound) {
+		if _, terr := s.Tombstone(digest); terr == nil {
+			return nil, nil, ErrErased
+		}
 		return nil, nil, ErrNotFound
 	}
 	if err != nil {
@@ -168,6 +181,70 @@ func (s *Store) GetPayload(digest [32]byte) (salt, data []byte, err error) {
 	}
 	out := append([]byte(nil), v...)
 	return out[:SaltSize:SaltSize], out[SaltSize:], nil
+}
+
+// ErrErased is returned by GetPayload for a payload replaced by a tombstone.
+var ErrErased = errors.New("payload erased")
+
+// Tombstone returns the tombstone stored in place of an erased payload, or
+// ErrNotFound if the payload was never erased.
+func (s *Store) Tombstone(digest [32]byte) ([]byte, error) {
+	v, closer, err := s.db.Get(erasedKey(digest))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading tombstone: %w", err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// ErasePayload replaces the payload (and salt) stored under digest by
+// tombstone, in one synced batch, and then pushes the deletion down to disk:
+// it flushes the memtable and compacts the payload's key range to the
+// bottom level, so that no live SSTable holds the old value any more, and
+// the write-ahead log that held it becomes obsolete. Obsolete files are
+// removed by Pebble in the background, write-ahead logs zero-filled first
+// (scrubCleaner); see docs/security.md for what this does and does not
+// guarantee. If a tombstone already exists it is returned with
+// already=true and nothing changes.
+func (s *Store) ErasePayload(ctx context.Context, digest [32]byte, tombstone []byte) (existing []byte, already bool, err error) {
+	if t, err := s.Tombstone(digest); err == nil {
+		return t, true, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(payloadKey(digest), nil); err != nil {
+		return nil, false, fmt.Errorf("staging erasure: %w", err)
+	}
+	if err := b.Set(erasedKey(digest), tombstone, nil); err != nil {
+		return nil, false, fmt.Errorf("staging tombstone: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return nil, false, fmt.Errorf("writing tombstone: %w", err)
+	}
+	if err := s.Purge(ctx, digest); err != nil {
+		return nil, false, err
+	}
+	return tombstone, false, nil
+}
+
+// Purge flushes the payload store and compacts the key range of digest's
+// payload, so that the bytes of a deleted payload leave the live SSTables
+// and the write-ahead log. ErasePayload calls it; calling it again (after a
+// crash between the tombstone and the compaction) is harmless.
+func (s *Store) Purge(ctx context.Context, digest [32]byte) error {
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("flushing payload store: %w", err)
+	}
+	k := payloadKey(digest)
+	if err := s.db.Compact(ctx, k, append(k, 0), true); err != nil {
+		return fmt.Errorf("compacting erased payload: %w", err)
+	}
+	return nil
 }
 
 // Indexed is one log entry to record in the dedup and leaf-hash indexes.
@@ -282,6 +359,76 @@ func leafHashKey(h [32]byte) []byte {
 
 func payloadKey(d [32]byte) []byte {
 	return append([]byte{prefixPayload}, d[:]...)
+}
+
+func erasedKey(d [32]byte) []byte {
+	return append([]byte{prefixErased}, d[:]...)
+}
+
+// scrubCleaner and scrubFS together make the payload store remove its
+// obsolete files without recycling write-ahead logs, and zero-fill each
+// obsolete log (with a sync) before removing it. A recycled log is rewritten
+// from its start and keeps the old bytes past its new end, which could hold
+// an erased payload.
+//
+// Pebble does not recycle logs when its cleaner "needs file contents",
+// which only its ArchiveCleaner can say (the marker method is unexported),
+// so the payload store runs ArchiveCleaner over scrubFS, which turns the
+// archiver's "move into archive/" into "zero-fill a log, then remove".
+type scrubCleaner struct{ pebble.ArchiveCleaner }
+
+func (scrubCleaner) String() string { return "scrub" }
+
+type scrubFS struct{ vfs.FS }
+
+const archiveDir = "archive"
+
+func isArchive(fs vfs.FS, dir string) bool { return fs.PathBase(dir) == archiveDir }
+
+// MkdirAll skips the archive directory: nothing is ever put in it.
+func (f scrubFS) MkdirAll(dir string, perm os.FileMode) error {
+	if isArchive(f.FS, dir) {
+		return nil
+	}
+	return f.FS.MkdirAll(dir, perm)
+}
+
+// Rename into the archive directory removes oldname instead, zero-filling
+// it first if it is a write-ahead log.
+func (f scrubFS) Rename(oldname, newname string) error {
+	if !isArchive(f.FS, f.FS.PathDir(newname)) || f.FS.PathDir(f.FS.PathDir(newname)) != f.FS.PathDir(oldname) {
+		return f.FS.Rename(oldname, newname)
+	}
+	if strings.HasSuffix(oldname, ".log") {
+		if err := zeroFile(f.FS, oldname); err != nil {
+			return fmt.Errorf("scrubbing %s: %w", oldname, err)
+		}
+	}
+	return f.FS.Remove(oldname)
+}
+
+func zeroFile(fs vfs.FS, path string) error {
+	fi, err := fs.Stat(path)
+	if err != nil {
+		return err
+	}
+	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	zeros := make([]byte, 1<<16)
+	for off := int64(0); off < fi.Size(); off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), fi.Size()-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // quietLogger drops Pebble's informational chatter; errors surface through

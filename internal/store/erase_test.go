@@ -1,0 +1,115 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stele-dev/stele/internal/store"
+)
+
+// filesHolding lists the files under dir whose bytes contain marker.
+func filesHolding(t *testing.T, dir string, marker []byte) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while we walked
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, marker) {
+			hits = append(hits, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+// TestErasePayloadLeavesNoBytesOnDisk: after ErasePayload the payload's
+// bytes are in no file of the store: not in an SSTable, not in a live or
+// recycled write-ahead log.
+func TestErasePayloadLeavesNoBytesOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	marker := []byte("MARKER-7f3a9c-erase-me")
+	var ps []store.Payload
+	for i := range 50 {
+		data := bytes.Repeat([]byte{'a' + byte(i%26)}, 4000)
+		if i == 17 {
+			data = append(data, marker...)
+		}
+		ps = append(ps, store.Payload{Digest: digest(string(rune('A' + i))), Salt: salt(byte(i)), Data: data})
+	}
+	if err := s.PutPayloads(ps[:25]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPayloads(ps[25:]); err != nil {
+		t.Fatal(err)
+	}
+	// Flush once so the marker is in an SSTable as well as in a log.
+	if err := s.Purge(context.Background(), digest("zzz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPayloads([]store.Payload{{Digest: digest("later"), Salt: salt(9), Data: []byte("later")}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(filesHolding(t, dir, marker)) == 0 {
+		t.Fatal("the marker is on no file before erasure: the test proves nothing")
+	}
+	d := ps[17].Digest
+	tomb, already, err := s.ErasePayload(context.Background(), d, []byte("tombstone-1"))
+	if err != nil || already || string(tomb) != "tombstone-1" {
+		t.Fatalf("ErasePayload: %q %v %v", tomb, already, err)
+	}
+	if _, _, err := s.GetPayload(d); !errors.Is(err, store.ErrErased) {
+		t.Fatalf("GetPayload after erasure: %v, want ErrErased", err)
+	}
+	tomb, already, err = s.ErasePayload(context.Background(), d, []byte("tombstone-2"))
+	if err != nil || !already || string(tomb) != "tombstone-1" {
+		t.Fatalf("second ErasePayload: %q %v %v", tomb, already, err)
+	}
+	// Obsolete files are removed in the background.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hits := filesHolding(t, dir, marker)
+		if len(hits) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("erased bytes still on disk in %v", hits)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "payloads", "archive")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an archive directory exists: %v", err)
+	}
+	mustGet(t, s, ps[18].Digest, ps[18].Salt, ps[18].Data)
+	mustGet(t, s, digest("later"), salt(9), []byte("later"))
+	// The tombstone survives a restart.
+	closeStore(t, s)
+	s = open(t, dir)
+	if got, err := s.Tombstone(d); err != nil || string(got) != "tombstone-1" {
+		t.Fatalf("tombstone after restart: %q %v", got, err)
+	}
+	closeStore(t, s)
+}
