@@ -90,6 +90,32 @@ func (c *Client) Event(ctx context.Context, index uint64) (*stelev1.GetEventResp
 	return resp, nil
 }
 
+// Erase erases the payload of the entry at index (admin role): the server
+// appends an erasure event naming the index, then replaces the payload by a
+// tombstone. reason and ref (a request reference such as a ticket id) are
+// required and go into the log: they must hold no personal data.
+func (c *Client) Erase(ctx context.Context, index uint64, reason, ref string) (*stelev1.EraseEventResponse, error) {
+	resp, err := c.Log.EraseEvent(ctx, &stelev1.EraseEventRequest{Index: index, Reason: reason, RequestReference: ref})
+	if err != nil {
+		return nil, fmt.Errorf("erase %d: %w", index, err)
+	}
+	return resp, nil
+}
+
+// ErasedError is returned by VerifiedEvent when the entry's payload was
+// erased: the receipt verified, and the payload is lawfully gone. It is not
+// a verification failure.
+type ErasedError struct {
+	Index     uint64
+	Tombstone *stelev1.EraseTombstone
+}
+
+func (e *ErasedError) Error() string {
+	t := e.Tombstone
+	return fmt.Sprintf("the payload of entry %d was erased at %s by %s (request %s, erasure event at index %d); the leaf and its proofs still verify",
+		e.Index, t.GetErasedAt().AsTime().Format("2006-01-02T15:04:05Z07:00"), t.GetErasedBy(), t.GetRequestReference(), t.GetErasureIndex())
+}
+
 // WithTLS is a dial option for TLS. The server's certificate is verified
 // against the PEM certificates in caFile, or the system roots when caFile is
 // empty. With certFile and keyFile, the client presents that certificate

@@ -13,6 +13,7 @@ import (
 // payload needs the reader role) and verifies all of it: the receipt's log
 // signature and inclusion proof, the witness policy when one is given, and
 // that the payload is the one the leaf commits to (salted digest and size).
+// For an erased payload it returns the verified receipt and an *ErasedError.
 func (c *Client) VerifiedEvent(ctx context.Context, index uint64, logVerifier note.Verifier, policy *Policy) (*Receipt, *payload.Payload, error) {
 	raw, err := c.Receipt(ctx, index)
 	if err != nil {
@@ -36,6 +37,10 @@ func (c *Client) VerifiedEvent(ctx context.Context, index uint64, logVerifier no
 	}
 	if ev.Index != index {
 		return nil, nil, fmt.Errorf("%w: asked for event %d, got %d", ErrVerification, index, ev.Index)
+	}
+	if ev.Tombstone != nil {
+		// The receipt verified; the payload is gone by an erasure.
+		return r, nil, &ErasedError{Index: index, Tombstone: ev.Tombstone}
 	}
 	p, err := VerifyEvent(r, ev.Leaf, ev.Salt, ev.Payload)
 	if err != nil {

@@ -352,6 +352,10 @@ func (a *authState) authorize(ctx context.Context, method string) (context.Conte
 		if !id.has(RoleReader) && !id.has(RoleAdmin) {
 			return nil, a.deny(codes.PermissionDenied, "not_reader", "identity %q may not read payloads: it lacks the reader role", id.name)
 		}
+	case stelev1.LogService_EraseEvent_FullMethodName:
+		if !id.has(RoleAdmin) {
+			return nil, a.deny(codes.PermissionDenied, "not_admin", "identity %q may not erase: it lacks the admin role", id.name)
+		}
 	case stelev1.LogService_GetCheckpoint_FullMethodName, stelev1.LogService_GetInclusionProof_FullMethodName,
 		stelev1.LogService_GetConsistencyProof_FullMethodName, stelev1.LogService_GetEntries_FullMethodName,
 		stelev1.LogService_GetReceipt_FullMethodName:
@@ -387,10 +391,30 @@ func (a *authState) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 	return h(srv, authStream{ss, ctx})
 }
 
+// callerName is the access-policy name of the caller, or "anonymous" on a
+// server without an access policy.
+func (s *Server) callerName(ctx context.Context) string {
+	if s.auth.policy == nil {
+		return "anonymous"
+	}
+	p, ok := ctx.Value(principalKey{}).(principal)
+	if !ok {
+		return "anonymous"
+	}
+	id, err := s.auth.resolve(p)
+	if err != nil {
+		return "unknown"
+	}
+	return id.name
+}
+
 // admitAs admits the events of a batch the caller is granted and refuses
 // the others with PermissionDenied, each in its place. The identity is
 // resolved again for every batch, so a revocation also ends a stream.
 func (s *Server) admitAs(ctx context.Context, events []*stelev1.Event) []result {
+	if reservedIn(events) {
+		return s.admitUnreserved(ctx, events)
+	}
 	a := s.auth
 	if a.policy == nil {
 		return s.admit.admit(ctx, events)

@@ -312,6 +312,17 @@ func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest)
 		return nil, status.Errorf(codes.DataLoss, "leaf %d does not parse: %v", req.Index, err)
 	}
 	salt, data, err := l.s.store.GetPayload(parsed.PayloadDigest)
+	if errors.Is(err, store.ErrErased) {
+		tb, err := l.s.store.Tombstone(parsed.PayloadDigest)
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "reading tombstone: %v", err)
+		}
+		t, err := parseTombstone(tb)
+		if err != nil {
+			return nil, status.Errorf(codes.DataLoss, "entry %d: %v", req.Index, err)
+		}
+		return &stelev1.GetEventResponse{Index: req.Index, Leaf: lf, Proof: p, Tombstone: t.proto()}, nil
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d (digest %x) is missing from the store", req.Index, parsed.PayloadDigest)
 	}

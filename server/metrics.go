@@ -21,6 +21,7 @@ type metrics struct {
 	cpAge        prometheus.Gauge
 	lag          prometheus.Gauge
 	fatal        prometheus.Counter
+	erasures     *prometheus.CounterVec
 
 	witnessLatency *prometheus.HistogramVec
 	stalled        prometheus.Gauge
@@ -63,6 +64,10 @@ func newMetrics() *metrics {
 			Name: "stele_integration_lag_entries",
 			Help: "Entries integrated but not yet covered by a published checkpoint.",
 		}),
+		erasures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stele_erasures_total",
+			Help: "EraseEvent calls, by outcome (erased, already_erased, refused).",
+		}, []string{"outcome"}),
 		fatal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "stele_index_write_failures_total",
 			Help: "Dedup index writes that failed after sequencing (the server stops).",
@@ -78,6 +83,7 @@ func newMetrics() *metrics {
 		Help: "1 while entries wait for a checkpoint longer than an interval plus the witness timeout (e.g. the witness policy cannot be met).",
 	})
 	m.reg.MustRegister(m.witnessLatency, m.stalled)
+	m.reg.MustRegister(m.erasures)
 	m.reg.MustRegister(m.events, m.refused, m.batchSize, m.batchSeconds, m.treeSize, m.cpSize, m.cpAge, m.lag, m.fatal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

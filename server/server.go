@@ -120,6 +120,8 @@ type Server struct {
 	cancel   context.CancelFunc
 	logDir   string
 
+	eraseMu sync.Mutex
+
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -1,0 +1,217 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mproof "github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/grpc/codes"
+
+	"github.com/stele-dev/stele/client"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+	"github.com/stele-dev/stele/server"
+)
+
+// filesHolding lists the files under dir whose bytes contain marker.
+func filesHolding(t *testing.T, dir string, marker []byte) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, marker) {
+			hits = append(hits, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}
+
+func awaitNoMarker(t *testing.T, dir string, marker []byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hits := filesHolding(t, dir, marker)
+		if len(hits) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("erased bytes still on disk in %v", hits)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestErase: erase one event's payload; every proof still verifies,
+// GetEvent gives the tombstone, the erasure event is in the log, and the
+// payload's bytes are in no file of the data directory.
+func TestErase(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, dir, server.Config{})
+	ctx := ctxT(t, 2*time.Minute)
+	marker := "ERASE-MARKER-c4f1e2d9-bob@contoso.example"
+	var evs []*stelev1.Event
+	for i := range 40 {
+		ev := event("entra/t1/audit", "ev-"+string(rune('a'+i%26))+string(rune('a'+i/26)), 2000)
+		if i == 13 {
+			ev.Record = []byte(`{"id":"target","userPrincipalName":"` + marker + `"}`)
+		}
+		evs = append(evs, ev)
+	}
+	mustAppend(t, ts.cli, evs[:20])
+	mustAppend(t, ts.cli, evs[20:])
+	target := uint64(13)
+	before, err := ts.cli.Receipt(ctx, 39)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRc, err := client.VerifyReceipt(before, ts.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSize := oldRc.Checkpoint.Size
+	// Make sure the marker reached the store's files (past the memtable),
+	// so that the scan below proves something.
+	if ev, err := ts.cli.Event(ctx, target); err != nil || !bytes.Contains(ev.Record, []byte(marker)) {
+		t.Fatalf("event before erasure: %v", err)
+	}
+	if len(filesHolding(t, dir, []byte(marker))) == 0 {
+		t.Fatal("the marker is in no file before erasure: the scan would prove nothing")
+	}
+
+	// Validation.
+	_, err = ts.cli.Erase(ctx, target, "", "REQ-1")
+	wantCode(t, "erase without reason", errors.Unwrap(err), codes.InvalidArgument)
+	_, err = ts.cli.Erase(ctx, target, "GDPR Art. 17", "")
+	wantCode(t, "erase without reference", errors.Unwrap(err), codes.InvalidArgument)
+	_, err = ts.cli.Erase(ctx, 10_000, "GDPR Art. 17", "REQ-1")
+	wantCode(t, "erase past the end", errors.Unwrap(err), codes.NotFound)
+
+	resp, err := ts.cli.Erase(ctx, target, "GDPR Art. 17 request", "REQ-2026-0042")
+	if err != nil {
+		t.Fatalf("erase: %v", err)
+	}
+	tomb := resp.Tombstone
+	if resp.AlreadyErased || tomb.Index != target || tomb.ErasedBy != "anonymous" || tomb.RequestReference != "REQ-2026-0042" || tomb.ErasureIndex != 40 {
+		t.Fatalf("tombstone %+v (already %v)", tomb, resp.AlreadyErased)
+	}
+	// Idempotent.
+	again, err := ts.cli.Erase(ctx, target, "another reason", "REQ-other")
+	if err != nil || !again.AlreadyErased || again.Tombstone.ErasureIndex != 40 || again.Tombstone.RequestReference != "REQ-2026-0042" {
+		t.Fatalf("second erase: %+v %v", again, err)
+	}
+	// The erasure event cannot itself be erased.
+	_, err = ts.cli.Erase(ctx, 40, "x", "y")
+	wantCode(t, "erase an erasure event", errors.Unwrap(err), codes.FailedPrecondition)
+	// Producers may not write to the reserved source.
+	forged := event(server.ErasureSource, server.ErasureEventID(3), 200)
+	if r, err := ts.cli.Append(ctx, []*stelev1.Event{forged}); err != nil || codes.Code(r[0].Code) != codes.PermissionDenied {
+		t.Fatalf("forged erasure event: %+v %v", r, err)
+	}
+
+	// GetEvent gives the leaf, a proof and the tombstone; no payload.
+	ev, err := ts.cli.Event(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Tombstone == nil || len(ev.Payload) != 0 || len(ev.Salt) != 0 || len(ev.Record) != 0 || len(ev.Leaf) == 0 {
+		t.Fatalf("GetEvent after erasure: %+v", ev)
+	}
+	_, _, err = ts.cli.VerifiedEvent(ctx, target, ts.verifier, nil)
+	var ee *client.ErasedError
+	if !errors.As(err, &ee) || errors.Is(err, client.ErrVerification) {
+		t.Fatalf("VerifiedEvent on an erased entry: %v", err)
+	}
+
+	// The erasure event is in the log and names the erased entry.
+	rc, err := ts.cli.Receipt(ctx, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	er, err := client.VerifyReceipt(rc, ts.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if er.Leaf.Source != server.ErasureSource || er.Leaf.Kind != server.ErasureKind || er.Leaf.EventID != server.ErasureEventID(target) {
+		t.Fatalf("erasure leaf %+v", er.Leaf)
+	}
+	_, p, err := ts.cli.VerifiedEvent(ctx, 40, ts.verifier, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec server.ErasureRecord
+	if err := json.Unmarshal(p.Record, &rec); err != nil || rec.ErasedIndex != target || rec.RequestReference != "REQ-2026-0042" {
+		t.Fatalf("erasure record %s: %v", p.Record, err)
+	}
+
+	// Every receipt, inclusion proof and a consistency proof still verify.
+	cpRaw, err := ts.cli.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := client.ParseCheckpoint(cpRaw, ts.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < cp.Size; i++ {
+		raw, err := ts.cli.Receipt(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := client.VerifyReceipt(raw, ts.verifier)
+		if err != nil {
+			t.Fatalf("receipt %d after erasure: %v", i, err)
+		}
+		lb, _ := r.Leaf.Marshal()
+		ip, err := ts.cli.Log.GetInclusionProof(ctx, &stelev1.GetInclusionProofRequest{Leaf: &stelev1.GetInclusionProofRequest_Index{Index: i}, TreeSize: cp.Size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mproof.VerifyInclusion(rfc6962.DefaultHasher, i, cp.Size, rfc6962.DefaultHasher.HashLeaf(lb), ip.Hashes, cp.Root[:]); err != nil {
+			t.Fatalf("inclusion %d: %v", i, err)
+		}
+	}
+	cons, err := ts.cli.Log.GetConsistencyProof(ctx, &stelev1.GetConsistencyProofRequest{FromSize: oldSize, ToSize: cp.Size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mproof.VerifyConsistency(rfc6962.DefaultHasher, oldSize, cp.Size, cons.Hashes, oldRc.Checkpoint.Root[:], cp.Root[:]); err != nil {
+		t.Fatalf("consistency %d..%d: %v", oldSize, cp.Size, err)
+	}
+
+	// The marker is in no file of the data directory.
+	awaitNoMarker(t, dir, []byte(marker))
+	// Nor after a restart (the tombstone survives it).
+	ts.stop(t)
+	ts = startServer(t, dir, server.Config{})
+	ev, err = ts.cli.Event(ctxT(t, time.Minute), target)
+	if err != nil || ev.Tombstone == nil || ev.Tombstone.ErasureIndex != 40 {
+		t.Fatalf("GetEvent after restart: %+v %v", ev, err)
+	}
+	ts.stop(t)
+	awaitNoMarker(t, dir, []byte(marker))
+}
