@@ -215,3 +215,48 @@ func TestErase(t *testing.T) {
 	ts.stop(t)
 	awaitNoMarker(t, dir, []byte(marker))
 }
+
+// TestEraseNeedsAdmin: with an access policy, a producer or a reader
+// calling EraseEvent gets PermissionDenied and nothing changes; an admin
+// may erase, and is named in the tombstone.
+func TestEraseNeedsAdmin(t *testing.T) {
+	p := newPKI(t)
+	pol := policyJSON(t,
+		map[string]any{"name": "collector", "cert": "spiffe://test.example/producer", "roles": []string{"producer"}, "sources": []string{"entra/t1/*"}},
+		map[string]any{"name": "auditor", "cert": "reader", "roles": []string{"reader"}},
+		map[string]any{"name": "dpo", "token_sha256": tokenHash("tok-admin"), "roles": []string{"admin"}},
+	)
+	as := startAuthServer(t, server.Config{TLSCertFile: p.serverCert, TLSKeyFile: p.serverKey, ClientCAFile: p.caFile, AuthPolicyFile: writeFile(t, p.dir, "policy.json", pol)})
+	prod := p.dial(t, as.grpcAddr, p.producer, "")
+	reader := p.dial(t, as.grpcAddr, p.reader, "")
+	admin := p.dial(t, as.grpcAddr, [2]string{}, "tok-admin")
+	rs, err := authAppend(t, prod, event("entra/t1/audit", "a", 500), event("entra/t1/audit", "b", 500))
+	if err != nil || rs[0].Code != 0 || rs[1].Code != 0 {
+		t.Fatalf("append: %+v %v", rs, err)
+	}
+	ctx := ctxT(t, time.Minute)
+	for name, c := range map[string]*client.Client{"producer": prod, "reader": reader} {
+		_, err := c.Erase(ctx, 0, "GDPR Art. 17", "REQ-1")
+		wantCode(t, name+" erasing", errors.Unwrap(err), codes.PermissionDenied)
+	}
+	ev, err := reader.Event(ctx, 0)
+	if err != nil || ev.Tombstone != nil || len(ev.Payload) == 0 {
+		t.Fatalf("payload after refused erasures: %+v %v", ev, err)
+	}
+	if cp, err := reader.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{}); err != nil || cp.Size != 2 {
+		t.Fatalf("log after refused erasures: %+v %v", cp, err)
+	}
+	resp, err := admin.Erase(ctx, 0, "GDPR Art. 17", "REQ-1")
+	if err != nil || resp.Tombstone.ErasedBy != "dpo" || resp.Tombstone.ErasureIndex != 2 {
+		t.Fatalf("admin erase: %+v %v", resp, err)
+	}
+	ev, err = reader.Event(ctx, 0)
+	if err != nil || ev.Tombstone == nil || ev.Tombstone.ErasedBy != "dpo" {
+		t.Fatalf("GetEvent after erasure: %+v %v", ev, err)
+	}
+	// The producer may not forge an erasure event even with a wildcard grant.
+	rs, err = authAppend(t, prod, event(server.ErasureSource, server.ErasureEventID(1), 200))
+	if err != nil || codes.Code(rs[0].Code) != codes.PermissionDenied {
+		t.Fatalf("forged erasure event: %+v %v", rs, err)
+	}
+}
