@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -219,6 +220,9 @@ func cmdEvent(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if resp.Tombstone != nil {
+		fmt.Fprintf(e.stderr, "%v\n", &client.ErasedError{Index: idx, Tombstone: resp.Tombstone})
+	}
 	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 	return err
 }
@@ -287,6 +291,15 @@ func cmdVerify(e *env, args []string) error {
 	}
 	if ev.Index != r.Index {
 		return fail(fmt.Errorf("event is entry %d but the receipt is for entry %d", ev.Index, r.Index))
+	}
+	if ev.Tombstone != nil {
+		// Not a failure of the log: the receipt verified, and the payload
+		// was lawfully erased, so there is nothing to check it against.
+		if !bytes.Equal(r.LeafBytes, ev.Leaf) {
+			return fail(fmt.Errorf("the event file's leaf is not the receipt's leaf"))
+		}
+		fmt.Fprintf(e.stdout, "event ERASED: %v\n", &client.ErasedError{Index: ev.Index, Tombstone: ev.Tombstone})
+		return nil
 	}
 	p, err := client.VerifyEvent(r, ev.Leaf, ev.Salt, ev.Payload)
 	if err != nil {
