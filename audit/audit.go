@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,16 @@ type Report struct {
 	// Sources holds per-source totals over the whole log (this run and
 	// the runs it resumed from).
 	Sources map[string]*SourceStats `json:"sources"`
+	// Erased lists the entries this run saw erasure events for: their
+	// payloads were erased on purpose (the leaves and proofs are intact).
+	Erased []Erasure `json:"erased"`
+}
+
+// Erasure is an erasure event seen in the log.
+type Erasure struct {
+	// Index is the erased entry; ErasureIndex the erasure event's entry.
+	Index        uint64 `json:"index"`
+	ErasureIndex uint64 `json:"erasure_index"`
 }
 
 // OK reports whether the log verified and nothing was found.
@@ -110,6 +121,9 @@ type CheckpointInfo struct {
 	Root   []byte `json:"root"`
 	Raw    string `json:"raw,omitempty"`
 }
+
+// erasureSource is the source of the erasure events the server appends.
+const erasureSource = "stele/erasure"
 
 // Failure kinds: the log does not verify.
 const (
@@ -131,6 +145,7 @@ const (
 	FindSeqGap           = "source_seq_gap"
 	FindSeqRegression    = "source_seq_regression"
 	FindDuplicate        = "duplicate_event"
+	FindBadErasure       = "bad_erasure_event" // an erasure event that names no earlier entry
 	FindEventAhead       = "event_time_after_admitted"
 	FindAdmittedBackward = "admitted_time_backwards"
 )
@@ -615,6 +630,19 @@ func (a *auditor) content(st *State, r *bundleResult) {
 		} else {
 			st.dedup[r.keys[i]] = idx
 			st.dedupOrder = append(st.dedupOrder, dedupRec{r.keys[i], idx})
+		}
+		if l.Source == erasureSource {
+			n, err := strconv.ParseUint(strings.TrimPrefix(l.EventID, "erase/"), 10, 64)
+			switch {
+			case err != nil || !strings.HasPrefix(l.EventID, "erase/"):
+				a.find(Finding{Kind: FindBadErasure, Index: idx, Source: l.Source,
+					Message: fmt.Sprintf("entry %d: erasure event with event_id %q, want erase/<index>", idx, l.EventID)})
+			case n >= idx:
+				a.find(Finding{Kind: FindBadErasure, Index: idx, Source: l.Source, Other: u64(n),
+					Message: fmt.Sprintf("entry %d: erasure event names entry %d, which is not earlier", idx, n)})
+			default:
+				a.rep.Erased = append(a.rep.Erased, Erasure{Index: n, ErasureIndex: idx})
+			}
 		}
 		et, at := l.EventTime.UnixNano(), l.AdmittedTime.UnixNano()
 		if et-at > a.ahead {
