@@ -147,6 +147,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Finish erasures that a crash interrupted before their bytes left the disk.
+	if n, err := st.PurgePending(ctx); err != nil {
+		st.Close()
+		return nil, err
+	} else if n > 0 {
+		cfg.Logger.Info("finished interrupted erasures", "payloads", n)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: key, store: st, m: m, auth: auth, logDir: filepath.Join(cfg.DataDir, "log")}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel

@@ -42,6 +42,7 @@ const (
 	prefixLeafHash = 'h' // h | leaf hash (32)                      -> u64 index
 	prefixPayload  = 'p' // p | digest (32)                         -> salt (32) | payload
 	prefixErased   = 't' // t | digest (32)                         -> tombstone (opaque to the store)
+	prefixPurge    = 'u' // u | digest (32)                         -> "" while the erased bytes may still be on disk
 )
 
 var keyWatermark = []byte("m/watermark")
@@ -223,13 +224,56 @@ func (s *Store) ErasePayload(ctx context.Context, digest [32]byte, tombstone []b
 	if err := b.Set(erasedKey(digest), tombstone, nil); err != nil {
 		return nil, false, fmt.Errorf("staging tombstone: %w", err)
 	}
+	// Until the purge below has run, a marker says that the erased bytes
+	// may still be on disk, so a crash before it is finished on the next
+	// start (PurgePending).
+	if err := b.Set(purgeKey(digest), nil, nil); err != nil {
+		return nil, false, fmt.Errorf("staging purge marker: %w", err)
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return nil, false, fmt.Errorf("writing tombstone: %w", err)
 	}
-	if err := s.Purge(ctx, digest); err != nil {
+	if err := s.purgeMarked(ctx, digest); err != nil {
 		return nil, false, err
 	}
 	return tombstone, false, nil
+}
+
+// purgeMarked purges digest's erased bytes and then drops its marker.
+func (s *Store) purgeMarked(ctx context.Context, digest [32]byte) error {
+	if err := s.Purge(ctx, digest); err != nil {
+		return err
+	}
+	// Losing this delete in a crash only means purging again: no sync.
+	if err := s.db.Delete(purgeKey(digest), pebble.NoSync); err != nil {
+		return fmt.Errorf("clearing purge marker: %w", err)
+	}
+	return nil
+}
+
+// PurgePending finishes the purges that a crash interrupted: every erased
+// payload whose bytes may still be on disk is purged again. It returns how
+// many there were. The server calls it on start.
+func (s *Store) PurgePending(ctx context.Context) (int, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPurge}, UpperBound: []byte{prefixPurge + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("listing pending purges: %w", err)
+	}
+	var pending [][32]byte
+	for it.First(); it.Valid(); it.Next() {
+		if k := it.Key(); len(k) == 33 {
+			pending = append(pending, [32]byte(k[1:]))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("listing pending purges: %w", err)
+	}
+	for _, d := range pending {
+		if err := s.purgeMarked(ctx, d); err != nil {
+			return 0, err
+		}
+	}
+	return len(pending), nil
 }
 
 // Purge flushes the payload store and compacts the key range of digest's
@@ -355,6 +399,10 @@ func dedupKey(source, eventID string) []byte {
 
 func leafHashKey(h [32]byte) []byte {
 	return append([]byte{prefixLeafHash}, h[:]...)
+}
+
+func purgeKey(d [32]byte) []byte {
+	return append([]byte{prefixPurge}, d[:]...)
 }
 
 func payloadKey(d [32]byte) []byte {
