@@ -26,12 +26,8 @@ func cmdAudit(e *env, args []string) error {
 	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the checkpoint must carry its quorum of witness cosignatures")
 	ahead := fs.Duration("max-event-ahead", audit.DefaultMaxEventAhead, "flag an event_time later than its admitted_time by more than this")
 	back := fs.Duration("max-admitted-backstep", audit.DefaultMaxAdmittedBackstep, "flag an admitted_time earlier than the previous entry's by more than this")
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *logURL == "" {
 		return usagef("--log URL is required")

@@ -145,6 +145,19 @@ func parse(e *env, fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs parses the flags of a command that takes no positional
+// arguments.
+func parseNoArgs(e *env, fs *flag.FlagSet, args []string) error {
+	pos, err := parse(e, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
 func newFlags(name string) *flag.FlagSet {
 	return flag.NewFlagSet("stele "+name, flag.ContinueOnError)
 }

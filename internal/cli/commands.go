@@ -127,12 +127,8 @@ func codeName(c int32) string {
 func cmdCheckpoint(e *env, args []string) error {
 	fs := newFlags("checkpoint")
 	sf := addServerFlags(fs)
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	c, err := sf.dial()
 	if err != nil {
@@ -164,12 +160,8 @@ func cmdReceipt(e *env, args []string) error {
 	fs := newFlags("receipt")
 	sf := addServerFlags(fs)
 	idxS := fs.String("index", "", "index of the entry")
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	idx, err := indexFlag(*idxS)
 	if err != nil {
@@ -194,12 +186,8 @@ func cmdEvent(e *env, args []string) error {
 	fs := newFlags("event")
 	sf := addServerFlags(fs)
 	idxS := fs.String("index", "", "index of the entry")
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	idx, err := indexFlag(*idxS)
 	if err != nil {

@@ -15,12 +15,8 @@ func cmdErase(e *env, args []string) error {
 	idxS := fs.String("index", "", "index of the entry whose payload to erase")
 	reason := fs.String("reason", "", "why (required; written into the log: no personal data)")
 	ref := fs.String("ref", "", "the request this erasure answers, e.g. a ticket id (required; no personal data)")
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	idx, err := indexFlag(*idxS)
 	if err != nil {

@@ -31,12 +31,8 @@ func cmdMonitor(e *env, args []string) error {
 	once := fs.Bool("once", false, "process what the log holds now, then exit")
 	interval := fs.Duration("interval", 10*time.Second, "how often to poll the log's checkpoint")
 	printRules := fs.Bool("print-default-rules", false, "print the built-in rules and exit")
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *printRules {
 		_, err := e.stdout.Write(monitor.DefaultRulesJSON())

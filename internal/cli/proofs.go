@@ -113,12 +113,8 @@ func cmdProof(e *env, args []string) error {
 	tf := addTileFlags(fs)
 	index := fs.Int64("index", -1, "the entry's index")
 	size := fs.Uint64("size", 0, "prove inclusion in the tree of this size (default: the log's checkpoint), linked to the checkpoint by a consistency proof")
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *index < 0 {
 		return usagef("--index N is required")
@@ -198,12 +194,8 @@ func cmdConsistency(e *env, args []string) error {
 	from := fs.Int64("from-size", -1, "the older tree size (default with --state: the trusted checkpoint's)")
 	to := fs.Uint64("to-size", 0, "the newer tree size (default: the log's checkpoint)")
 	stateDir := fs.String("state", "", "trusted-state directory: prove the log's checkpoint consistent with the trusted one, then trust it")
-	pos, err := parse(e, fs, args)
-	if err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *stateDir == "" && *from < 0 {
 		return usagef("--from-size N is required (or --state DIR)")
