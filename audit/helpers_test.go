@@ -3,9 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -74,31 +72,7 @@ func cleanEntries(t testing.TB, off, n int) [][]byte {
 }
 
 // copyLog copies the public files of a log directory (not Tessera's state).
-func copyLog(t testing.TB, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			if d.Name() == ".state" {
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func copyLog(t testing.TB, src string) string { return testlog.Copy(t, src) }
 
 func flipByte(t testing.TB, path string, off int) {
 	t.Helper()

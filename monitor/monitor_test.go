@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/testlog"
 	"github.com/stele-dev/stele/monitor"
 )
 
@@ -113,31 +114,7 @@ func TestMonitorFollowsAndAlerts(t *testing.T) {
 }
 
 // copyDir copies the public files of a log.
-func copyDir(t testing.TB, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			if fi.Name() == ".state" {
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func copyDir(t testing.TB, src string) string { return testlog.Copy(t, src) }
 
 func TestMonitorDetectsTampering(t *testing.T) {
 	ctx := ctxT(t)

@@ -6,6 +6,7 @@ package testlog
 import (
 	"context"
 	"crypto/rand"
+	"io/fs"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -119,4 +120,32 @@ func Serve(t testing.TB, dir string) string {
 	ts := httptest.NewServer(tiles.NewHandler(tiles.DirReader(dir)))
 	t.Cleanup(ts.Close)
 	return ts.URL + "/"
+}
+
+// Copy copies the public files of the log in src (not Tessera's private
+// .state) to a new temporary directory, so a test can tamper with the copy.
+func Copy(t testing.TB, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			if d.Name() == ".state" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
