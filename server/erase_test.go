@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,40 +12,14 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/testlog"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/server"
 )
 
-// filesHolding lists the files under dir whose bytes contain marker.
+// filesHolding lists the files under dir that contain marker.
 func filesHolding(t *testing.T, dir string, marker []byte) []string {
-	t.Helper()
-	var hits []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, marker) {
-			hits = append(hits, p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits
+	return testlog.FilesHolding(t, dir, marker)
 }
 
 func awaitNoMarker(t *testing.T, dir string, marker []byte) {

@@ -11,38 +11,12 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/internal/store"
+	"github.com/stele-dev/stele/internal/testlog"
 )
 
-// filesHolding lists the files under dir whose bytes contain marker.
+// filesHolding lists the files under dir that contain marker.
 func filesHolding(t *testing.T, dir string, marker []byte) []string {
-	t.Helper()
-	var hits []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while we walked
-			}
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if bytes.Contains(b, marker) {
-			hits = append(hits, p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits
+	return testlog.FilesHolding(t, dir, marker)
 }
 
 // TestErasePayloadLeavesNoBytesOnDisk: after ErasePayload the payload's

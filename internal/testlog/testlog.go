@@ -4,8 +4,10 @@
 package testlog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io/fs"
 	"net/http/httptest"
 	"os"
@@ -148,4 +150,38 @@ func Copy(t testing.TB, src string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// FilesHolding lists the files under dir whose bytes contain needle: how
+// erasure tests check that erased data has left the disk. Files removed
+// during the walk are skipped.
+func FilesHolding(t testing.TB, dir string, needle []byte) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, needle) {
+			hits = append(hits, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
 }
