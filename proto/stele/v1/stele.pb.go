@@ -41,7 +41,11 @@ type Event struct {
 	// The raw record exactly as the source produced it.
 	Record []byte `protobuf:"bytes,6,opt,name=record,proto3" json:"record,omitempty"`
 	// The producer's sequence number in the source; 0 if none.
-	SourceSeq     uint64 `protobuf:"varint,7,opt,name=source_seq,json=sourceSeq,proto3" json:"source_seq,omitempty"`
+	SourceSeq uint64 `protobuf:"varint,7,opt,name=source_seq,json=sourceSeq,proto3" json:"source_seq,omitempty"`
+	// Where the producer got the record, for tracing it back, e.g.
+	// "file=export.json record=17 offset=2048". A producer's claim, at most
+	// 1 KiB of printable text; kept in the event's normalised view.
+	Origin        string `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -123,6 +127,13 @@ func (x *Event) GetSourceSeq() uint64 {
 		return x.SourceSeq
 	}
 	return 0
+}
+
+func (x *Event) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
 }
 
 // AppendRequest is a batch of events.
@@ -1348,7 +1359,7 @@ var File_stele_v1_stele_proto protoreflect.FileDescriptor
 
 const file_stele_v1_stele_proto_rawDesc = "" +
 	"\n" +
-	"\x14stele/v1/stele.proto\x12\bstele.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd8\x01\n" +
+	"\x14stele/v1/stele.proto\x12\bstele.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x01\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x12\n" +
@@ -1358,7 +1369,8 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\x06format\x18\x05 \x01(\tR\x06format\x12\x16\n" +
 	"\x06record\x18\x06 \x01(\fR\x06record\x12\x1d\n" +
 	"\n" +
-	"source_seq\x18\a \x01(\x04R\tsourceSeq\"8\n" +
+	"source_seq\x18\a \x01(\x04R\tsourceSeq\x12\x16\n" +
+	"\x06origin\x18\b \x01(\tR\x06origin\"8\n" +
 	"\rAppendRequest\x12'\n" +
 	"\x06events\x18\x01 \x03(\v2\x0f.stele.v1.EventR\x06events\"p\n" +
 	"\fAppendResult\x12\x14\n" +
