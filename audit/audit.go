@@ -74,6 +74,26 @@ type Config struct {
 	Progress func(read, total uint64, elapsed time.Duration)
 	// ProgressEvery is the least time between two Progress calls (default 2s).
 	ProgressEvery time.Duration
+	// Payloads, if set, fetches the payload behind every entry read (from
+	// a Stele server, with reader credentials) and the audit checks it
+	// against the leaf's salted commitment; see PayloadFetcher.
+	Payloads PayloadFetcher
+}
+
+// PayloadFetcher returns what the log's operator holds behind the entry at
+// index. The audit trusts nothing it returns: a payload must match the
+// commitment in the leaf the audit read from the tiles, and an erased one
+// must name an erasure event that is in the log and names this entry.
+type PayloadFetcher func(ctx context.Context, index uint64) (*StoredPayload, error)
+
+// StoredPayload is a payload as its server holds it.
+type StoredPayload struct {
+	// Salt and Payload are the committed bytes; empty when Erased.
+	Salt, Payload []byte
+	// Erased is set when the payload was erased; ErasureIndex is then the
+	// index of the erasure event the tombstone names.
+	Erased       bool
+	ErasureIndex uint64
 }
 
 // Report is the outcome of an audit; it is what `stele audit` writes as JSON.
@@ -100,6 +120,11 @@ type Report struct {
 	// Erased lists the entries this run saw erasure events for: their
 	// payloads were erased on purpose (the leaves and proofs are intact).
 	Erased []Erasure `json:"erased"`
+	// PayloadsChecked counts the payloads fetched and found to match their
+	// leaves; PayloadsErased the entries whose server holds a tombstone
+	// (only when Config.Payloads is set).
+	PayloadsChecked uint64 `json:"payloads_checked,omitempty"`
+	PayloadsErased  uint64 `json:"payloads_erased,omitempty"`
 }
 
 // Erasure is an erasure event seen in the log.
@@ -148,6 +173,12 @@ const (
 	FindBadErasure       = "bad_erasure_event" // an erasure event that names no earlier entry
 	FindEventAhead       = "event_time_after_admitted"
 	FindAdmittedBackward = "admitted_time_backwards"
+	// With Config.Payloads: the payload does not match the leaf's
+	// commitment, cannot be fetched, or is erased without an erasure
+	// event in the log that names it.
+	FindPayloadMismatch    = "payload_mismatch"
+	FindPayloadUnavailable = "payload_unavailable"
+	FindErasedWithoutEvent = "erased_without_event"
 )
 
 // Failure is a verification failure.
@@ -199,6 +230,9 @@ type auditor struct {
 	st      *State
 	ahead   int64
 	back    int64
+	// claims are the tombstones seen by the payload check: erased entry
+	// -> the erasure event's index the tombstone names.
+	claims map[uint64]uint64
 }
 
 func (a *auditor) fail(kind string, index *uint64, resource, format string, args ...any) {
@@ -323,10 +357,12 @@ func (a *auditor) run(ctx context.Context) (*State, error) {
 		}
 	}
 	from, size := st.Size, cp.Size
+	a.claims = map[uint64]uint64{}
 	a.process(ctx, rf, rng, st, from, size)
 	if a.rep.FailureCount > 0 {
 		return nil, nil
 	}
+	a.checkClaims(size)
 	if a.upperTiles(ctx, size); a.rep.FailureCount > 0 {
 		return nil, nil
 	}
@@ -387,6 +423,11 @@ type bundleResult struct {
 	keys   [][16]byte
 	n      int
 	nodes  []node // tile-row nodes above level 0 completed inside the bundle
+	// With Config.Payloads: findings, counts and tombstones' claims
+	// (erased entry -> erasure event index).
+	payFinds        []Finding
+	checked, erased uint64
+	claims          map[uint64]uint64
 }
 
 type node struct {
@@ -472,6 +513,14 @@ func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *co
 		a.rep.BundlesRead++
 		a.rep.EntriesRead += uint64(r.n)
 		a.content(st, r)
+		for _, f := range r.payFinds {
+			a.find(f)
+		}
+		a.rep.PayloadsChecked += r.checked
+		a.rep.PayloadsErased += r.erased
+		for idx, by := range r.claims {
+			a.claims[idx] = by
+		}
 		if a.cfg.Progress != nil && time.Since(lastProgress) >= a.cfg.ProgressEvery {
 			lastProgress = time.Now()
 			a.cfg.Progress(a.rep.EntriesRead, total, time.Since(start))
@@ -551,7 +600,40 @@ func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from
 		sum := sha256.Sum256(kb)
 		copy(r.keys[i][:], sum[:16])
 	}
+	if a.cfg.Payloads != nil {
+		a.payloads(ctx, r)
+	}
 	return r
+}
+
+// payloads checks the payload behind every leaf of r against the leaf's
+// commitment.
+func (a *auditor) payloads(ctx context.Context, r *bundleResult) {
+	for i, l := range r.leaves {
+		if l == nil {
+			continue
+		}
+		idx := r.first + uint64(i)
+		sp, err := a.cfg.Payloads(ctx, idx)
+		switch {
+		case err != nil:
+			r.payFinds = append(r.payFinds, Finding{Kind: FindPayloadUnavailable, Index: idx, Source: l.Source,
+				Message: fmt.Sprintf("entry %d: fetching its payload: %v", idx, err)})
+		case sp.Erased:
+			r.erased++
+			if r.claims == nil {
+				r.claims = map[uint64]uint64{}
+			}
+			r.claims[idx] = sp.ErasureIndex
+		default:
+			if err := l.VerifyPayload(sp.Salt, sp.Payload); err != nil {
+				r.payFinds = append(r.payFinds, Finding{Kind: FindPayloadMismatch, Index: idx, Source: l.Source,
+					Message: fmt.Sprintf("entry %d: the server's payload is not the one the leaf commits to: %v", idx, err)})
+				continue
+			}
+			r.checked++
+		}
+	}
 }
 
 func dedupKey(b []byte, source, eventID string) []byte {
@@ -656,6 +738,36 @@ func (a *auditor) content(st *State, r *bundleResult) {
 				Message: fmt.Sprintf("entry %d: admitted_time %s is %s before that of entry %d (%s)", idx, fmtTime(l.AdmittedTime), time.Duration(st.LastAdmitted-at), st.LastAdmittedIndex, fmtTime(time.Unix(0, st.LastAdmitted)))})
 		}
 		st.HaveAdmitted, st.LastAdmitted, st.LastAdmittedIndex = true, at, idx
+	}
+}
+
+// checkClaims checks every tombstone the payload check saw against the
+// erasure events in the log: an erased payload needs an erasure event that
+// names it. A tombstone naming an event past the audited size is not
+// judged: the server appends the erasure event before it writes the
+// tombstone, so a newer checkpoint covers it.
+func (a *auditor) checkClaims(size uint64) {
+	if len(a.claims) == 0 {
+		return
+	}
+	seen := make(map[Erasure]bool, len(a.rep.Erased))
+	for _, e := range a.rep.Erased {
+		seen[e] = true
+	}
+	idxs := make([]uint64, 0, len(a.claims))
+	for idx := range a.claims {
+		idxs = append(idxs, idx)
+	}
+	slices.Sort(idxs)
+	for _, idx := range idxs {
+		by := a.claims[idx]
+		if by >= size && by > idx {
+			continue
+		}
+		if !seen[Erasure{Index: idx, ErasureIndex: by}] {
+			a.find(Finding{Kind: FindErasedWithoutEvent, Index: idx, Other: u64(by),
+				Message: fmt.Sprintf("entry %d: its payload is erased, but entry %d of the log is not an erasure event naming it", idx, by)})
+		}
 	}
 }
 

@@ -53,4 +53,14 @@ func TestCLIErase(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "receipt OK") || !strings.Contains(out, "event ERASED") {
 		t.Fatalf("verify --event: exit %d\n%s%s", code, out, errs)
 	}
+
+	// The audit with the payload check: entry 0 and the erasure event
+	// (entry 2) match their leaves, entry 1 is erased by entry 2.
+	if code, _, errs := run("receipt", "--server", ts.grpcAddr, "--index", "2"); code != 0 {
+		t.Fatalf("receipt of the erasure event: exit %d\n%s", code, errs)
+	}
+	code, out, errs = run("audit", "--log", ts.httpURL, "--log-key", filepath.Join(dir, "log.pub"), "--server", ts.grpcAddr)
+	if code != 0 || !strings.Contains(out, `"payloads_checked": 2`) || !strings.Contains(out, `"payloads_erased": 1`) || !strings.Contains(errs, "audit OK") {
+		t.Fatalf("audit --server: exit %d\n%s%s", code, out, errs)
+	}
 }

@@ -26,6 +26,8 @@ func cmdAudit(e *env, args []string) error {
 	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the checkpoint must carry its quorum of witness cosignatures")
 	ahead := fs.Duration("max-event-ahead", audit.DefaultMaxEventAhead, "flag an event_time later than its admitted_time by more than this")
 	back := fs.Duration("max-admitted-backstep", audit.DefaultMaxAdmittedBackstep, "flag an admitted_time earlier than the previous entry's by more than this")
+	server := fs.String("server", "", "also check every payload against its leaf's commitment, fetching it from this Stele server (host:port; needs the reader role)")
+	conn := addConnFlags(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
@@ -61,6 +63,18 @@ func cmdAudit(e *env, args []string) error {
 		if cfg.Policy, err = client.ParsePolicy(text); err != nil {
 			return err
 		}
+	}
+	if *server != "" {
+		opts, err := conn.dialOptions()
+		if err != nil {
+			return err
+		}
+		c, err := client.Dial(*server, opts...)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cfg.Payloads = payloadFetcher(c)
 	}
 	progress := isTerminal(e.stderr)
 	if progress {
@@ -112,6 +126,25 @@ func cmdAudit(e *env, args []string) error {
 	default:
 		fmt.Fprintf(e.stderr, "audit OK: %s verified at size %d, no findings; %s\n", origin, size, rate)
 		return nil
+	}
+}
+
+// payloadFetcher fetches payloads for the audit's payload check over gRPC.
+func payloadFetcher(c *client.Client) audit.PayloadFetcher {
+	return func(ctx context.Context, index uint64) (*audit.StoredPayload, error) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		ev, err := c.Event(ctx, index)
+		if err != nil {
+			return nil, err
+		}
+		if ev.Index != index {
+			return nil, fmt.Errorf("asked for entry %d, the server answered with entry %d", index, ev.Index)
+		}
+		if t := ev.Tombstone; t != nil {
+			return &audit.StoredPayload{Erased: true, ErasureIndex: t.ErasureIndex}, nil
+		}
+		return &audit.StoredPayload{Salt: ev.Salt, Payload: ev.Payload}, nil
 	}
 }
 
