@@ -76,8 +76,10 @@ type ConsistencyProver func(ctx context.Context, from, to uint64) ([][]byte, err
 // replaces the stored one only once it is proven consistent with it; the
 // file is replaced atomically and durably.
 //
-// A StateStore is safe for concurrent use by one process. Two processes
-// must not update the same log's state in the same directory at once.
+// A StateStore is safe for concurrent use, also by several processes
+// sharing the directory: Update holds an advisory lock (flock, on Unix) on
+// a ".lock" file beside the checkpoint from reading the trusted checkpoint
+// to replacing it, so two updates never interleave.
 type StateStore struct {
 	dir      string
 	verifier note.Verifier
@@ -143,6 +145,11 @@ func (s *StateStore) Update(ctx context.Context, cp *Checkpoint) (*Checkpoint, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := lockFile(ctx, strings.TrimSuffix(s.Path(), ".checkpoint")+".lock")
+	if err != nil {
+		return nil, fmt.Errorf("trusted state: %w", err)
+	}
+	defer unlock()
 	old, err := s.Trusted()
 	if err != nil {
 		return nil, err

@@ -176,3 +176,54 @@ func mustContainStr(t testing.TB, s, sub string) {
 		t.Fatalf("%q does not contain %q", s, sub)
 	}
 }
+
+// TestStateStoreLock: two stores on one directory (as two processes
+// would have) never update the same log's state at once: while one is
+// proving consistency, the other waits for the lock until its deadline.
+func TestStateStoreLock(t *testing.T) {
+	ctx := ctxFor(t)
+	k := newTestKey(t)
+	dir := t.TempDir()
+	appendLeaves(t, dir, k, testLeaves(t, "a", 0, 3))
+	cp3 := readCheckpoint(t, dir, k.verifier)
+	appendLeaves(t, dir, k, testLeaves(t, "a", 3, 3))
+	cp6 := readCheckpoint(t, dir, k.verifier)
+	lg, err := client.NewTileLog(serveLog(t, dir), k.verifier, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := func(ctx context.Context, from, to uint64) ([][]byte, error) {
+		close(entered)
+		<-release
+		return lg.ConsistencyProof(ctx, from, to)
+	}
+	stateDir := t.TempDir()
+	a, err := client.NewStateStore(stateDir, k.verifier, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.NewStateStore(stateDir, k.verifier, lg.ConsistencyProof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Update(ctx, cp3); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { _, err := a.Update(ctx, cp6); done <- err }()
+	<-entered
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = b.Update(short, cp6)
+	if err == nil || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("update while another store holds the lock: got %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the lock holder's update: %v", err)
+	}
+	if old, err := b.Update(ctx, cp6); err != nil || old.Size != 6 {
+		t.Fatalf("update after the lock was released: old %v, err %v", old, err)
+	}
+}
