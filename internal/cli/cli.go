@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/stele-dev/stele/client"
@@ -214,5 +213,3 @@ func readFileArg(e *env, name string) ([]byte, error) {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
-
-func codesCode(c int32) codes.Code { return codes.Code(c) }

@@ -2,13 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"time"
 
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/stele-dev/stele/client"
@@ -22,6 +23,7 @@ func cmdSubmit(e *env, args []string) error {
 	sf := addServerFlags(fs)
 	source := fs.String("source", "", "source for lines that have none")
 	batch := fs.Int("batch", 500, "events per Append request")
+	attempts := fs.Int("attempts", 10, "send a batch at most this many times when it fails for a transient reason (Unavailable, ResourceExhausted, DeadlineExceeded)")
 	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
@@ -31,6 +33,9 @@ func cmdSubmit(e *env, args []string) error {
 	}
 	if *batch < 1 {
 		return usagef("--batch must be at least 1")
+	}
+	if *attempts < 1 {
+		return usagef("--attempts must be at least 1")
 	}
 	var in io.Reader = e.stdin
 	if pos[0] != "-" {
@@ -46,24 +51,19 @@ func cmdSubmit(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
+	sub := &client.Submitter{Client: c, BatchEvents: *batch, MaxAttempts: *attempts, AttemptTimeout: *sf.timeout,
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			fmt.Fprintf(e.stderr, "submit: attempt %d failed (%s), retrying in %s\n", attempt, oneLine(rpcError(err).Error()), wait.Round(time.Millisecond))
+		}}
 	var admitted, dups, refused int
 	var lines []eventfile.Line
 	var events []*stelev1.Event
 	flush := func() {
-		var results []*stelev1.AppendResult
-		var rpcErr error
+		var results []client.SubmitResult
 		if len(events) > 0 {
-			ctx, cancel := sf.request()
-			resp, err := c.Log.Append(ctx, &stelev1.AppendRequest{Events: events}, waitReady)
-			cancel()
-			if err == nil && len(resp.Results) != len(events) {
-				err = fmt.Errorf("the server answered %d results for %d events", len(resp.Results), len(events))
-			}
-			if err != nil {
-				rpcErr = err
-			} else {
-				results = resp.Results
-			}
+			// A failed call leaves the events it could not submit with
+			// the last error's code in their results.
+			results, _ = sub.Submit(context.Background(), events)
 		}
 		next := 0
 		for _, l := range lines {
@@ -72,18 +72,12 @@ func cmdSubmit(e *env, args []string) error {
 				fmt.Fprintf(e.stdout, "line %d: error: %s\n", l.No, oneLine(l.Err.Error()))
 				continue
 			}
-			if rpcErr != nil {
-				refused++
-				st := status.Convert(rpcErr)
-				fmt.Fprintf(e.stdout, "line %d: error: %s: %s\n", l.No, st.Code(), oneLine(st.Message()))
-				continue
-			}
 			r := results[next]
 			next++
 			switch {
-			case r.Code != 0:
+			case !r.OK():
 				refused++
-				fmt.Fprintf(e.stdout, "line %d: error: %s: %s\n", l.No, codeName(r.Code), oneLine(r.Message))
+				fmt.Fprintf(e.stdout, "line %d: error: %s: %s\n", l.No, r.Code, oneLine(r.Message))
 			case r.Duplicate:
 				dups++
 				fmt.Fprintf(e.stdout, "line %d: index %d duplicate\n", l.No, r.Index)
@@ -118,10 +112,6 @@ func cmdSubmit(e *env, args []string) error {
 		return errFailed
 	}
 	return nil
-}
-
-func codeName(c int32) string {
-	return codesCode(c).String()
 }
 
 func cmdCheckpoint(e *env, args []string) error {
