@@ -56,6 +56,13 @@ type Alert struct {
 	// Receipt is the entry's C2SP tlog-proof with the leaf as extra data,
 	// the format of `stele receipt`: `stele verify` checks it offline.
 	Receipt string `json:"receipt,omitempty"`
+	// Event is the entry's normalised view, when the rule needed it (it
+	// holds personal data: the monitor had reader credentials).
+	Event map[string]any `json:"event,omitempty"`
+	// FieldsChecked is set for rules with field conditions: false means
+	// the rule fired on kind and source alone (FieldsError says why).
+	FieldsChecked *bool  `json:"fields_checked,omitempty"`
+	FieldsError   string `json:"fields_error,omitempty"`
 
 	// For fork, rollback and split_view.
 	Trusted           *Head  `json:"trusted,omitempty"`
@@ -98,6 +105,10 @@ type Config struct {
 	// resumes reading entries after it. Nil: in memory, from entry 0.
 	State *client.StateStore
 	Rules *Rules
+	// Events, when set, returns the normalised view of the event at an
+	// entry (see EventView; nil for an erased payload), for rules with
+	// field conditions. It needs reader credentials on the log's server.
+	Events func(ctx context.Context, index uint64) (map[string]any, error)
 	// Policy, when set, is a witness policy every checkpoint must meet
 	// before it is trusted.
 	Policy *client.Policy
@@ -387,7 +398,16 @@ func (m *Monitor) entries(ctx context.Context, cp *client.Checkpoint, from uint6
 			m.emit(Alert{Type: AlertBadEntry, Origin: cp.Origin, Severity: "high", Index: &i, Message: fmt.Sprintf("entry %d is not a leaf v1: %v", i, p.err)})
 			continue
 		}
-		ms := m.eng.Eval(p.index, p.leaf)
+		var view EventView
+		var viewed map[string]any
+		if m.cfg.Events != nil {
+			view = func() (map[string]any, error) {
+				v, err := m.cfg.Events(ctx, p.index)
+				viewed = v
+				return v, err
+			}
+		}
+		ms := m.eng.EvalWith(p.index, p.leaf, view)
 		if len(ms) == 0 {
 			continue
 		}
@@ -416,6 +436,10 @@ func (m *Monitor) entries(ctx context.Context, cp *client.Checkpoint, from uint6
 			i := p.index
 			a := Alert{Type: AlertRule, Origin: cp.Origin, Rule: mt.Rule.Name, Severity: mt.Rule.Severity, Description: mt.Rule.Description,
 				Index: &i, Leaf: leafJSON(p.leaf), Checkpoint: head(cp.Size, cp.Root), Inclusion: hexes, Receipt: string(receipt)}
+			if len(mt.Rule.Fields) > 0 {
+				checked := mt.FieldsChecked
+				a.FieldsChecked, a.FieldsError, a.Event = &checked, mt.FieldsError, viewed
+			}
 			if mt.Count > 0 {
 				fi := mt.FirstIndex
 				a.Count, a.FirstIndex = mt.Count, &fi

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,24 +42,59 @@ type Rules struct {
 
 // Rule matches leaves. A leaf matches when its kind matches one of Kinds
 // and its source matches Source (both globs where * matches any run of
-// characters, including "/"). With Count > 1, the rule fires when Count
-// matching leaves of one source have event times within Window; it then
-// starts counting again.
+// characters, including "/"), and, when the rule has Fields, the event's
+// normalised view matches every one of them. With Count > 1, the rule fires
+// when Count matching leaves of one source have event times within Window;
+// it then starts counting again.
+//
+// Fields maps a dotted path in the normalised view (the JSON form of
+// stele.v1.IdentityEvent with proto field names and every field present,
+// e.g. "privilege.via_pim", "actor.login", "outcome.status",
+// "targets.display_name") to a glob or a list of globs; the field matches
+// when its value, as text, matches any of them; a glob starting with "!"
+// matches when the value does not match the rest. A path through a list
+// matches when any element does. Booleans are "true"/"false", enums their
+// names (e.g. "OUTCOME_STATUS_FAILURE"), a missing or null field "".
+// Fields need the payload, so reader credentials: without them a rule
+// with Fields fires on kind and source alone and says so (conservative:
+// an unchecked alert rather than a missed one).
 type Rule struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Severity    string   `json:"severity,omitempty"`
-	Kinds       []string `json:"kinds"`
-	Source      string   `json:"source,omitempty"`
-	Count       int      `json:"count,omitempty"`
-	Window      Duration `json:"window,omitzero"`
-	// Fields would match payload fields (actor, target, role, app,
-	// outcome). It is refused: payloads need reader credentials and the
-	// normalised event model (issue 3).
-	Fields map[string]any `json:"fields,omitempty"`
+	Name        string              `json:"name"`
+	Description string              `json:"description,omitempty"`
+	Severity    string              `json:"severity,omitempty"`
+	Kinds       []string            `json:"kinds"`
+	Source      string              `json:"source,omitempty"`
+	Count       int                 `json:"count,omitempty"`
+	Window      Duration            `json:"window,omitzero"`
+	Fields      map[string]Patterns `json:"fields,omitempty"`
 
 	kinds  []*regexp.Regexp
 	source *regexp.Regexp
+	fields []fieldMatch
+}
+
+// Patterns is one glob or a list of globs (JSON string or array).
+type Patterns []string
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (p *Patterns) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*p = Patterns{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("a field condition is a string or an array of strings")
+	}
+	*p = many
+	return nil
+}
+
+type fieldMatch struct {
+	path []string
+	any  []*regexp.Regexp
+	not  []bool
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m").
@@ -102,8 +139,27 @@ func ParseRules(b []byte) (*Rules, error) {
 			return nil, fmt.Errorf("rules: two rules are named %q", r.Name)
 		}
 		names[r.Name] = true
-		if len(r.Fields) > 0 {
-			return nil, fmt.Errorf("rules: rule %q matches payload fields, which needs reader credentials and the normalised event model (issue 3); match on kinds, source and counts for now", r.Name)
+		paths := make([]string, 0, len(r.Fields))
+		for path := range r.Fields {
+			paths = append(paths, path)
+		}
+		slices.Sort(paths)
+		for _, path := range paths {
+			pats := r.Fields[path]
+			parts := strings.Split(path, ".")
+			if slices.Contains(parts, "") {
+				return nil, fmt.Errorf("rules: rule %q: field path %q has an empty segment", r.Name, path)
+			}
+			if len(pats) == 0 {
+				return nil, fmt.Errorf("rules: rule %q: field %q has no patterns", r.Name, path)
+			}
+			fm := fieldMatch{path: parts}
+			for _, p := range pats {
+				neg := strings.HasPrefix(p, "!")
+				fm.any = append(fm.any, glob(strings.TrimPrefix(p, "!")))
+				fm.not = append(fm.not, neg)
+			}
+			r.fields = append(r.fields, fm)
 		}
 		if len(r.Kinds) == 0 {
 			return nil, fmt.Errorf("rules: rule %q has no kinds", r.Name)
@@ -153,6 +209,64 @@ func (r *Rule) Matches(l *leaf.Leaf) bool {
 	return false
 }
 
+// matchFields reports whether the view matches every field condition.
+func (r *Rule) matchFields(view map[string]any) bool {
+	for _, fm := range r.fields {
+		vals := lookup(view, fm.path)
+		if len(vals) == 0 {
+			vals = []string{""}
+		}
+		ok := false
+		for _, v := range vals {
+			for i, re := range fm.any {
+				if re.MatchString(v) != fm.not[i] {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup returns the values, as text, at path in v; a list on the way
+// yields the values of all its elements.
+func lookup(v any, path []string) []string {
+	switch x := v.(type) {
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, lookup(e, path)...)
+		}
+		return out
+	case map[string]any:
+		if len(path) == 0 {
+			return nil
+		}
+		return lookup(x[path[0]], path[1:])
+	}
+	if len(path) > 0 {
+		return nil
+	}
+	switch x := v.(type) {
+	case nil:
+		return []string{""}
+	case string:
+		return []string{x}
+	case bool:
+		return []string{strconv.FormatBool(x)}
+	default:
+		b, _ := json.Marshal(x)
+		return []string{string(b)}
+	}
+}
+
+// EventView returns the normalised view of an entry's event as generic
+// JSON (see Rule), or nil when the payload is not available (erased).
+type EventView func() (map[string]any, error)
+
 // Engine evaluates rules on leaves in log order. Its window counters are
 // in memory: a restarted monitor starts counting afresh.
 type Engine struct {
@@ -168,6 +282,11 @@ type hit struct {
 // Match is one rule firing on a leaf.
 type Match struct {
 	Rule *Rule
+	// For a rule with Fields: FieldsChecked is true when the event's
+	// normalised view was read and matched; false means the rule fired on
+	// kind and source alone, and FieldsError (if set) says why.
+	FieldsChecked bool
+	FieldsError   string
 	// Count and FirstIndex are set for counting rules: how many events
 	// fired it and the index of the first of them.
 	Count      int
@@ -179,15 +298,44 @@ func NewEngine(rs *Rules) *Engine {
 	return &Engine{rules: rs.Rules, counts: map[string][]hit{}}
 }
 
-// Eval returns the rules that fire on the leaf at index.
-func (e *Engine) Eval(index uint64, l *leaf.Leaf) []Match {
+// Eval returns the rules that fire on the leaf at index, without the
+// event's normalised view: rules with Fields fire on kind and source.
+func (e *Engine) Eval(index uint64, l *leaf.Leaf) []Match { return e.EvalWith(index, l, nil) }
+
+// EvalWith is Eval with the event's normalised view, read (at most once)
+// only when a rule with Fields matches the leaf.
+func (e *Engine) EvalWith(index uint64, l *leaf.Leaf, view EventView) []Match {
 	var out []Match
+	var (
+		read    bool
+		ev      map[string]any
+		viewErr error
+	)
 	for _, r := range e.rules {
 		if !r.Matches(l) {
 			continue
 		}
+		m := Match{Rule: r}
+		if len(r.fields) > 0 {
+			if view != nil && !read {
+				read = true
+				ev, viewErr = view()
+			}
+			switch {
+			case view == nil:
+				m.FieldsError = "no access to payloads (reader credentials)"
+			case viewErr != nil:
+				m.FieldsError = viewErr.Error()
+			case ev == nil:
+				m.FieldsError = "the payload was erased"
+			case !r.matchFields(ev):
+				continue
+			default:
+				m.FieldsChecked = true
+			}
+		}
 		if r.Count <= 1 {
-			out = append(out, Match{Rule: r})
+			out = append(out, m)
 			continue
 		}
 		key := r.Name + "\x00" + l.Source
@@ -206,7 +354,8 @@ func (e *Engine) Eval(index uint64, l *leaf.Leaf) []Match {
 			}
 		}
 		if len(kept) >= r.Count {
-			out = append(out, Match{Rule: r, Count: len(kept), FirstIndex: kept[0].index})
+			m.Count, m.FirstIndex = len(kept), kept[0].index
+			out = append(out, m)
 			kept = kept[:0]
 		}
 		if len(kept) == 0 {

@@ -1,6 +1,7 @@
 package monitor_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,9 @@ func TestSigninFailureBurst(t *testing.T) {
 
 func TestParseRules(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{`{"rules":[{"name":"a","kinds":["x"],"fields":{"actor":"bob"}}]}`, "needs reader credentials and the normalised event model (issue 3)"},
+		{`{"rules":[{"name":"a","kinds":["x"],"fields":{"actor..login":"bob"}}]}`, "empty segment"},
+		{`{"rules":[{"name":"a","kinds":["x"],"fields":{"actor.login":[]}}]}`, "has no patterns"},
+		{`{"rules":[{"name":"a","kinds":["x"],"fields":{"actor.login":7}}]}`, "a string or an array of strings"},
 		{`{"rules":[{"name":"a","kinds":["x"],"actor":"bob"}]}`, `unknown field "actor"`},
 		{`{"rules":[{"name":"a"}]}`, `rule "a" has no kinds`},
 		{`{"rules":[{"name":"a","kinds":["x"],"count":5}]}`, "has no window"},
@@ -101,4 +104,94 @@ func TestParseRules(t *testing.T) {
 		}
 	}
 
+}
+
+// TestFieldConditions: field conditions match the normalised view by
+// dotted path, with globs, lists, negation and paths through lists; a rule
+// with fields that cannot be checked still fires, and says so.
+func TestFieldConditions(t *testing.T) {
+	rs, err := monitor.ParseRules([]byte(`{"rules":[
+		{"name":"ga-outside-pim","kinds":["directory.role.*"],
+		 "fields":{"privilege.via_pim":"false","privilege.role_name":["Global Administrator","Privileged * Administrator"]}},
+		{"name":"not-example","kinds":["user.*"],"fields":{"targets.login":"!*@example.com"}},
+		{"name":"failed-burst","kinds":["signin.*"],"fields":{"outcome.status":"OUTCOME_STATUS_FAILURE"},"count":3,"window":"1m"}
+	]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := func(v map[string]any) monitor.EventView {
+		return func() (map[string]any, error) { return v, nil }
+	}
+	role := func(name string, pim bool) map[string]any {
+		return map[string]any{"privilege": map[string]any{"role_name": name, "via_pim": pim}}
+	}
+	targets := func(logins ...string) map[string]any {
+		var ts []any
+		for _, l := range logins {
+			ts = append(ts, map[string]any{"login": l})
+		}
+		return map[string]any{"targets": ts}
+	}
+	for i, tc := range []struct {
+		kind string
+		ev   map[string]any
+		want string
+	}{
+		{"directory.role.member.add", role("Global Administrator", false), "ga-outside-pim"},
+		{"directory.role.member.add", role("Privileged Role Administrator", false), "ga-outside-pim"},
+		{"directory.role.member.add", role("Global Administrator", true), ""},
+		{"directory.role.member.add", role("Reports Reader", false), ""},
+		{"directory.role.member.add", map[string]any{}, ""},
+		{"user.create", targets("a@example.com"), ""},
+		{"user.create", targets("a@example.com", "b@evil.test"), "not-example"},
+		{"user.create", targets(), "not-example"},
+	} {
+		e := monitor.NewEngine(rs)
+		ms := e.EvalWith(uint64(i), lf("entra/t/audit", tc.kind, base), view(tc.ev))
+		got := ""
+		if len(ms) > 0 {
+			got = ms[0].Rule.Name
+			if !ms[0].FieldsChecked || len(ms) != 1 {
+				t.Errorf("case %d: %+v", i, ms)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("case %d (%s %v): fired %q, want %q", i, tc.kind, tc.ev, got, tc.want)
+		}
+	}
+
+	// Only matching events count towards a window.
+	e := monitor.NewEngine(rs)
+	fail := map[string]any{"outcome": map[string]any{"status": "OUTCOME_STATUS_FAILURE"}}
+	ok := map[string]any{"outcome": map[string]any{"status": "OUTCOME_STATUS_SUCCESS"}}
+	var fired []monitor.Match
+	for i, ev := range []map[string]any{fail, ok, ok, fail, ok, fail} {
+		fired = append(fired, e.EvalWith(uint64(i), lf("entra/t/signin", "signin.interactive", base.Add(time.Duration(i)*time.Second)), view(ev))...)
+	}
+	if len(fired) != 1 || fired[0].Count != 3 || fired[0].FirstIndex != 0 {
+		t.Fatalf("burst of failures among successes: %+v", fired)
+	}
+
+	// Without payload access, or with an erased payload, or a fetch
+	// error, a rule with fields fires unchecked, and the view is read once.
+	reads := 0
+	for _, tc := range []struct {
+		view monitor.EventView
+		want string
+	}{
+		{nil, "no access to payloads"},
+		{func() (map[string]any, error) { reads++; return nil, nil }, "erased"},
+		{func() (map[string]any, error) {
+			reads++
+			return nil, errors.New("PermissionDenied: reader role needed")
+		}, "PermissionDenied"},
+	} {
+		ms := monitor.NewEngine(rs).EvalWith(0, lf("entra/t/audit", "directory.role.member.add", base), tc.view)
+		if len(ms) != 1 || ms[0].FieldsChecked || !strings.Contains(ms[0].FieldsError, tc.want) {
+			t.Errorf("unchecked: %+v, want an unchecked match saying %q", ms, tc.want)
+		}
+	}
+	if reads != 2 {
+		t.Errorf("view read %d times, want 2", reads)
+	}
 }
