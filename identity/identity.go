@@ -274,8 +274,11 @@ func JSON(ev *stelev1.IdentityEvent) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return nil, fmt.Errorf("identity: rendering JSON: %w", err)
+	}
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
 		return nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
 	out.WriteByte('\n')
