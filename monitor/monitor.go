@@ -106,9 +106,12 @@ type Config struct {
 	State *client.StateStore
 	Rules *Rules
 	// Events, when set, returns the normalised view of the event at an
-	// entry (see EventView; nil for an erased payload), for rules with
-	// field conditions. It needs reader credentials on the log's server.
-	Events func(ctx context.Context, index uint64) (map[string]any, error)
+	// entry (see View; nil for an erased payload), for rules with field
+	// conditions. l is the entry's leaf as the monitor verified it: the
+	// payload must be checked against it (leaf.VerifyPayload), or a
+	// lying server could hide an event from the rules. It needs reader
+	// credentials on the log's server.
+	Events func(ctx context.Context, index uint64, l *leaf.Leaf) (map[string]any, error)
 	// Policy, when set, is a witness policy every checkpoint must meet
 	// before it is trusted.
 	Policy *client.Policy
@@ -402,7 +405,7 @@ func (m *Monitor) entries(ctx context.Context, cp *client.Checkpoint, from uint6
 		var viewed map[string]any
 		if m.cfg.Events != nil {
 			view = func() (map[string]any, error) {
-				v, err := m.cfg.Events(ctx, p.index)
+				v, err := m.cfg.Events(ctx, p.index, p.leaf)
 				viewed = v
 				return v, err
 			}

@@ -50,7 +50,7 @@ func newMonitor(t testing.TB, url string, k logKey, stateDir string, witnesses [
 
 func identityEvents(n int) []ev {
 	var out []ev
-	kinds := []string{"signin.success", "directory.role.member.add", "user.update", "consent.admin.grant", "group.member.add"}
+	kinds := []string{"signin.interactive.success", "directory.role.member.add", "user.update", "consent.admin.grant", "group.member.add"}
 	for i := range n {
 		out = append(out, ev{"entra/t1/audit", "id-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26), kinds[i%len(kinds)], base.Add(time.Duration(i) * time.Minute)})
 	}
@@ -82,7 +82,7 @@ func TestMonitorFollowsAndAlerts(t *testing.T) {
 			t.Fatalf("alert %d receipt: %v", *a.Index, err)
 		}
 	}
-	if counts["privileged-role-granted"] != 60 || counts["tenant-wide-admin-consent"] != 60 || len(as) != 120 {
+	if counts["privileged-role-granted-outside-pim"] != 60 || counts["tenant-wide-admin-consent"] != 60 || len(as) != 120 {
 		t.Fatalf("alerts by rule: %v (total %d)", counts, len(as))
 	}
 
@@ -91,9 +91,9 @@ func TestMonitorFollowsAndAlerts(t *testing.T) {
 	// those alone, including a burst of failed sign-ins.
 	var more []ev
 	for i := range 10 {
-		more = append(more, ev{"entra/t1/signin", "f" + string(rune('a'+i)), "signin.failure", base.Add(time.Duration(i) * time.Second)})
+		more = append(more, ev{"entra/t1/signin", "f" + string(rune('a'+i)), "signin.interactive.failure", base.Add(time.Duration(i) * time.Second)})
 	}
-	more = append(more, ev{"entra/t1/audit", "mfa", "user.mfa.method.remove", base}, ev{"entra/t1/audit", "ok", "signin.success", base})
+	more = append(more, ev{"entra/t1/audit", "mfa", "user.security_info.remove", base}, ev{"entra/t1/audit", "ok", "signin.interactive.success", base})
 	appendEntries(t, dir, k, mkLeaves(t, more))
 	m2 := newMonitor(t, url, k, stateDir, nil, s)
 	if err := m2.Step(ctx); err != nil {
@@ -101,7 +101,7 @@ func TestMonitorFollowsAndAlerts(t *testing.T) {
 	}
 	as = s.take()
 	if len(as) != 2 || as[0].Rule != "signin-failure-burst" || as[0].Count != 10 || *as[0].FirstIndex != 300 || *as[0].Index != 309 ||
-		as[1].Rule != "mfa-method-removed" || *as[1].Index != 310 {
+		as[1].Rule != "mfa-method-removed-by-admin" || *as[1].FieldsChecked || *as[1].Index != 310 {
 		t.Fatalf("resumed alerts: %+v", as)
 	}
 	if m2.Trusted().Size != 312 {

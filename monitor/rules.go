@@ -51,8 +51,9 @@ type Rules struct {
 // stele.v1.IdentityEvent with proto field names and every field present,
 // e.g. "privilege.via_pim", "actor.login", "outcome.status",
 // "targets.display_name") to a glob or a list of globs; the field matches
-// when its value, as text, matches any of them; a glob starting with "!"
-// matches when the value does not match the rest. A path through a list
+// when its value, as text, matches one of them. A glob starting with "!"
+// is a negation: the value must not match the rest of it (a list of only
+// negations matches any value none of them matches). A path through a list
 // matches when any element does. Booleans are "true"/"false", enums their
 // names (e.g. "OUTCOME_STATUS_FAILURE"), a missing or null field "".
 // Fields need the payload, so reader credentials: without them a rule
@@ -218,10 +219,9 @@ func (r *Rule) matchFields(view map[string]any) bool {
 		}
 		ok := false
 		for _, v := range vals {
-			for i, re := range fm.any {
-				if re.MatchString(v) != fm.not[i] {
-					ok = true
-				}
+			if fm.matches(v) {
+				ok = true
+				break
 			}
 		}
 		if !ok {
@@ -229,6 +229,23 @@ func (r *Rule) matchFields(view map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// matches reports whether v matches one of the positive globs (if there
+// are any) and none of the negated ones.
+func (fm fieldMatch) matches(v string) bool {
+	pos, hit := false, false
+	for i, re := range fm.any {
+		if fm.not[i] {
+			if re.MatchString(v) {
+				return false
+			}
+			continue
+		}
+		pos = true
+		hit = hit || re.MatchString(v)
+	}
+	return hit || !pos
 }
 
 // lookup returns the values, as text, at path in v; a list on the way

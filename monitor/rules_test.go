@@ -2,10 +2,14 @@ package monitor_test
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stele-dev/stele/identity"
 	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/monitor"
 )
@@ -14,33 +18,84 @@ func lf(source, kind string, at time.Time) *leaf.Leaf {
 	return &leaf.Leaf{Source: source, EventID: "x", Kind: kind, EventTime: at}
 }
 
-// Each default rule fires on the kinds it names and on nothing benign.
-func TestDefaultRulesFire(t *testing.T) {
-	fires := map[string]string{
-		"directory.role.member.add":       "privileged-role-granted",
-		"directory.role.eligibility.add":  "privileged-role-granted",
-		"consent.admin.grant":             "tenant-wide-admin-consent",
-		"application.credential.add":      "credential-added-to-application",
-		"serviceprincipal.credential.add": "credential-added-to-application",
-		"policy.conditionalaccess.delete": "conditional-access-policy-changed",
-		"policy.conditionalaccess.update": "conditional-access-policy-changed",
-		"user.mfa.method.remove":          "mfa-method-removed",
+// TestDefaultRulesOnFixtures runs the default rules over every identity
+// golden fixture (identity/testdata/golden), normalised by the real
+// normalisers and rendered by View: each rule fires on its events and on
+// nothing else.
+func TestDefaultRulesOnFixtures(t *testing.T) {
+	want := map[string][]string{
+		"entra.directoryAudit/role-member-add-direct":      {"privileged-role-granted-outside-pim"},
+		"okta.systemLog/privilege-grant":                   {"privileged-role-granted-outside-pim"},
+		"aws.cloudtrail/attach-user-policy":                {"aws-admin-policy-attached"},
+		"entra.directoryAudit/consent-admin":               {"tenant-wide-admin-consent"},
+		"entra.directoryAudit/app-secret-added-hyphen":     {"credential-added-to-application"},
+		"entra.diagnostic/app-secret-added-endash":         {"credential-added-to-application"},
+		"entra.diagnostic/ca-policy-delete-level-string":   {"conditional-access-policy-deleted"},
+		"entra.directoryAudit/ca-policy-update-casing":     {"conditional-access-policy-disabled"},
+		"entra.directoryAudit/security-info-admin-deleted": {"mfa-method-removed-by-admin"},
 	}
-	for kind, rule := range fires {
-		e := monitor.NewEngine(monitor.DefaultRules())
-		ms := e.Eval(0, lf("entra/t1/audit", kind, base))
-		if len(ms) != 1 || ms[0].Rule.Name != rule {
-			t.Errorf("%s: fired %v, want %s", kind, ms, rule)
+	files, err := filepath.Glob("../identity/testdata/golden/*/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	fired := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, ".golden.json") {
+			continue
+		}
+		name := strings.TrimSuffix(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), ".json")
+		format := filepath.Base(filepath.Dir(f))
+		record, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := identity.Normalize(format, record)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		view, err := monitor.View(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		l := lf("fixture/"+format+"/x", ev.GetKind(), base)
+		var got []string
+		for _, m := range monitor.NewEngine(monitor.DefaultRules()).EvalWith(0, l, func() (map[string]any, error) { return view, nil }) {
+			if len(m.Rule.Fields) > 0 && !m.FieldsChecked {
+				t.Errorf("%s: %s fired unchecked: %s", name, m.Rule.Name, m.FieldsError)
+			}
+			got = append(got, m.Rule.Name)
+			fired[m.Rule.Name] = true
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[name]) {
+			t.Errorf("%s (kind %s): fired %v, want %v", name, ev.GetKind(), got, want[name])
 		}
 	}
-	benign := []string{"signin.success", "user.signin", "directory.role.member.remove", "consent.user.grant",
-		"application.credential.remove", "policy.conditionalaccess.add", "user.mfa.method.add", "user.mfa.method.remove.self", "user.update",
-		"group.member.add", "signin.failure"}
+	if seen < 40 {
+		t.Fatalf("only %d fixtures found", seen)
+	}
+	for _, r := range monitor.DefaultRules().Rules {
+		if !fired[r.Name] && r.Count <= 1 {
+			t.Errorf("default rule %s fired on no fixture", r.Name)
+		}
+	}
+}
+
+// Without payload access a rule with fields fires on kind alone, marked
+// unchecked; a rule without fields is unaffected.
+func TestDefaultRulesUnchecked(t *testing.T) {
 	e := monitor.NewEngine(monitor.DefaultRules())
-	for i, kind := range benign {
-		if ms := e.Eval(uint64(i), lf("entra/t1/audit", kind, base)); len(ms) != 0 {
-			t.Errorf("%s: fired %s", kind, ms[0].Rule.Name)
-		}
+	ms := e.Eval(0, lf("entra/t1/audit", "directory.role.member.add", base))
+	if len(ms) != 1 || ms[0].FieldsChecked || ms[0].FieldsError == "" {
+		t.Fatalf("unchecked role grant: %+v", ms)
+	}
+	ms = e.Eval(1, lf("entra/t1/audit", "policy.conditional_access.delete", base))
+	if len(ms) != 1 || ms[0].FieldsChecked || ms[0].FieldsError != "" {
+		t.Fatalf("rule without fields: %+v", ms)
+	}
+	if ms := e.Eval(2, lf("entra/t1/audit", "user.create", base)); len(ms) != 0 {
+		t.Fatalf("benign kind fired: %+v", ms)
 	}
 }
 
@@ -49,7 +104,7 @@ func TestSigninFailureBurst(t *testing.T) {
 	var fired []monitor.Match
 	i := uint64(0)
 	add := func(src string, at time.Time) {
-		fired = append(fired, e.Eval(i, lf(src, "signin.failure", at))...)
+		fired = append(fired, e.Eval(i, lf(src, "signin.interactive.failure", at))...)
 		i++
 	}
 	// 9 failures in a minute in one source, 9 in another: nothing.
@@ -114,6 +169,8 @@ func TestFieldConditions(t *testing.T) {
 		{"name":"ga-outside-pim","kinds":["directory.role.*"],
 		 "fields":{"privilege.via_pim":"false","privilege.role_name":["Global Administrator","Privileged * Administrator"]}},
 		{"name":"not-example","kinds":["user.*"],"fields":{"targets.login":"!*@example.com"}},
+		{"name":"human-or-app","kinds":["app.*"],"fields":{"actor.type":["!*MANAGED_IDENTITY","!*SYSTEM"]}},
+		{"name":"mixed","kinds":["group.*"],"fields":{"actor.login":["*@example.com","!bot*"]}},
 		{"name":"failed-burst","kinds":["signin.*"],"fields":{"outcome.status":"OUTCOME_STATUS_FAILURE"},"count":3,"window":"1m"}
 	]}`))
 	if err != nil {
@@ -145,6 +202,12 @@ func TestFieldConditions(t *testing.T) {
 		{"user.create", targets("a@example.com"), ""},
 		{"user.create", targets("a@example.com", "b@evil.test"), "not-example"},
 		{"user.create", targets(), "not-example"},
+		{"app.credential.add", map[string]any{"actor": map[string]any{"type": "PRINCIPAL_TYPE_USER"}}, "human-or-app"},
+		{"app.credential.add", map[string]any{"actor": map[string]any{"type": "PRINCIPAL_TYPE_MANAGED_IDENTITY"}}, ""},
+		{"app.credential.add", map[string]any{"actor": map[string]any{"type": "PRINCIPAL_TYPE_SYSTEM"}}, ""},
+		{"group.member.add", map[string]any{"actor": map[string]any{"login": "ann@example.com"}}, "mixed"},
+		{"group.member.add", map[string]any{"actor": map[string]any{"login": "bot7@example.com"}}, ""},
+		{"group.member.add", map[string]any{"actor": map[string]any{"login": "ann@example.org"}}, ""},
 	} {
 		e := monitor.NewEngine(rs)
 		ms := e.EvalWith(uint64(i), lf("entra/t/audit", tc.kind, base), view(tc.ev))

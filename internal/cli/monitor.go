@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/identity"
+	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/monitor"
+	"github.com/stele-dev/stele/payload"
 )
 
 type stringList []string
@@ -31,6 +34,8 @@ func cmdMonitor(e *env, args []string) error {
 	once := fs.Bool("once", false, "process what the log holds now, then exit")
 	interval := fs.Duration("interval", 10*time.Second, "how often to poll the log's checkpoint")
 	printRules := fs.Bool("print-default-rules", false, "print the built-in rules and exit")
+	server := fs.String("server", "", "read payloads from this Stele server (host:port; reader role) so rules can match event fields; without it such rules fire on kind alone, marked unchecked")
+	conn := addConnFlags(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
@@ -93,7 +98,20 @@ func cmdMonitor(e *env, args []string) error {
 		}
 		return err
 	}
-	m, err := monitor.New(monitor.Config{Log: lg, State: st, Rules: rules, Policy: policy, Witnesses: witnesses, Alert: alert, Warn: warn})
+	cfg := monitor.Config{Log: lg, State: st, Rules: rules, Policy: policy, Witnesses: witnesses, Alert: alert, Warn: warn}
+	if *server != "" {
+		opts, err := conn.dialOptions()
+		if err != nil {
+			return err
+		}
+		c, err := client.Dial(*server, opts...)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		cfg.Events = eventViews(c, *tf.timeout)
+	}
+	m, err := monitor.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -118,4 +136,34 @@ func cmdMonitor(e *env, args []string) error {
 		return nil
 	}
 	return err
+}
+
+// eventViews reads an entry's payload from the server, checks it against
+// the leaf the monitor verified, and renders the event as the rules see it:
+// normalised afresh from the raw record by this build's normaliser (the
+// raw record is what the log commits to; the stored view is not trusted).
+func eventViews(c *client.Client, timeout time.Duration) func(context.Context, uint64, *leaf.Leaf) (map[string]any, error) {
+	return func(ctx context.Context, index uint64, l *leaf.Leaf) (map[string]any, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		ev, err := c.Event(ctx, index)
+		if err != nil {
+			return nil, rpcError(err)
+		}
+		if ev.Tombstone != nil {
+			return nil, nil
+		}
+		if err := l.VerifyPayload(ev.Salt, ev.Payload); err != nil {
+			return nil, fmt.Errorf("%w: entry %d: the server's payload is not the one the log commits to: %v", client.ErrVerification, index, err)
+		}
+		p, err := payload.Unmarshal(ev.Payload)
+		if err != nil {
+			return nil, err
+		}
+		ie, err := identity.Normalize(p.Format, p.Record)
+		if err != nil {
+			return nil, err
+		}
+		return monitor.View(ie)
+	}
 }
