@@ -1,8 +1,9 @@
 // Package monitor follows a Stele log: it verifies each new checkpoint
 // against a trusted state, compares the log's checkpoint with what
 // witnesses serve (split-view detection), and evaluates alert rules on new
-// entries. Everything it reads is public (tlog-tiles and the witnesses'
-// C2SP monitoring endpoints): it needs no credentials.
+// entries. Everything it verifies is public (tlog-tiles and the witnesses'
+// C2SP monitoring endpoints); only rules on event fields need payloads,
+// and so reader credentials (Config.Events).
 package monitor
 
 import (
