@@ -218,10 +218,11 @@ func (s *Server) TLSConfig(nextProtos ...string) *tls.Config {
 // HTTPTLSConfig is the TLS configuration for the HTTP listener, or nil.
 func (s *Server) HTTPTLSConfig() *tls.Config { return s.TLSConfig("h2", "http/1.1") }
 
-// GRPCOptions are GRPCServerOptions plus, when configured, TLS transport
-// credentials and the authentication and authorisation interceptors.
+// GRPCOptions are GRPCServerOptions with the configured request size and
+// stream limits, plus, when configured, TLS transport credentials and the
+// authentication and authorisation interceptors.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
-	opts := GRPCServerOptions()
+	opts := append(GRPCServerOptions(), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams))
 	if c := s.TLSConfig("h2"); c != nil {
 		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(c), s.auth.denied}))
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/stele-dev/stele/leaf"
@@ -39,6 +40,11 @@ type policyIdentity struct {
 	Roles       []string `json:"roles"`
 	// Sources are the source patterns a producer may append to.
 	Sources []string `json:"sources,omitempty"`
+	// EventsPerSecond and Burst are the identity's rate limit; unset, the
+	// server's default applies. EventsPerSecond 0 with Burst unset: no
+	// limit for this identity.
+	EventsPerSecond *float64 `json:"events_per_second,omitempty"`
+	Burst           *int     `json:"burst,omitempty"`
 }
 
 // identity is a resolved policy entry.
@@ -46,6 +52,7 @@ type identity struct {
 	name    string
 	roles   map[string]bool
 	sources []sourcePattern
+	rate    *rateSpec // nil: the server's default
 }
 
 func (id *identity) has(role string) bool { return id != nil && id.roles[role] }
@@ -130,6 +137,7 @@ func parsePolicy(b []byte) (*policy, error) {
 			return nil, fmt.Errorf("%s: set cert, token_sha256 or both", where)
 		}
 		id := &identity{name: e.Name, roles: map[string]bool{}}
+		var err error
 		if len(e.Roles) == 0 {
 			return nil, fmt.Errorf("%s: no roles", where)
 		}
@@ -154,6 +162,9 @@ func parsePolicy(b []byte) (*policy, error) {
 		if !id.roles[RoleProducer] && len(id.sources) > 0 {
 			return nil, fmt.Errorf("%s: sources are granted only to producers", where)
 		}
+		if id.rate, err = parseRate(e.EventsPerSecond, e.Burst); err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
+		}
 		if e.Cert != "" {
 			if p.byCert[e.Cert] != nil {
 				return nil, fmt.Errorf("%s: cert %q is also given to identity %q", where, e.Cert, p.byCert[e.Cert].name)
@@ -172,4 +183,28 @@ func parsePolicy(b []byte) (*policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseRate checks an identity's rate limit. Both unset: the server's
+// default. A rate needs a burst of at least 1; 0 events/s means no limit.
+func parseRate(perSecond *float64, burst *int) (*rateSpec, error) {
+	if perSecond == nil && burst == nil {
+		return nil, nil
+	}
+	if perSecond == nil {
+		return nil, errors.New("burst is set without events_per_second")
+	}
+	if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
+		return nil, fmt.Errorf("events_per_second %g: must be a positive number, or 0 for no limit", *perSecond)
+	}
+	if *perSecond == 0 {
+		if burst != nil {
+			return nil, errors.New("burst is set with events_per_second 0 (no limit)")
+		}
+		return &rateSpec{}, nil
+	}
+	if burst == nil || *burst < 1 {
+		return nil, errors.New("events_per_second needs a burst of at least 1 (the largest batch the identity may send)")
+	}
+	return &rateSpec{perSecond: *perSecond, burst: *burst}, nil
 }
