@@ -2,16 +2,21 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -37,15 +42,23 @@ type limits struct {
 	refused  *prometheus.CounterVec
 
 	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	limiters map[string]*bucket
 	inflight int64
+}
+
+// bucket is an identity's token bucket and the size of its last batch
+// refused for want of tokens: later calls are refused before their body is
+// read until the bucket could pay for such a batch again.
+type bucket struct {
+	*rate.Limiter
+	need atomic.Int64
 }
 
 func newLimits(cfg *Config, reg prometheus.Registerer) *limits {
 	l := &limits{
 		def:      rateSpec{perSecond: cfg.RateLimit, burst: cfg.RateBurst},
 		maxBytes: cfg.MaxInflightBytes,
-		limiters: map[string]*rate.Limiter{},
+		limiters: map[string]*bucket{},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_limit_refused_total",
 			Help: "Append calls (or stream batches) refused by a limit, by identity and reason (rate, burst, overload).",
@@ -68,13 +81,13 @@ func retryable(delay time.Duration, format string, args ...any) error {
 }
 
 // limiter returns the identity's token bucket, created or retuned to spec.
-func (l *limits) limiter(name string, spec rateSpec) *rate.Limiter {
+func (l *limits) limiter(name string, spec rateSpec) *bucket {
 	lim, burst := rate.Limit(spec.perSecond), spec.burst
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.limiters[name]
 	if r == nil {
-		r = rate.NewLimiter(lim, burst)
+		r = &bucket{Limiter: rate.NewLimiter(lim, burst)}
 		l.limiters[name] = r
 		return r
 	}
@@ -100,12 +113,15 @@ func (l *limits) allow(name string, spec rateSpec, n int) error {
 		return status.Errorf(codes.InvalidArgument, "a batch of %d events is over identity %q's burst of %d events: send batches of at most %d", n, name, spec.burst, spec.burst)
 	}
 	now := time.Now()
-	r := l.limiter(name, spec).ReserveN(now, n)
+	b := l.limiter(name, spec)
+	r := b.ReserveN(now, n)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
+		b.need.Store(int64(n))
 		l.refused.WithLabelValues(name, "rate").Inc()
 		return retryable(d, "identity %q is over its rate limit of %g events/s (burst %d)", name, spec.perSecond, spec.burst)
 	}
+	b.need.Store(0)
 	return nil
 }
 
@@ -119,7 +135,7 @@ func (l *limits) acquire(name string, size int64) (release func(), err error) {
 	if l.inflight+size > l.maxBytes && l.inflight > 0 {
 		l.mu.Unlock()
 		l.refused.WithLabelValues(name, "overload").Inc()
-		return nil, retryable(overloadRetry, "the server is at its limit of %d bytes of requests being admitted", l.maxBytes)
+		return nil, retryable(overloadRetry, "the server is overloaded: at its limit of %d in-flight request bytes", l.maxBytes)
 	}
 	l.inflight += size
 	l.mu.Unlock()
@@ -216,3 +232,63 @@ func (c *Config) checkLimits() error {
 // requestOverhead is room for an event's other fields and the request's
 // framing next to one maximum-size record.
 const requestOverhead = 64 << 10
+
+// tapAppend runs as each new gRPC call arrives, before its request is
+// read: a unary Append from an identity whose bucket is empty, or arriving
+// while the in-flight cap is full, is refused without reading (or
+// decoding) its body. Only token callers and anonymous ones are known this
+// early; certificate callers are limited in the handler, after decoding.
+func (s *Server) tapAppend(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != stelev1.LogService_Append_FullMethodName {
+		return ctx, nil
+	}
+	name, spec, ok := s.tapIdentity(info.Header)
+	if !ok {
+		return ctx, nil
+	}
+	l := s.limits
+	if spec.perSecond > 0 {
+		b := l.limiter(name, spec)
+		need := float64(min(max(b.need.Load(), 1), int64(spec.burst)))
+		if tokens := b.TokensAt(time.Now()); tokens < need {
+			l.refused.WithLabelValues(name, "rate").Inc()
+			wait := time.Duration((need - tokens) / spec.perSecond * float64(time.Second))
+			return nil, retryable(wait, "identity %q is over its rate limit of %g events/s (burst %d)", name, spec.perSecond, spec.burst)
+		}
+	}
+	l.mu.Lock()
+	full := l.maxBytes > 0 && l.inflight >= l.maxBytes
+	l.mu.Unlock()
+	if full {
+		l.refused.WithLabelValues(name, "overload").Inc()
+		return nil, retryable(overloadRetry, "the server is overloaded: at its limit of %d in-flight request bytes", l.maxBytes)
+	}
+	return ctx, nil
+}
+
+// tapIdentity names the caller from the request headers alone: the
+// identity of a known bearer token, or "anonymous" without a policy. ok is
+// false when that cannot be known yet (a certificate, an unknown or
+// malformed token: the interceptors refuse those with their reasons).
+func (s *Server) tapIdentity(md metadata.MD) (name string, spec rateSpec, ok bool) {
+	if s.auth.policy == nil {
+		return "anonymous", s.limits.def, true
+	}
+	vals := md.Get("authorization")
+	if len(vals) != 1 {
+		return "", rateSpec{}, false
+	}
+	scheme, tok, found := strings.Cut(vals[0], " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", rateSpec{}, false
+	}
+	pol, err := s.auth.policy.get(false)
+	if err != nil {
+		return "", rateSpec{}, false
+	}
+	id := pol.byToken[sha256.Sum256([]byte(strings.TrimSpace(tok)))]
+	if id == nil {
+		return "", rateSpec{}, false
+	}
+	return id.name, s.rateOf(id), true
+}
