@@ -288,6 +288,10 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	if err := checkRecord(ev.Format, ev.Record); err != nil {
 		return nil, refuse(codes.InvalidArgument, "%v", err)
 	}
+	sig, bad := producerSignature(ev, et)
+	if bad != nil {
+		return nil, *bad
+	}
 
 	pl := payload.Payload{Format: ev.Format, Record: ev.Record}
 	pb, err := pl.Marshal()
@@ -311,6 +315,7 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 		AdmittedTime:  now,
 		PayloadDigest: digest,
 		PayloadSize:   uint32(len(pb)),
+		Signature:     sig,
 	}
 	lb, err := l.Marshal()
 	if err != nil {

@@ -315,6 +315,9 @@ func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest)
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "leaf %d does not parse: %v", req.Index, err)
 	}
+	if err := l.s.mayRead(ctx, parsed.Source); err != nil {
+		return nil, err
+	}
 	salt, data, err := l.s.store.GetPayload(parsed.PayloadDigest)
 	if errors.Is(err, store.ErrErased) {
 		tb, err := l.s.store.Tombstone(parsed.PayloadDigest)
