@@ -111,7 +111,10 @@ func VerifyInclusion(cp *Checkpoint, index uint64, leafBytes []byte, hashes [][3
 }
 
 // VerifyEvent checks that an event's payload is the one the receipt's leaf
-// commits to: same leaf, salted digest and size match, payload parses.
+// commits to: same leaf, salted digest and size match, payload parses; and,
+// when the leaf carries a producer signature, that it verifies over the
+// leaf's fields and the payload's format and record (Signer then names
+// the key).
 func VerifyEvent(r *Receipt, leafBytes, salt, payloadBytes []byte) (*payload.Payload, error) {
 	if !bytes.Equal(leafBytes, r.LeafBytes) {
 		return nil, errors.New("event: its leaf is not the receipt's leaf")
@@ -123,5 +126,20 @@ func VerifyEvent(r *Receipt, leafBytes, salt, payloadBytes []byte) (*payload.Pay
 	if err != nil {
 		return nil, fmt.Errorf("event payload: %w", err)
 	}
+	if r.Leaf.Signature != nil {
+		if err := r.Leaf.VerifySignature(p.Format, p.Record); err != nil {
+			return nil, fmt.Errorf("event: producer signature by key %s: %w", r.Leaf.Signature.KeyID(), err)
+		}
+	}
 	return p, nil
+}
+
+// Signer is the key id (leaf.Signature.KeyID: the base64 public key) of the
+// producer signature in the receipt's leaf, or "" when it has none. It says
+// who signed only once VerifyEvent has checked the signature.
+func (r *Receipt) Signer() string {
+	if r.Leaf.Signature == nil {
+		return ""
+	}
+	return r.Leaf.Signature.KeyID()
 }

@@ -32,6 +32,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -75,6 +76,10 @@ type Signature struct {
 	// Sig is the Ed25519 signature (64 bytes).
 	Sig []byte
 }
+
+// KeyID names the signing key: the standard base64 of the public key, the
+// form an access policy lists it in (docs/security.md).
+func (s *Signature) KeyID() string { return base64.StdEncoding.EncodeToString(s.PublicKey) }
 
 // Leaf is a decoded leaf v1.
 type Leaf struct {

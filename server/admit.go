@@ -296,6 +296,13 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	if skew := et.Sub(now); skew > a.cfg.MaxClockSkew {
 		return nil, refuse(codes.InvalidArgument, "event_time %s is %s in the future (the limit is %s): check the producer's clock", et.Format(time.RFC3339Nano), skew.Round(time.Second), a.cfg.MaxClockSkew)
 	}
+	if ev.ProducerSignature != nil && (ev.EventId == "" || ev.Kind == "" || ev.EventTime == nil) {
+		return nil, refuse(codes.InvalidArgument, "a signed event must carry its own event_id, kind and event_time, because the signature covers them: set them to the normaliser's values (%q, %q, %s)", norm.eventID, norm.kind, et.Format(time.RFC3339Nano))
+	}
+	sig, bad := producerSignature(ev, et)
+	if bad != nil {
+		return nil, *bad
+	}
 
 	pl := payload.Payload{Format: ev.Format, Record: ev.Record, Normalized: norm.view}
 	pb, err := pl.Marshal()
@@ -319,6 +326,7 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 		AdmittedTime:  now,
 		PayloadDigest: digest,
 		PayloadSize:   uint32(len(pb)),
+		Signature:     sig,
 	}
 	lb, err := l.Marshal()
 	if err != nil {

@@ -218,10 +218,12 @@ func (s *Server) TLSConfig(nextProtos ...string) *tls.Config {
 // HTTPTLSConfig is the TLS configuration for the HTTP listener, or nil.
 func (s *Server) HTTPTLSConfig() *tls.Config { return s.TLSConfig("h2", "http/1.1") }
 
-// GRPCOptions are GRPCServerOptions plus, when configured, TLS transport
-// credentials and the authentication and authorisation interceptors.
+// GRPCOptions are GRPCServerOptions with the configured request size and
+// stream limits, plus, when configured, TLS transport credentials and the
+// authentication and authorisation interceptors.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
-	opts := GRPCServerOptions()
+	opts := append(GRPCServerOptions(), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
+		grpc.InTapHandle(s.tapAppend))
 	if c := s.TLSConfig("h2"); c != nil {
 		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(c), s.auth.denied}))
 	}
@@ -408,6 +410,27 @@ func (s *Server) callerName(ctx context.Context) string {
 	return id.name
 }
 
+// mayRead checks the caller's read grants (read_sources in the access
+// policy) for a payload of source.
+func (s *Server) mayRead(ctx context.Context, source string) error {
+	a := s.auth
+	if a.policy == nil {
+		return nil
+	}
+	p, ok := ctx.Value(principalKey{}).(principal)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no identity")
+	}
+	id, err := a.resolve(p)
+	if err != nil {
+		return err
+	}
+	if !id.mayRead(source) {
+		return a.deny(codes.PermissionDenied, "read_not_granted", "identity %q may not read payloads of source %q: it is not in its read_sources", id.name, source)
+	}
+	return nil
+}
+
 // admitAs admits the events of a batch the caller is granted and refuses
 // the others with PermissionDenied, each in its place. The identity is
 // resolved again for every batch, so a revocation also ends a stream.
@@ -439,6 +462,8 @@ func (s *Server) admitAs(ctx context.Context, events []*stelev1.Event) []result 
 	var allowed []*stelev1.Event
 	var pos []int
 	denied := 0
+	pol, _ := a.policy.get(false)
+	unsigned := 0
 	for i, ev := range events {
 		// An invalid source is admission's to refuse, with its reason.
 		if ev != nil && leaf.ValidateSource(ev.Source) == nil && !id.granted(ev.Source) {
@@ -446,8 +471,20 @@ func (s *Server) admitAs(ctx context.Context, events []*stelev1.Event) []result 
 			denied++
 			continue
 		}
+		if ev != nil && pol != nil {
+			if r, ok := checkSigners(pol, id, ev); !ok {
+				results[i] = r
+				unsigned++
+				continue
+			}
+		}
 		allowed = append(allowed, ev)
 		pos = append(pos, i)
+	}
+	if unsigned > 0 {
+		a.denied.WithLabelValues(codes.Unauthenticated.String(), "producer_signature").Add(float64(unsigned))
+		s.m.events.WithLabelValues("refused").Add(float64(unsigned))
+		s.m.refused.WithLabelValues(codes.Unauthenticated.String()).Add(float64(unsigned))
 	}
 	if denied > 0 {
 		a.denied.WithLabelValues(codes.PermissionDenied.String(), "source_not_granted").Add(float64(denied))

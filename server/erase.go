@@ -212,6 +212,11 @@ func (s *Server) erase(ctx context.Context, req *stelev1.EraseEventRequest) (*st
 		return nil, status.Errorf(r.code, "appending the erasure event: %s", r.msg)
 	}
 
+	if holdBeforeTombstone > 0 {
+		s.log.Warn("test hook: holding between the erasure event and the tombstone", "erasure_index", r.index, "hold", holdBeforeTombstone)
+		time.Sleep(holdBeforeTombstone)
+	}
+
 	// (2) The tombstone, replacing payload and salt.
 	t := &tombstone{
 		Index: req.Index, ErasedAt: now, ErasedBy: rec.ErasedBy, Reason: rec.Reason,

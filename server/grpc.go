@@ -59,7 +59,11 @@ func (l *logService) Append(ctx context.Context, req *stelev1.AppendRequest) (*s
 	if err := l.checkBatch(len(req.Events)); err != nil {
 		return nil, err
 	}
-	return &stelev1.AppendResponse{Results: toProto(l.s.admitAs(ctx, req.Events))}, nil
+	rs, err := l.s.appendLimited(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &stelev1.AppendResponse{Results: toProto(rs)}, nil
 }
 
 func (l *logService) AppendStream(stream grpc.BidiStreamingServer[stelev1.AppendStreamRequest, stelev1.AppendStreamResponse]) error {
@@ -108,7 +112,7 @@ func (l *logService) AppendStream(stream grpc.BidiStreamingServer[stelev1.Append
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			rs := l.s.admitAs(ctx, req.Events)
+			rs := l.s.batchLimited(ctx, req)
 			send(&stelev1.AppendStreamResponse{BatchId: req.BatchId, Results: toProto(rs)})
 		}()
 	}
@@ -310,6 +314,9 @@ func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest)
 	parsed, err := leaf.Unmarshal(lf)
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "leaf %d does not parse: %v", req.Index, err)
+	}
+	if err := l.s.mayRead(ctx, parsed.Source); err != nil {
+		return nil, err
 	}
 	salt, data, err := l.s.store.GetPayload(parsed.PayloadDigest)
 	if errors.Is(err, store.ErrErased) {

@@ -57,7 +57,7 @@ func startServer(t testing.TB, dir string, cfg server.Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(server.GRPCServerOptions()...)
+	gs := grpc.NewServer(srv.GRPCOptions()...)
 	srv.RegisterGRPC(gs)
 	go gs.Serve(gl)
 	hs := &http.Server{Handler: srv.HTTPHandler()}

@@ -2,11 +2,16 @@ package server
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stele-dev/stele/leaf"
 )
@@ -25,6 +30,9 @@ const (
 // policyFile is the JSON access policy (--auth-policy), read strictly.
 type policyFile struct {
 	Identities []policyIdentity `json:"identities"`
+	// SignedSources are the source patterns whose events must carry a
+	// producer signature by one of the appending identity's signing keys.
+	SignedSources []string `json:"signed_sources,omitempty"`
 }
 
 type policyIdentity struct {
@@ -39,6 +47,18 @@ type policyIdentity struct {
 	Roles       []string `json:"roles"`
 	// Sources are the source patterns a producer may append to.
 	Sources []string `json:"sources,omitempty"`
+	// EventsPerSecond and Burst are the identity's rate limit; unset, the
+	// server's default applies. EventsPerSecond 0 with Burst unset: no
+	// limit for this identity.
+	EventsPerSecond *float64 `json:"events_per_second,omitempty"`
+	Burst           *int     `json:"burst,omitempty"`
+	// SigningKeys are the producer's Ed25519 public keys: each a standard
+	// base64 32-byte key, or a signed-note verifier key
+	// (name+hash+base64(0x01||key), golang.org/x/mod/sumdb/note).
+	SigningKeys []string `json:"signing_keys,omitempty"`
+	// ReadSources, when set, restrict a reader (or admin) to payloads of
+	// these source patterns; unset, it may read every source.
+	ReadSources []string `json:"read_sources,omitempty"`
 }
 
 // identity is a resolved policy entry.
@@ -46,13 +66,23 @@ type identity struct {
 	name    string
 	roles   map[string]bool
 	sources []sourcePattern
+	rate    *rateSpec // nil: the server's default
+	// keys are the producer's Ed25519 signing keys.
+	keys map[[ed25519.PublicKeySize]byte]bool
+	// readSources restrict reading payloads; nil: every source.
+	readSources []sourcePattern
 }
 
-func (id *identity) has(role string) bool { return id != nil && id.roles[role] }
+// mayRead reports whether the identity may read payloads of source.
+func (id *identity) mayRead(source string) bool {
+	if id.readSources == nil {
+		return true
+	}
+	return matchAny(id.readSources, source)
+}
 
-// granted reports whether the identity may append to source.
-func (id *identity) granted(source string) bool {
-	for _, p := range id.sources {
+func matchAny(ps []sourcePattern, source string) bool {
+	for _, p := range ps {
 		if p.match(source) {
 			return true
 		}
@@ -60,11 +90,22 @@ func (id *identity) granted(source string) bool {
 	return false
 }
 
+func (id *identity) has(role string) bool { return id != nil && id.roles[role] }
+
+// granted reports whether the identity may append to source.
+func (id *identity) granted(source string) bool {
+	return matchAny(id.sources, source)
+}
+
 // policy is a parsed access policy.
 type policy struct {
 	byCert  map[string]*identity
 	byToken map[[32]byte]*identity
+	signed  []sourcePattern
 }
+
+// needsSignature reports whether events of source must be signed.
+func (p *policy) needsSignature(source string) bool { return matchAny(p.signed, source) }
 
 // sourcePattern is a source with some segments replaced by "*". A "*"
 // matches exactly one whole segment; everything else matches literally,
@@ -116,6 +157,14 @@ func parsePolicy(b []byte) (*policy, error) {
 	}
 	p := &policy{byCert: map[string]*identity{}, byToken: map[[32]byte]*identity{}}
 	names := map[string]bool{}
+	keyOwner := map[[32]byte]string{}
+	for _, ss := range f.SignedSources {
+		sp, err := parseSourcePattern(ss)
+		if err != nil {
+			return nil, fmt.Errorf("signed_sources: %v", err)
+		}
+		p.signed = append(p.signed, sp)
+	}
 	for i, e := range f.Identities {
 		where := fmt.Sprintf("identities[%d]", i)
 		if e.Name == "" {
@@ -130,6 +179,7 @@ func parsePolicy(b []byte) (*policy, error) {
 			return nil, fmt.Errorf("%s: set cert, token_sha256 or both", where)
 		}
 		id := &identity{name: e.Name, roles: map[string]bool{}}
+		var err error
 		if len(e.Roles) == 0 {
 			return nil, fmt.Errorf("%s: no roles", where)
 		}
@@ -154,6 +204,42 @@ func parsePolicy(b []byte) (*policy, error) {
 		if !id.roles[RoleProducer] && len(id.sources) > 0 {
 			return nil, fmt.Errorf("%s: sources are granted only to producers", where)
 		}
+		if id.rate, err = parseRate(e.EventsPerSecond, e.Burst); err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
+		}
+		if len(e.SigningKeys) > 0 && !id.roles[RoleProducer] {
+			return nil, fmt.Errorf("%s: signing_keys are for producers", where)
+		}
+		for _, k := range e.SigningKeys {
+			pub, err := ParseSigningKey(k)
+			if err != nil {
+				return nil, fmt.Errorf("%s: signing key %q: %v", where, k, err)
+			}
+			if o := keyOwner[[32]byte(pub)]; o != "" {
+				return nil, fmt.Errorf("%s: signing key %q is also given to identity %q", where, k, o)
+			}
+			keyOwner[[32]byte(pub)] = e.Name
+			if id.keys == nil {
+				id.keys = map[[32]byte]bool{}
+			}
+			id.keys[[32]byte(pub)] = true
+		}
+		if e.ReadSources != nil {
+			if !id.roles[RoleReader] && !id.roles[RoleAdmin] {
+				return nil, fmt.Errorf("%s: read_sources are for readers and admins", where)
+			}
+			if len(e.ReadSources) == 0 {
+				return nil, fmt.Errorf("%s: read_sources is empty: drop it to let the identity read every source, or name the sources", where)
+			}
+			id.readSources = []sourcePattern{}
+			for _, rs := range e.ReadSources {
+				sp, err := parseSourcePattern(rs)
+				if err != nil {
+					return nil, fmt.Errorf("%s: read_sources: %v", where, err)
+				}
+				id.readSources = append(id.readSources, sp)
+			}
+		}
 		if e.Cert != "" {
 			if p.byCert[e.Cert] != nil {
 				return nil, fmt.Errorf("%s: cert %q is also given to identity %q", where, e.Cert, p.byCert[e.Cert].name)
@@ -172,4 +258,55 @@ func parsePolicy(b []byte) (*policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseRate checks an identity's rate limit. Both unset: the server's
+// default. A rate needs a burst of at least 1; 0 events/s means no limit.
+func parseRate(perSecond *float64, burst *int) (*rateSpec, error) {
+	if perSecond == nil && burst == nil {
+		return nil, nil
+	}
+	if perSecond == nil {
+		return nil, errors.New("burst is set without events_per_second")
+	}
+	if *perSecond < 0 || math.IsNaN(*perSecond) || math.IsInf(*perSecond, 0) {
+		return nil, fmt.Errorf("events_per_second %g: must be a positive number, or 0 for no limit", *perSecond)
+	}
+	if *perSecond == 0 {
+		if burst != nil {
+			return nil, errors.New("burst is set with events_per_second 0 (no limit)")
+		}
+		return &rateSpec{}, nil
+	}
+	if burst == nil || *burst < 1 {
+		return nil, errors.New("events_per_second needs a burst of at least 1 (the largest batch the identity may send)")
+	}
+	return &rateSpec{perSecond: *perSecond, burst: *burst}, nil
+}
+
+// ParseSigningKey parses a producer's Ed25519 public key in either form the
+// access policy accepts: the standard base64 encoding of the 32-byte key,
+// or a signed-note verifier key "name+hash+base64(0x01||key)" as
+// golang.org/x/mod/sumdb/note writes it (its name and hash are checked).
+func ParseSigningKey(s string) (ed25519.PublicKey, error) {
+	// A raw key is 44 base64 characters; a verifier key is longer and has
+	// a name and a hash before its key, so the two forms cannot be confused.
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err == nil && len(b) == ed25519.PublicKeySize {
+		return ed25519.PublicKey(b), nil
+	}
+	if strings.Count(s, "+") < 2 {
+		if err == nil {
+			return nil, fmt.Errorf("the key is %d bytes, want %d (an Ed25519 public key)", len(b), ed25519.PublicKeySize)
+		}
+		return nil, errors.New("want the standard base64 of a 32-byte Ed25519 public key, or a signed-note verifier key name+hash+base64key")
+	}
+	if _, err := note.NewVerifier(s); err != nil {
+		return nil, fmt.Errorf("not a signed-note verifier key: %v", err)
+	}
+	b, err = base64.StdEncoding.DecodeString(strings.SplitN(s, "+", 3)[2])
+	if err != nil || len(b) != 1+ed25519.PublicKeySize || b[0] != 0x01 {
+		return nil, errors.New("the verifier key is not an Ed25519 (type 0x01) key")
+	}
+	return ed25519.PublicKey(b[1:]), nil
 }

@@ -70,6 +70,24 @@ type Config struct {
 	// it changes. Empty: no authentication (anyone who can connect may
 	// append and read).
 	AuthPolicyFile string
+	// RateLimit is the events per second an identity may append, and
+	// RateBurst how many it may send at once, for identities whose access
+	// policy entry sets no rate (and for every caller without a policy, as
+	// one identity "anonymous"). RateLimit 0: no limit (the default). A
+	// refused batch gets ResourceExhausted with a retry hint.
+	RateLimit float64
+	RateBurst int
+	// MaxRequestBytes caps one gRPC message (an Append request or a stream
+	// batch). Default 64 MiB; it must hold one record of MaxRecordBytes.
+	MaxRequestBytes int
+	// MaxInflightBytes caps the bytes of Append requests being admitted
+	// at once across the server; a request that does not fit is refused
+	// with ResourceExhausted and a retry hint rather than queued. Default
+	// 256 MiB; at least MaxRequestBytes.
+	MaxInflightBytes int64
+	// MaxConcurrentStreams caps concurrent calls per gRPC connection.
+	// Default 100.
+	MaxConcurrentStreams uint32
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -99,6 +117,15 @@ func (c *Config) setDefaults() {
 	if c.WitnessTimeout == 0 {
 		c.WitnessTimeout = tessera.DefaultWitnessTimeout
 	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 64 << 20
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = 256 << 20
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = 100
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -117,6 +144,7 @@ type Server struct {
 	cps      *checkpoints
 	m        *metrics
 	auth     *authState
+	limits   *limits
 	cancel   context.CancelFunc
 	logDir   string
 
@@ -130,6 +158,9 @@ type Server struct {
 // for any entries sequenced after it was last saved, and starts sequencing.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	if err := cfg.checkLimits(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
@@ -154,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else if n > 0 {
 		cfg.Logger.Info("finished interrupted erasures", "payloads", n)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: key, store: st, m: m, auth: auth, logDir: filepath.Join(cfg.DataDir, "log")}
+	s := &Server{cfg: cfg, log: cfg.Logger, key: key, store: st, m: m, auth: auth, limits: newLimits(&cfg, m.reg), logDir: filepath.Join(cfg.DataDir, "log")}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if err := s.start(bg); err != nil {

@@ -49,6 +49,11 @@ type fileConfig struct {
 	TLSKey             string   `json:"tls_key"`
 	ClientCA           string   `json:"client_ca"`
 	AuthPolicy         string   `json:"auth_policy"`
+	RateLimit          float64  `json:"rate_limit"`
+	RateBurst          int      `json:"rate_burst"`
+	MaxRequestBytes    int      `json:"max_request_bytes"`
+	MaxInflightBytes   int64    `json:"max_inflight_bytes"`
+	MaxStreams         uint32   `json:"max_concurrent_streams"`
 }
 
 type duration time.Duration
@@ -81,6 +86,10 @@ type flags struct {
 	tlsCert, tlsKey, clientCA, authPolicy           *string
 	cpInterval, witnessTimeout                      *time.Duration
 	rebuild, witnessFailOpen                        *bool
+	rateLimit                                       *float64
+	rateBurst, maxRequestBytes                      *int
+	maxInflightBytes                                *int64
+	maxStreams                                      *uint
 }
 
 func newFlags() *flags {
@@ -101,6 +110,11 @@ func newFlags() *flags {
 	f.tlsKey = fs.String("tls-key", "", "PEM private key of --tls-cert")
 	f.clientCA = fs.String("client-ca", "", "PEM CA file: accept client certificates it signed (mutual TLS); needs --tls-cert and --auth-policy")
 	f.authPolicy = fs.String("auth-policy", "", "JSON access policy (identities, roles, sources); when set every gRPC call must authenticate; reloaded when the file changes")
+	f.rateLimit = fs.Float64("rate-limit", 0, "default events/s per identity (identities may set their own in the access policy); 0: no limit")
+	f.rateBurst = fs.Int("rate-burst", 0, "default burst per identity: the most events it may send at once (needed with --rate-limit)")
+	f.maxRequestBytes = fs.Int("max-request-bytes", 64<<20, "largest gRPC request (Append batch) accepted, in bytes")
+	f.maxInflightBytes = fs.Int64("max-inflight-bytes", 256<<20, "bytes of Append requests admitted at once across the server; beyond it callers are pushed back with ResourceExhausted")
+	f.maxStreams = fs.Uint("max-concurrent-streams", 100, "concurrent gRPC calls per connection")
 	return f
 }
 
@@ -188,6 +202,23 @@ func run() error {
 	cfg.TLSKeyFile = pick("tls-key", *f.tlsKey, fc.TLSKey)
 	cfg.ClientCAFile = pick("client-ca", *f.clientCA, fc.ClientCA)
 	cfg.AuthPolicyFile = pick("auth-policy", *f.authPolicy, fc.AuthPolicy)
+	cfg.RateLimit, cfg.RateBurst = *f.rateLimit, *f.rateBurst
+	if !set["rate-limit"] && fc.RateLimit != 0 {
+		cfg.RateLimit = fc.RateLimit
+	}
+	if !set["rate-burst"] && fc.RateBurst != 0 {
+		cfg.RateBurst = fc.RateBurst
+	}
+	cfg.MaxRequestBytes, cfg.MaxInflightBytes, cfg.MaxConcurrentStreams = *f.maxRequestBytes, *f.maxInflightBytes, uint32(*f.maxStreams)
+	if !set["max-request-bytes"] && fc.MaxRequestBytes != 0 {
+		cfg.MaxRequestBytes = fc.MaxRequestBytes
+	}
+	if !set["max-inflight-bytes"] && fc.MaxInflightBytes != 0 {
+		cfg.MaxInflightBytes = fc.MaxInflightBytes
+	}
+	if !set["max-concurrent-streams"] && fc.MaxStreams != 0 {
+		cfg.MaxConcurrentStreams = fc.MaxStreams
+	}
 	grpcListen := pick("grpc-addr", *grpcAddr, fc.GRPCAddr)
 	if cfg.AuthPolicyFile != "" && cfg.TLSCertFile == "" && !loopback(grpcListen) {
 		return fmt.Errorf("--auth-policy without --tls-cert would send bearer tokens in plaintext: set --tls-cert/--tls-key, or listen on loopback only (--grpc-addr %s is not)", grpcListen)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ func cmdSubmit(e *env, args []string) error {
 	source := fs.String("source", "", "source for lines that have none")
 	batch := fs.Int("batch", 500, "events per Append request")
 	attempts := fs.Int("attempts", 10, "send a batch at most this many times when it fails for a transient reason (Unavailable, ResourceExhausted, DeadlineExceeded)")
+	keyFile := fs.String("signing-key", "", "sign every event with this Ed25519 key file (a note signer key PRIVATE+KEY+..., or the base64 32-byte seed); see docs/security.md")
 	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
@@ -45,6 +47,16 @@ func cmdSubmit(e *env, args []string) error {
 		}
 		defer f.Close()
 		in = f
+	}
+	var key ed25519.PrivateKey
+	if *keyFile != "" {
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return err
+		}
+		if key, err = client.ParseSigningKey(string(b)); err != nil {
+			return fmt.Errorf("%s: %w", *keyFile, err)
+		}
 	}
 	c, err := sf.dial()
 	if err != nil {
@@ -97,6 +109,9 @@ func cmdSubmit(e *env, args []string) error {
 		if err != nil {
 			flush()
 			return err
+		}
+		if l.Err == nil && key != nil {
+			l.Err = client.SignEvent(l.Event, key)
 		}
 		lines = append(lines, l)
 		if l.Err == nil {
@@ -256,6 +271,9 @@ func cmdVerify(e *env, args []string) error {
 	if policy != nil {
 		fmt.Fprintln(e.stdout, "witnesses OK: the checkpoint meets the witness policy")
 	}
+	if k := r.Signer(); k != "" && *eventPath == "" {
+		fmt.Fprintf(e.stdout, "producer signature: the leaf names key %s (verify it with --event)\n", k)
+	}
 	if *eventPath == "" {
 		return nil
 	}
@@ -284,5 +302,8 @@ func cmdVerify(e *env, args []string) error {
 		return fail(err)
 	}
 	fmt.Fprintf(e.stdout, "event OK: the payload (format %s, record %d bytes) matches the leaf's salted commitment\n", p.Format, len(p.Record))
+	if k := r.Signer(); k != "" {
+		fmt.Fprintf(e.stdout, "producer signature OK: signed by key %s\n", k)
+	}
 	return nil
 }

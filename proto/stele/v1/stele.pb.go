@@ -45,9 +45,12 @@ type Event struct {
 	// Where the producer got the record, for tracing it back, e.g.
 	// "file=export.json record=17 offset=2048". A producer's claim, at most
 	// 1 KiB of printable text; kept in the event's normalised view.
-	Origin        string `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Origin string `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
+	// An Ed25519 producer signature, required for the sources the server's
+	// access policy names (docs/security.md); kept in the leaf.
+	ProducerSignature *ProducerSignature `protobuf:"bytes,9,opt,name=producer_signature,json=producerSignature,proto3" json:"producer_signature,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -136,6 +139,69 @@ func (x *Event) GetOrigin() string {
 	return ""
 }
 
+func (x *Event) GetProducerSignature() *ProducerSignature {
+	if x != nil {
+		return x.ProducerSignature
+	}
+	return nil
+}
+
+// ProducerSignature is a producer's Ed25519 signature over the event's
+// leaf.ProducerMessage (docs/leaf-v1.md).
+type ProducerSignature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The 32-byte Ed25519 public key.
+	PublicKey []byte `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// The 64-byte signature.
+	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProducerSignature) Reset() {
+	*x = ProducerSignature{}
+	mi := &file_stele_v1_stele_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProducerSignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProducerSignature) ProtoMessage() {}
+
+func (x *ProducerSignature) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProducerSignature.ProtoReflect.Descriptor instead.
+func (*ProducerSignature) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProducerSignature) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *ProducerSignature) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // AppendRequest is a batch of events.
 type AppendRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -146,7 +212,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[1]
+	mi := &file_stele_v1_stele_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +224,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[1]
+	mi := &file_stele_v1_stele_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +237,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{1}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AppendRequest) GetEvents() []*Event {
@@ -201,7 +267,7 @@ type AppendResult struct {
 
 func (x *AppendResult) Reset() {
 	*x = AppendResult{}
-	mi := &file_stele_v1_stele_proto_msgTypes[2]
+	mi := &file_stele_v1_stele_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -213,7 +279,7 @@ func (x *AppendResult) String() string {
 func (*AppendResult) ProtoMessage() {}
 
 func (x *AppendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[2]
+	mi := &file_stele_v1_stele_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -226,7 +292,7 @@ func (x *AppendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResult.ProtoReflect.Descriptor instead.
 func (*AppendResult) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{2}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AppendResult) GetIndex() uint64 {
@@ -267,7 +333,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[3]
+	mi := &file_stele_v1_stele_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +345,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[3]
+	mi := &file_stele_v1_stele_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +358,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{3}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AppendResponse) GetResults() []*AppendResult {
@@ -314,7 +380,7 @@ type AppendStreamRequest struct {
 
 func (x *AppendStreamRequest) Reset() {
 	*x = AppendStreamRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[4]
+	mi := &file_stele_v1_stele_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +392,7 @@ func (x *AppendStreamRequest) String() string {
 func (*AppendStreamRequest) ProtoMessage() {}
 
 func (x *AppendStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[4]
+	mi := &file_stele_v1_stele_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +405,7 @@ func (x *AppendStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendStreamRequest.ProtoReflect.Descriptor instead.
 func (*AppendStreamRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{4}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AppendStreamRequest) GetBatchId() uint64 {
@@ -367,7 +433,7 @@ type AppendStreamResponse struct {
 
 func (x *AppendStreamResponse) Reset() {
 	*x = AppendStreamResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[5]
+	mi := &file_stele_v1_stele_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +445,7 @@ func (x *AppendStreamResponse) String() string {
 func (*AppendStreamResponse) ProtoMessage() {}
 
 func (x *AppendStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[5]
+	mi := &file_stele_v1_stele_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +458,7 @@ func (x *AppendStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendStreamResponse.ProtoReflect.Descriptor instead.
 func (*AppendStreamResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{5}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AppendStreamResponse) GetBatchId() uint64 {
@@ -418,7 +484,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[6]
+	mi := &file_stele_v1_stele_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +496,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[6]
+	mi := &file_stele_v1_stele_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +509,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{6}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{7}
 }
 
 // GetCheckpointResponse carries a C2SP signed-note checkpoint.
@@ -459,7 +525,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[7]
+	mi := &file_stele_v1_stele_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +537,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[7]
+	mi := &file_stele_v1_stele_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +550,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{7}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() []byte {
@@ -517,7 +583,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[8]
+	mi := &file_stele_v1_stele_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +595,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[8]
+	mi := &file_stele_v1_stele_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +608,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{8}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetInclusionProofRequest) GetLeaf() isGetInclusionProofRequest_Leaf {
@@ -607,7 +673,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[9]
+	mi := &file_stele_v1_stele_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +685,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[9]
+	mi := &file_stele_v1_stele_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +698,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{9}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -668,7 +734,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[10]
+	mi := &file_stele_v1_stele_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +746,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[10]
+	mi := &file_stele_v1_stele_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +759,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{10}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -722,7 +788,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[11]
+	mi := &file_stele_v1_stele_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +800,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[11]
+	mi := &file_stele_v1_stele_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +813,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{11}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -783,7 +849,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[12]
+	mi := &file_stele_v1_stele_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +861,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[12]
+	mi := &file_stele_v1_stele_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +874,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{12}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -838,7 +904,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[13]
+	mi := &file_stele_v1_stele_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +916,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[13]
+	mi := &file_stele_v1_stele_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +929,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{13}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -890,7 +956,7 @@ type GetReceiptRequest struct {
 
 func (x *GetReceiptRequest) Reset() {
 	*x = GetReceiptRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[14]
+	mi := &file_stele_v1_stele_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +968,7 @@ func (x *GetReceiptRequest) String() string {
 func (*GetReceiptRequest) ProtoMessage() {}
 
 func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[14]
+	mi := &file_stele_v1_stele_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +981,7 @@ func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
 func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{14}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetReceiptRequest) GetIndex() uint64 {
@@ -938,7 +1004,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[15]
+	mi := &file_stele_v1_stele_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1016,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[15]
+	mi := &file_stele_v1_stele_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1029,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{15}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetReceiptResponse) GetProof() []byte {
@@ -990,7 +1056,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[16]
+	mi := &file_stele_v1_stele_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1068,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[16]
+	mi := &file_stele_v1_stele_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1081,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{16}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetEventRequest) GetIndex() uint64 {
@@ -1053,7 +1119,7 @@ type GetEventResponse struct {
 
 func (x *GetEventResponse) Reset() {
 	*x = GetEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[17]
+	mi := &file_stele_v1_stele_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1131,7 @@ func (x *GetEventResponse) String() string {
 func (*GetEventResponse) ProtoMessage() {}
 
 func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[17]
+	mi := &file_stele_v1_stele_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1144,7 @@ func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
 func (*GetEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{17}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetEventResponse) GetIndex() uint64 {
@@ -1162,7 +1228,7 @@ type EraseEventRequest struct {
 
 func (x *EraseEventRequest) Reset() {
 	*x = EraseEventRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[18]
+	mi := &file_stele_v1_stele_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1240,7 @@ func (x *EraseEventRequest) String() string {
 func (*EraseEventRequest) ProtoMessage() {}
 
 func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[18]
+	mi := &file_stele_v1_stele_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1253,7 @@ func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventRequest.ProtoReflect.Descriptor instead.
 func (*EraseEventRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{18}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EraseEventRequest) GetIndex() uint64 {
@@ -1224,7 +1290,7 @@ type EraseEventResponse struct {
 
 func (x *EraseEventResponse) Reset() {
 	*x = EraseEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[19]
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1302,7 @@ func (x *EraseEventResponse) String() string {
 func (*EraseEventResponse) ProtoMessage() {}
 
 func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[19]
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1315,7 @@ func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventResponse.ProtoReflect.Descriptor instead.
 func (*EraseEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{19}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EraseEventResponse) GetTombstone() *EraseTombstone {
@@ -1285,7 +1351,7 @@ type EraseTombstone struct {
 
 func (x *EraseTombstone) Reset() {
 	*x = EraseTombstone{}
-	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	mi := &file_stele_v1_stele_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1363,7 @@ func (x *EraseTombstone) String() string {
 func (*EraseTombstone) ProtoMessage() {}
 
 func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	mi := &file_stele_v1_stele_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1376,7 @@ func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseTombstone.ProtoReflect.Descriptor instead.
 func (*EraseTombstone) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{20}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EraseTombstone) GetIndex() uint64 {
@@ -1359,7 +1425,7 @@ var File_stele_v1_stele_proto protoreflect.FileDescriptor
 
 const file_stele_v1_stele_proto_rawDesc = "" +
 	"\n" +
-	"\x14stele/v1/stele.proto\x12\bstele.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x01\n" +
+	"\x14stele/v1/stele.proto\x12\bstele.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x12\n" +
@@ -1370,7 +1436,12 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\x06record\x18\x06 \x01(\fR\x06record\x12\x1d\n" +
 	"\n" +
 	"source_seq\x18\a \x01(\x04R\tsourceSeq\x12\x16\n" +
-	"\x06origin\x18\b \x01(\tR\x06origin\"8\n" +
+	"\x06origin\x18\b \x01(\tR\x06origin\x12J\n" +
+	"\x12producer_signature\x18\t \x01(\v2\x1b.stele.v1.ProducerSignatureR\x11producerSignature\"P\n" +
+	"\x11ProducerSignature\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"8\n" +
 	"\rAppendRequest\x12'\n" +
 	"\x06events\x18\x01 \x03(\v2\x0f.stele.v1.EventR\x06events\"p\n" +
 	"\fAppendResult\x12\x14\n" +
@@ -1474,63 +1545,65 @@ func file_stele_v1_stele_proto_rawDescGZIP() []byte {
 	return file_stele_v1_stele_proto_rawDescData
 }
 
-var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_stele_v1_stele_proto_goTypes = []any{
 	(*Event)(nil),                       // 0: stele.v1.Event
-	(*AppendRequest)(nil),               // 1: stele.v1.AppendRequest
-	(*AppendResult)(nil),                // 2: stele.v1.AppendResult
-	(*AppendResponse)(nil),              // 3: stele.v1.AppendResponse
-	(*AppendStreamRequest)(nil),         // 4: stele.v1.AppendStreamRequest
-	(*AppendStreamResponse)(nil),        // 5: stele.v1.AppendStreamResponse
-	(*GetCheckpointRequest)(nil),        // 6: stele.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 7: stele.v1.GetCheckpointResponse
-	(*GetInclusionProofRequest)(nil),    // 8: stele.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 9: stele.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 10: stele.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 11: stele.v1.GetConsistencyProofResponse
-	(*GetEntriesRequest)(nil),           // 12: stele.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 13: stele.v1.GetEntriesResponse
-	(*GetReceiptRequest)(nil),           // 14: stele.v1.GetReceiptRequest
-	(*GetReceiptResponse)(nil),          // 15: stele.v1.GetReceiptResponse
-	(*GetEventRequest)(nil),             // 16: stele.v1.GetEventRequest
-	(*GetEventResponse)(nil),            // 17: stele.v1.GetEventResponse
-	(*EraseEventRequest)(nil),           // 18: stele.v1.EraseEventRequest
-	(*EraseEventResponse)(nil),          // 19: stele.v1.EraseEventResponse
-	(*EraseTombstone)(nil),              // 20: stele.v1.EraseTombstone
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(*ProducerSignature)(nil),           // 1: stele.v1.ProducerSignature
+	(*AppendRequest)(nil),               // 2: stele.v1.AppendRequest
+	(*AppendResult)(nil),                // 3: stele.v1.AppendResult
+	(*AppendResponse)(nil),              // 4: stele.v1.AppendResponse
+	(*AppendStreamRequest)(nil),         // 5: stele.v1.AppendStreamRequest
+	(*AppendStreamResponse)(nil),        // 6: stele.v1.AppendStreamResponse
+	(*GetCheckpointRequest)(nil),        // 7: stele.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),       // 8: stele.v1.GetCheckpointResponse
+	(*GetInclusionProofRequest)(nil),    // 9: stele.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 10: stele.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 11: stele.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 12: stele.v1.GetConsistencyProofResponse
+	(*GetEntriesRequest)(nil),           // 13: stele.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 14: stele.v1.GetEntriesResponse
+	(*GetReceiptRequest)(nil),           // 15: stele.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),          // 16: stele.v1.GetReceiptResponse
+	(*GetEventRequest)(nil),             // 17: stele.v1.GetEventRequest
+	(*GetEventResponse)(nil),            // 18: stele.v1.GetEventResponse
+	(*EraseEventRequest)(nil),           // 19: stele.v1.EraseEventRequest
+	(*EraseEventResponse)(nil),          // 20: stele.v1.EraseEventResponse
+	(*EraseTombstone)(nil),              // 21: stele.v1.EraseTombstone
+	(*timestamppb.Timestamp)(nil),       // 22: google.protobuf.Timestamp
 }
 var file_stele_v1_stele_proto_depIdxs = []int32{
-	21, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: stele.v1.AppendRequest.events:type_name -> stele.v1.Event
-	2,  // 2: stele.v1.AppendResponse.results:type_name -> stele.v1.AppendResult
-	0,  // 3: stele.v1.AppendStreamRequest.events:type_name -> stele.v1.Event
-	2,  // 4: stele.v1.AppendStreamResponse.results:type_name -> stele.v1.AppendResult
-	20, // 5: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	20, // 6: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	21, // 7: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
-	1,  // 8: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
-	4,  // 9: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
-	6,  // 10: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
-	8,  // 11: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
-	10, // 12: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
-	12, // 13: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
-	14, // 14: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
-	16, // 15: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
-	18, // 16: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
-	3,  // 17: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
-	5,  // 18: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
-	7,  // 19: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
-	9,  // 20: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
-	11, // 21: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
-	13, // 22: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
-	15, // 23: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
-	17, // 24: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
-	19, // 25: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
-	17, // [17:26] is the sub-list for method output_type
-	8,  // [8:17] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	22, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
+	1,  // 1: stele.v1.Event.producer_signature:type_name -> stele.v1.ProducerSignature
+	0,  // 2: stele.v1.AppendRequest.events:type_name -> stele.v1.Event
+	3,  // 3: stele.v1.AppendResponse.results:type_name -> stele.v1.AppendResult
+	0,  // 4: stele.v1.AppendStreamRequest.events:type_name -> stele.v1.Event
+	3,  // 5: stele.v1.AppendStreamResponse.results:type_name -> stele.v1.AppendResult
+	21, // 6: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	21, // 7: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	22, // 8: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
+	2,  // 9: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
+	5,  // 10: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
+	7,  // 11: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
+	9,  // 12: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
+	11, // 13: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
+	13, // 14: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
+	15, // 15: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
+	17, // 16: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
+	19, // 17: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
+	4,  // 18: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
+	6,  // 19: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
+	8,  // 20: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
+	10, // 21: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
+	12, // 22: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
+	14, // 23: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
+	16, // 24: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
+	18, // 25: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
+	20, // 26: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
+	18, // [18:27] is the sub-list for method output_type
+	9,  // [9:18] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_stele_v1_stele_proto_init() }
@@ -1538,7 +1611,7 @@ func file_stele_v1_stele_proto_init() {
 	if File_stele_v1_stele_proto != nil {
 		return
 	}
-	file_stele_v1_stele_proto_msgTypes[8].OneofWrappers = []any{
+	file_stele_v1_stele_proto_msgTypes[9].OneofWrappers = []any{
 		(*GetInclusionProofRequest_Index)(nil),
 		(*GetInclusionProofRequest_LeafHash)(nil),
 	}
@@ -1548,7 +1621,7 @@ func file_stele_v1_stele_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stele_v1_stele_proto_rawDesc), len(file_stele_v1_stele_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
