@@ -68,6 +68,10 @@ func ocsfInput(o obj, ev *stelev1.IdentityEvent) error {
 		if !isNum || err != nil {
 			return fmt.Errorf("time is %s, want epoch milliseconds as an integer", jsonType(v))
 		}
+		// Years 0001 to 9999, the range of a protobuf Timestamp.
+		if ms < -62135596800000 || ms > 253402300799999 {
+			return fmt.Errorf("time %d is outside the years 0001 to 9999", ms)
+		}
 		ev.EventTime = timestamppb.New(msTime(ms))
 		ev.EventTimeText = n.String()
 	}

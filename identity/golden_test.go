@@ -202,3 +202,8 @@ func normalizeFixture(t *testing.T, key string) *stelev1.IdentityEvent {
 	}
 	return ev
 }
+
+func readDoc() (string, error) {
+	b, err := os.ReadFile("../docs/identity.md")
+	return string(b), err
+}

@@ -213,6 +213,9 @@ func parseTime(field, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s %q is not an RFC 3339 time", field, s)
 	}
+	if t.Year() < 1 || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
+		return time.Time{}, fmt.Errorf("%s %q is outside the years 0001 to 9999", field, s)
+	}
 	return t.UTC(), nil
 }
 

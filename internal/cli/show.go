@@ -25,7 +25,7 @@ type showProof struct {
 	CheckpointSize uint64 `json:"checkpoint_size,omitempty"`
 	Origin         string `json:"origin,omitempty"`
 	// PayloadDigest is "matches the leaf" or "erased".
-	PayloadDigest string                   `json:"payload_digest"`
+	PayloadDigest string                  `json:"payload_digest"`
 	Erased        *stelev1.EraseTombstone `json:"erased,omitempty"`
 }
 
