@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/payload"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -206,4 +209,44 @@ func normalizeFixture(t *testing.T, key string) *stelev1.IdentityEvent {
 func readDoc() (string, error) {
 	b, err := os.ReadFile("../docs/identity.md")
 	return string(b), err
+}
+
+// TestViews: a stored payload's view against the current normaliser's.
+func TestViews(t *testing.T) {
+	ev := normalizeFixture(t, "entra.directoryAudit/user-create")
+	ev.Origin = "file=x.json record=3"
+	b, err := Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &payload.Payload{Format: ev.Format, Record: ev.RawRecord, Normalized: b}
+	stored, current, curErr, err := Views(p)
+	if err != nil || curErr != nil {
+		t.Fatal(err, curErr)
+	}
+	s, _ := JSON(stored)
+	c, _ := JSON(current)
+	if !bytes.Equal(s, c) {
+		t.Errorf("same normaliser, different views:\n%s\n%s", s, c)
+	}
+	// A view stored by an older normaliser differs from the current one.
+	old := proto.CloneOf(ev)
+	old.NormalizerVersion = "0"
+	old.Privilege = nil
+	old.Targets = nil
+	p.Normalized, _ = Marshal(old)
+	stored, current, _, _ = Views(p)
+	if stored.NormalizerVersion != "0" || current.NormalizerVersion != Version || len(current.Targets) == 0 {
+		t.Errorf("stored v%s, current v%s", stored.NormalizerVersion, current.NormalizerVersion)
+	}
+	// No stored view: only the current one.
+	p.Normalized = nil
+	if stored, current, _, _ = Views(p); stored != nil || current == nil {
+		t.Errorf("without a stored view: %v %v", stored, current)
+	}
+	// A corrupt stored view is an error.
+	p.Normalized = []byte{0xff, 0xff}
+	if _, _, _, err := Views(p); err == nil {
+		t.Error("corrupt stored view decoded")
+	}
 }
