@@ -2,8 +2,6 @@ package identity
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,16 +13,10 @@ import (
 // every view it makes keeps the record, has a valid kind, and survives
 // Marshal/Unmarshal, JSON and (with a time) OCSF export.
 func fuzzNormalizer(f *testing.F, format string) {
-	paths, _ := filepath.Glob(filepath.Join("testdata/golden", format, "*.json"))
-	for _, p := range paths {
-		if strings.HasSuffix(p, ".golden.json") {
-			continue
+	for _, fx := range fixtures(f) {
+		if fx.Format == format {
+			f.Add(fx.Record)
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
 	}
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"id":null,"properties":{"id":1},"category":"AuditLogs"}`))
