@@ -56,7 +56,7 @@ var wantKind = map[string]string{
 	"entra.directoryAudit/pim-eligible-add-permanent":        "directory.role.eligibility.add",
 	"entra.directoryAudit/pim-activation-expired":            "directory.role.activation.expire",
 	"entra.directoryAudit/ca-policy-update-casing":           "policy.conditional_access.update",
-	"entra.directoryAudit/security-info-user-registered":     "user.security_info.add",
+	"entra.directoryAudit/security-info-user-registered":     "user.security_info.add.self",
 	"entra.directoryAudit/security-info-admin-deleted":       "user.security_info.remove",
 	"entra.directoryAudit/consent-admin":                     "consent.admin.grant",
 	"entra.directoryAudit/app-role-grant-from-consent":       "app.role_assignment.add",
