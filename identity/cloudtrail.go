@@ -29,7 +29,7 @@ var cloudTrailEvents = map[string]oktaEvent{
 
 // cloudTrail normalises one CloudTrail record.
 func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
-	ev.NativeId = o.str("eventID")
+	ev.NativeId = o.nativeID("eventID")
 	if err := setTime(ev, "eventTime", o.str("eventTime")); err != nil {
 		return err
 	}

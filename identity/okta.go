@@ -39,7 +39,7 @@ var oktaEvents = map[string]oktaEvent{
 
 // oktaSystemLog normalises one Okta System Log LogEvent.
 func oktaSystemLog(o obj, ev *stelev1.IdentityEvent) error {
-	ev.NativeId = o.str("uuid")
+	ev.NativeId = o.nativeID("uuid")
 	if err := setTime(ev, "published", o.str("published")); err != nil {
 		return err
 	}
