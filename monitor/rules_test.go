@@ -30,6 +30,7 @@ func TestDefaultRulesOnFixtures(t *testing.T) {
 		"entra.directoryAudit/consent-admin":               {"tenant-wide-admin-consent"},
 		"entra.directoryAudit/app-secret-added-hyphen":     {"credential-added-to-application"},
 		"entra.diagnostic/app-secret-added-endash":         {"credential-added-to-application"},
+		"entra.directoryAudit/app-certificate-added":       {"credential-added-to-application"},
 		"entra.diagnostic/ca-policy-delete-level-string":   {"conditional-access-policy-deleted"},
 		"entra.directoryAudit/ca-policy-update-casing":     {"conditional-access-policy-disabled"},
 		"entra.directoryAudit/security-info-admin-deleted": {"mfa-method-removed-by-admin"},
