@@ -1,0 +1,261 @@
+package importer
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/stele-dev/stele/leaf"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// Provider is the identity provider whose records are imported.
+type Provider string
+
+// The providers stele import knows.
+const (
+	Entra          Provider = "entra"
+	Okta           Provider = "okta"
+	AWS            Provider = "cloudtrail"
+	maxOriginBytes          = 1024
+)
+
+// TenantFlag is the stele import flag that names the tenant for records
+// that do not carry it: Entra's tenant id, Okta's org host, AWS's account
+// id.
+func (p Provider) TenantFlag() string {
+	switch p {
+	case Okta:
+		return "--org"
+	case AWS:
+		return "--account"
+	}
+	return "--tenant"
+}
+
+// Builder turns records into events for Stele. The server derives kind and
+// event_time from the record (it never trusts a producer's normalised view),
+// so events leave them empty; the Builder sets source, event_id (the
+// record's native id, the same rule as the server's), format, record and
+// origin.
+type Builder struct {
+	Provider Provider
+	// Tenant is the tenant (Entra tenant id, Okta org host, AWS account id)
+	// for records that do not carry it. A record that carries another one
+	// is refused, so one import cannot mix tenants by mistake.
+	Tenant string
+}
+
+// Event builds the event for record rec, read from file (a name for the
+// origin; "-" for standard input).
+func (b *Builder) Event(rec Record, file string) (*stelev1.Event, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Raw, &top); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	var (
+		format, stream, tenant string
+		idField                = "id"
+		id                     json.RawMessage
+	)
+	switch b.Provider {
+	case Entra:
+		var err error
+		format, stream, tenant, id, idField, err = entra(top)
+		if err != nil {
+			return nil, err
+		}
+	case Okta:
+		if !hasAny(top, "uuid", "eventType", "published") {
+			return nil, errors.New("not an Okta System Log event: it has none of uuid, eventType, published")
+		}
+		format, stream, idField, id = "okta.systemLog", "system", "uuid", top["uuid"]
+	case AWS:
+		if !hasAny(top, "eventID", "eventTime", "eventSource") {
+			return nil, errors.New("not a CloudTrail record: it has none of eventID, eventTime, eventSource")
+		}
+		format, stream, idField, id = "aws.cloudtrail", "cloudtrail", "eventID", top["eventID"]
+		var err error
+		if tenant, err = stringField(top, "recipientAccountId"); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown provider %q", b.Provider)
+	}
+	tenant, err := b.tenant(tenant)
+	if err != nil {
+		return nil, err
+	}
+	prefix := string(b.Provider)
+	if b.Provider == AWS {
+		prefix = "aws"
+	}
+	source := prefix + "/" + tenant + "/" + stream
+	if err := leaf.ValidateSource(source); err != nil {
+		return nil, fmt.Errorf("the tenant %q cannot name a source: %v", tenant, err)
+	}
+	eventID, err := NativeID(rec.Raw, id, idField)
+	if err != nil {
+		return nil, err
+	}
+	return &stelev1.Event{
+		Source:  source,
+		EventId: eventID,
+		Format:  format,
+		Record:  rec.Raw,
+		Origin:  Origin(file, rec),
+	}, nil
+}
+
+// tenant reconciles the record's tenant with the flag's.
+func (b *Builder) tenant(fromRecord string) (string, error) {
+	switch {
+	case fromRecord == "" && b.Tenant == "":
+		return "", fmt.Errorf("the record does not say its %s: pass %s", b.tenantWord(), b.Provider.TenantFlag())
+	case fromRecord == "":
+		return b.Tenant, nil
+	case b.Tenant != "" && !strings.EqualFold(fromRecord, b.Tenant):
+		return "", fmt.Errorf("the record's %s is %q, not %q as %s says: import each %s separately", b.tenantWord(), fromRecord, b.Tenant, b.Provider.TenantFlag(), b.tenantWord())
+	}
+	return fromRecord, nil
+}
+
+func (b *Builder) tenantWord() string {
+	switch b.Provider {
+	case Okta:
+		return "org"
+	case AWS:
+		return "account"
+	}
+	return "tenant"
+}
+
+// entraSignInCategories are the diagnostic-settings categories of sign-ins,
+// lower-cased.
+var entraSignInCategories = map[string]bool{
+	"signinlogs":                   true,
+	"noninteractiveusersigninlogs": true,
+	"serviceprincipalsigninlogs":   true,
+	"managedidentitysigninlogs":    true,
+}
+
+// entra classifies an Entra record: a diagnostic-settings record (category
+// and properties; its tenant is tenantId, or the one in resourceId), a
+// Graph directoryAudit (activityDateTime) or a Graph signIn
+// (createdDateTime). Graph records do not carry their tenant.
+func entra(top map[string]json.RawMessage) (format, stream, tenant string, id json.RawMessage, idField string, err error) {
+	if props, ok := top["properties"]; ok && hasAny(top, "category") {
+		cat, err := stringField(top, "category")
+		if err != nil {
+			return "", "", "", nil, "", err
+		}
+		switch c := strings.ToLower(cat); {
+		case c == "auditlogs" || c == "audit":
+			stream = "audit"
+		case entraSignInCategories[c]:
+			stream = "signin"
+		default:
+			return "", "", "", nil, "", fmt.Errorf("category %q is neither an audit nor a sign-in log: stele import entra takes AuditLogs, SignInLogs, NonInteractiveUserSignInLogs, ServicePrincipalSignInLogs and ManagedIdentitySignInLogs", cat)
+		}
+		var p map[string]json.RawMessage
+		if err := json.Unmarshal(props, &p); err != nil || p == nil {
+			return "", "", "", nil, "", errors.New("\"properties\" is not a JSON object")
+		}
+		if tenant, err = stringField(top, "tenantId"); err != nil {
+			return "", "", "", nil, "", err
+		}
+		if tenant == "" {
+			if rid, _ := stringField(top, "resourceId"); rid != "" {
+				tenant = tenantFromResourceID(rid)
+			}
+		}
+		return "entra.diagnostic", stream, tenant, p["id"], "properties.id", nil
+	}
+	switch {
+	case hasAny(top, "activityDateTime", "activityDisplayName"):
+		return "entra.directoryAudit", "audit", "", top["id"], "id", nil
+	case hasAny(top, "createdDateTime"):
+		return "entra.signIn", "signin", "", top["id"], "id", nil
+	}
+	return "", "", "", nil, "", errors.New("not an Entra audit or sign-in record: it has neither category and properties (diagnostic settings), activityDateTime (Graph directoryAudit) nor createdDateTime (Graph signIn)")
+}
+
+// tenantFromResourceID returns <tid> from "/tenants/<tid>/providers/…".
+func tenantFromResourceID(rid string) string {
+	parts := strings.Split(strings.Trim(rid, "/"), "/")
+	if len(parts) >= 2 && strings.EqualFold(parts[0], "tenants") {
+		return parts[1]
+	}
+	return ""
+}
+
+func hasAny(top map[string]json.RawMessage, keys ...string) bool {
+	for _, k := range keys {
+		if _, ok := top[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// stringField returns a string field, "" when it is absent or null.
+func stringField(top map[string]json.RawMessage, key string) (string, error) {
+	raw, ok := top[key]
+	if !ok || bytes.Equal(raw, []byte("null")) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%q is not a string", key)
+	}
+	return s, nil
+}
+
+// NativeID is the event_id of a record whose native id field (named field,
+// for messages) holds id: the id itself when it is a non-empty string, or,
+// when the record has none (absent, null or ""), "sha256:" and the
+// lower-case hex SHA-256 of the record's exact bytes. An id of another type
+// is refused.
+func NativeID(record []byte, id json.RawMessage, field string) (string, error) {
+	if len(id) == 0 || bytes.Equal(id, []byte("null")) {
+		sum := sha256.Sum256(record)
+		return "sha256:" + hex.EncodeToString(sum[:]), nil
+	}
+	var s string
+	if err := json.Unmarshal(id, &s); err != nil {
+		return "", fmt.Errorf("the record's %s is not a string", field)
+	}
+	if s == "" {
+		sum := sha256.Sum256(record)
+		return "sha256:" + hex.EncodeToString(sum[:]), nil
+	}
+	if err := leaf.ValidateEventID(s); err != nil {
+		return "", fmt.Errorf("the record's %s cannot be an event id: %v", field, err)
+	}
+	return s, nil
+}
+
+// Origin is where a record came from, for Event.origin:
+// "file=NAME record=N offset=O". NAME is quoted (Go syntax) when it has
+// spaces, quotes, '=' or non-printable characters, and shortened from the
+// left to keep the origin within 1 KiB.
+func Origin(file string, rec Record) string {
+	tail := fmt.Sprintf(" record=%d offset=%d", rec.N, rec.Offset)
+	name := file
+	if strings.ContainsAny(name, " \"=\t") || strconv.Quote(name) != `"`+name+`"` {
+		name = strconv.Quote(name)
+	}
+	if room := maxOriginBytes - len("file=") - len(tail); len(name) > room {
+		r := []rune(file)
+		for len(name) > room && len(r) > 0 {
+			r = r[len(r)/8+1:]
+			name = strconv.Quote("..." + string(r))
+		}
+	}
+	return "file=" + name + tail
+}
