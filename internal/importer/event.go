@@ -96,8 +96,8 @@ func (b *Builder) Event(rec Record, file string) (*stelev1.Event, error) {
 		prefix = "aws"
 	}
 	source := prefix + "/" + tenant + "/" + stream
-	if err := leaf.ValidateSource(source); err != nil {
-		return nil, fmt.Errorf("the tenant %q cannot name a source: %v", tenant, err)
+	if err := ValidateTenant(tenant); err != nil {
+		return nil, err
 	}
 	eventID, err := NativeID(rec.Raw, id, idField)
 	if err != nil {
@@ -110,6 +110,17 @@ func (b *Builder) Event(rec Record, file string) (*stelev1.Event, error) {
 		Record:  rec.Raw,
 		Origin:  Origin(file, rec),
 	}, nil
+}
+
+// ValidateTenant checks that tenant can be one segment of a source.
+func ValidateTenant(tenant string) error {
+	if strings.Contains(tenant, "/") {
+		return fmt.Errorf("the tenant %q cannot name a source: it has a '/'", tenant)
+	}
+	if err := leaf.ValidateSource(tenant); err != nil {
+		return fmt.Errorf("the tenant %q cannot name a source: %v", tenant, err)
+	}
+	return nil
 }
 
 // tenant reconciles the record's tenant with the flag's.
