@@ -74,12 +74,14 @@ func (b *Builder) Event(rec Record, file string) (*stelev1.Event, error) {
 		if !hasAny(top, "uuid", "eventType", "published") {
 			return nil, errors.New("not an Okta System Log event: it has none of uuid, eventType, published")
 		}
-		format, stream, idField, id = "okta.systemLog", "system", "uuid", top["uuid"]
+		format, stream, idField = "okta.systemLog", "system", "uuid"
+		id, _ = field(top, "uuid")
 	case AWS:
 		if !hasAny(top, "eventID", "eventTime", "eventSource") {
 			return nil, errors.New("not a CloudTrail record: it has none of eventID, eventTime, eventSource")
 		}
-		format, stream, idField, id = "aws.cloudtrail", "cloudtrail", "eventID", top["eventID"]
+		format, stream, idField = "aws.cloudtrail", "cloudtrail", "eventID"
+		id, _ = field(top, "eventID")
 		var err error
 		if tenant, err = stringField(top, "recipientAccountId"); err != nil {
 			return nil, err
@@ -160,7 +162,7 @@ var entraSignInCategories = map[string]bool{
 // Graph directoryAudit (activityDateTime) or a Graph signIn
 // (createdDateTime). Graph records do not carry their tenant.
 func entra(top map[string]json.RawMessage) (format, stream, tenant string, id json.RawMessage, idField string, err error) {
-	if props, ok := top["properties"]; ok && hasAny(top, "category") {
+	if props, ok := field(top, "properties"); ok && hasAny(top, "category") {
 		cat, err := stringField(top, "category")
 		if err != nil {
 			return "", "", "", nil, "", err
@@ -170,8 +172,12 @@ func entra(top map[string]json.RawMessage) (format, stream, tenant string, id js
 			stream = "audit"
 		case entraSignInCategories[c]:
 			stream = "signin"
+		case c == "":
+			return "", "", "", nil, "", errors.New("category is empty: a diagnostic-settings record names its log category (AuditLogs, SignInLogs, ...)")
 		default:
-			return "", "", "", nil, "", fmt.Errorf("category %q is neither an audit nor a sign-in log: stele import entra takes AuditLogs, SignInLogs, NonInteractiveUserSignInLogs, ServicePrincipalSignInLogs and ManagedIdentitySignInLogs", cat)
+			// Other categories (ProvisioningLogs, RiskyUsers, ...) are kept
+			// raw in a stream of their own; the server flags them.
+			stream = c
 		}
 		var p map[string]json.RawMessage
 		if err := json.Unmarshal(props, &p); err != nil || p == nil {
@@ -185,13 +191,16 @@ func entra(top map[string]json.RawMessage) (format, stream, tenant string, id js
 				tenant = tenantFromResourceID(rid)
 			}
 		}
-		return "entra.diagnostic", stream, tenant, p["id"], "properties.id", nil
+		id, _ := field(p, "id")
+		return "entra.diagnostic", stream, tenant, id, "properties.id", nil
 	}
 	switch {
 	case hasAny(top, "activityDateTime", "activityDisplayName"):
-		return "entra.directoryAudit", "audit", "", top["id"], "id", nil
+		id, _ := field(top, "id")
+		return "entra.directoryAudit", "audit", "", id, "id", nil
 	case hasAny(top, "createdDateTime"):
-		return "entra.signIn", "signin", "", top["id"], "id", nil
+		id, _ := field(top, "id")
+		return "entra.signIn", "signin", "", id, "id", nil
 	}
 	return "", "", "", nil, "", errors.New("not an Entra audit or sign-in record: it has neither category and properties (diagnostic settings), activityDateTime (Graph directoryAudit) nor createdDateTime (Graph signIn)")
 }
@@ -205,9 +214,24 @@ func tenantFromResourceID(rid string) string {
 	return ""
 }
 
+// field returns the value under key, matched exactly or else without
+// regard to case (as the server's normalisers match keys: Entra's own
+// records are not consistent about case).
+func field(top map[string]json.RawMessage, key string) (json.RawMessage, bool) {
+	if v, ok := top[key]; ok {
+		return v, true
+	}
+	for k, v := range top {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
 func hasAny(top map[string]json.RawMessage, keys ...string) bool {
 	for _, k := range keys {
-		if _, ok := top[k]; ok {
+		if _, ok := field(top, k); ok {
 			return true
 		}
 	}
@@ -216,7 +240,7 @@ func hasAny(top map[string]json.RawMessage, keys ...string) bool {
 
 // stringField returns a string field, "" when it is absent or null.
 func stringField(top map[string]json.RawMessage, key string) (string, error) {
-	raw, ok := top[key]
+	raw, ok := field(top, key)
 	if !ok || bytes.Equal(raw, []byte("null")) {
 		return "", nil
 	}
@@ -228,18 +252,20 @@ func stringField(top map[string]json.RawMessage, key string) (string, error) {
 }
 
 // NativeID is the event_id of a record whose native id field (named field,
-// for messages) holds id: the id itself when it is a non-empty string, or,
-// when the record has none (absent, null or ""), "sha256:" and the
-// lower-case hex SHA-256 of the record's exact bytes. An id of another type
-// is refused.
+// for messages) holds id, by the server's rule: a string as it is, a number
+// or a boolean in its JSON spelling; when the record has none (absent,
+// null, "", an object or an array), "sha256:" and the lower-case hex SHA-256
+// of the record's exact bytes.
 func NativeID(record []byte, id json.RawMessage, field string) (string, error) {
-	if len(id) == 0 || bytes.Equal(id, []byte("null")) {
-		sum := sha256.Sum256(record)
-		return "sha256:" + hex.EncodeToString(sum[:]), nil
-	}
 	var s string
-	if err := json.Unmarshal(id, &s); err != nil {
-		return "", fmt.Errorf("the record's %s is not a string", field)
+	switch {
+	case len(id) == 0:
+	case id[0] == '"':
+		if err := json.Unmarshal(id, &s); err != nil {
+			return "", fmt.Errorf("the record's %s is not a valid string", field)
+		}
+	case id[0] == '-' || (id[0] >= '0' && id[0] <= '9') || bytes.Equal(id, []byte("true")) || bytes.Equal(id, []byte("false")):
+		s = string(id)
 	}
 	if s == "" {
 		sum := sha256.Sum256(record)
