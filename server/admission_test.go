@@ -29,6 +29,7 @@ func TestBadInputIsRefusedPerEvent(t *testing.T) {
 	noSource.Source = ""
 	noTime := good("notime")
 	noTime.EventTime = nil
+	noTime.Format, noTime.Record = "json", []byte(`{"id":"notime"}`)
 	badJSON := good("badjson")
 	badJSON.Record = []byte(`{"id": "badjson",`)
 	badSource := good("badsrc")
@@ -39,8 +40,10 @@ func TestBadInputIsRefusedPerEvent(t *testing.T) {
 	badKind.Kind = "Directory Role"
 	notObject := good("arr")
 	notObject.Record = []byte(`[1,2,3]`)
-	noID := good("")
-	noID.EventId = ""
+	wrongID := good("wid")
+	wrongID.EventId = "other"
+	wrongKind := good("wkind")
+	wrongKind.Kind = "user.create"
 
 	cases := []struct {
 		ev   *stelev1.Event
@@ -58,7 +61,8 @@ func TestBadInputIsRefusedPerEvent(t *testing.T) {
 		{future, codes.InvalidArgument, "in the future"},
 		{badKind, codes.InvalidArgument, "kind"},
 		{notObject, codes.InvalidArgument, "must be a JSON object"},
-		{noID, codes.InvalidArgument, "event_id is empty"},
+		{wrongID, codes.InvalidArgument, `event_id "other" differs from the record's own id "wid"`},
+		{wrongKind, codes.InvalidArgument, `kind "user.create" differs from "directory.role.member.add"`},
 		{&stelev1.Event{}, codes.InvalidArgument, "source is empty"},
 		{good("g3"), codes.OK, ""},
 	}
@@ -276,20 +280,28 @@ func TestReadAPIErrors(t *testing.T) {
 
 // TestResubmissionWithOtherContentIsRefused: a copy of (source, event_id)
 // that differs from what was admitted is not silently taken as a duplicate.
+// The records are of the generic json format, whose kind is the producer's
+// (an Entra record's kind is the normaliser's, and a different one is
+// refused before dedup).
 func TestResubmissionWithOtherContentIsRefused(t *testing.T) {
 	ts := startServer(t, t.TempDir(), server.Config{})
-	orig := event("entra/t/audit", "x1", 900)
+	jsonEvent := func(size int) *stelev1.Event {
+		e := event("entra/t/audit", "x1", size)
+		e.Format = "json"
+		return e
+	}
+	orig := jsonEvent(900)
 	rs := mustAppend(t, ts.cli, []*stelev1.Event{orig})
 	idx := rs[0].Index
 
-	otherRecord := event("entra/t/audit", "x1", 901)
-	otherKind := event("entra/t/audit", "x1", 900)
+	otherRecord := jsonEvent(901)
+	otherKind := jsonEvent(900)
 	otherKind.Kind = "directory.role.member.remove"
-	otherTime := event("entra/t/audit", "x1", 900)
+	otherTime := jsonEvent(900)
 	otherTime.EventTime = timestamppb.New(orig.EventTime.AsTime().Add(time.Second))
-	otherSeq := event("entra/t/audit", "x1", 900)
+	otherSeq := jsonEvent(900)
 	otherSeq.SourceSeq = 9
-	same := event("entra/t/audit", "x1", 900)
+	same := jsonEvent(900)
 	got, err := ts.cli.Append(ctxT(t, time.Minute), []*stelev1.Event{otherRecord, otherKind, otherTime, otherSeq, same})
 	if err != nil {
 		t.Fatal(err)

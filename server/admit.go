@@ -79,8 +79,10 @@ type pending struct {
 }
 
 // fingerprint covers what a resubmission of an event must repeat exactly:
-// everything but its dedup key, salt and admission time.
-func fingerprint(sourceSeq uint64, kind string, eventTime time.Time, payloadBytes []byte) [32]byte {
+// everything but its dedup key, salt, admission time and the normalised
+// view (content is recordContent: a newer normaliser or another origin note
+// does not make a redelivery a different event).
+func fingerprint(sourceSeq uint64, kind string, eventTime time.Time, content []byte) [32]byte {
 	h := sha256.New()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], sourceSeq)
@@ -89,8 +91,19 @@ func fingerprint(sourceSeq uint64, kind string, eventTime time.Time, payloadByte
 	h.Write([]byte{0})
 	binary.BigEndian.PutUint64(b[:], uint64(eventTime.UnixNano()))
 	h.Write(b[:])
-	h.Write(payloadBytes)
+	h.Write(content)
 	return [32]byte(h.Sum(nil))
+}
+
+// recordContent is the part of a payload that identifies the event: its
+// format and raw record (the payload bytes themselves if they do not
+// decode).
+func recordContent(payloadBytes []byte) []byte {
+	p, err := payload.Unmarshal(payloadBytes)
+	if err != nil {
+		return payloadBytes
+	}
+	return append(append([]byte(p.Format), 0), p.Record...)
 }
 
 // admitted returns the fingerprint of the event admitted at idx and how p
@@ -109,7 +122,8 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	if err != nil {
 		return fp, "", false
 	}
-	fp = fingerprint(l.SourceSeq, l.Kind, l.EventTime, data)
+	content := recordContent(data)
+	fp = fingerprint(l.SourceSeq, l.Kind, l.EventTime, content)
 	if fp == p.fp {
 		return fp, "", true
 	}
@@ -123,7 +137,7 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	if l.SourceSeq != p.sourceSeq {
 		diffs = append(diffs, fmt.Sprintf("source_seq %d, not %d", l.SourceSeq, p.sourceSeq))
 	}
-	if !bytes.Equal(data, p.store.Data) {
+	if !bytes.Equal(content, recordContent(p.store.Data)) {
 		diffs = append(diffs, "another format or record")
 	}
 	return fp, conflictMessage(idx, strings.Join(diffs, "; ")), true
@@ -257,39 +271,33 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	if err := leaf.ValidateSource(ev.Source); err != nil {
 		return nil, refuse(codes.InvalidArgument, "source: %v", err)
 	}
-	if ev.EventId == "" {
-		return nil, refuse(codes.InvalidArgument, "event_id is empty: set the provider's id for the event, it is the dedup key")
-	}
-	if err := leaf.ValidateEventID(ev.EventId); err != nil {
-		return nil, refuse(codes.InvalidArgument, "event_id: %v", err)
-	}
-	if ev.Kind == "" {
-		return nil, refuse(codes.InvalidArgument, "kind is empty")
-	}
-	if err := leaf.ValidateKind(ev.Kind); err != nil {
-		return nil, refuse(codes.InvalidArgument, "kind: %v", err)
-	}
-	if ev.EventTime == nil {
-		return nil, refuse(codes.InvalidArgument, "event_time is missing")
-	}
-	if err := ev.EventTime.CheckValid(); err != nil {
-		return nil, refuse(codes.InvalidArgument, "event_time: %v", err)
-	}
-	et := ev.EventTime.AsTime()
-	if et.Before(time.Unix(0, 0)) {
-		return nil, refuse(codes.InvalidArgument, "event_time %s is before 1970", et.Format(time.RFC3339Nano))
-	}
-	if skew := et.Sub(now); skew > a.cfg.MaxClockSkew {
-		return nil, refuse(codes.InvalidArgument, "event_time %s is %s in the future (the limit is %s): check the producer's clock", et.Format(time.RFC3339Nano), skew.Round(time.Second), a.cfg.MaxClockSkew)
-	}
 	if len(ev.Record) > a.cfg.MaxRecordBytes {
 		return nil, refuse(codes.ResourceExhausted, "record is %d bytes, over the limit of %d", len(ev.Record), a.cfg.MaxRecordBytes)
 	}
 	if err := checkRecord(ev.Format, ev.Record); err != nil {
 		return nil, refuse(codes.InvalidArgument, "%v", err)
 	}
+	// The server's own normaliser settles event_id, kind and event_time
+	// where the producer left them empty, and refuses a contradiction.
+	norm, err := normalizeEvent(ev)
+	if err != nil {
+		return nil, refuse(codes.InvalidArgument, "%v", err)
+	}
+	if err := leaf.ValidateEventID(norm.eventID); err != nil {
+		return nil, refuse(codes.InvalidArgument, "event_id: %v", err)
+	}
+	if err := leaf.ValidateKind(norm.kind); err != nil {
+		return nil, refuse(codes.InvalidArgument, "kind: %v", err)
+	}
+	et := norm.time
+	if et.Before(time.Unix(0, 0)) {
+		return nil, refuse(codes.InvalidArgument, "event_time %s is before 1970", et.Format(time.RFC3339Nano))
+	}
+	if skew := et.Sub(now); skew > a.cfg.MaxClockSkew {
+		return nil, refuse(codes.InvalidArgument, "event_time %s is %s in the future (the limit is %s): check the producer's clock", et.Format(time.RFC3339Nano), skew.Round(time.Second), a.cfg.MaxClockSkew)
+	}
 
-	pl := payload.Payload{Format: ev.Format, Record: ev.Record}
+	pl := payload.Payload{Format: ev.Format, Record: ev.Record, Normalized: norm.view}
 	pb, err := pl.Marshal()
 	if err != nil {
 		return nil, refuse(codes.InvalidArgument, "payload: %v", err)
@@ -305,8 +313,8 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	l := leaf.Leaf{
 		Source:        ev.Source,
 		SourceSeq:     ev.SourceSeq,
-		EventID:       ev.EventId,
-		Kind:          ev.Kind,
+		EventID:       norm.eventID,
+		Kind:          norm.kind,
 		EventTime:     et,
 		AdmittedTime:  now,
 		PayloadDigest: digest,
@@ -320,9 +328,9 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 		return nil, refuse(codes.InvalidArgument, "leaf is %d bytes, over the tlog-tiles limit of %d", len(lb), tessera.DefaultEntrySizeLimit)
 	}
 	return &pending{
-		key:       dedupKey{ev.Source, ev.EventId},
-		fp:        fingerprint(ev.SourceSeq, ev.Kind, et, pb),
-		kind:      ev.Kind,
+		key:       dedupKey{ev.Source, norm.eventID},
+		fp:        fingerprint(ev.SourceSeq, norm.kind, et, recordContent(pb)),
+		kind:      norm.kind,
 		eventTime: et,
 		sourceSeq: ev.SourceSeq,
 		leaf:      lb,

@@ -468,8 +468,8 @@ func TestCLIOverTLSWithToken(t *testing.T) {
 	pol := policyJSON(t, map[string]any{"name": "ci", "token_sha256": tokenHash("s3cret"), "roles": []string{"producer", "reader"}, "sources": []string{"test/*"}})
 	as := startAuthServer(t, server.Config{TLSCertFile: p.serverCert, TLSKeyFile: p.serverKey, AuthPolicyFile: writeFile(t, p.dir, "policy.json", pol)})
 	events := filepath.Join(p.dir, "events.jsonl")
-	os.WriteFile(events, []byte(`{"source":"test/a","event_id":"1","kind":"k","event_time":"2026-11-25T10:00:00Z","format":"entra.directoryAudit","record":{"id":"1"}}`+"\n"+
-		`{"source":"other/a","event_id":"2","kind":"k","event_time":"2026-11-25T10:00:00Z","format":"entra.directoryAudit","record":{"id":"2"}}`+"\n"), 0o600)
+	os.WriteFile(events, []byte(`{"source":"test/a","event_id":"1","kind":"k","event_time":"2026-11-25T10:00:00Z","format":"json","record":{"id":"1"}}`+"\n"+
+		`{"source":"other/a","event_id":"2","kind":"k","event_time":"2026-11-25T10:00:00Z","format":"json","record":{"id":"2"}}`+"\n"), 0o600)
 	run := func(env map[string]string, args ...string) (int, string, string) {
 		for k, v := range env {
 			t.Setenv(k, v)

@@ -49,7 +49,7 @@ func TestErase(t *testing.T) {
 	for i := range 40 {
 		ev := event("entra/t1/audit", "ev-"+string(rune('a'+i%26))+string(rune('a'+i/26)), 2000)
 		if i == 13 {
-			ev.Record = []byte(`{"id":"target","userPrincipalName":"` + marker + `"}`)
+			ev.Format, ev.Record = "json", []byte(`{"id":"`+ev.EventId+`","userPrincipalName":"`+marker+`"}`)
 		}
 		evs = append(evs, ev)
 	}

@@ -1,0 +1,286 @@
+// Package identity turns raw identity-event records (Entra audit and
+// sign-in logs, Okta System Log, AWS CloudTrail, OCSF, generic JSON) into
+// the normalised stelev1.IdentityEvent, and exports it as OCSF.
+//
+// The raw record is the source of truth: Normalize is a pure function of
+// the format and the record bytes, so a stored event's normalised view can
+// be re-derived by a newer normaliser at any time without touching the log.
+// The kind taxonomy, native ids and source names are documented in
+// docs/identity.md.
+package identity
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// Version is the normaliser version stamped into every view it makes. Bump
+// it whenever the output for some record changes.
+const Version = "1"
+
+// OCSFVersion is the OCSF schema version the class and activity ids are
+// taken from.
+const OCSFVersion = "1.8.0"
+
+// Flags set on normalised events.
+const (
+	// FlagUnknownActivity: the normaliser does not know the activity; the
+	// event is admitted with a catch-all kind and kept raw.
+	FlagUnknownActivity = "unknown_activity"
+	// FlagLegacySchema: the 2018 Entra diagnostic schema, kept raw with
+	// minimal normalisation.
+	FlagLegacySchema = "legacy_schema"
+	// FlagNumericResult: the result was a number (legacy records).
+	FlagNumericResult = "numeric_result"
+	// FlagPlaceholderIP: the IP was a placeholder such as "<null>".
+	FlagPlaceholderIP = "placeholder_ip"
+	// FlagNoNativeID: the record has no id of its own; the native id is the
+	// SHA-256 of the record.
+	FlagNoNativeID = "no_native_id"
+	// FlagNoEventTime: the record carries no event time.
+	FlagNoEventTime = "no_event_time"
+)
+
+// normalizer turns one record into an event. It fills everything but the
+// fields Normalize sets for every format.
+type normalizer struct {
+	name string
+	// kindAuthoritative says whether the normaliser's kind is binding. The
+	// generic json normaliser cannot know the kind; the producer's stands.
+	kindAuthoritative bool
+	run               func(o obj, ev *stelev1.IdentityEvent) error
+}
+
+var normalizers = map[string]normalizer{
+	"entra.directoryAudit": {"entra-audit", true, entraAudit},
+	"entra.signIn":         {"entra-signin", true, entraSignIn},
+	"entra.diagnostic":     {"entra-diagnostic", true, entraDiagnostic},
+	"okta.systemLog":       {"okta-systemlog", true, oktaSystemLog},
+	"aws.cloudtrail":       {"aws-cloudtrail", true, cloudTrail},
+	"ocsf":                 {"ocsf", true, ocsfInput},
+	"json":                 {"generic-json", false, genericJSON},
+}
+
+// Formats returns the formats Normalize knows, sorted.
+func Formats() []string {
+	names := make([]string, 0, len(normalizers))
+	for n := range normalizers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// KindAuthoritative reports whether the normaliser's kind for format is
+// binding on producers. It is false for "json", whose generic normaliser
+// proposes a kind only as a default.
+func KindAuthoritative(format string) bool { return normalizers[format].kindAuthoritative }
+
+// GenericKind is the kind the generic json normaliser proposes.
+const GenericKind = "json.event"
+
+// ErrUnknownFormat is returned for a format without a normaliser.
+var ErrUnknownFormat = errors.New("no normaliser for this format")
+
+// Normalize derives the normalised view of one raw record of the given
+// format. The result's RawRecord is record itself (not a copy). The error
+// names what in the record could not be read; a well-formed record with an
+// activity the normaliser does not know is not an error but is flagged
+// FlagUnknownActivity.
+func Normalize(format string, record []byte) (*stelev1.IdentityEvent, error) {
+	n, ok := normalizers[format]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownFormat, format, strings.Join(Formats(), ", "))
+	}
+	o, err := decodeObject(record)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", format, err)
+	}
+	ev := &stelev1.IdentityEvent{
+		Format:            format,
+		Normalizer:        n.name,
+		NormalizerVersion: Version,
+		RawRecord:         record,
+	}
+	if err := n.run(o, ev); err != nil {
+		return nil, fmt.Errorf("%s: %w", format, err)
+	}
+	if ev.NativeId == "" {
+		ev.NativeId = ContentID(record)
+		addFlag(ev, FlagNoNativeID)
+	}
+	if ev.EventTime == nil {
+		addFlag(ev, FlagNoEventTime)
+	}
+	if ev.Ocsf != nil {
+		ev.Ocsf.Version = OCSFVersion
+		ev.Ocsf.TypeUid = int64(ev.Ocsf.ClassUid)*100 + int64(ev.Ocsf.ActivityId)
+	}
+	slices.Sort(ev.Flags)
+	ev.Flags = slices.Compact(ev.Flags)
+	return ev, nil
+}
+
+// ContentID is the id of a record that has none of its own: "sha256:" and
+// the lowercase hex SHA-256 of the exact record bytes.
+func ContentID(record []byte) string {
+	sum := sha256.Sum256(record)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// SourceName is the stream name the event belongs to under Stele's naming
+// convention (entra/<tenantId>/audit, entra/<tenantId>/signin,
+// okta/<org-host>/system, aws/<account-id>/cloudtrail), or "" when the
+// record does not say which tenant it is from.
+func SourceName(ev *stelev1.IdentityEvent) string {
+	s := ev.GetSource()
+	if s.GetProvider() == "" || s.GetTenant() == "" || s.GetStream() == "" {
+		return ""
+	}
+	return s.GetProvider() + "/" + s.GetTenant() + "/" + s.GetStream()
+}
+
+// Marshal encodes a normalised view for payload.Payload.Normalized:
+// deterministic protobuf binary, without RawRecord and Format, which the
+// payload already holds. Unmarshal puts them back.
+func Marshal(ev *stelev1.IdentityEvent) ([]byte, error) {
+	c := proto.CloneOf(ev)
+	c.RawRecord = nil
+	c.Format = ""
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("identity: encoding normalised view: %w", err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a normalised view written by Marshal and restores the
+// raw record and format from the payload it was stored in.
+func Unmarshal(normalized []byte, format string, record []byte) (*stelev1.IdentityEvent, error) {
+	ev := &stelev1.IdentityEvent{}
+	if err := proto.Unmarshal(normalized, ev); err != nil {
+		return nil, fmt.Errorf("identity: decoding normalised view: %w", err)
+	}
+	ev.RawRecord = record
+	ev.Format = format
+	return ev, nil
+}
+
+// Renormalize re-derives the normalised view of a stored event with the
+// current normaliser, keeping the producer's origin claim from the stored
+// view (it is not in the raw record).
+func Renormalize(stored *stelev1.IdentityEvent) (*stelev1.IdentityEvent, error) {
+	ev, err := Normalize(stored.GetFormat(), stored.GetRawRecord())
+	if err != nil {
+		return nil, err
+	}
+	ev.Origin = stored.GetOrigin()
+	return ev, nil
+}
+
+func addFlag(ev *stelev1.IdentityEvent, f string) { ev.Flags = append(ev.Flags, f) }
+
+// setTime sets the event time from a record field's text.
+func setTime(ev *stelev1.IdentityEvent, field, text string) error {
+	if text == "" {
+		return nil
+	}
+	t, err := parseTime(field, text)
+	if err != nil {
+		return err
+	}
+	ev.EventTime = timestamppb.New(t)
+	ev.EventTimeText = text
+	return nil
+}
+
+// activityKey is the matching form of an activity name: lower case, Unicode
+// dashes as "-", whitespace collapsed, a trailing "." stripped.
+func activityKey(s string) string {
+	s = strings.NewReplacer("\u2013", "-", "\u2014", "-", "\u2012", "-", "\u2212", "-").Replace(s)
+	s = strings.Join(strings.Fields(strings.ToLower(s)), " ")
+	return strings.TrimSuffix(s, ".")
+}
+
+// class sets the event class and OCSF ids.
+func class(ev *stelev1.IdentityEvent, c stelev1.EventClass, classUID, activityID int32) {
+	ev.EventClass = c
+	ev.Ocsf = &stelev1.OcsfClass{ClassUid: classUID, ActivityId: activityID}
+}
+
+// OCSF class uids (schema 1.8.0).
+const (
+	ocsfAccountChange        = 3001
+	ocsfAuthentication       = 3002
+	ocsfAuthorizeSession     = 3003
+	ocsfEntityManagement     = 3004
+	ocsfUserAccessManagement = 3005
+	ocsfGroupManagement      = 3006
+)
+
+// classOf maps an OCSF class uid to the event class.
+func classOf(uid int32) stelev1.EventClass {
+	switch uid {
+	case ocsfAccountChange:
+		return stelev1.EventClass_EVENT_CLASS_ACCOUNT_CHANGE
+	case ocsfAuthentication:
+		return stelev1.EventClass_EVENT_CLASS_AUTHENTICATION
+	case ocsfAuthorizeSession:
+		return stelev1.EventClass_EVENT_CLASS_AUTHORIZE_SESSION
+	case ocsfEntityManagement:
+		return stelev1.EventClass_EVENT_CLASS_ENTITY_MANAGEMENT
+	case ocsfUserAccessManagement:
+		return stelev1.EventClass_EVENT_CLASS_USER_ACCESS_MANAGEMENT
+	case ocsfGroupManagement:
+		return stelev1.EventClass_EVENT_CLASS_GROUP_MANAGEMENT
+	}
+	return stelev1.EventClass_EVENT_CLASS_OTHER
+}
+
+// realIP returns ip unless it is a placeholder, flagging placeholders.
+func realIP(ev *stelev1.IdentityEvent, ip string) string {
+	switch strings.ToLower(strings.TrimSpace(ip)) {
+	case "":
+		return ""
+	case "<null>", "null", "n/a", "-":
+		addFlag(ev, FlagPlaceholderIP)
+		return ""
+	}
+	return ip
+}
+
+// JSON renders a normalised view as indented JSON with proto field names,
+// in field-number order, without the raw record (print that separately:
+// it is the exact bytes, not JSON text of the view). The output is stable
+// for a given event: protojson's deliberately varying whitespace is
+// normalised away.
+func JSON(ev *stelev1.IdentityEvent) ([]byte, error) {
+	c := proto.CloneOf(ev)
+	c.RawRecord = nil
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("identity: rendering JSON: %w", err)
+	}
+	var compact, out bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return nil, fmt.Errorf("identity: rendering JSON: %w", err)
+	}
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		return nil, fmt.Errorf("identity: rendering JSON: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
