@@ -61,17 +61,19 @@ type normalizer struct {
 	// kindAuthoritative says whether the normaliser's kind is binding. The
 	// generic json normaliser cannot know the kind; the producer's stands.
 	kindAuthoritative bool
-	run               func(o obj, ev *stelev1.IdentityEvent) error
+	// anyValue: the record may be any JSON value, not only an object.
+	anyValue bool
+	run      func(o obj, ev *stelev1.IdentityEvent) error
 }
 
 var normalizers = map[string]normalizer{
-	"entra.directoryAudit": {"entra-audit", true, entraAudit},
-	"entra.signIn":         {"entra-signin", true, entraSignIn},
-	"entra.diagnostic":     {"entra-diagnostic", true, entraDiagnostic},
-	"okta.systemLog":       {"okta-systemlog", true, oktaSystemLog},
-	"aws.cloudtrail":       {"aws-cloudtrail", true, cloudTrail},
-	"ocsf":                 {"ocsf", true, ocsfInput},
-	"json":                 {"generic-json", false, genericJSON},
+	"entra.directoryAudit": {"entra-audit", true, false, entraAudit},
+	"entra.signIn":         {"entra-signin", true, false, entraSignIn},
+	"entra.diagnostic":     {"entra-diagnostic", true, false, entraDiagnostic},
+	"okta.systemLog":       {"okta-systemlog", true, false, oktaSystemLog},
+	"aws.cloudtrail":       {"aws-cloudtrail", true, false, cloudTrail},
+	"ocsf":                 {"ocsf", true, false, ocsfInput},
+	"json":                 {"generic-json", false, true, genericJSON},
 }
 
 // Formats returns the formats Normalize knows, sorted.
@@ -105,9 +107,19 @@ func Normalize(format string, record []byte) (*stelev1.IdentityEvent, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownFormat, format, strings.Join(Formats(), ", "))
 	}
-	o, err := decodeObject(record)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", format, err)
+	var o obj
+	if n.anyValue {
+		// Any JSON value; only an object has fields to read.
+		v, err := decodeValue(record)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", format, err)
+		}
+		o, _ = v.(map[string]any)
+	} else {
+		var err error
+		if o, err = decodeObject(record); err != nil {
+			return nil, fmt.Errorf("%s: %w", format, err)
+		}
 	}
 	ev := &stelev1.IdentityEvent{
 		Format:            format,

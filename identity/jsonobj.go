@@ -16,6 +16,19 @@ type obj map[string]any
 
 // decodeObject decodes record as one JSON object, keeping numbers as text.
 func decodeObject(record []byte) (obj, error) {
+	v, err := decodeValue(record)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("record is a JSON %s, not an object", jsonType(v))
+	}
+	return obj(m), nil
+}
+
+// decodeValue decodes record as exactly one JSON value.
+func decodeValue(record []byte) (any, error) {
 	d := json.NewDecoder(bytes.NewReader(record))
 	d.UseNumber()
 	var v any
@@ -28,11 +41,7 @@ func decodeObject(record []byte) (obj, error) {
 	if _, err := d.Token(); err == nil {
 		return nil, fmt.Errorf("record has trailing data after its JSON value")
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("record is a JSON %s, not an object", jsonType(v))
-	}
-	return obj(m), nil
+	return v, nil
 }
 
 func jsonType(v any) string {
