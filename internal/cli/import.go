@@ -55,6 +55,7 @@ func cmdImport(e *env, args []string) error {
 	}
 	formatName := fs.String("format", "auto", "file format: auto, graph, eventhub, cloudtrail, array or jsonl")
 	batch := fs.Int("batch", 500, "events per Append request")
+	parallel := fs.Int("parallel", 4, "Append requests in flight at once")
 	files, err := parse(e, fs, args[1:])
 	if err != nil {
 		return err
@@ -77,6 +78,9 @@ func cmdImport(e *env, args []string) error {
 	}
 	if *batch < 1 {
 		return usagef("--batch must be at least 1")
+	}
+	if *parallel < 1 {
+		return usagef("--parallel must be at least 1")
 	}
 	if provider == importer.Okta {
 		*tenant = strings.ToLower(*tenant)
@@ -101,11 +105,12 @@ func cmdImport(e *env, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	run := &importRun{
-		e:       e,
-		builder: &importer.Builder{Provider: provider, Tenant: *tenant},
-		sub:     &client.Submitter{Client: c, BatchEvents: *batch, AttemptTimeout: *sf.timeout},
-		batch:   *batch,
-		groups:  map[string]*reasonGroup{},
+		e:        e,
+		builder:  &importer.Builder{Provider: provider, Tenant: *tenant},
+		sub:      &client.Submitter{Client: c, BatchEvents: *batch, AttemptTimeout: *sf.timeout},
+		batch:    *batch,
+		parallel: *parallel,
+		groups:   map[string]*reasonGroup{},
 	}
 	return run.run(ctx, files, container)
 }
@@ -113,10 +118,11 @@ func cmdImport(e *env, args []string) error {
 // importRun is one stele import: it reads the files on one goroutine and
 // submits batches on another, so reading and the server's work overlap.
 type importRun struct {
-	e       *env
-	builder *importer.Builder
-	sub     *client.Submitter
-	batch   int
+	e        *env
+	builder  *importer.Builder
+	sub      *client.Submitter
+	batch    int
+	parallel int
 
 	progress progress
 
@@ -168,17 +174,49 @@ func (r *importRun) run(ctx context.Context, files []string, container importer.
 			}
 		}
 	}()
-	for b := range batches {
-		if r.aborted == nil {
-			r.submit(ctx, b.items)
+	// Up to r.parallel batches are in flight at once; results are
+	// accounted in file order.
+	queue := make(chan *inflight, r.parallel)
+	go func() {
+		defer close(queue)
+		sem := make(chan struct{}, r.parallel)
+		for b := range batches {
+			f := &inflight{b: b, done: make(chan struct{})}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				defer func() { <-sem; close(f.done) }()
+				var events []*stelev1.Event
+				for _, it := range f.b.items {
+					if it.ev != nil {
+						events = append(events, it.ev)
+					}
+				}
+				if len(events) > 0 {
+					f.results, f.err = r.sub.Submit(ctx, events)
+				}
+			}()
+			queue <- f
+		}
+	}()
+	for f := range queue {
+		<-f.done
+		if r.aborted == nil && f.err != nil {
+			// The server could not be reached, or the run was
+			// interrupted: nothing later can be submitted either.
+			r.aborted = f.err
+			cancel()
 		}
 		if r.aborted != nil {
-			cancel()
 			continue
 		}
-		if b.fileDone != "" {
-			r.progress.println(r.e.stderr, b.fileDone)
-			if b.fileErr {
+		r.account(f.b.items, f.results)
+		if f.b.fileDone != "" {
+			r.progress.println(r.e.stderr, f.b.fileDone)
+			if f.b.fileErr {
 				r.fileErrors++
 			}
 		}
@@ -249,25 +287,16 @@ func (r *importRun) readFile(ctx context.Context, name string, container importe
 	}
 }
 
-// submit sends a batch's events and accounts for every item.
-func (r *importRun) submit(ctx context.Context, items []item) {
-	var events []*stelev1.Event
-	for _, it := range items {
-		if it.ev != nil {
-			events = append(events, it.ev)
-		}
-	}
-	var results []client.SubmitResult
-	if len(events) > 0 {
-		var err error
-		results, err = r.sub.Submit(ctx, events)
-		if err != nil {
-			// The server could not be reached, or the run was interrupted:
-			// nothing later can be submitted either.
-			r.aborted = err
-			return
-		}
-	}
+// inflight is a batch being submitted.
+type inflight struct {
+	b       importBatch
+	results []client.SubmitResult
+	err     error
+	done    chan struct{}
+}
+
+// account counts a submitted batch's items and reports the rejected ones.
+func (r *importRun) account(items []item, results []client.SubmitResult) {
 	next := 0
 	for _, it := range items {
 		r.records++
