@@ -118,7 +118,7 @@ func diagnostic(n int) string {
 // audit is record n as a directoryAudit object (Graph, or a diagnostic
 // record's properties), about 1.5 KB.
 func audit(n int, zone string) string {
-	t := base.Add(time.Duration(n) * time.Second).Format("2006-01-02T15:04:05.0000000") + zone
+	t := base.Add(time.Duration(n)*time.Second).Format("2006-01-02T15:04:05.0000000") + zone
 	a := activities[n%len(activities)]
 	return fmt.Sprintf(`{"id":"Directory_%s_%05d_%d","category":"RoleManagement","correlationId":"%s","result":"success","resultReason":"","activityDisplayName":"%s","activityDateTime":"%s","loggedByService":"Core Directory","operationType":"Assign","initiatedBy":{"user":{"id":"%s","displayName":"IT Admin","userPrincipalName":"it.admin@example.com","ipAddress":"198.51.100.%d","userType":"Member"},"app":null},"targetResources":[{"id":"%s","displayName":null,"type":"User","userPrincipalName":"user%d@example.com","modifiedProperties":[{"displayName":"Role.ObjectID","oldValue":null,"newValue":"\"%s\""},{"displayName":"Role.DisplayName","oldValue":null,"newValue":"\"Global Administrator\""},{"displayName":"Role.TemplateId","oldValue":null,"newValue":"\"62e90394-69f5-4237-9190-012177145e10\""},{"displayName":"Role.WellKnownObjectName","oldValue":null,"newValue":"\"CompanyAdministrator\""}],"administrativeUnits":[]}],"additionalDetails":[{"key":"User-Agent","value":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"},{"key":"AppId","value":"%s"}],"userAgent":null}`,
 		guid(3, n), n%99991, n, guid(3, n), a, t, guid(1, n%50), n%250+1, guid(4, n%5000), n%5000, guid(5, n%7), guid(6, n%20))
