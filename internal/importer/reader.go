@@ -293,22 +293,14 @@ func detectErr(err error) error {
 
 // skipValue skips one value token by token, holding no more than a token.
 func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch t {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return nil
-		}
+	t, err := dec.Token()
+	if err != nil {
+		return err
 	}
+	if t == json.Delim('{') || t == json.Delim('[') {
+		return skipRest(dec)
+	}
+	return nil
 }
 
 func firstBytes(b []byte) string {
