@@ -37,6 +37,7 @@ type importStats struct {
 	records, rate, admitted, dups, rejected int
 	elapsed                                 string
 	peakRSS                                 int64 // bytes, of the stele import process
+	cpu                                     time.Duration
 }
 
 // TestImportLarge generates an Entra export, imports it with the real stele
@@ -98,14 +99,14 @@ func TestImportLarge(t *testing.T) {
 		args = append(args, "--tenant", entragen.Tenant)
 	}
 	first := runImport(t, filepath.Join(bin, "stele"), args)
-	t.Logf("first import: %d records in %s, %d events/s, %d admitted; peak RSS %.1f MiB",
-		first.records, first.elapsed, first.rate, first.admitted, float64(first.peakRSS)/(1<<20))
+	t.Logf("first import: %d records in %s, %d events/s, %d admitted; stele import: peak RSS %.1f MiB, CPU %s",
+		first.records, first.elapsed, first.rate, first.admitted, float64(first.peakRSS)/(1<<20), first.cpu.Round(time.Millisecond))
 	if first.records != n || first.admitted != n || first.rejected != 0 {
 		t.Fatalf("first import: %+v, want all %d records admitted", first, n)
 	}
 	again := runImport(t, filepath.Join(bin, "stele"), args)
-	t.Logf("re-import: %d records in %s, %d events/s, %d admitted, %d duplicates; peak RSS %.1f MiB",
-		again.records, again.elapsed, again.rate, again.admitted, again.dups, float64(again.peakRSS)/(1<<20))
+	t.Logf("re-import: %d records in %s, %d events/s, %d admitted, %d duplicates; stele import: peak RSS %.1f MiB, CPU %s",
+		again.records, again.elapsed, again.rate, again.admitted, again.dups, float64(again.peakRSS)/(1<<20), again.cpu.Round(time.Millisecond))
 	if again.records != n || again.admitted != 0 || again.dups != n || again.rejected != 0 {
 		t.Fatalf("re-import: %+v, want all %d records duplicates", again, n)
 	}
@@ -186,6 +187,7 @@ func runImport(t *testing.T, stele string, args []string) importStats {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.peakRSS = ru.Maxrss << 10 // Linux reports KiB
 	}
+	s.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return s
 }
 
