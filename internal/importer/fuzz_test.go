@@ -3,6 +3,8 @@ package importer
 import (
 	"bytes"
 	"testing"
+
+	"github.com/stele-dev/stele/leaf"
 )
 
 // fuzzContainer checks, for any input read as container c, that the reader
@@ -61,4 +63,44 @@ func FuzzDetect(f *testing.F) {
 	fuzzContainer(f, Auto,
 		`{"value":[{"id":"a"}]}`, `{"records":[{"a":1}]}`, `{"Records":[{"a":1}]}`, `[{"a":1}]`,
 		"{\"id\":1}\n{\"id\":2}\n", `hello`, `{"a":`)
+}
+
+// FuzzBuilder builds events from any record bytes for each provider: no
+// panic, and an event it builds has a valid source and event_id and the
+// record's exact bytes.
+func FuzzBuilder(f *testing.F) {
+	for _, s := range []string{
+		`{"time":"t","tenantId":"` + tid + `","category":"AuditLogs","properties":{"id":"Directory_abc_1"}}`,
+		`{"resourceId":"/tenants/` + tid + `/providers/Microsoft.aadiam","category":"SignInLogs","properties":{"id":"s1"}}`,
+		`{"id":17.5,"activityDateTime":"x"}`, `{"id":"","createdDateTime":"x"}`,
+		`{"uuid":"u-1","eventType":"user.session.start"}`,
+		`{"eventID":"e-1","recipientAccountId":"123456789012"}`, `{"eventID":"e","recipientAccountId":"a/b"}`,
+		`[]`, `{`, `{"properties":null,"category":"AuditLogs"}`,
+	} {
+		f.Add([]byte(s), uint8(0))
+		f.Add([]byte(s), uint8(1))
+		f.Add([]byte(s), uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, which uint8) {
+		providers := []Provider{Entra, Okta, AWS}
+		p := providers[int(which)%len(providers)]
+		tenant := ""
+		if which >= 3 {
+			tenant = map[Provider]string{Entra: tid, Okta: "example.okta.com", AWS: "123456789012"}[p]
+		}
+		b := &Builder{Provider: p, Tenant: tenant}
+		ev, err := b.Event(Record{N: 1, Raw: raw}, "f.json")
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(ev.Record, raw) {
+			t.Fatalf("record %q, want the input %q", ev.Record, raw)
+		}
+		if err := leaf.ValidateSource(ev.Source); err != nil {
+			t.Fatalf("source %q: %v", ev.Source, err)
+		}
+		if err := leaf.ValidateEventID(ev.EventId); err != nil {
+			t.Fatalf("event_id %q: %v", ev.EventId, err)
+		}
+	})
 }
