@@ -112,11 +112,15 @@ func cmdImport(e *env, args []string) error {
 		parallel: *parallel,
 		groups:   map[string]*reasonGroup{},
 	}
+	run.sub.OnRetry = func(attempt int, wait time.Duration, err error) {
+		run.progress.println(e.stderr, fmt.Sprintf("retrying a batch (attempt %d) in %s: %s", attempt+1, wait.Round(time.Millisecond), oneLine(err.Error())))
+	}
 	return run.run(ctx, files, container)
 }
 
 // importRun is one stele import: it reads the files on one goroutine and
-// submits batches on another, so reading and the server's work overlap.
+// submits up to parallel batches at once on others, so reading and the
+// server's work overlap; results are accounted in file order.
 type importRun struct {
 	e        *env
 	builder  *importer.Builder
