@@ -29,7 +29,7 @@ var cloudTrailEvents = map[string]oktaEvent{
 
 // cloudTrail normalises one CloudTrail record.
 func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
-	ev.NativeId = o.str("eventID")
+	ev.NativeId = o.nativeID("eventID")
 	if err := setTime(ev, "eventTime", o.str("eventTime")); err != nil {
 		return err
 	}
@@ -120,6 +120,10 @@ func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
 	}
 	ev.Kind = e.kind
 	class(ev, classOf(e.classUID), e.classUID, e.activityID)
+	if strings.HasPrefix(e.kind, "user.security_info.") && (req.str("userName") == "" || req.str("userName") == ev.GetActor().GetLogin()) {
+		// An IAM user managing their own MFA device.
+		ev.Kind += ".self"
+	}
 	switch e.kind {
 	case "signin.interactive":
 		ev.Kind += map[bool]string{true: ".success", false: ".failure"}[out.Status == stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS]

@@ -27,7 +27,7 @@ func entraAudit(o obj, ev *stelev1.IdentityEvent) error {
 // auditProperties normalises a directoryAudit object (Graph, or the
 // properties of a diagnostic AuditLogs record).
 func auditProperties(p obj, ev *stelev1.IdentityEvent) error {
-	ev.NativeId = p.str("id")
+	ev.NativeId = p.nativeID("id")
 	if err := setTime(ev, "activityDateTime", p.str("activityDateTime")); err != nil {
 		return err
 	}

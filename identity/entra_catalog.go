@@ -78,11 +78,13 @@ func init() {
 	addActivity("Delete conditional access policy", "policy.conditional_access.delete", ocsfEntityManagement, 4, caPolicy("delete"))
 
 	// Security info (MFA / authentication methods).
-	addActivity("User registered security info", "user.security_info.add", ocsfAccountChange, 10, securityInfo("add", false))
-	addActivity("User registered all required security info", "user.security_info.add", ocsfAccountChange, 10, securityInfo("add", false))
-	addActivity("User updated security info", "user.security_info.update", ocsfAccountChange, 99, securityInfo("update", false))
-	addActivity("User changed default security info", "user.security_info.update", ocsfAccountChange, 99, securityInfo("update", false))
-	addActivity("User deleted security info", "user.security_info.remove", ocsfAccountChange, 11, securityInfo("remove", false))
+	// A user acting on their own methods gets ".self"; the plain kinds are
+	// an admin acting on someone else's (monitor alerts on those).
+	addActivity("User registered security info", "user.security_info.add.self", ocsfAccountChange, 10, securityInfo("add", false))
+	addActivity("User registered all required security info", "user.security_info.add.self", ocsfAccountChange, 10, securityInfo("add", false))
+	addActivity("User updated security info", "user.security_info.update.self", ocsfAccountChange, 99, securityInfo("update", false))
+	addActivity("User changed default security info", "user.security_info.update.self", ocsfAccountChange, 99, securityInfo("update", false))
+	addActivity("User deleted security info", "user.security_info.remove.self", ocsfAccountChange, 11, securityInfo("remove", false))
 	addActivity("Admin registered security info", "user.security_info.add", ocsfAccountChange, 10, securityInfo("add", true))
 	addActivity("Admin updated security info", "user.security_info.update", ocsfAccountChange, 99, securityInfo("update", true))
 	addActivity("Admin deleted security info", "user.security_info.remove", ocsfAccountChange, 11, securityInfo("remove", true))

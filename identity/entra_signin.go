@@ -39,7 +39,7 @@ func entraSignIn(o obj, ev *stelev1.IdentityEvent) error {
 // a diagnostic sign-in record). category is the diagnostic category, "" for
 // Graph.
 func signInProperties(p obj, ev *stelev1.IdentityEvent, category string) error {
-	ev.NativeId = p.str("id")
+	ev.NativeId = p.nativeID("id")
 	if err := setTime(ev, "createdDateTime", p.str("createdDateTime")); err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func entraDiagnostic(o obj, ev *stelev1.IdentityEvent) error {
 		return fmt.Errorf("category is missing: an Entra diagnostic record names its log category (AuditLogs, SignInLogs, ...)")
 	default:
 		ev.Source.Stream = strings.ToLower(cat)
-		ev.NativeId = props.str("id")
+		ev.NativeId = props.nativeID("id")
 		ev.NativeAction = o.str("operationName")
 		ev.Kind = "entra.diagnostic.unknown"
 		class(ev, stelev1.EventClass_EVENT_CLASS_OTHER, ocsfEntityManagement, 99)
@@ -247,7 +247,7 @@ func entraDiagnostic(o obj, ev *stelev1.IdentityEvent) error {
 func legacyAudit(o, props obj, ev *stelev1.IdentityEvent) {
 	addFlag(ev, FlagLegacySchema)
 	ev.Source.Stream = "audit"
-	ev.NativeId = props.str("id")
+	ev.NativeId = props.nativeID("id")
 	ev.NativeAction = o.str("operationName")
 	ev.NativeCategory = props.str("auditEventCategory")
 	ev.Outcome = entraResult(ev, o, "resultType")

@@ -15,11 +15,7 @@ import (
 // not binding (see KindAuthoritative).
 func genericJSON(o obj, ev *stelev1.IdentityEvent) error {
 	ev.Source = &stelev1.IdentitySource{Provider: "json"}
-	if v, ok := o["id"]; ok {
-		if s, isStr := v.(string); isStr {
-			ev.NativeId = s
-		}
-	}
+	ev.NativeId = o.nativeID("id")
 	for _, k := range []string{"time", "timestamp"} {
 		if s, ok := o[k].(string); ok && s != "" {
 			if err := setTime(ev, k, s); err != nil {
@@ -55,7 +51,7 @@ func ocsfInput(o obj, ev *stelev1.IdentityEvent) error {
 	if err != nil {
 		return err
 	}
-	ev.NativeId = md.str("uid")
+	ev.NativeId = md.nativeID("uid")
 	ev.Source = &stelev1.IdentitySource{Provider: "ocsf", Tenant: md.str("tenant_uid")}
 	if prod, err := md.object("product", "metadata.product"); err != nil {
 		return err
@@ -67,6 +63,10 @@ func ocsfInput(o obj, ev *stelev1.IdentityEvent) error {
 		ms, err := n.Int64()
 		if !isNum || err != nil {
 			return fmt.Errorf("time is %s, want epoch milliseconds as an integer", jsonType(v))
+		}
+		// Years 0001 to 9999, the range of a protobuf Timestamp.
+		if ms < -62135596800000 || ms > 253402300799999 {
+			return fmt.Errorf("time %d is outside the years 0001 to 9999", ms)
 		}
 		ev.EventTime = timestamppb.New(msTime(ms))
 		ev.EventTimeText = n.String()

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/payload"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -53,8 +56,13 @@ var wantKind = map[string]string{
 	"entra.directoryAudit/pim-eligible-add-permanent":        "directory.role.eligibility.add",
 	"entra.directoryAudit/pim-activation-expired":            "directory.role.activation.expire",
 	"entra.directoryAudit/ca-policy-update-casing":           "policy.conditional_access.update",
-	"entra.directoryAudit/security-info-user-registered":     "user.security_info.add",
+	"entra.directoryAudit/security-info-user-registered":     "user.security_info.add.self",
 	"entra.directoryAudit/security-info-admin-deleted":       "user.security_info.remove",
+	"entra.directoryAudit/security-info-admin-registered":    "user.security_info.add",
+	"entra.directoryAudit/app-certificate-added":             "app.credential.add",
+	"entra.diagnostic/signin-service-principal-failure":      "signin.service_principal.failure",
+	"entra.diagnostic/signin-managed-identity-failure":       "signin.managed_identity.failure",
+	"entra.diagnostic/signin-noninteractive-failure":         "signin.non_interactive.failure",
 	"entra.directoryAudit/consent-admin":                     "consent.admin.grant",
 	"entra.directoryAudit/app-role-grant-from-consent":       "app.role_assignment.add",
 	"entra.directoryAudit/delegated-permission-grant":        "app.permission_grant.add",
@@ -201,4 +209,49 @@ func normalizeFixture(t *testing.T, key string) *stelev1.IdentityEvent {
 		t.Fatal(err)
 	}
 	return ev
+}
+
+func readDoc() (string, error) {
+	b, err := os.ReadFile("../docs/identity.md")
+	return string(b), err
+}
+
+// TestViews: a stored payload's view against the current normaliser's.
+func TestViews(t *testing.T) {
+	ev := normalizeFixture(t, "entra.directoryAudit/user-create")
+	ev.Origin = "file=x.json record=3"
+	b, err := Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &payload.Payload{Format: ev.Format, Record: ev.RawRecord, Normalized: b}
+	stored, current, curErr, err := Views(p)
+	if err != nil || curErr != nil {
+		t.Fatal(err, curErr)
+	}
+	s, _ := JSON(stored)
+	c, _ := JSON(current)
+	if !bytes.Equal(s, c) {
+		t.Errorf("same normaliser, different views:\n%s\n%s", s, c)
+	}
+	// A view stored by an older normaliser differs from the current one.
+	old := proto.CloneOf(ev)
+	old.NormalizerVersion = "0"
+	old.Privilege = nil
+	old.Targets = nil
+	p.Normalized, _ = Marshal(old)
+	stored, current, _, _ = Views(p)
+	if stored.NormalizerVersion != "0" || current.NormalizerVersion != Version || len(current.Targets) == 0 {
+		t.Errorf("stored v%s, current v%s", stored.NormalizerVersion, current.NormalizerVersion)
+	}
+	// No stored view: only the current one.
+	p.Normalized = nil
+	if stored, current, _, _ = Views(p); stored != nil || current == nil {
+		t.Errorf("without a stored view: %v %v", stored, current)
+	}
+	// A corrupt stored view is an error.
+	p.Normalized = []byte{0xff, 0xff}
+	if _, _, _, err := Views(p); err == nil {
+		t.Error("corrupt stored view decoded")
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stele-dev/stele/payload"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -295,4 +296,27 @@ func JSON(ev *stelev1.IdentityEvent) ([]byte, error) {
 	}
 	out.WriteByte('\n')
 	return out.Bytes(), nil
+}
+
+// Views returns a stored payload's normalised view as stored, and the view
+// the current normaliser derives from its raw record, with the fields the
+// server settled on admission (kind, native id, origin) carried over so the
+// two compare on what the normaliser derives. stored is nil when the
+// payload holds no view; currentErr is the current normaliser's error, if
+// it cannot read the record. err is set only when the stored view does not
+// decode.
+func Views(p *payload.Payload) (stored, current *stelev1.IdentityEvent, currentErr, err error) {
+	if len(p.Normalized) > 0 {
+		if stored, err = Unmarshal(p.Normalized, p.Format, p.Record); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	current, currentErr = Normalize(p.Format, p.Record)
+	if current != nil && stored != nil {
+		current.Kind, current.NativeId, current.Origin = stored.Kind, stored.NativeId, stored.Origin
+		if !slices.Contains(stored.Flags, FlagNoNativeID) {
+			current.Flags = slices.DeleteFunc(current.Flags, func(f string) bool { return f == FlagNoNativeID })
+		}
+	}
+	return stored, current, currentErr, nil
 }

@@ -79,6 +79,14 @@ func (o obj) get(key string) (any, bool) {
 	return nil, false
 }
 
+// nativeID returns the string under exactly key: the dedup contract takes
+// an event's id only from a JSON string under the exact key (no case
+// folding, no numbers), so every producer derives the same id.
+func (o obj) nativeID(key string) string {
+	s, _ := o[key].(string)
+	return s
+}
+
 // str returns the value under key as text: a string as is, a number or a
 // boolean in its JSON spelling; "" for null, absent, objects and arrays.
 func (o obj) str(key string) string {
@@ -212,6 +220,9 @@ func parseTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s %q is not an RFC 3339 time", field, s)
+	}
+	if t.Year() < 1 || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
+		return time.Time{}, fmt.Errorf("%s %q is outside the years 0001 to 9999", field, s)
 	}
 	return t.UTC(), nil
 }

@@ -39,7 +39,7 @@ var oktaEvents = map[string]oktaEvent{
 
 // oktaSystemLog normalises one Okta System Log LogEvent.
 func oktaSystemLog(o obj, ev *stelev1.IdentityEvent) error {
-	ev.NativeId = o.str("uuid")
+	ev.NativeId = o.nativeID("uuid")
 	if err := setTime(ev, "published", o.str("published")); err != nil {
 		return err
 	}
@@ -138,6 +138,14 @@ func oktaSystemLog(o obj, ev *stelev1.IdentityEvent) error {
 		return nil
 	}
 	ev.Kind = e.kind
+	if strings.HasPrefix(e.kind, "user.security_info.") && ev.Actor != nil && ev.Actor.Id != "" {
+		for _, t := range ev.Targets {
+			if t.Id == ev.Actor.Id {
+				ev.Kind += ".self"
+				break
+			}
+		}
+	}
 	if e.classUID == ocsfAuthentication {
 		if out.Status == stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS {
 			ev.Kind += ".success"

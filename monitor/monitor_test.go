@@ -91,9 +91,9 @@ func TestMonitorFollowsAndAlerts(t *testing.T) {
 	// those alone, including a burst of failed sign-ins.
 	var more []ev
 	for i := range 10 {
-		more = append(more, ev{"entra/t1/signin", "f" + string(rune('a'+i)), "signin.failure", base.Add(time.Duration(i) * time.Second)})
+		more = append(more, ev{"entra/t1/signin", "f" + string(rune('a'+i)), "signin.interactive.failure", base.Add(time.Duration(i) * time.Second)})
 	}
-	more = append(more, ev{"entra/t1/audit", "mfa", "user.mfa.method.remove", base}, ev{"entra/t1/audit", "ok", "signin.success", base})
+	more = append(more, ev{"entra/t1/audit", "mfa", "user.security_info.remove", base}, ev{"entra/t1/audit", "ok", "signin.interactive.success", base})
 	appendEntries(t, dir, k, mkLeaves(t, more))
 	m2 := newMonitor(t, url, k, stateDir, nil, s)
 	if err := m2.Step(ctx); err != nil {

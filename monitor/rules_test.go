@@ -16,14 +16,14 @@ func lf(source, kind string, at time.Time) *leaf.Leaf {
 // Each default rule fires on the kinds it names and on nothing benign.
 func TestDefaultRulesFire(t *testing.T) {
 	fires := map[string]string{
-		"directory.role.member.add":       "privileged-role-granted",
-		"directory.role.eligibility.add":  "privileged-role-granted",
-		"consent.admin.grant":             "tenant-wide-admin-consent",
-		"application.credential.add":      "credential-added-to-application",
-		"serviceprincipal.credential.add": "credential-added-to-application",
-		"policy.conditionalaccess.delete": "conditional-access-policy-changed",
-		"policy.conditionalaccess.update": "conditional-access-policy-changed",
-		"user.mfa.method.remove":          "mfa-method-removed",
+		"directory.role.member.add":        "privileged-role-granted",
+		"directory.role.eligibility.add":   "privileged-role-granted",
+		"consent.admin.grant":              "tenant-wide-admin-consent",
+		"app.credential.add":               "credential-added-to-application",
+		"service_principal.credential.add": "credential-added-to-application",
+		"policy.conditional_access.delete": "conditional-access-policy-changed",
+		"policy.conditional_access.update": "conditional-access-policy-changed",
+		"user.security_info.remove":        "mfa-method-removed",
 	}
 	for kind, rule := range fires {
 		e := monitor.NewEngine(monitor.DefaultRules())
@@ -32,9 +32,9 @@ func TestDefaultRulesFire(t *testing.T) {
 			t.Errorf("%s: fired %v, want %s", kind, ms, rule)
 		}
 	}
-	benign := []string{"signin.success", "user.signin", "directory.role.member.remove", "consent.user.grant",
-		"application.credential.remove", "policy.conditionalaccess.add", "user.mfa.method.add", "user.mfa.method.remove.self", "user.update",
-		"group.member.add", "signin.failure"}
+	benign := []string{"signin.interactive.success", "user.signin", "directory.role.member.remove", "consent.user.grant",
+		"app.credential.remove", "policy.conditional_access.add", "user.security_info.add", "user.security_info.remove.self", "user.update",
+		"group.member.add", "signin.interactive.failure"}
 	e := monitor.NewEngine(monitor.DefaultRules())
 	for i, kind := range benign {
 		if ms := e.Eval(uint64(i), lf("entra/t1/audit", kind, base)); len(ms) != 0 {
@@ -48,7 +48,7 @@ func TestSigninFailureBurst(t *testing.T) {
 	var fired []monitor.Match
 	i := uint64(0)
 	add := func(src string, at time.Time) {
-		fired = append(fired, e.Eval(i, lf(src, "signin.failure", at))...)
+		fired = append(fired, e.Eval(i, lf(src, "signin.interactive.failure", at))...)
 		i++
 	}
 	// 9 failures in a minute in one source, 9 in another: nothing.

@@ -179,3 +179,11 @@ func TestIdentityAdmission(t *testing.T) {
 		t.Errorf("leaf event_id %q kind %q, want %q vpn.connect", l.EventID, l.Kind, identity.ContentID(noID))
 	}
 }
+
+// TestEveryFormatHasANormaliser: the server admits exactly the formats the
+// identity package normalises.
+func TestEveryFormatHasANormaliser(t *testing.T) {
+	if got, want := strings.Join(server.Formats(), ","), strings.Join(identity.Formats(), ","); got != want {
+		t.Fatalf("server formats %s, normalisers %s", got, want)
+	}
+}

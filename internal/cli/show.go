@@ -25,7 +25,7 @@ type showProof struct {
 	CheckpointSize uint64 `json:"checkpoint_size,omitempty"`
 	Origin         string `json:"origin,omitempty"`
 	// PayloadDigest is "matches the leaf" or "erased".
-	PayloadDigest string                   `json:"payload_digest"`
+	PayloadDigest string                  `json:"payload_digest"`
 	Erased        *stelev1.EraseTombstone `json:"erased,omitempty"`
 }
 
@@ -125,17 +125,9 @@ func cmdShow(e *env, args []string) error {
 	}
 
 	// The stored view, and the current normaliser's view of the same record.
-	current, curErr := identity.Normalize(p.Format, p.Record)
-	var stored *stelev1.IdentityEvent
-	if len(p.Normalized) > 0 {
-		if stored, err = identity.Unmarshal(p.Normalized, p.Format, p.Record); err != nil {
-			return fmt.Errorf("entry %d: stored normalised view: %w", idx, err)
-		}
-		if current != nil {
-			current.Origin = stored.Origin
-			// What the server settled on admission.
-			current.Kind, current.NativeId = stored.Kind, stored.NativeId
-		}
+	stored, current, curErr, err := identity.Views(p)
+	if err != nil {
+		return fmt.Errorf("entry %d: stored normalised view: %w", idx, err)
 	}
 	if *format == "ocsf" {
 		view := stored

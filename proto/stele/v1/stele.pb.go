@@ -1039,8 +1039,9 @@ type GetEventResponse struct {
 	Record []byte `protobuf:"bytes,5,opt,name=record,proto3" json:"record,omitempty"`
 	// The record's format name, decoded from payload.
 	Format string `protobuf:"bytes,6,opt,name=format,proto3" json:"format,omitempty"`
-	// The normalised view, decoded from payload; empty until a normaliser
-	// exists for the format.
+	// The normalised view, decoded from payload: deterministic protobuf of
+	// IdentityEvent without raw_record and format (docs/identity.md); empty
+	// for events admitted before normalisers existed.
 	Normalized []byte `protobuf:"bytes,7,opt,name=normalized,proto3" json:"normalized,omitempty"`
 	// A C2SP tlog-proof for the entry against the latest published checkpoint.
 	Proof []byte `protobuf:"bytes,8,opt,name=proof,proto3" json:"proof,omitempty"`
