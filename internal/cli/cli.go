@@ -51,6 +51,7 @@ func init() {
 		{"receipt", "write the receipt (C2SP tlog-proof) of an entry", cmdReceipt},
 		{"event", "write an entry's payload, salt and proof as JSON", cmdEvent},
 		{"show", "print an entry's normalised identity event (or raw record, or OCSF) with its proof status", cmdShow},
+		{"import", "import Entra, Okta or CloudTrail log files (import entra|okta|cloudtrail FILE...)", cmdImport},
 		{"erase", "erase an entry's payload (admin): tombstone it and log an erasure event", cmdErase},
 		{"verify", "verify a receipt offline, and optionally an event against it", cmdVerify},
 		{"audit", "audit the whole log over its tlog-tiles HTTP API", cmdAudit},
