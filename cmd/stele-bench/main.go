@@ -40,6 +40,8 @@ func run() error {
 	fs.StringVar(&cfg.Dir, "dir", "", "scratch directory on the disk under test (default: the system temp dir)")
 	fs.StringVar(&cfg.Server, "server-binary", "", "stele-server to run (default: next to this program, then $PATH)")
 	fs.DurationVar(&cfg.Interval, "checkpoint-interval", 0, "checkpoint interval of both sides (default 1s)")
+	fs.IntVar(&cfg.Witnesses, "witnesses", 0, "start this many local stele-witness processes; checkpoints (and so receipts) need all of them to cosign")
+	fs.StringVar(&cfg.Witness, "witness-binary", "", "stele-witness to run (default: next to this program, then $PATH)")
 	rounds := fs.Int("rounds", 3, "rounds; the table shows per-metric medians")
 	jsonPath := fs.String("json", "", "also write every round and the medians as JSON to this file")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -51,7 +53,7 @@ func run() error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *rounds < 1 || cfg.Events < 0 || cfg.Producers < 0 || cfg.Batch < 0 || cfg.Size < 0 || cfg.Rate < 0 {
+	if *rounds < 1 || cfg.Events < 0 || cfg.Producers < 0 || cfg.Batch < 0 || cfg.Size < 0 || cfg.Rate < 0 || cfg.Witnesses < 0 {
 		return errors.New("counts and rates must be positive")
 	}
 	// Tessera logs through klog; its chatter is not part of the report.

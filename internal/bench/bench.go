@@ -33,6 +33,8 @@ type Config struct {
 	Dir       string        `json:"dir"`                 // scratch directory on the disk under test [os.TempDir()]
 	Server    string        `json:"server_binary"`       // path of the stele-server binary [next to this program, then $PATH]
 	Interval  time.Duration `json:"checkpoint_interval"` // checkpoint interval of both sides [1s]
+	Witnesses int           `json:"witnesses"`           // local stele-witness processes the server needs all of to cosign [0]
+	Witness   string        `json:"witness_binary"`      // path of the stele-witness binary [next to this program, then $PATH]
 }
 
 func (c *Config) defaults() {
@@ -263,6 +265,7 @@ func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error)
 	every := max(cfg.Events/cfg.Receipts, 1)
 	var rmu sync.Mutex
 	var receipts []time.Duration
+	var receiptErrs int
 	var rwg sync.WaitGroup
 	cpu0, err := procCPU(srv.pid())
 	if err != nil {
@@ -296,10 +299,17 @@ func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error)
 				rctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
 				raw, err := c.Receipt(rctx, r.Index)
+				var rc *client.Receipt
 				if err == nil {
-					_, err = client.VerifyReceipt(raw, v)
+					rc, err = client.VerifyReceipt(raw, v)
+				}
+				if err == nil && srv.policy != nil {
+					err = srv.policy.Check(rc.Checkpoint)
 				}
 				if err != nil {
+					rmu.Lock()
+					receiptErrs++
+					rmu.Unlock()
 					return
 				}
 				rmu.Lock()
@@ -318,6 +328,9 @@ func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error)
 		return Side{}, err
 	}
 	rwg.Wait()
+	if receiptErrs > 0 {
+		return Side{}, fmt.Errorf("%d of %d sampled receipts did not arrive or did not verify", receiptErrs, receiptErrs+len(receipts))
+	}
 	rss, err := procPeakRSSMiB(srv.pid())
 	if err != nil {
 		return Side{}, err
@@ -373,7 +386,7 @@ func Table(w io.Writer, r *Result) {
 	row("", "raw tessera", "stele")
 	row("events/s", fmt.Sprintf("%.0f", r.Tessera.EventsPerSec), fmt.Sprintf("%.0f", r.Stele.EventsPerSec))
 	row("ack p50/p99/p99.9 ms", lat(r.Tessera.Ack), lat(r.Stele.Ack))
-	row("receipt p50/p99 ms", "-", fmt.Sprintf("%.0f/%.0f", r.Stele.Receipt.P50, r.Stele.Receipt.P99))
+	row(fmt.Sprintf("receipt p50/p99 ms (%d wit.)", r.Config.Witnesses), "-", fmt.Sprintf("%.0f/%.0f", r.Stele.Receipt.P50, r.Stele.Receipt.P99))
 	row("CPU s per 1000 events", fmt.Sprintf("%.3f", r.Tessera.CPUSecPer1000), fmt.Sprintf("%.3f", r.Stele.CPUSecPer1000))
 	row("peak RSS MiB", fmt.Sprintf("%.0f", r.Tessera.PeakRSSMiB), fmt.Sprintf("%.0f", r.Stele.PeakRSSMiB))
 	row("ratio stele/tessera", "", fmt.Sprintf("%.3f", r.Ratio))

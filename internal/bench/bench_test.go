@@ -11,10 +11,7 @@ import (
 // TestRun runs a short comparison against a real stele-server binary and
 // checks that every measurement was taken (not how fast: machines differ).
 func TestRun(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "stele-server")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/stele-server").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := build(t, "stele-server")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := Config{Events: 2000, Producers: 4, Batch: 100, Size: 700, Receipts: 20, Dir: t.TempDir(), Server: bin, Interval: 200 * time.Millisecond}
@@ -39,6 +36,42 @@ func TestRun(t *testing.T) {
 	m := Median([]*Result{r, r, r})
 	if m.Ratio != r.Ratio || m.Stele.Ack.P99 != r.Stele.Ack.P99 {
 		t.Errorf("median of identical results differs: %+v", m)
+	}
+}
+
+// build compiles one of the repository's commands into a temporary dir.
+func build(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestRunWitnesses puts two real stele-witness processes in the loop: every
+// sampled receipt must verify and carry both cosignatures (steleIngest fails
+// otherwise), and all sampled receipts must arrive.
+func TestRunWitnesses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := Config{Events: 1000, Producers: 2, Batch: 100, Size: 700, Receipts: 10, Dir: t.TempDir(),
+		Server: build(t, "stele-server"), Witness: build(t, "stele-witness"), Witnesses: 2, Interval: 300 * time.Millisecond}
+	cfg.defaults()
+	srv, err := startServer(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	if len(srv.witnesses) != 2 || srv.policy == nil {
+		t.Fatalf("server started with %d witnesses, policy %v", len(srv.witnesses), srv.policy)
+	}
+	s, err := steleIngest(ctx, cfg, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Receipt.N != 10 || s.Receipt.P50 <= 0 {
+		t.Errorf("receipt latency with witnesses: %+v", s.Receipt)
 	}
 }
 
