@@ -88,3 +88,30 @@ func TestSummarise(t *testing.T) {
 		t.Fatal("empty summary not zero")
 	}
 }
+
+// TestGrowth grows a small log in two steps and checks every step was
+// measured on a log of the right size.
+func TestGrowth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := Config{Events: 500, Producers: 2, Batch: 100, Size: 700, Dir: t.TempDir(), Server: build(t, "stele-server"), Interval: 200 * time.Millisecond}
+	g, err := RunGrowth(ctx, cfg, []uint64{0, 3000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Steps) != 2 || g.Steps[0].Size != 0 || g.Steps[1].Size != 3000 {
+		t.Fatalf("steps %+v", g.Steps)
+	}
+	for _, s := range g.Steps {
+		if s.EventsPerSec <= 0 || s.Proof.N != GrowthProofs || s.Proof.P50 <= 0 || s.RSSMiB <= 0 {
+			t.Errorf("incomplete step %+v", s)
+		}
+	}
+	// 500 entries need 9 hashes per proof at most; 3,500 need 11 or 12.
+	if g.Steps[0].ProofHashes > 9 || g.Steps[1].ProofHashes < 11 || g.Steps[1].ProofHashes > 12 {
+		t.Errorf("proof sizes %v and %v do not match the log sizes", g.Steps[0].ProofHashes, g.Steps[1].ProofHashes)
+	}
+	if g.PeakRSSMiB < g.Steps[1].RSSMiB {
+		t.Errorf("peak RSS %v below a step's RSS %v", g.PeakRSSMiB, g.Steps[1].RSSMiB)
+	}
+}

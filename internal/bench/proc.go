@@ -62,21 +62,25 @@ func procCPU(pid int) (float64, error) {
 }
 
 // procPeakRSSMiB returns a process's peak resident set size (VmHWM).
-func procPeakRSSMiB(pid int) (float64, error) {
+func procPeakRSSMiB(pid int) (float64, error) { return procRSSMiB(pid, "VmHWM:") }
+
+// procRSSMiB returns a memory field of /proc/<pid>/status in MiB: "VmRSS:"
+// (resident now) or "VmHWM:" (peak).
+func procRSSMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			if err != nil {
-				return 0, fmt.Errorf("parsing VmHWM %q: %w", v, err)
+				return 0, fmt.Errorf("parsing %s %q: %w", field, v, err)
 			}
 			return kb / 1024, nil
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc/pid/status")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 // benchOrigin is the checkpoint origin of the benchmarked log.
