@@ -119,7 +119,7 @@ type Server struct {
 	log      *slog.Logger
 	key      *logkey.Key
 	store    *store.Store
-	reader   tessera.LogReader
+	reader   *cachingReader
 	shutdown func(context.Context) error
 	admit    *admitter
 	cps      *checkpoints
