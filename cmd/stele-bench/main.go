@@ -38,6 +38,7 @@ func run() error {
 	fs.IntVar(&cfg.Batch, "batch", 250, "events per batch")
 	fs.IntVar(&cfg.Size, "size", 1024, "bytes per raw record")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: offer this many events/s (0: closed loop, as fast as acks come back)")
+	fs.Float64Var(&cfg.Load, "load", 0, "also run Stele in open loop at this fraction of its measured closed-loop rate, on a fresh server (0.5: ack latency at half the maximum rate)")
 	fs.IntVar(&cfg.Receipts, "receipts", 200, "events whose submit-to-verified-receipt latency is sampled")
 	fs.StringVar(&cfg.Dir, "dir", "", "scratch directory on the disk under test (default: the system temp dir)")
 	fs.StringVar(&cfg.Server, "server-binary", "", "stele-server to run (default: next to this program, then $PATH)")
@@ -56,7 +57,7 @@ func run() error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *rounds < 1 || cfg.Events < 0 || cfg.Producers < 0 || cfg.Batch < 0 || cfg.Size < 0 || cfg.Rate < 0 || cfg.Witnesses < 0 {
+	if *rounds < 1 || cfg.Events < 0 || cfg.Producers < 0 || cfg.Batch < 0 || cfg.Size < 0 || cfg.Rate < 0 || cfg.Witnesses < 0 || cfg.Load < 0 {
 		return errors.New("counts and rates must be positive")
 	}
 	// Tessera logs through klog; its chatter is not part of the report.

@@ -14,7 +14,7 @@ func TestRun(t *testing.T) {
 	bin := build(t, "stele-server")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := Config{Events: 2000, Producers: 4, Batch: 100, Size: 700, Receipts: 20, Dir: t.TempDir(), Server: bin, Interval: 200 * time.Millisecond}
+	cfg := Config{Events: 2000, Producers: 4, Batch: 100, Size: 700, Receipts: 20, Dir: t.TempDir(), Server: bin, Interval: 200 * time.Millisecond, Load: 0.5}
 	r, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +29,9 @@ func TestRun(t *testing.T) {
 	}
 	if r.Read.InclusionProofsPerSec <= 0 || r.Read.EntriesMBPerSec <= 0 {
 		t.Errorf("read side not measured: %+v", r.Read)
+	}
+	if a := r.AtLoad; a == nil || r.OfferedRate != 0.5*r.Stele.EventsPerSec || a.Ack.N != 20 || a.Ack.P50 <= 0 || a.Receipt.N == 0 {
+		t.Errorf("open-loop pass at half the rate not measured: offered %v, %+v", r.OfferedRate, a)
 	}
 	if r.Ratio != r.Stele.EventsPerSec/r.Tessera.EventsPerSec {
 		t.Errorf("ratio %v is not stele/tessera", r.Ratio)
