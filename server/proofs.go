@@ -7,7 +7,6 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
@@ -17,25 +16,15 @@ import (
 // never need them.
 type tileNodes [][]byte
 
-// newTileNodes parses a hash tile and hashes its subtrees once (at most 255
-// hashes), so every later proof through the tile costs lookups only.
+// newTileNodes hashes a tile's subtrees once (at most 255 hashes), so every
+// later proof through the tile costs lookups only. Level 0 is the tile
+// itself (a tile is its hashes, concatenated), shared with the tile cache.
 func newTileNodes(raw []byte) (tileNodes, error) {
-	var t api.HashTile
-	if err := t.UnmarshalText(raw); err != nil {
-		return nil, fmt.Errorf("parsing tile: %w", err)
+	if len(raw) == 0 || len(raw)%32 != 0 || len(raw) > 32*layout.TileWidth {
+		return nil, fmt.Errorf("tile is %d bytes, want a positive multiple of 32 up to %d", len(raw), 32*layout.TileWidth)
 	}
-	if len(t.Nodes) == 0 {
-		return nil, fmt.Errorf("tile is empty")
-	}
-	lv := make([]byte, 0, 32*len(t.Nodes))
-	for _, h := range t.Nodes {
-		if len(h) != 32 {
-			return nil, fmt.Errorf("tile holds a %d-byte hash", len(h))
-		}
-		lv = append(lv, h...)
-	}
-	nodes := tileNodes{lv}
-	for n := len(t.Nodes) / 2; n > 0; n /= 2 {
+	nodes := tileNodes{raw}
+	for n := len(raw) / 64; n > 0; n /= 2 {
 		prev := nodes[len(nodes)-1]
 		next := make([]byte, 0, 32*n)
 		for i := range n {

@@ -30,12 +30,14 @@ type cachingReader struct {
 
 // The caches are bounded by entries, sized for memory: a tile is at most
 // 8 KiB, an entry bundle about 64 KiB (256 leaves of ~250 bytes), a tile's
-// nodes 16 KiB — 16 + 16 + 64 MiB at most. The nodes cache covers every
-// level-0 tile of a log of about a million entries.
+// nodes 8 KiB above the tile itself (which they share with the tile cache
+// while it holds it) — at most 16 + 16 + 32 MiB. The nodes cache covers the
+// level-0 tiles of a log of half a million entries; past that, a proof for a
+// random old entry rehashes one tile (255 hashes) about every other time.
 const (
 	tileCacheEntries   = 2048
 	bundleCacheEntries = 256
-	nodeCacheEntries   = 4096
+	nodeCacheEntries   = 2048
 )
 
 func newCachingReader(r tessera.LogReader) *cachingReader {
