@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -56,6 +57,7 @@ type admitter struct {
 	marks    *watermark
 	m        *metrics
 	closed   chan struct{}
+	diskFull atomic.Bool // diskSpace last refused
 
 	mu       sync.Mutex
 	inflight map[dedupKey]*flight
@@ -369,6 +371,12 @@ func (a *admitter) commit(ctx context.Context, ps []*pending) {
 	default:
 	}
 
+	if err := a.diskSpace(); err != nil {
+		for _, p := range ps {
+			finish(p, refuse(codes.Unavailable, "%v", err))
+		}
+		return
+	}
 	payloads := make([]store.Payload, len(ps))
 	for i, p := range ps {
 		payloads[i] = p.store

@@ -9,7 +9,6 @@ import (
 
 	"github.com/transparency-dev/formats/proof"
 	"github.com/transparency-dev/tessera/api/layout"
-	"github.com/transparency-dev/tessera/client"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -150,11 +149,7 @@ func (l *logService) treeSize(want uint64) (uint64, error) {
 }
 
 func (s *Server) inclusion(ctx context.Context, idx, size uint64) ([][]byte, error) {
-	pb, err := client.NewProofBuilder(ctx, size, s.reader.ReadTile)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "building proof: %v", err)
-	}
-	h, err := pb.InclusionProof(ctx, idx)
+	h, err := s.reader.inclusionProof(ctx, idx, size)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "building inclusion proof for %d in %d: %v", idx, size, err)
 	}
@@ -203,11 +198,7 @@ func (l *logService) GetConsistencyProof(ctx context.Context, req *stelev1.GetCo
 	if req.FromSize > to {
 		return nil, status.Errorf(codes.InvalidArgument, "from_size %d is larger than to_size %d", req.FromSize, to)
 	}
-	pb, err := client.NewProofBuilder(ctx, to, l.s.reader.ReadTile)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "building proof: %v", err)
-	}
-	h, err := pb.ConsistencyProof(ctx, req.FromSize, to)
+	h, err := l.s.reader.consistencyProof(ctx, req.FromSize, to)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "building consistency proof %d..%d: %v", req.FromSize, to, err)
 	}

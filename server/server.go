@@ -44,6 +44,11 @@ type Config struct {
 	MaxBatchEvents int
 	// MaxClockSkew is how far in the future an event_time may be. Default 1h.
 	MaxClockSkew time.Duration
+	// MinFreeDiskMiB is the free space (MiB) the data directory's file
+	// system must keep: below it, appends are refused with Unavailable until
+	// space is freed. The reserve lets the stores flush and compact; a write
+	// that meets a full disk inside Pebble's WAL stops the process. Default 256.
+	MinFreeDiskMiB int
 	// WitnessPolicy is a C2SP tlog-policy (as Tessera's
 	// NewWitnessGroupFromPolicy reads it). When set, a checkpoint is
 	// published only once the policy's quorum of witnesses has cosigned it.
@@ -114,6 +119,9 @@ func (c *Config) setDefaults() {
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = time.Hour
 	}
+	if c.MinFreeDiskMiB == 0 {
+		c.MinFreeDiskMiB = 256
+	}
 	if c.WitnessTimeout == 0 {
 		c.WitnessTimeout = tessera.DefaultWitnessTimeout
 	}
@@ -138,7 +146,7 @@ type Server struct {
 	log      *slog.Logger
 	key      *logkey.Key
 	store    *store.Store
-	reader   tessera.LogReader
+	reader   *cachingReader
 	shutdown func(context.Context) error
 	admit    *admitter
 	cps      *checkpoints

@@ -19,40 +19,60 @@ type tileKey struct {
 }
 
 // cachingReader keeps recently read tiles and entry bundles in memory, so
-// proofs and receipts do not read the same files again and again.
+// proofs and receipts do not read the same files again and again, and the
+// hashed subtrees of recently used tiles, so a proof is a few lookups.
 type cachingReader struct {
 	tessera.LogReader
-	cache *lru.Cache[tileKey, []byte]
+	tiles   *lru.Cache[tileKey, []byte]
+	bundles *lru.Cache[tileKey, []byte]
+	nodes   *lru.Cache[tileKey, tileNodes]
 }
 
-// tileCacheEntries bounds the cache: at most 8 KiB per tile, 64 KiB per
-// bundle (entries are small leaves), so well under 64 MiB.
-const tileCacheEntries = 4096
+// The caches are bounded by entries, sized for memory: a tile is at most
+// 8 KiB, an entry bundle about 64 KiB (256 leaves of ~250 bytes), a tile's
+// nodes 8 KiB above the tile itself (which they share with the tile cache
+// while it holds it) — at most 16 + 16 + 32 MiB. The nodes cache covers the
+// level-0 tiles of a log of half a million entries; past that, a proof for a
+// random old entry rehashes one tile (255 hashes) about every other time.
+const (
+	tileCacheEntries   = 2048
+	bundleCacheEntries = 256
+	nodeCacheEntries   = 2048
+)
 
-func newCachingReader(r tessera.LogReader) tessera.LogReader {
-	c, err := lru.New[tileKey, []byte](tileCacheEntries)
+func newCachingReader(r tessera.LogReader) *cachingReader {
+	return &cachingReader{
+		LogReader: r,
+		tiles:     newLRU[[]byte](tileCacheEntries),
+		bundles:   newLRU[[]byte](bundleCacheEntries),
+		nodes:     newLRU[tileNodes](nodeCacheEntries),
+	}
+}
+
+func newLRU[V any](n int) *lru.Cache[tileKey, V] {
+	c, err := lru.New[tileKey, V](n)
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
-	return &cachingReader{LogReader: r, cache: c}
+	return c
 }
 
 func (c *cachingReader) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return c.get(ctx, tileKey{int64(level), index, p}, func() ([]byte, error) { return c.LogReader.ReadTile(ctx, level, index, p) })
+	return cached(c.tiles, tileKey{int64(level), index, p}, func() ([]byte, error) { return c.LogReader.ReadTile(ctx, level, index, p) })
 }
 
 func (c *cachingReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return c.get(ctx, tileKey{-1, index, p}, func() ([]byte, error) { return c.LogReader.ReadEntryBundle(ctx, index, p) })
+	return cached(c.bundles, tileKey{-1, index, p}, func() ([]byte, error) { return c.LogReader.ReadEntryBundle(ctx, index, p) })
 }
 
-func (c *cachingReader) get(_ context.Context, k tileKey, read func() ([]byte, error)) ([]byte, error) {
-	if b, ok := c.cache.Get(k); ok {
+func cached(c *lru.Cache[tileKey, []byte], k tileKey, read func() ([]byte, error)) ([]byte, error) {
+	if b, ok := c.Get(k); ok {
 		return b, nil
 	}
 	b, err := read()
 	if err != nil {
 		return nil, err
 	}
-	c.cache.Add(k, b)
+	c.Add(k, b)
 	return b, nil
 }

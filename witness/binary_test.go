@@ -3,6 +3,7 @@ package witness_test
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,6 +23,11 @@ import (
 
 	"github.com/stele-dev/stele/witness"
 )
+
+// tortureCycles sets how many SIGKILL cycles TestCrashNeverRollsBack runs;
+// CI runs the short default, a soak run raises it (go test ./witness -run
+// TestCrashNeverRollsBack -torture-cycles 50).
+var tortureCycles = flag.Int("torture-cycles", 4, "SIGKILL cycles in TestCrashNeverRollsBack")
 
 var (
 	buildOnce sync.Once
@@ -265,7 +271,7 @@ func TestCrashNeverRollsBack(t *testing.T) {
 	}
 
 	var lastStored uint64
-	const cycles = 4
+	cycles := *tortureCycles
 	for cycle := range cycles + 1 {
 		p := startWitnessProc(t, dir, "--config", cfg)
 		// After a restart: the stored size never went back, and nothing

@@ -41,6 +41,7 @@ type fileConfig struct {
 	MaxRecordBytes     int      `json:"max_record_bytes"`
 	MaxBatchEvents     int      `json:"max_batch_events"`
 	MaxClockSkew       duration `json:"max_clock_skew"`
+	MinFreeDiskMiB     int      `json:"min_free_disk_mib"`
 	LogFormat          string   `json:"log_format"`
 	WitnessPolicy      string   `json:"witness_policy"`
 	WitnessTimeout     duration `json:"witness_timeout"`
@@ -90,6 +91,7 @@ type flags struct {
 	rateBurst, maxRequestBytes                      *int
 	maxInflightBytes                                *int64
 	maxStreams                                      *uint
+	minFreeDisk                                     *int
 }
 
 func newFlags() *flags {
@@ -102,6 +104,7 @@ func newFlags() *flags {
 	f.origin = fs.String("origin", "", "log origin; default: the existing key's, or "+server.DefaultOrigin+" for a new log")
 	f.cpInterval = fs.Duration("checkpoint-interval", time.Second, "how often to publish a checkpoint")
 	f.rebuild = fs.Bool("rebuild-index", false, "drop the dedup index and rebuild it from the log before serving")
+	f.minFreeDisk = fs.Int("min-free-disk-mib", 256, "refuse appends (Unavailable) while the data directory's file system has less than this many MiB free")
 	f.logFormat = fs.String("log-format", "text", "log format: text or json")
 	f.witnessPolicy = fs.String("witness-policy", "", "C2SP tlog-policy file: publish a checkpoint only once its quorum of witnesses cosigned it")
 	f.witnessTimeout = fs.Duration("witness-timeout", 5*time.Second, "how long one round of witnessing may take")
@@ -182,6 +185,13 @@ func run() error {
 		MaxBatchEvents:     fc.MaxBatchEvents,
 		MaxClockSkew:       time.Duration(fc.MaxClockSkew),
 		RebuildIndexes:     *rebuild,
+		MinFreeDiskMiB:     *f.minFreeDisk,
+	}
+	if !set["min-free-disk-mib"] && fc.MinFreeDiskMiB != 0 {
+		cfg.MinFreeDiskMiB = fc.MinFreeDiskMiB
+	}
+	if cfg.MinFreeDiskMiB < 0 {
+		return fmt.Errorf("--min-free-disk-mib %d: the reserve cannot be negative", cfg.MinFreeDiskMiB)
 	}
 	if !set["checkpoint-interval"] && fc.CheckpointInterval != 0 {
 		cfg.CheckpointInterval = time.Duration(fc.CheckpointInterval)

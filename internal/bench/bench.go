@@ -33,6 +33,12 @@ type Config struct {
 	Dir       string        `json:"dir"`                 // scratch directory on the disk under test [os.TempDir()]
 	Server    string        `json:"server_binary"`       // path of the stele-server binary [next to this program, then $PATH]
 	Interval  time.Duration `json:"checkpoint_interval"` // checkpoint interval of both sides [1s]
+	Witnesses int           `json:"witnesses"`           // local stele-witness processes the server needs all of to cosign [0]
+	Witness   string        `json:"witness_binary"`      // path of the stele-witness binary [next to this program, then $PATH]
+	// Load, when set, adds an open-loop pass on a fresh server at this
+	// fraction of the closed-loop Stele rate just measured (0.5: "ack
+	// latency at half the maximum rate").
+	Load float64 `json:"load_fraction,omitempty"`
 }
 
 func (c *Config) defaults() {
@@ -108,6 +114,10 @@ type Result struct {
 	Stele   Side    `json:"stele"`
 	Ratio   float64 `json:"ratio_stele_over_tessera"`
 	Read    Read    `json:"read"`
+	// AtLoad is Stele in open loop at Config.Load times Stele.EventsPerSec
+	// (OfferedRate), when Config.Load is set.
+	AtLoad      *Side   `json:"at_load,omitempty"`
+	OfferedRate float64 `json:"offered_rate,omitempty"`
 }
 
 // record makes a realistic Entra directoryAudit record of about size bytes.
@@ -263,6 +273,7 @@ func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error)
 	every := max(cfg.Events/cfg.Receipts, 1)
 	var rmu sync.Mutex
 	var receipts []time.Duration
+	var receiptErrs int
 	var rwg sync.WaitGroup
 	cpu0, err := procCPU(srv.pid())
 	if err != nil {
@@ -296,10 +307,17 @@ func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error)
 				rctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
 				raw, err := c.Receipt(rctx, r.Index)
+				var rc *client.Receipt
 				if err == nil {
-					_, err = client.VerifyReceipt(raw, v)
+					rc, err = client.VerifyReceipt(raw, v)
+				}
+				if err == nil && srv.policy != nil {
+					err = srv.policy.Check(rc.Checkpoint)
 				}
 				if err != nil {
+					rmu.Lock()
+					receiptErrs++
+					rmu.Unlock()
 					return
 				}
 				rmu.Lock()
@@ -318,6 +336,9 @@ func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error)
 		return Side{}, err
 	}
 	rwg.Wait()
+	if receiptErrs > 0 {
+		return Side{}, fmt.Errorf("%d of %d sampled receipts did not arrive or did not verify", receiptErrs, receiptErrs+len(receipts))
+	}
 	rss, err := procPeakRSSMiB(srv.pid())
 	if err != nil {
 		return Side{}, err
@@ -363,6 +384,17 @@ func Median(rs []*Result) *Result {
 	m.Stele.PeakRSSMiB = med(func(r *Result) float64 { return r.Stele.PeakRSSMiB })
 	m.Read.InclusionProofsPerSec = med(func(r *Result) float64 { return r.Read.InclusionProofsPerSec })
 	m.Read.EntriesMBPerSec = med(func(r *Result) float64 { return r.Read.EntriesMBPerSec })
+	if m.AtLoad != nil {
+		at := *m.AtLoad
+		m.AtLoad = &at
+		m.OfferedRate = med(func(r *Result) float64 { return r.OfferedRate })
+		at.EventsPerSec = med(func(r *Result) float64 { return r.AtLoad.EventsPerSec })
+		at.Ack.P50 = med(func(r *Result) float64 { return r.AtLoad.Ack.P50 })
+		at.Ack.P99 = med(func(r *Result) float64 { return r.AtLoad.Ack.P99 })
+		at.Ack.P999 = med(func(r *Result) float64 { return r.AtLoad.Ack.P999 })
+		at.Receipt.P50 = med(func(r *Result) float64 { return r.AtLoad.Receipt.P50 })
+		at.Receipt.P99 = med(func(r *Result) float64 { return r.AtLoad.Receipt.P99 })
+	}
 	return &m
 }
 
@@ -373,12 +405,18 @@ func Table(w io.Writer, r *Result) {
 	row("", "raw tessera", "stele")
 	row("events/s", fmt.Sprintf("%.0f", r.Tessera.EventsPerSec), fmt.Sprintf("%.0f", r.Stele.EventsPerSec))
 	row("ack p50/p99/p99.9 ms", lat(r.Tessera.Ack), lat(r.Stele.Ack))
-	row("receipt p50/p99 ms", "-", fmt.Sprintf("%.0f/%.0f", r.Stele.Receipt.P50, r.Stele.Receipt.P99))
+	row(fmt.Sprintf("receipt p50/p99 ms (%d wit.)", r.Config.Witnesses), "-", fmt.Sprintf("%.0f/%.0f", r.Stele.Receipt.P50, r.Stele.Receipt.P99))
 	row("CPU s per 1000 events", fmt.Sprintf("%.3f", r.Tessera.CPUSecPer1000), fmt.Sprintf("%.3f", r.Stele.CPUSecPer1000))
 	row("peak RSS MiB", fmt.Sprintf("%.0f", r.Tessera.PeakRSSMiB), fmt.Sprintf("%.0f", r.Stele.PeakRSSMiB))
 	row("ratio stele/tessera", "", fmt.Sprintf("%.3f", r.Ratio))
 	row("verified inclusion proofs/s", "", fmt.Sprintf("%.0f", r.Read.InclusionProofsPerSec))
 	row("entries MB/s (tlog-tiles)", "", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
+	if a := r.AtLoad; a != nil {
+		fmt.Fprintf(w, "  open loop at %.2f x the closed-loop rate (%.0f events/s offered):\n", r.Config.Load, r.OfferedRate)
+		row("  events/s", "", fmt.Sprintf("%.0f", a.EventsPerSec))
+		row("  ack p50/p99/p99.9 ms", "", lat(a.Ack))
+		row("  receipt p50/p99 ms", "", fmt.Sprintf("%.0f/%.0f", a.Receipt.P50, a.Receipt.P99))
+	}
 }
 
 // Run measures raw Tessera, then Stele, on the same disk.
@@ -392,5 +430,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stele: %w", err)
 	}
-	return &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read}, nil
+	r := &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read}
+	if cfg.Load > 0 {
+		lc := cfg
+		lc.Rate = cfg.Load * s.EventsPerSec
+		srv, err := startServer(ctx, lc)
+		if err != nil {
+			return nil, fmt.Errorf("stele at %.2f load: %w", cfg.Load, err)
+		}
+		defer srv.stop()
+		a, err := steleIngest(ctx, lc, srv)
+		if err != nil {
+			return nil, fmt.Errorf("stele at %.2f load: %w", cfg.Load, err)
+		}
+		r.AtLoad, r.OfferedRate = &a, lc.Rate
+	}
+	return r, nil
 }

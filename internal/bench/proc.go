@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/logkey"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -61,30 +62,39 @@ func procCPU(pid int) (float64, error) {
 }
 
 // procPeakRSSMiB returns a process's peak resident set size (VmHWM).
-func procPeakRSSMiB(pid int) (float64, error) {
+func procPeakRSSMiB(pid int) (float64, error) { return procRSSMiB(pid, "VmHWM:") }
+
+// procRSSMiB returns a memory field of /proc/<pid>/status in MiB: "VmRSS:"
+// (resident now) or "VmHWM:" (peak).
+func procRSSMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			if err != nil {
-				return 0, fmt.Errorf("parsing VmHWM %q: %w", v, err)
+				return 0, fmt.Errorf("parsing %s %q: %w", field, v, err)
 			}
 			return kb / 1024, nil
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc/pid/status")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
+// benchOrigin is the checkpoint origin of the benchmarked log.
+const benchOrigin = "bench.localhost/log"
+
 type serverProc struct {
-	cmd      *exec.Cmd
-	dir      string
-	grpcAddr string
-	httpAddr string
-	vkey     string
-	stderr   *bytes.Buffer
+	cmd       *exec.Cmd
+	dir       string
+	grpcAddr  string
+	httpAddr  string
+	vkey      string
+	stderr    *bytes.Buffer
+	witnesses []*witnessProc
+	policy    *client.Policy // nil without witnesses
 }
 
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
@@ -93,6 +103,9 @@ func (p *serverProc) stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()
 	os.RemoveAll(p.dir)
+	for _, w := range p.witnesses {
+		w.stop()
+	}
 }
 
 func freeAddr() (string, error) {
@@ -104,33 +117,37 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// serverBinary finds stele-server: the configured path, next to this
-// program, or on $PATH.
-func serverBinary(cfg Config) (string, error) {
-	if cfg.Server != "" {
-		return cfg.Server, nil
-	}
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "stele-server")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath("stele-server")
-	if err != nil {
-		return "", errors.New("stele-server not found next to this program or on $PATH: build it (go build -o bin/ ./cmd/...) or pass --server-binary")
-	}
-	return p, nil
-}
-
 func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
-	bin, err := serverBinary(cfg)
+	bin, err := siblingBinary(cfg.Server, "stele-server")
 	if err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp(cfg.Dir, "stele-bench-server-")
 	if err != nil {
 		return nil, err
+	}
+	args := []string{"--data-dir", dir, "--origin", benchOrigin, "--checkpoint-interval", cfg.Interval.String()}
+	var ws []*witnessProc
+	var pol *client.Policy
+	if cfg.Witnesses > 0 {
+		// The witnesses must know the log's key before its first checkpoint.
+		key, err := logkey.LoadOrCreate(dir, benchOrigin, benchOrigin)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		var text string
+		ws, pol, text, err = startWitnesses(ctx, cfg, cfg.Witnesses, benchOrigin, key.VKey)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		path := filepath.Join(dir, "witness-policy")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		args = append(args, "--witness-policy", path)
 	}
 	g, err := freeAddr()
 	if err != nil {
@@ -140,11 +157,14 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &serverProc{dir: dir, grpcAddr: g, httpAddr: h, stderr: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin, "--data-dir", dir, "--grpc-addr", g, "--http-addr", h, "--checkpoint-interval", cfg.Interval.String())
+	p := &serverProc{dir: dir, grpcAddr: g, httpAddr: h, stderr: &bytes.Buffer{}, witnesses: ws, policy: pol}
+	p.cmd = exec.Command(bin, append(args, "--grpc-addr", g, "--http-addr", h)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
+		for _, w := range ws {
+			w.stop()
+		}
 		return nil, err
 	}
 	c, err := client.Dial(g)
