@@ -30,7 +30,7 @@ func TestParseSigningKey(t *testing.T) {
 		{base64.StdEncoding.EncodeToString(seed), ""},
 		{base64.StdEncoding.EncodeToString(seed[:31]), "32-byte Ed25519 seed"},
 		{vkey, "signer key"},
-		{"PRIVATE+KEY+collector+00000000+" + skey[strings.LastIndex(skey, "+")+1:], "not a signed-note signer key"},
+		{"PRIVATE+KEY+collector+00000000+" + strings.SplitN(skey, "+", 5)[4], "not a signed-note signer key"},
 		{"", "32-byte Ed25519 seed"},
 	} {
 		k, err := ParseSigningKey(c.in)
@@ -51,7 +51,7 @@ func TestParseSigningKey(t *testing.T) {
 			if _, err := note.Open(n, note.VerifierList(v)); err != nil {
 				t.Fatal(err)
 			}
-			vb, _ := base64.StdEncoding.DecodeString(vkey[strings.LastIndex(vkey, "+")+1:])
+			vb, _ := base64.StdEncoding.DecodeString(strings.SplitN(vkey, "+", 3)[2])
 			if !k.Public().(ed25519.PublicKey).Equal(ed25519.PublicKey(vb[1:])) {
 				t.Errorf("the signer key's public key is not the verifier key's")
 			}

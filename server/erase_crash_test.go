@@ -32,15 +32,7 @@ func TestEraseCrashBeforeTombstone(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	marker := "ERASE-CRASH-MARKER-7d3c-alice@contoso.example"
-	var evs []*stelev1.Event
-	for i := range 30 {
-		ev := event("entra/t1/audit", "ec-"+string(rune('a'+i%26))+string(rune('a'+i/26)), 1500)
-		if i == 7 {
-			ev.Record = []byte(`{"id":"target","userPrincipalName":"` + marker + `"}`)
-		}
-		evs = append(evs, ev)
-	}
-	mustAppend(t, p.cli, evs)
+	mustAppend(t, p.cli, markedEvents("ec-", 30, 1500, 7, marker))
 	const target, erasureIdx = uint64(7), uint64(30)
 	v, err := logkey.ReadVerifier(filepath.Join(dir, "log.pub"))
 	if err != nil {

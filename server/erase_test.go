@@ -37,6 +37,23 @@ func awaitNoMarker(t *testing.T, dir string, marker []byte) {
 	}
 }
 
+// markedEvents makes n events of size bytes whose ids start with prefix;
+// the record of event target holds marker, for scanning the disk after an
+// erasure.
+func markedEvents(prefix string, n, size, target int, marker string) []*stelev1.Event {
+	var evs []*stelev1.Event
+	for i := range n {
+		ev := event("entra/t1/audit", prefix+string(rune('a'+i%26))+string(rune('a'+i/26)), size)
+		if i == target {
+			// A generic JSON record (its id is the event_id, as the
+			// normaliser requires) holding the personal data to erase.
+			ev.Format, ev.Record = "json", []byte(`{"id":"`+ev.EventId+`","userPrincipalName":"`+marker+`"}`)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
 // TestErase: erase one event's payload; every proof still verifies,
 // GetEvent gives the tombstone, the erasure event is in the log, and the
 // payload's bytes are in no file of the data directory.
@@ -45,14 +62,7 @@ func TestErase(t *testing.T) {
 	ts := startServer(t, dir, server.Config{})
 	ctx := ctxT(t, 2*time.Minute)
 	marker := "ERASE-MARKER-c4f1e2d9-bob@contoso.example"
-	var evs []*stelev1.Event
-	for i := range 40 {
-		ev := event("entra/t1/audit", "ev-"+string(rune('a'+i%26))+string(rune('a'+i/26)), 2000)
-		if i == 13 {
-			ev.Format, ev.Record = "json", []byte(`{"id":"`+ev.EventId+`","userPrincipalName":"`+marker+`"}`)
-		}
-		evs = append(evs, ev)
-	}
+	evs := markedEvents("ev-", 40, 2000, 13, marker)
 	mustAppend(t, ts.cli, evs[:20])
 	mustAppend(t, ts.cli, evs[20:])
 	target := uint64(13)

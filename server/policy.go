@@ -289,22 +289,24 @@ func parseRate(perSecond *float64, burst *int) (*rateSpec, error) {
 // or a signed-note verifier key "name+hash+base64(0x01||key)" as
 // golang.org/x/mod/sumdb/note writes it (its name and hash are checked).
 func ParseSigningKey(s string) (ed25519.PublicKey, error) {
-	// A raw key is 44 base64 characters; a verifier key is longer and has
-	// a name and a hash before its key, so the two forms cannot be confused.
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err == nil && len(b) == ed25519.PublicKeySize {
-		return ed25519.PublicKey(b), nil
-	}
-	if strings.Count(s, "+") < 2 {
-		if err == nil {
-			return nil, fmt.Errorf("the key is %d bytes, want %d (an Ed25519 public key)", len(b), ed25519.PublicKeySize)
-		}
-		return nil, errors.New("want the standard base64 of a 32-byte Ed25519 public key, or a signed-note verifier key name+hash+base64key")
+	// A raw key is 44 base64 characters decoding to 32 bytes; a verifier
+	// key is longer and never decodes to 32 bytes, so the forms cannot be
+	// confused.
+	raw, rawErr := base64.StdEncoding.Strict().DecodeString(s)
+	if rawErr == nil && len(raw) == ed25519.PublicKeySize {
+		return ed25519.PublicKey(raw), nil
 	}
 	if _, err := note.NewVerifier(s); err != nil {
-		return nil, fmt.Errorf("not a signed-note verifier key: %v", err)
+		switch {
+		case rawErr == nil:
+			return nil, fmt.Errorf("the key is %d bytes, want %d (an Ed25519 public key)", len(raw), ed25519.PublicKeySize)
+		case strings.Count(s, "+") >= 2 && !strings.HasSuffix(s, "="):
+			return nil, fmt.Errorf("not a signed-note verifier key: %v", err)
+		default:
+			return nil, errors.New("want the standard base64 of a 32-byte Ed25519 public key, or a signed-note verifier key name+hash+base64key")
+		}
 	}
-	b, err = base64.StdEncoding.DecodeString(strings.SplitN(s, "+", 3)[2])
+	b, err := base64.StdEncoding.DecodeString(strings.SplitN(s, "+", 3)[2])
 	if err != nil || len(b) != 1+ed25519.PublicKeySize || b[0] != 0x01 {
 		return nil, errors.New("the verifier key is not an Ed25519 (type 0x01) key")
 	}

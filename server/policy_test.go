@@ -129,7 +129,7 @@ func TestParseSigningKey(t *testing.T) {
 		{vkey, nil, ""},
 		{base64.StdEncoding.EncodeToString(pub[:31]), nil, "31 bytes"},
 		{"", nil, "0 bytes"},
-		{"c+00000000+" + vkey[strings.LastIndex(vkey, "+")+1:], nil, "verifier key"},
+		{"c+00000000+" + strings.SplitN(vkey, "+", 3)[2], nil, "verifier key"},
 		{"a+b", nil, "standard base64"},
 	} {
 		got, err := ParseSigningKey(c.in)
