@@ -49,6 +49,15 @@ type fileConfig struct {
 	TLSKey             string   `json:"tls_key"`
 	ClientCA           string   `json:"client_ca"`
 	AuthPolicy         string   `json:"auth_policy"`
+	Storage            string   `json:"storage"`
+	S3Bucket           string   `json:"s3_bucket"`
+	S3Prefix           string   `json:"s3_prefix"`
+	S3Endpoint         string   `json:"s3_endpoint"`
+	S3Region           string   `json:"s3_region"`
+	S3PathStyle        bool     `json:"s3_path_style"`
+	MySQLDSN           string   `json:"mysql_dsn"`
+	PublicTilesURL     string   `json:"public_tiles_url"`
+	LogKey             string   `json:"log_key"`
 }
 
 type duration time.Duration
@@ -79,6 +88,9 @@ type flags struct {
 	configPath, dataDir, grpcAddr, httpAddr, origin *string
 	logFormat, witnessPolicy                        *string
 	tlsCert, tlsKey, clientCA, authPolicy           *string
+	storage, s3Bucket, s3Prefix, s3Endpoint         *string
+	s3Region, mysqlDSN, publicTilesURL, logKey      *string
+	s3PathStyle                                     *bool
 	cpInterval, witnessTimeout                      *time.Duration
 	rebuild, witnessFailOpen                        *bool
 }
@@ -101,6 +113,15 @@ func newFlags() *flags {
 	f.tlsKey = fs.String("tls-key", "", "PEM private key of --tls-cert")
 	f.clientCA = fs.String("client-ca", "", "PEM CA file: accept client certificates it signed (mutual TLS); needs --tls-cert and --auth-policy")
 	f.authPolicy = fs.String("auth-policy", "", "JSON access policy (identities, roles, sources); when set every gRPC call must authenticate; reloaded when the file changes")
+	f.storage = fs.String("storage", server.StoragePOSIX, "storage backend: posix (the data directory) or aws (S3-compatible bucket + MySQL-compatible database, for several replicas; docs/configuration.md)")
+	f.s3Bucket = fs.String("s3-bucket", "", "aws: bucket for tiles, entry bundles and checkpoints")
+	f.s3Prefix = fs.String("s3-prefix", "", "aws: optional object-key prefix inside the bucket")
+	f.s3Endpoint = fs.String("s3-endpoint", "", "aws: S3 endpoint URL for an S3-compatible store (empty: AWS S3); credentials come from the standard AWS sources")
+	f.s3Region = fs.String("s3-region", "", "aws: S3 region (empty: from the AWS configuration)")
+	f.s3PathStyle = fs.Bool("s3-path-style", false, "aws: path-style S3 addressing (most self-hosted S3-compatible stores need it)")
+	f.mysqlDSN = fs.String("mysql-dsn", "", "aws: MySQL DSN user:password@tcp(host:port)/database; empty: the STELE_MYSQL_DSN environment variable")
+	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
+	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
 	return f
 }
 
@@ -188,6 +209,19 @@ func run() error {
 	cfg.TLSKeyFile = pick("tls-key", *f.tlsKey, fc.TLSKey)
 	cfg.ClientCAFile = pick("client-ca", *f.clientCA, fc.ClientCA)
 	cfg.AuthPolicyFile = pick("auth-policy", *f.authPolicy, fc.AuthPolicy)
+	cfg.Storage = pick("storage", *f.storage, fc.Storage)
+	cfg.S3Bucket = pick("s3-bucket", *f.s3Bucket, fc.S3Bucket)
+	cfg.S3Prefix = pick("s3-prefix", *f.s3Prefix, fc.S3Prefix)
+	cfg.S3Endpoint = pick("s3-endpoint", *f.s3Endpoint, fc.S3Endpoint)
+	cfg.S3Region = pick("s3-region", *f.s3Region, fc.S3Region)
+	cfg.S3PathStyle = *f.s3PathStyle || (!set["s3-path-style"] && fc.S3PathStyle)
+	cfg.MySQLDSN = pick("mysql-dsn", *f.mysqlDSN, fc.MySQLDSN)
+	if cfg.MySQLDSN == "" {
+		// Keeps the database password off the command line.
+		cfg.MySQLDSN = os.Getenv("STELE_MYSQL_DSN")
+	}
+	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
+	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
 	grpcListen := pick("grpc-addr", *grpcAddr, fc.GRPCAddr)
 	if cfg.AuthPolicyFile != "" && cfg.TLSCertFile == "" && !loopback(grpcListen) {
 		return fmt.Errorf("--auth-policy without --tls-cert would send bearer tokens in plaintext: set --tls-cert/--tls-key, or listen on loopback only (--grpc-addr %s is not)", grpcListen)
