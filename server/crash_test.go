@@ -107,8 +107,16 @@ func startProcess(t *testing.T, dir string, extra ...string) *proc {
 	p.cli = c
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := c.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{}, grpc.WaitForReady(true)); err != nil {
-		t.Fatalf("server did not come up: %v\n%s", err, p.logs)
+	// Up once it serves a checkpoint (on aws the first one takes a second).
+	for {
+		_, err := c.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{}, grpc.WaitForReady(true))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("server did not come up: %v\n%s", err, p.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return p
 }

@@ -58,6 +58,7 @@ type fileConfig struct {
 	MySQLDSN           string   `json:"mysql_dsn"`
 	PublicTilesURL     string   `json:"public_tiles_url"`
 	LogKey             string   `json:"log_key"`
+	ClaimLease         duration `json:"claim_lease"`
 }
 
 type duration time.Duration
@@ -91,7 +92,7 @@ type flags struct {
 	storage, s3Bucket, s3Prefix, s3Endpoint         *string
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
 	s3PathStyle                                     *bool
-	cpInterval, witnessTimeout                      *time.Duration
+	cpInterval, witnessTimeout, claimLease          *time.Duration
 	rebuild, witnessFailOpen                        *bool
 }
 
@@ -122,6 +123,7 @@ func newFlags() *flags {
 	f.mysqlDSN = fs.String("mysql-dsn", "", "aws: MySQL DSN user:password@tcp(host:port)/database; empty: the STELE_MYSQL_DSN environment variable")
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
+	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
 	return f
 }
 
@@ -222,6 +224,10 @@ func run() error {
 	}
 	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
+	cfg.ClaimLease = *f.claimLease
+	if !set["claim-lease"] && fc.ClaimLease != 0 {
+		cfg.ClaimLease = time.Duration(fc.ClaimLease)
+	}
 	grpcListen := pick("grpc-addr", *grpcAddr, fc.GRPCAddr)
 	if cfg.AuthPolicyFile != "" && cfg.TLSCertFile == "" && !loopback(grpcListen) {
 		return fmt.Errorf("--auth-policy without --tls-cert would send bearer tokens in plaintext: set --tls-cert/--tls-key, or listen on loopback only (--grpc-addr %s is not)", grpcListen)
