@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc/codes"
 
 	"github.com/stele-dev/stele/client"
@@ -221,4 +224,117 @@ func TestAWSEndToEnd(t *testing.T) {
 	if _, err := server.New(ctx, cfg3); err == nil || !strings.Contains(err.Error(), "same log.key") {
 		t.Fatalf("a replica with its own key started: %v", err)
 	}
+}
+
+// cutter is a TCP forwarder on loopback that can cut its connections, to
+// make a real database or object store unreachable for one server.
+type cutter struct {
+	l      net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  []net.Conn
+}
+
+func newCutter(t *testing.T, target string) *cutter {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{l: l, target: target}
+	t.Cleanup(func() { l.Close(); c.setCut(true) })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			if c.cut {
+				c.mu.Unlock()
+				in.Close()
+				continue
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				c.mu.Unlock()
+				in.Close()
+				continue
+			}
+			c.conns = append(c.conns, in, out)
+			c.mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return c
+}
+
+func (c *cutter) setCut(cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = cut
+	if cut {
+		for _, x := range c.conns {
+			x.Close()
+		}
+		c.conns = nil
+	}
+}
+
+func healthz(t *testing.T, base string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + "healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAWSHealthFailsWithoutBackends: /healthz answers 503, naming the
+// culprit, while the database or the object store is unreachable.
+func TestAWSHealthFailsWithoutBackends(t *testing.T) {
+	env := awstest.New(t)
+	cfg := awsConfig(env)
+	dsn, err := mysql.ParseDSN(env.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := newCutter(t, dsn.Addr)
+	dsn.Addr = db.l.Addr().String()
+	cfg.MySQLDSN = dsn.FormatDSN()
+	u, err := url.Parse(env.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := newCutter(t, u.Host)
+	cfg.S3Endpoint = "http://" + s3.l.Addr().String()
+	ts := startServer(t, t.TempDir(), cfg)
+	mustAppend(t, ts.cli, []*stelev1.Event{event("entra/t/audit", "h1", 300)})
+	waitHealth := func(want int, substr string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, body := healthz(t, ts.httpURL)
+			if code == want && strings.Contains(body, substr) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("healthz %d %s, want %d with %q", code, body, want, substr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitHealth(200, `"ok"`)
+	db.setCut(true)
+	waitHealth(503, "database unreachable")
+	db.setCut(false)
+	waitHealth(200, `"ok"`)
+	s3.setCut(true)
+	waitHealth(503, "object store unreachable")
+	s3.setCut(false)
+	waitHealth(200, `"ok"`)
 }
