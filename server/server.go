@@ -225,6 +225,7 @@ func (s *Server) start(ctx context.Context) error {
 		WithCheckpointSigner(s.key.Signer).
 		WithCheckpointInterval(s.cfg.CheckpointInterval).
 		WithBatching(s.cfg.BatchMaxSize, s.cfg.BatchMaxAge)
+	s.tuneAppend(opts)
 	if len(s.cfg.WitnessPolicy) > 0 {
 		wg, err := tessera.NewWitnessGroupFromPolicy(s.cfg.WitnessPolicy)
 		if err != nil {

@@ -130,6 +130,17 @@ func (s *Server) awsDriver(ctx context.Context) (tessera.Driver, error) {
 	return d, nil
 }
 
+// tuneAppend adapts Tessera's options to the backend. On aws, entries are
+// integrated once a second, up to DefaultIntegrationSizeLimit at a time, so
+// the pushback bound (entries sequenced but not yet integrated; Tessera's
+// default 4096) is raised to what one integration pass takes: otherwise a
+// burst of a few thousand events is refused while the tree is fine.
+func (s *Server) tuneAppend(opts *tessera.AppendOptions) {
+	if s.aws != nil {
+		opts.WithPushback(tessaws.DefaultIntegrationSizeLimit)
+	}
+}
+
 // driver opens the configured Tessera storage driver.
 func (s *Server) driver(ctx context.Context) (tessera.Driver, error) {
 	if s.aws != nil {
