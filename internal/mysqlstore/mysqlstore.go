@@ -412,3 +412,27 @@ func (s *Store) ResetIndexes() error {
 	}
 	return nil
 }
+
+// PutTombstone stores an erased payload's tombstone (a migration copies
+// them), replacing any payload under digest.
+func (s *Store) PutTombstone(digest [32]byte, tombstone []byte) error {
+	ctx, cancel := bg()
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO stele_payloads (digest, tombstone) VALUES (?, ?)
+		ON DUPLICATE KEY UPDATE salt = NULL, data = NULL, tombstone = VALUES(tombstone)`, digest[:], tombstone); err != nil {
+		return fmt.Errorf("writing tombstone: %w", err)
+	}
+	return nil
+}
+
+// AdvanceSequencer moves the next index Tessera's aws driver assigns
+// (SeqCoord.next, a table of Tessera's) up to size. Tessera's migration
+// integrates a copied tree without moving it, so without this the first
+// append after a migration is refused as if size entries were waiting for
+// integration, and would be numbered from 0.
+func (s *Store) AdvanceSequencer(ctx context.Context, size uint64) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE SeqCoord SET next = GREATEST(next, ?) WHERE id = 0`, size); err != nil {
+		return fmt.Errorf("advancing Tessera's sequencer to %d: %w", size, err)
+	}
+	return nil
+}
