@@ -144,6 +144,9 @@ func loadFileConfig(path string) (fileConfig, error) {
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		return migrate(os.Args[2:])
+	}
 	f := newFlags()
 	fs := f.fs
 	var (
@@ -333,4 +336,39 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// migrate is `stele-server migrate`: copy a stopped posix log to aws.
+func migrate(args []string) error {
+	f := newFlags()
+	from := f.fs.String("from", "", "the posix log's data directory (the server must be stopped)")
+	workers := f.fs.Uint("workers", 8, "entry bundles copied at once")
+	f.fs.Usage = func() {
+		fmt.Fprintln(f.fs.Output(), "usage: stele-server migrate --from DATA-DIR --s3-bucket B [--s3-endpoint URL ...] [--mysql-dsn DSN] [--log-key FILE]")
+		fmt.Fprintln(f.fs.Output(), "Copies a posix log (tiles, payloads, tombstones, dedup index) to the aws backend and checks that the roots match.")
+	}
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *from == "" || f.fs.NArg() > 0 {
+		return errors.New("migrate needs --from DATA-DIR and no other argument; see stele-server migrate -h")
+	}
+	cfg := server.Config{
+		Storage: server.StorageAWS, S3Bucket: *f.s3Bucket, S3Prefix: *f.s3Prefix, S3Endpoint: *f.s3Endpoint,
+		S3Region: *f.s3Region, S3PathStyle: *f.s3PathStyle, MySQLDSN: *f.mysqlDSN, LogKeyFile: *f.logKey,
+		Origin: *f.origin, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	if cfg.MySQLDSN == "" {
+		cfg.MySQLDSN = os.Getenv("STELE_MYSQL_DSN")
+	}
+	klog.SetSlogLogger(cfg.Logger)
+	n, err := server.MigrateToAWS(context.Background(), cfg, *from, *workers)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("migration complete: start stele-server --storage aws with the same key", "entries", n)
+	return nil
 }
