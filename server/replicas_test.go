@@ -68,9 +68,10 @@ func TestReplicasSharedBackend(t *testing.T) {
 	send := func(first int, evs []*stelev1.Event) error {
 		deadline := time.Now().Add(90 * time.Second)
 		rep := first
+		var last string
 		for len(evs) > 0 {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%d events still unacknowledged", len(evs))
+				return fmt.Errorf("%d events still unacknowledged (%s); replica logs:\n%s\n---\n%s", len(evs), last, reps[0].logs, reps[1].logs)
 			}
 			if rep == 2 && killed.Load() {
 				rep = 0
@@ -79,6 +80,7 @@ func TestReplicasSharedBackend(t *testing.T) {
 			rs, err := reps[rep].cli.Append(ctx, evs)
 			cancel()
 			if err != nil {
+				last = fmt.Sprintf("replica %d: %v", rep, err)
 				rep = (rep + 1) % 2 // the replica died (or is slow): another one
 				time.Sleep(100 * time.Millisecond)
 				continue
@@ -91,6 +93,7 @@ func TestReplicasSharedBackend(t *testing.T) {
 				case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
 					// Another replica's claim (maybe the dead one's): retry.
 					rest = append(rest, evs[i])
+					last = fmt.Sprintf("replica %d: %s %s", rep, codes.Code(r.Code), r.Message)
 				default:
 					return fmt.Errorf("%s refused: %s %s", evs[i].EventId, codes.Code(r.Code), r.Message)
 				}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -69,6 +70,10 @@ func (c *Claims) Claim(ctx context.Context, keys []Key, nextIndex func(context.C
 		}
 		return out
 	}
+	// Keys held by other replicas are waited on together: a batch that a
+	// dead replica had claimed is taken over in one lease, not one each.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxWaiters)
 	for i, k := range keys {
 		r, ok := rows[k]
 		switch {
@@ -79,11 +84,20 @@ func (c *Claims) Claim(ctx context.Context, keys []Key, nextIndex func(context.C
 		case string(r.claim) == string(c.token):
 			// Claimed by this batch.
 		default:
-			out[i] = c.slowClaim(ctx, k, nextIndex)
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				out[i] = c.slowClaim(ctx, k, nextIndex)
+			})
 		}
 	}
+	wg.Wait()
 	return out
 }
+
+// maxWaiters bounds the keys of one batch that wait on other replicas'
+// claims at once (each polls the database).
+const maxWaiters = 32
 
 type dedupRow struct {
 	idx   sql.NullInt64
