@@ -15,6 +15,7 @@ import (
 	"github.com/transparency-dev/tessera"
 	"google.golang.org/grpc/codes"
 
+	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/payload"
@@ -49,8 +50,14 @@ type flight struct {
 // durably, sequence the leaf with Tessera, then index it.
 type admitter struct {
 	cfg   *Config
-	store *store.Store
-	add   tessera.AddFn
+	store payloadStore
+	// claims, on aws, claims each event in the shared database before it
+	// is sequenced, so that replicas dedup exactly; nil on posix, where
+	// the inflight map is the claim.
+	claims *mysqlstore.Store
+	// next is the log's next unassigned index (for stale claims).
+	next func(context.Context) (uint64, error)
+	add  tessera.AddFn
 	// readLeaf reads an admitted entry's leaf, to compare a resubmission.
 	readLeaf func(ctx context.Context, idx uint64) ([]byte, error)
 	now      func() time.Time
@@ -196,9 +203,29 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 		claimed = append(claimed, p)
 	}
 	a.mu.Unlock()
-	for _, p := range claimed {
-		idx, ok, err := a.store.LookupEvent(p.key.source, p.key.eventID)
+	var shared *mysqlstore.Claims
+	var sharedRes []mysqlstore.ClaimResult
+	if a.claims != nil && len(claimed) > 0 {
+		shared = a.claims.NewClaims()
+		keys := make([]mysqlstore.Key, len(claimed))
+		for i, p := range claimed {
+			keys[i] = mysqlstore.Key{Source: p.key.source, EventID: p.key.eventID}
+		}
+		sharedRes = shared.Claim(ctx, keys, a.next)
+	}
+	for i, p := range claimed {
+		var idx uint64
+		var ok bool
+		var err error
+		if shared != nil {
+			idx, ok, err = sharedRes[i].Index, sharedRes[i].Admitted, sharedRes[i].Err
+		} else {
+			idx, ok, err = a.store.LookupEvent(p.key.source, p.key.eventID)
+		}
 		switch {
+		case errors.Is(err, mysqlstore.ErrBusy):
+			a.finish(p, refuse(codes.Unavailable, "another replica is committing this (source, event_id) and did not finish in time; resubmit it to learn its index"))
+			results[p.pos] = p.f.res
 		case err != nil:
 			a.finish(p, refuse(codes.Unavailable, "dedup index unavailable: %v", err))
 			results[p.pos] = p.f.res
@@ -224,7 +251,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			a.commit(context.WithoutCancel(ctx), todo)
+			a.commit(context.WithoutCancel(ctx), todo, shared)
 		}()
 		select {
 		case <-done:
@@ -359,11 +386,24 @@ func (a *admitter) finish(p *pending, r result) {
 }
 
 // commit writes payloads durably, sequences the leaves, indexes them and
-// resolves every flight in ps.
-func (a *admitter) commit(ctx context.Context, ps []*pending) {
+// resolves every flight in ps. On aws, shared holds ps's claims: those whose
+// leaves are known not to be sequenced are released.
+func (a *admitter) commit(ctx context.Context, ps []*pending, shared *mysqlstore.Claims) {
 	finish := a.finish
+	release := func(ps []*pending) {
+		if shared == nil {
+			return
+		}
+		keys := make([]mysqlstore.Key, len(ps))
+		for i, p := range ps {
+			keys[i] = mysqlstore.Key{Source: p.key.source, EventID: p.key.eventID}
+		}
+		// On failure the claims stay until their lease runs out.
+		_ = shared.Release(keys)
+	}
 	select {
 	case <-a.closed:
+		release(ps)
 		for _, p := range ps {
 			finish(p, refuse(codes.Unavailable, "the server is shutting down; retry against another replica or after restart"))
 		}
@@ -382,6 +422,7 @@ func (a *admitter) commit(ctx context.Context, ps []*pending) {
 		payloads[i] = p.store
 	}
 	if err := a.store.PutPayloads(payloads); err != nil {
+		release(ps)
 		for _, p := range ps {
 			finish(p, refuse(codes.Unavailable, "storing payload: %v", err))
 		}
@@ -406,6 +447,11 @@ func (a *admitter) commit(ctx context.Context, ps []*pending) {
 		ps[i].f.res = result{index: got.Index}
 		idx = append(idx, store.Indexed{Source: ps[i].key.source, EventID: ps[i].key.eventID, LeafHash: ps[i].hash, Index: got.Index})
 		ok = append(ok, ps[i])
+	}
+	if errors.Is(ferr, tessera.ErrPushback) {
+		// Refused before sequencing. Other errors may come after a commit
+		// whose answer was lost: those claims wait out their lease.
+		release(failed)
 	}
 	for _, p := range failed {
 		code := codes.Unavailable

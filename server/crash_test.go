@@ -109,9 +109,17 @@ func startProcess(t *testing.T, dir string, extra ...string) *proc {
 	p.cli = c
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// With an access policy the anonymous call is refused, but answered.
-	if _, err := c.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{}, grpc.WaitForReady(true)); err != nil && status.Code(err) != codes.Unauthenticated {
-		t.Fatalf("server did not come up: %v\n%s", err, p.logs)
+	// Up once it serves a checkpoint (on aws the first one takes a second);
+	// with an access policy the anonymous call is refused, but answered.
+	for {
+		_, err := c.Log.GetCheckpoint(ctx, &stelev1.GetCheckpointRequest{}, grpc.WaitForReady(true))
+		if err == nil || status.Code(err) == codes.Unauthenticated {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("server did not come up: %v\n%s", err, p.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return p
 }

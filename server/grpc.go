@@ -267,7 +267,11 @@ func (l *logService) awaitCovered(ctx context.Context, idx uint64) (*published, 
 		return nil, status.Errorf(codes.Unavailable, "reading log size: %v", err)
 	}
 	if idx >= size {
-		return nil, status.Errorf(codes.NotFound, "no entry at index %d: the log holds %d entries", idx, size)
+		// Sequenced but not integrated yet (on aws, up to about a second):
+		// wait for it like for its checkpoint.
+		if next, err := l.s.reader.NextIndex(ctx); err != nil || idx >= next {
+			return nil, status.Errorf(codes.NotFound, "no entry at index %d: the log holds %d entries", idx, size)
+		}
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

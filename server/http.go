@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/stele-dev/stele/internal/tiles"
 )
 
 // HTTPHandler serves the C2SP tlog-tiles read API at its root (checkpoint,
@@ -14,7 +12,7 @@ import (
 // plus /healthz and Prometheus /metrics.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", tiles.NewHandler(tiles.DirReader(s.logDir)))
+	mux.Handle("/", s.tilesHandler())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	return mux
@@ -34,6 +32,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if cp == nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		json.NewEncoder(w).Encode(map[string]any{"status": "no checkpoint published yet"})
+		return
+	}
+	if err := s.checkBackends(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"status": err.Error()})
 		return
 	}
 	json.NewEncoder(w).Encode(map[string]any{"status": "ok", "origin": s.cfg.Origin, "checkpoint_size": cp.size})

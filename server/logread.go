@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -69,7 +70,12 @@ func (s *Server) reindex(ctx context.Context, size uint64, rebuild bool) error {
 	if from == size {
 		return nil
 	}
-	s.log.Info("rebuilding dedup index from the log", "from", from, "to", size)
+	lvl := slog.LevelInfo
+	if !rebuild && size-from < 4096 {
+		// On aws every replica follows the log's tail this way each second.
+		lvl = slog.LevelDebug
+	}
+	s.log.Log(ctx, lvl, "rebuilding dedup index from the log", "from", from, "to", size)
 	const chunk = 4096
 	batch := make([]store.Indexed, 0, chunk)
 	flush := func() error {

@@ -15,9 +15,9 @@ import (
 
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/storage/posix"
 
 	"github.com/stele-dev/stele/internal/logkey"
+	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
 )
 
@@ -27,8 +27,33 @@ const DefaultOrigin = "stele.localhost/log"
 // Config configures a Server. Zero values take the documented defaults.
 type Config struct {
 	// DataDir holds the log, the payload store and the log key.
-	// Default "./stele-data".
+	// Default "./stele-data". With Storage "aws" it holds only the log key.
 	DataDir string
+	// Storage is the backend: StoragePOSIX (default) or StorageAWS.
+	Storage string
+	// S3Bucket, S3Prefix (an optional object-key prefix), S3Endpoint (empty:
+	// AWS's), S3Region and S3PathStyle locate the log's objects on aws.
+	// Credentials come from the standard AWS sources (environment, shared
+	// config, instance or pod identity).
+	S3Bucket    string
+	S3Prefix    string
+	S3Endpoint  string
+	S3Region    string
+	S3PathStyle bool
+	// MySQLDSN names the MySQL-compatible database on aws
+	// (go-sql-driver/mysql syntax: user:password@tcp(host:port)/database).
+	MySQLDSN string
+	// PublicTilesURL, on aws, makes the tlog-tiles routes redirect (302)
+	// to this base URL (the bucket or a CDN) instead of proxying reads.
+	PublicTilesURL string
+	// LogKeyFile is the log's private key file. Empty: DataDir/log.key,
+	// created when absent. A named file is never created: replicas on aws
+	// must share one key.
+	LogKeyFile string
+	// ClaimLease is how long, on aws, a replica's claim on an event stands
+	// before another replica may take it over (internal/mysqlstore).
+	// Default 2 minutes.
+	ClaimLease time.Duration
 	// Origin names the log in its checkpoints. Empty means the existing
 	// key's origin, or DefaultOrigin for a new log.
 	Origin string
@@ -101,6 +126,9 @@ func (c *Config) setDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = "./stele-data"
 	}
+	if c.Storage == "" {
+		c.Storage = StoragePOSIX
+	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
 	}
@@ -145,7 +173,8 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	key      *logkey.Key
-	store    *store.Store
+	store    payloadStore
+	aws      *awsBackend // nil on posix
 	reader   *cachingReader
 	shutdown func(context.Context) error
 	admit    *admitter
@@ -169,10 +198,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.checkLimits(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkStorage(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	key, err := logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin)
+	var key *logkey.Key
+	var err error
+	if cfg.LogKeyFile != "" {
+		key, err = logkey.Load(cfg.LogKeyFile, cfg.Origin)
+	} else {
+		key, err = logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -182,37 +220,51 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{})
-	if err != nil {
-		return nil, err
+	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: m, auth: auth, limits: newLimits(&cfg, m.reg), logDir: filepath.Join(cfg.DataDir, "log")}
+	if cfg.Storage == StorageAWS {
+		shared, err := mysqlstore.Open(ctx, cfg.MySQLDSN, mysqlstore.Options{ClaimLease: cfg.ClaimLease})
+		if err != nil {
+			return nil, err
+		}
+		if err := shared.BindLogKey(ctx, key.VKey); err != nil {
+			shared.Close()
+			return nil, err
+		}
+		s.store, s.aws = shared, &awsBackend{shared: shared}
+	} else {
+		st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{})
+		if err != nil {
+			return nil, err
+		}
+		// Finish erasures that a crash interrupted before their bytes left the disk.
+		if n, err := st.PurgePending(ctx); err != nil {
+			st.Close()
+			return nil, err
+		} else if n > 0 {
+			cfg.Logger.Info("finished interrupted erasures", "payloads", n)
+		}
+		s.store = st
 	}
-	// Finish erasures that a crash interrupted before their bytes left the disk.
-	if n, err := st.PurgePending(ctx); err != nil {
-		st.Close()
-		return nil, err
-	} else if n > 0 {
-		cfg.Logger.Info("finished interrupted erasures", "payloads", n)
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: key, store: st, m: m, auth: auth, limits: newLimits(&cfg, m.reg), logDir: filepath.Join(cfg.DataDir, "log")}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if err := s.start(bg); err != nil {
 		cancel()
-		st.Close()
+		s.store.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
 func (s *Server) start(ctx context.Context) error {
-	driver, err := posix.New(ctx, posix.Config{Path: s.logDir, HTTPClient: s.witnessClient()})
+	driver, err := s.driver(ctx)
 	if err != nil {
-		return fmt.Errorf("opening log storage: %w", err)
+		return err
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(s.key.Signer).
 		WithCheckpointInterval(s.cfg.CheckpointInterval).
 		WithBatching(s.cfg.BatchMaxSize, s.cfg.BatchMaxAge)
+	s.tuneAppend(opts)
 	if len(s.cfg.WitnessPolicy) > 0 {
 		wg, err := tessera.NewWitnessGroupFromPolicy(s.cfg.WitnessPolicy)
 		if err != nil {
@@ -240,19 +292,42 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.cps = newCheckpoints(s)
 	go s.cps.run(ctx)
+	var marks *watermark
+	var claims *mysqlstore.Store
+	if s.aws == nil {
+		marks = newWatermark(s.store, s.log, size)
+	} else {
+		claims = s.aws.shared
+		go s.followIndexes(ctx, time.Second)
+	}
 	s.admit = &admitter{
-		cfg:   &s.cfg,
-		store: s.store,
-		add:   appender.Add,
+		cfg:    &s.cfg,
+		store:  s.store,
+		claims: claims,
+		add:    appender.Add,
 		readLeaf: func(ctx context.Context, idx uint64) ([]byte, error) {
-			size, err := reader.IntegratedSize(ctx)
-			if err != nil {
-				return nil, err
+			// A sequenced entry is integrated shortly after (on aws, within
+			// about a second): wait a little for it rather than compare blind.
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			for {
+				size, err := reader.IntegratedSize(ctx)
+				if err != nil {
+					return nil, err
+				}
+				if idx < size {
+					return s.readLeaf(ctx, idx, size)
+				}
+				select {
+				case <-ctx.Done():
+					return nil, fmt.Errorf("entry %d is not integrated yet: %w", idx, ctx.Err())
+				case <-time.After(50 * time.Millisecond):
+				}
 			}
-			return s.readLeaf(ctx, idx, size)
 		},
 		now:      func() time.Time { return time.Now().UTC() },
-		marks:    newWatermark(s.store, s.log, size),
+		marks:    marks,
+		next:     reader.NextIndex,
 		m:        s.m,
 		closed:   make(chan struct{}),
 		inflight: make(map[dedupKey]*flight),

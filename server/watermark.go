@@ -10,7 +10,7 @@ import (
 // watermark tracks the log size below which every entry is in the dedup and
 // leaf-hash indexes, and persists it so recovery only rescans the tail.
 type watermark struct {
-	store *store.Store
+	store payloadStore
 	log   *slog.Logger
 
 	mu    sync.Mutex
@@ -18,12 +18,17 @@ type watermark struct {
 	ahead map[uint64]struct{} // indexed entries at or past next
 }
 
-func newWatermark(s *store.Store, l *slog.Logger, start uint64) *watermark {
+func newWatermark(s payloadStore, l *slog.Logger, start uint64) *watermark {
 	return &watermark{store: s, log: l, next: start, ahead: make(map[uint64]struct{})}
 }
 
-// done records that es are indexed. Call it after PutIndexes returned.
+// done records that es are indexed. Call it after PutIndexes returned. A nil
+// watermark (aws: the replicas' followIndexes moves the shared one) does
+// nothing.
 func (w *watermark) done(es []store.Indexed) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, e := range es {

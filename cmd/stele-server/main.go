@@ -55,6 +55,16 @@ type fileConfig struct {
 	MaxRequestBytes    int      `json:"max_request_bytes"`
 	MaxInflightBytes   int64    `json:"max_inflight_bytes"`
 	MaxStreams         uint32   `json:"max_concurrent_streams"`
+	Storage            string   `json:"storage"`
+	S3Bucket           string   `json:"s3_bucket"`
+	S3Prefix           string   `json:"s3_prefix"`
+	S3Endpoint         string   `json:"s3_endpoint"`
+	S3Region           string   `json:"s3_region"`
+	S3PathStyle        bool     `json:"s3_path_style"`
+	MySQLDSN           string   `json:"mysql_dsn"`
+	PublicTilesURL     string   `json:"public_tiles_url"`
+	LogKey             string   `json:"log_key"`
+	ClaimLease         duration `json:"claim_lease"`
 }
 
 type duration time.Duration
@@ -85,7 +95,10 @@ type flags struct {
 	configPath, dataDir, grpcAddr, httpAddr, origin *string
 	logFormat, witnessPolicy                        *string
 	tlsCert, tlsKey, clientCA, authPolicy           *string
-	cpInterval, witnessTimeout                      *time.Duration
+	storage, s3Bucket, s3Prefix, s3Endpoint         *string
+	s3Region, mysqlDSN, publicTilesURL, logKey      *string
+	s3PathStyle                                     *bool
+	cpInterval, witnessTimeout, claimLease          *time.Duration
 	rebuild, witnessFailOpen                        *bool
 	rateLimit                                       *float64
 	rateBurst, maxRequestBytes                      *int
@@ -118,6 +131,16 @@ func newFlags() *flags {
 	f.maxRequestBytes = fs.Int("max-request-bytes", 64<<20, "largest gRPC request (Append batch) accepted, in bytes")
 	f.maxInflightBytes = fs.Int64("max-inflight-bytes", 256<<20, "bytes of Append requests admitted at once across the server; beyond it callers are pushed back with ResourceExhausted")
 	f.maxStreams = fs.Uint("max-concurrent-streams", 100, "concurrent gRPC calls per connection")
+	f.storage = fs.String("storage", server.StoragePOSIX, "storage backend: posix (the data directory) or aws (S3-compatible bucket + MySQL-compatible database, for several replicas; docs/configuration.md)")
+	f.s3Bucket = fs.String("s3-bucket", "", "aws: bucket for tiles, entry bundles and checkpoints")
+	f.s3Prefix = fs.String("s3-prefix", "", "aws: optional object-key prefix inside the bucket")
+	f.s3Endpoint = fs.String("s3-endpoint", "", "aws: S3 endpoint URL for an S3-compatible store (empty: AWS S3); credentials come from the standard AWS sources")
+	f.s3Region = fs.String("s3-region", "", "aws: S3 region (empty: from the AWS configuration)")
+	f.s3PathStyle = fs.Bool("s3-path-style", false, "aws: path-style S3 addressing (most self-hosted S3-compatible stores need it)")
+	f.mysqlDSN = fs.String("mysql-dsn", "", "aws: MySQL DSN user:password@tcp(host:port)/database; empty: the STELE_MYSQL_DSN environment variable")
+	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
+	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
+	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
 	return f
 }
 
@@ -138,6 +161,9 @@ func loadFileConfig(path string) (fileConfig, error) {
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		return migrate(os.Args[2:])
+	}
 	f := newFlags()
 	fs := f.fs
 	var (
@@ -228,6 +254,23 @@ func run() error {
 	}
 	if !set["max-concurrent-streams"] && fc.MaxStreams != 0 {
 		cfg.MaxConcurrentStreams = fc.MaxStreams
+	}
+	cfg.Storage = pick("storage", *f.storage, fc.Storage)
+	cfg.S3Bucket = pick("s3-bucket", *f.s3Bucket, fc.S3Bucket)
+	cfg.S3Prefix = pick("s3-prefix", *f.s3Prefix, fc.S3Prefix)
+	cfg.S3Endpoint = pick("s3-endpoint", *f.s3Endpoint, fc.S3Endpoint)
+	cfg.S3Region = pick("s3-region", *f.s3Region, fc.S3Region)
+	cfg.S3PathStyle = *f.s3PathStyle || (!set["s3-path-style"] && fc.S3PathStyle)
+	cfg.MySQLDSN = pick("mysql-dsn", *f.mysqlDSN, fc.MySQLDSN)
+	if cfg.MySQLDSN == "" {
+		// Keeps the database password off the command line.
+		cfg.MySQLDSN = os.Getenv("STELE_MYSQL_DSN")
+	}
+	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
+	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
+	cfg.ClaimLease = *f.claimLease
+	if !set["claim-lease"] && fc.ClaimLease != 0 {
+		cfg.ClaimLease = time.Duration(fc.ClaimLease)
 	}
 	grpcListen := pick("grpc-addr", *grpcAddr, fc.GRPCAddr)
 	if cfg.AuthPolicyFile != "" && cfg.TLSCertFile == "" && !loopback(grpcListen) {
@@ -334,4 +377,39 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// migrate is `stele-server migrate`: copy a stopped posix log to aws.
+func migrate(args []string) error {
+	f := newFlags()
+	from := f.fs.String("from", "", "the posix log's data directory (the server must be stopped)")
+	workers := f.fs.Uint("workers", 8, "entry bundles copied at once")
+	f.fs.Usage = func() {
+		fmt.Fprintln(f.fs.Output(), "usage: stele-server migrate --from DATA-DIR --s3-bucket B [--s3-endpoint URL ...] [--mysql-dsn DSN] [--log-key FILE]")
+		fmt.Fprintln(f.fs.Output(), "Copies a posix log (tiles, payloads, tombstones, dedup index) to the aws backend and checks that the roots match.")
+	}
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *from == "" || f.fs.NArg() > 0 {
+		return errors.New("migrate needs --from DATA-DIR and no other argument; see stele-server migrate -h")
+	}
+	cfg := server.Config{
+		Storage: server.StorageAWS, S3Bucket: *f.s3Bucket, S3Prefix: *f.s3Prefix, S3Endpoint: *f.s3Endpoint,
+		S3Region: *f.s3Region, S3PathStyle: *f.s3PathStyle, MySQLDSN: *f.mysqlDSN, LogKeyFile: *f.logKey,
+		Origin: *f.origin, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	if cfg.MySQLDSN == "" {
+		cfg.MySQLDSN = os.Getenv("STELE_MYSQL_DSN")
+	}
+	klog.SetSlogLogger(cfg.Logger)
+	n, err := server.MigrateToAWS(context.Background(), cfg, *from, *workers)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("migration complete: start stele-server --storage aws with the same key", "entries", n)
+	return nil
 }

@@ -69,6 +69,33 @@ func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 	return &Key{Signer: signer, Verifier: verifier, VKey: vkey}, nil
 }
 
+// Load reads the private key in path, which must exist: it is never
+// created, so replicas that share a log cannot each make their own key. When
+// origin is set, the key's name must equal it. Nothing is written.
+func Load(path, origin string) (*Key, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading log key: %w (copy log.key from the log's first server, or leave --log-key unset to create one in the data directory)", err)
+	}
+	skey := strings.TrimSpace(string(raw))
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("log key %s is not a valid Ed25519 signed-note key", path)
+	}
+	if origin != "" && signer.Name() != origin {
+		return nil, fmt.Errorf("log key %s is for origin %q but the origin is set to %q: a log's origin cannot change; use the key's origin", path, signer.Name(), origin)
+	}
+	vkey, err := VerifierKey(skey)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("deriving verifier key: %w", err)
+	}
+	return &Key{Signer: signer, Verifier: verifier, VKey: vkey}, nil
+}
+
 // VerifierKey derives the signed-note verifier key from a private key.
 func VerifierKey(skey string) (string, error) {
 	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>

@@ -353,3 +353,46 @@ func mustReadFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestLoadNamedKey: Load reads an existing key without creating or writing
+// anything, and refuses a missing file, a wrong origin and a non-key.
+func TestLoadNamedKey(t *testing.T) {
+	dir := t.TempDir()
+	created := load(t, dir, origin, "")
+	other := t.TempDir()
+	keyFile := filepath.Join(other, "mounted.key")
+	raw, err := os.ReadFile(filepath.Join(dir, logkey.PrivateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, raw, 0o644); err != nil { // as a Secret mount might be
+		t.Fatal(err)
+	}
+	k, err := logkey.Load(keyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.VKey != created.VKey {
+		t.Fatalf("loaded %s, created %s", k.VKey, created.VKey)
+	}
+	if err := roundTrip(t, k.Signer, created.Verifier); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(other); len(ents) != 1 {
+		t.Fatalf("Load wrote files: %v", ents)
+	}
+	if _, err := logkey.Load(keyFile, "other.example/log"); err == nil || !strings.Contains(err.Error(), "origin") {
+		t.Fatalf("wrong origin: %v", err)
+	}
+	if _, err := logkey.Load(filepath.Join(other, "absent.key"), ""); err == nil || !strings.Contains(err.Error(), "copy log.key") {
+		t.Fatalf("missing key: %v", err)
+	}
+	bad := filepath.Join(other, "bad.key")
+	os.WriteFile(bad, []byte("not a key\n"), 0o600)
+	if _, err := logkey.Load(bad, ""); err == nil {
+		t.Fatal("a non-key loaded")
+	}
+	if _, err := os.Stat(filepath.Join(other, "absent.key")); !os.IsNotExist(err) {
+		t.Fatal("Load created a key")
+	}
+}
