@@ -226,8 +226,15 @@ func checkComposeAWS(t *testing.T, where string, c composeFile, cfg map[string]a
 	bucket, _ := cfg["s3_bucket"].(string)
 	created := false
 	for _, s := range c.Services {
-		if strings.Contains(strings.Join(s.Command, " "), "create-bucket --bucket "+bucket) {
-			created = true
+		f := strings.Fields(strings.Join(s.Command, " "))
+		if !slicesContains(f, "create-bucket") {
+			continue
+		}
+		created = true
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "--bucket" && f[i+1] != bucket {
+				created = false
+			}
 		}
 	}
 	if bucket == "" || !created {
