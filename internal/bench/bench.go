@@ -103,6 +103,11 @@ type Read struct {
 	// InclusionProofsPerSec: GetInclusionProof for random indexes over gRPC,
 	// each verified against the checkpoint.
 	InclusionProofsPerSec float64 `json:"inclusion_proofs_per_sec"`
+	// ServerCPUPerProofUS and ClientCPUPerProofUS: CPU microseconds per
+	// verified proof spent by the server process and by this (client)
+	// process, to show where a proof's cost is.
+	ServerCPUPerProofUS float64 `json:"server_cpu_us_per_proof"`
+	ClientCPUPerProofUS float64 `json:"client_cpu_us_per_proof"`
 	// EntriesMBPerSec: entry bundles read over the tlog-tiles HTTP API.
 	EntriesMBPerSec float64 `json:"entries_mb_per_sec"`
 }
@@ -383,6 +388,8 @@ func Median(rs []*Result) *Result {
 	m.Tessera.PeakRSSMiB = med(func(r *Result) float64 { return r.Tessera.PeakRSSMiB })
 	m.Stele.PeakRSSMiB = med(func(r *Result) float64 { return r.Stele.PeakRSSMiB })
 	m.Read.InclusionProofsPerSec = med(func(r *Result) float64 { return r.Read.InclusionProofsPerSec })
+	m.Read.ServerCPUPerProofUS = med(func(r *Result) float64 { return r.Read.ServerCPUPerProofUS })
+	m.Read.ClientCPUPerProofUS = med(func(r *Result) float64 { return r.Read.ClientCPUPerProofUS })
 	m.Read.EntriesMBPerSec = med(func(r *Result) float64 { return r.Read.EntriesMBPerSec })
 	if m.AtLoad != nil {
 		at := *m.AtLoad
@@ -410,6 +417,7 @@ func Table(w io.Writer, r *Result) {
 	row("peak RSS MiB", fmt.Sprintf("%.0f", r.Tessera.PeakRSSMiB), fmt.Sprintf("%.0f", r.Stele.PeakRSSMiB))
 	row("ratio stele/tessera", "", fmt.Sprintf("%.3f", r.Ratio))
 	row("verified inclusion proofs/s", "", fmt.Sprintf("%.0f", r.Read.InclusionProofsPerSec))
+	row("CPU µs per proof server/client", "", fmt.Sprintf("%.0f/%.0f", r.Read.ServerCPUPerProofUS, r.Read.ClientCPUPerProofUS))
 	row("entries MB/s (tlog-tiles)", "", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
 	if a := r.AtLoad; a != nil {
 		fmt.Fprintf(w, "  open loop at %.2f x the closed-loop rate (%.0f events/s offered):\n", r.Config.Load, r.OfferedRate)

@@ -27,7 +27,7 @@ func TestRun(t *testing.T) {
 	if r.Stele.Receipt.N == 0 || r.Stele.Receipt.P50 <= 0 {
 		t.Errorf("no verified receipt latency: %+v", r.Stele.Receipt)
 	}
-	if r.Read.InclusionProofsPerSec <= 0 || r.Read.EntriesMBPerSec <= 0 {
+	if r.Read.InclusionProofsPerSec <= 0 || r.Read.EntriesMBPerSec <= 0 || r.Read.ServerCPUPerProofUS <= 0 || r.Read.ClientCPUPerProofUS <= 0 {
 		t.Errorf("read side not measured: %+v", r.Read)
 	}
 	if a := r.AtLoad; a == nil || r.OfferedRate != 0.5*r.Stele.EventsPerSec || a.Ack.N != 20 || a.Ack.P50 <= 0 || a.Receipt.N == 0 {

@@ -77,6 +77,11 @@ func readSide(ctx context.Context, cfg Config, srv *serverProc) (Read, error) {
 
 	var proofs atomic.Int64
 	var firstErr error
+	srvCPU0, err := procCPU(srv.pid())
+	if err != nil {
+		return Read{}, err
+	}
+	cliCPU0 := selfCPU()
 	var mu sync.Mutex
 	deadline := time.Now().Add(readDuration)
 	var wg sync.WaitGroup
@@ -105,6 +110,12 @@ func readSide(ctx context.Context, cfg Config, srv *serverProc) (Read, error) {
 		return Read{}, firstErr
 	}
 	proofRate := float64(proofs.Load()) / readDuration.Seconds()
+	srvCPU1, err := procCPU(srv.pid())
+	if err != nil {
+		return Read{}, err
+	}
+	n := float64(max(proofs.Load(), 1))
+	srvPerProof, cliPerProof := (srvCPU1-srvCPU0)*1e6/n, (selfCPU()-cliCPU0)*1e6/n
 
 	// Entry bundles over HTTP, uncompressed, round-robin over the log.
 	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
@@ -145,6 +156,8 @@ func readSide(ctx context.Context, cfg Config, srv *serverProc) (Read, error) {
 	}
 	return Read{
 		InclusionProofsPerSec: proofRate,
+		ServerCPUPerProofUS:   srvPerProof,
+		ClientCPUPerProofUS:   cliPerProof,
 		EntriesMBPerSec:       float64(bytesRead.Load()) / 1e6 / readDuration.Seconds(),
 	}, nil
 }
