@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/go-sql-driver/mysql"
 	"google.golang.org/grpc/codes"
 
@@ -172,6 +175,26 @@ func TestAWSEndToEnd(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "max-age=31536000, immutable" {
 		t.Fatalf("GET tile/entries/000: %d %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	// The bucket's own objects carry the tlog-tiles content types and
+	// cache headers, so readers can be pointed straight at it (or a CDN).
+	sdk, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(env.Region))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3c := s3.NewFromConfig(sdk, func(o *s3.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(env.Endpoint), true })
+	for key, want := range map[string][2]string{
+		"checkpoint":       {"text/plain; charset=utf-8", "no-cache"},
+		"tile/entries/000": {"application/octet-stream", "max-age=604800,immutable"},
+		"tile/0/000":       {"application/octet-stream", "max-age=604800,immutable"},
+	} {
+		h, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(env.Prefix + "/" + key)})
+		if err != nil {
+			t.Fatalf("HEAD %s in the bucket: %v", key, err)
+		}
+		if aws.ToString(h.ContentType) != want[0] || aws.ToString(h.CacheControl) != want[1] {
+			t.Errorf("bucket object %s: Content-Type %q, Cache-Control %q, want %q", key, aws.ToString(h.ContentType), aws.ToString(h.CacheControl), want)
+		}
 	}
 	resp, err = http.Get(ts.httpURL + "healthz")
 	if err != nil {
