@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -51,6 +52,10 @@ type Submitter struct {
 	AttemptTimeout time.Duration
 	// OnRetry, if set, is told about every retry.
 	OnRetry func(attempt int, wait time.Duration, err error)
+	// WaitForReady makes each attempt wait, within AttemptTimeout, for the
+	// connection to become ready (a server still starting) instead of
+	// failing at once with Unavailable.
+	WaitForReady bool
 }
 
 // SubmitResult is the outcome of one event.
@@ -140,7 +145,7 @@ func (c *Submitter) batch(ctx context.Context, events []*stelev1.Event, out []Su
 			out[i].Attempts++
 		}
 		actx, cancel := context.WithTimeout(ctx, c.AttemptTimeout)
-		resp, err := c.Client.Log.Append(actx, &stelev1.AppendRequest{Events: send})
+		resp, err := c.Client.Log.Append(actx, &stelev1.AppendRequest{Events: send}, grpc.WaitForReady(c.WaitForReady))
 		cancel()
 		var hint time.Duration
 		if err == nil && len(resp.Results) != len(send) {

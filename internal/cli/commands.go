@@ -63,7 +63,7 @@ func cmdSubmit(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	sub := &client.Submitter{Client: c, BatchEvents: *batch, MaxAttempts: *attempts, AttemptTimeout: *sf.timeout,
+	sub := &client.Submitter{Client: c, BatchEvents: *batch, MaxAttempts: *attempts, AttemptTimeout: *sf.timeout, WaitForReady: true,
 		OnRetry: func(attempt int, wait time.Duration, err error) {
 			fmt.Fprintf(e.stderr, "submit: attempt %d failed (%s), retrying in %s\n", attempt, oneLine(rpcError(err).Error()), wait.Round(time.Millisecond))
 		}}
