@@ -120,3 +120,33 @@ func FuzzParseCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePolicy: any bytes as a witness policy (C2SP tlog-policy) give a
+// policy or an error, never a panic; a parsed policy checks a checkpoint
+// without panicking.
+func FuzzParsePolicy(f *testing.F) {
+	fx := fuzzFixture(f)
+	// Fixed cosignature (0x04) verifier keys, so every fuzz worker has the
+	// same seeds.
+	k1 := "w1.example+2f4fa062+BB+hb3x2UXbzj7DqmwcVUi9l83WcJbw8sbW+KiFgm+7a"
+	k2 := "w2.example+72efb84b+BKv4oze4ZDCXq5FkIBHp0RHlRkbJwCDihUEUd1JYnvWE"
+	f.Add([]byte("witness w1 " + k1 + " https://w1.example/\nquorum w1\n"))
+	f.Add([]byte("witness w1 " + k1 + " https://w1.example/\nwitness w2 " + k2 + " https://w2.example/\ngroup g 1 w1 w2\nquorum g\n"))
+	f.Add([]byte("quorum none\n"))
+	f.Add([]byte("witness w1 notakey http://x/\nquorum w1\n"))
+	f.Add([]byte{})
+	cp, err := client.ParseCheckpoint(fx.checkpoint, fx.key.verifier)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := client.ParsePolicy(data)
+		if err != nil {
+			if p != nil {
+				t.Fatalf("policy returned with error %v", err)
+			}
+			return
+		}
+		_ = p.Check(cp)
+	})
+}
