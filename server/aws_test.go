@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -58,41 +57,7 @@ func TestAWSEndToEnd(t *testing.T) {
 	ctx := ctxT(t, 3*time.Minute)
 
 	const producers, batches, perBatch = 2, 3, 50
-	type sent struct {
-		ev  *stelev1.Event
-		idx uint64
-	}
-	var mu sync.Mutex
-	var all []sent
-	var wg sync.WaitGroup
-	for p := range producers {
-		wg.Go(func() {
-			for b := range batches {
-				evs := make([]*stelev1.Event, perBatch)
-				for i := range evs {
-					evs[i] = event(fmt.Sprintf("entra/tenant-%d/audit", p), fmt.Sprintf("ev-%d-%d", b, i), 800)
-				}
-				rs := mustAppend(t, ts.cli, evs)
-				mu.Lock()
-				for i, r := range rs {
-					if r.Duplicate {
-						t.Errorf("fresh event %s reported as duplicate", evs[i].EventId)
-					}
-					all = append(all, sent{evs[i], r.Index})
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	n := producers * batches * perBatch
-	seen := map[uint64]bool{}
-	for _, s := range all {
-		if seen[s.idx] || s.idx >= uint64(n) {
-			t.Fatalf("index %d given twice or out of range for %d events", s.idx, n)
-		}
-		seen[s.idx] = true
-	}
+	all := appendConcurrently(t, ts.cli, producers, batches, perBatch, 800)
 
 	// A resubmission returns the original index; a changed copy is refused.
 	again := mustAppend(t, ts.cli, []*stelev1.Event{all[7].ev})

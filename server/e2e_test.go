@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,47 +66,8 @@ func independentCheck(t *testing.T, v note.Verifier, origin string, receipt []by
 func TestEndToEnd(t *testing.T) {
 	ts := startServer(t, t.TempDir(), server.Config{})
 	const producers, batches, perBatch = 4, 5, 150 // 3000 events
-	type sent struct {
-		ev  *stelev1.Event
-		idx uint64
-	}
-	var mu sync.Mutex
-	var all []sent
-	var wg sync.WaitGroup
-	for p := range producers {
-		wg.Go(func() {
-			for b := range batches {
-				evs := make([]*stelev1.Event, perBatch)
-				for i := range evs {
-					evs[i] = event(fmt.Sprintf("entra/tenant-%d/audit", p), fmt.Sprintf("ev-%d-%d", b, i), 1024)
-				}
-				rs := mustAppend(t, ts.cli, evs)
-				mu.Lock()
-				for i, r := range rs {
-					if r.Duplicate {
-						t.Errorf("fresh event %s reported as duplicate", evs[i].EventId)
-					}
-					all = append(all, sent{evs[i], r.Index})
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	n := producers * batches * perBatch
-	if len(all) != n {
-		t.Fatalf("got %d results, want %d", len(all), n)
-	}
-	seen := map[uint64]bool{}
-	for _, s := range all {
-		if seen[s.idx] {
-			t.Fatalf("index %d given twice", s.idx)
-		}
-		seen[s.idx] = true
-		if s.idx >= uint64(n) {
-			t.Fatalf("index %d out of range for %d events", s.idx, n)
-		}
-	}
+	all := appendConcurrently(t, ts.cli, producers, batches, perBatch, 1024)
+	n := len(all)
 
 	ctx := ctxT(t, 2*time.Minute)
 	for i, s := range all {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,4 +136,54 @@ func mustAppend(t testing.TB, c *client.Client, evs []*stelev1.Event) []*stelev1
 		}
 	}
 	return rs
+}
+
+// sentEvent is an event a test appended and the index it was given.
+type sentEvent struct {
+	ev  *stelev1.Event
+	idx uint64
+}
+
+// appendConcurrently has producers append, in parallel, batches of
+// perBatch fresh events of size bytes (producer p writes source
+// entra/tenant-<p>/audit). It fails the test when a fresh event comes back
+// as a duplicate, or an index is missing, repeated or past the number of
+// events sent, and returns every event with its index.
+func appendConcurrently(t *testing.T, c *client.Client, producers, batches, perBatch, size int) []sentEvent {
+	t.Helper()
+	var mu sync.Mutex
+	var all []sentEvent
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for b := range batches {
+				evs := make([]*stelev1.Event, perBatch)
+				for i := range evs {
+					evs[i] = event(fmt.Sprintf("entra/tenant-%d/audit", p), fmt.Sprintf("ev-%d-%d", b, i), size)
+				}
+				rs := mustAppend(t, c, evs)
+				mu.Lock()
+				for i, r := range rs {
+					if r.Duplicate {
+						t.Errorf("fresh event %s reported as duplicate", evs[i].EventId)
+					}
+					all = append(all, sentEvent{evs[i], r.Index})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	n := producers * batches * perBatch
+	if len(all) != n {
+		t.Fatalf("got %d results, want %d", len(all), n)
+	}
+	seen := map[uint64]bool{}
+	for _, s := range all {
+		if seen[s.idx] || s.idx >= uint64(n) {
+			t.Fatalf("index %d given twice or out of range for %d events", s.idx, n)
+		}
+		seen[s.idx] = true
+	}
+	return all
 }
