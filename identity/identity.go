@@ -22,6 +22,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stele-dev/stele/payload"
@@ -166,18 +167,44 @@ func SourceName(ev *stelev1.IdentityEvent) string {
 	return s.GetProvider() + "/" + s.GetTenant() + "/" + s.GetStream()
 }
 
+// The view's fields that Marshal leaves out: they are in the payload.
+var (
+	rawRecordField = viewField("raw_record")
+	formatField    = viewField("format")
+)
+
+func viewField(name protoreflect.Name) protoreflect.FieldNumber {
+	return (&stelev1.IdentityEvent{}).ProtoReflect().Descriptor().Fields().ByName(name).Number()
+}
+
 // Marshal encodes a normalised view for payload.Payload.Normalized:
 // deterministic protobuf binary, without RawRecord and Format, which the
 // payload already holds. Unmarshal puts them back.
 func Marshal(ev *stelev1.IdentityEvent) ([]byte, error) {
-	c := proto.CloneOf(ev)
-	c.RawRecord = nil
-	c.Format = ""
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	var m proto.Message = ev
+	if len(ev.RawRecord) > 0 || ev.Format != "" {
+		m = withoutPayloadFields(ev)
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("identity: encoding normalised view: %w", err)
 	}
 	return b, nil
+}
+
+// withoutPayloadFields returns a shallow copy of ev without RawRecord and
+// Format: cloning the whole view would copy every nested message only to
+// encode it once.
+func withoutPayloadFields(ev *stelev1.IdentityEvent) proto.Message {
+	src := ev.ProtoReflect()
+	c := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Number() != rawRecordField && fd.Number() != formatField {
+			c.Set(fd, v)
+		}
+		return true
+	})
+	return c.Interface()
 }
 
 // Unmarshal decodes a normalised view written by Marshal and restores the
@@ -220,10 +247,13 @@ func setTime(ev *stelev1.IdentityEvent, field, text string) error {
 	return nil
 }
 
+// dashes maps the dashes providers write in activity names to "-".
+var dashes = strings.NewReplacer("\u2013", "-", "\u2014", "-", "\u2012", "-", "\u2212", "-")
+
 // activityKey is the matching form of an activity name: lower case, Unicode
 // dashes as "-", whitespace collapsed, a trailing "." stripped.
 func activityKey(s string) string {
-	s = strings.NewReplacer("\u2013", "-", "\u2014", "-", "\u2012", "-", "\u2212", "-").Replace(s)
+	s = dashes.Replace(s)
 	s = strings.Join(strings.Fields(strings.ToLower(s)), " ")
 	return strings.TrimSuffix(s, ".")
 }

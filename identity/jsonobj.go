@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // obj is a decoded JSON object. Keys are looked up exactly first and then
@@ -27,21 +30,77 @@ func decodeObject(record []byte) (obj, error) {
 	return obj(m), nil
 }
 
-// decodeValue decodes record as exactly one JSON value.
+// decodeValue decodes record as exactly one JSON value, keeping numbers as
+// their JSON text. It tokenises with jsontext, which is several times faster
+// than encoding/json's reflection into any and checks the grammar as
+// strictly. As encoding/json does, it takes the last of duplicate names and
+// replaces invalid UTF-8 with U+FFFD: the raw record is kept byte for byte
+// whatever the view holds.
 func decodeValue(record []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(record))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
+	d := jsontext.NewDecoder(bytes.NewReader(record), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	v, err := readValue(d)
+	if err != nil {
 		return nil, fmt.Errorf("record is not valid JSON: %w", err)
 	}
-	if d.More() {
+	switch d.PeekKind() {
+	case '{', '[', '"', '0', 'n', 't', 'f':
 		return nil, fmt.Errorf("record holds more than one JSON value: submit one record per event")
 	}
-	if _, err := d.Token(); err == nil {
+	if _, err := d.ReadToken(); err != io.EOF {
 		return nil, fmt.Errorf("record has trailing data after its JSON value")
 	}
 	return v, nil
+}
+
+// readValue reads the next JSON value from d as nil, bool, string,
+// json.Number, []any or map[string]any.
+func readValue(d *jsontext.Decoder) (any, error) {
+	tok, err := d.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case 'f', 't':
+		return tok.Bool(), nil
+	case '"':
+		return tok.String(), nil
+	case '0':
+		return json.Number(tok.String()), nil
+	case '{':
+		m := make(map[string]any)
+		for d.PeekKind() != '}' {
+			tok, err := d.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := tok.String() // before the next read reuses the token
+			v, err := readValue(d)
+			if err != nil {
+				return nil, err
+			}
+			m[name] = v
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		return m, nil
+	case '[':
+		a := []any{}
+		for d.PeekKind() != ']' {
+			v, err := readValue(d)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("unexpected JSON token %s", tok.Kind())
 }
 
 func jsonType(v any) string {

@@ -125,6 +125,9 @@ func normalizeEvent(ev *stelev1.Event) (normalized, error) {
 	default:
 		return n, fmt.Errorf("event_time is missing and the %s record has no time of its own: set event_time", ev.Format)
 	}
+	// The payload holds the record and format; the view is this
+	// function's own, so drop them rather than have Marshal copy it.
+	view.RawRecord, view.Format = nil, ""
 	if n.view, err = normalizer.Marshal(view); err != nil {
 		return n, err
 	}
