@@ -127,7 +127,7 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	if err != nil {
 		return fp, "", false
 	}
-	_, data, err := a.store.GetPayload(l.PayloadDigest)
+	_, data, err := a.store.GetPayload(payloadRef(l))
 	if err != nil {
 		return fp, "", false
 	}
@@ -372,7 +372,7 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 		sourceSeq: ev.SourceSeq,
 		leaf:      lb,
 		hash:      leafHash(lb),
-		store:     store.Payload{Digest: digest, Salt: salt, Data: pb},
+		store:     store.Payload{Digest: digest, Admitted: now, Salt: salt, Data: pb},
 	}, result{}
 }
 

@@ -172,7 +172,7 @@ func (s *Server) erase(ctx context.Context, req *stelev1.EraseEventRequest) (*st
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, status.Errorf(codes.Unavailable, "reading tombstone: %v", err)
 	}
-	if _, _, err := s.store.GetPayload(parsed.PayloadDigest); errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.store.GetPayload(payloadRef(parsed)); errors.Is(err, store.ErrNotFound) {
 		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d (digest %x) is missing from the store and was never erased", req.Index, parsed.PayloadDigest)
 	} else if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "reading payload: %v", err)
@@ -227,7 +227,7 @@ func (s *Server) erase(ctx context.Context, req *stelev1.EraseEventRequest) (*st
 		return nil, status.Errorf(codes.Internal, "tombstone: %v", err)
 	}
 	// The erasure runs to completion even if the caller goes away.
-	if _, _, err := s.store.ErasePayload(context.WithoutCancel(ctx), parsed.PayloadDigest, tb); err != nil {
+	if _, _, err := s.store.ErasePayload(context.WithoutCancel(ctx), payloadRef(parsed), tb); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "erasing payload (the erasure event is at index %d; erase again to complete): %v", r.index, err)
 	}
 	s.log.Info("payload erased", "index", req.Index, "erasure_index", r.index, "erased_by", rec.ErasedBy, "request_reference", rec.RequestReference)
@@ -248,7 +248,7 @@ func (s *Server) erasureRecord(ctx context.Context, idx uint64) (*ErasureRecord,
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "erasure event %d does not parse: %v", idx, err)
 	}
-	_, data, err := s.store.GetPayload(parsed.PayloadDigest)
+	_, data, err := s.store.GetPayload(payloadRef(parsed))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "reading erasure event %d: %v", idx, err)
 	}

@@ -313,7 +313,7 @@ func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest)
 	if err := l.s.mayRead(ctx, parsed.Source); err != nil {
 		return nil, err
 	}
-	salt, data, err := l.s.store.GetPayload(parsed.PayloadDigest)
+	salt, data, err := l.s.store.GetPayload(payloadRef(parsed))
 	if errors.Is(err, store.ErrErased) {
 		tb, err := l.s.store.Tombstone(parsed.PayloadDigest)
 		if err != nil {

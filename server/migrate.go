@@ -119,7 +119,7 @@ func copyStore(ctx context.Context, dir tiles.Reader, size uint64, src *store.St
 			if err != nil {
 				return fmt.Errorf("leaf %d does not parse as leaf v1: %w", idx, err)
 			}
-			salt, data, err := src.GetPayload(l.PayloadDigest)
+			salt, data, err := src.GetPayload(payloadRef(l))
 			switch {
 			case errors.Is(err, store.ErrErased):
 				t, err := src.Tombstone(l.PayloadDigest)
@@ -132,7 +132,7 @@ func copyStore(ctx context.Context, dir tiles.Reader, size uint64, src *store.St
 			case err != nil:
 				return fmt.Errorf("reading the payload of entry %d: %w", idx, err)
 			default:
-				ps = append(ps, store.Payload{Digest: l.PayloadDigest, Salt: salt, Data: data})
+				ps = append(ps, store.Payload{Digest: l.PayloadDigest, Admitted: l.AdmittedTime, Salt: salt, Data: data})
 			}
 			ix = append(ix, store.Indexed{Source: l.Source, EventID: l.EventID, LeafHash: leafHash(e), Index: idx})
 			if len(ix) >= flushAt {

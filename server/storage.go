@@ -24,6 +24,7 @@ import (
 	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/internal/tiles"
+	"github.com/stele-dev/stele/leaf"
 )
 
 // The storage backends (Config.Storage).
@@ -41,9 +42,9 @@ const (
 // internal/store (Pebble) on posix, internal/mysqlstore on aws.
 type payloadStore interface {
 	PutPayloads([]store.Payload) error
-	GetPayload(digest [32]byte) (salt, data []byte, err error)
+	GetPayload(r store.Ref) (salt, data []byte, err error)
 	Tombstone(digest [32]byte) ([]byte, error)
-	ErasePayload(ctx context.Context, digest [32]byte, tombstone []byte) (existing []byte, already bool, err error)
+	ErasePayload(ctx context.Context, r store.Ref, tombstone []byte) (existing []byte, already bool, err error)
 	LookupEvent(source, eventID string) (uint64, bool, error)
 	LookupLeafHash(h [32]byte) (uint64, bool, error)
 	PutIndexes([]store.Indexed) error
@@ -243,4 +244,9 @@ func (s *Server) followIndexes(ctx context.Context, every time.Duration) {
 			s.log.Warn("following the log into the dedup index", "err", err)
 		}
 	}
+}
+
+// payloadRef names the payload a leaf commits to, as the stores file it.
+func payloadRef(l *leaf.Leaf) store.Ref {
+	return store.Ref{Admitted: l.AdmittedTime, Digest: l.PayloadDigest}
 }

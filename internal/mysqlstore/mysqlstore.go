@@ -239,9 +239,11 @@ func placeholders(n int, one string) string {
 	return strings.TrimSuffix(strings.Repeat(one+",", n), ",")
 }
 
-// GetPayload returns the salt and payload bytes stored under digest,
-// store.ErrErased for an erased payload, or store.ErrNotFound.
-func (s *Store) GetPayload(digest [32]byte) (salt, data []byte, err error) {
+// GetPayload returns the salt and payload bytes stored under r's digest,
+// store.ErrErased for an erased payload, or store.ErrNotFound. The database
+// keys payloads by digest alone; r's admission time is not used.
+func (s *Store) GetPayload(r store.Ref) (salt, data []byte, err error) {
+	digest := r.Digest
 	ctx, cancel := bg()
 	defer cancel()
 	var tomb []byte
@@ -284,7 +286,8 @@ func (s *Store) Tombstone(digest [32]byte) ([]byte, error) {
 // tombstone in one statement. If a tombstone already exists it is returned
 // with already=true and nothing changes. What this does and does not remove
 // from the database's files is in docs/security.md.
-func (s *Store) ErasePayload(ctx context.Context, digest [32]byte, tombstone []byte) (existing []byte, already bool, err error) {
+func (s *Store) ErasePayload(ctx context.Context, r store.Ref, tombstone []byte) (existing []byte, already bool, err error) {
+	digest := r.Digest
 	res, err := s.db.ExecContext(ctx, `UPDATE stele_payloads SET salt = NULL, data = NULL, tombstone = ? WHERE digest = ? AND tombstone IS NULL`, tombstone, digest[:])
 	if err != nil {
 		return nil, false, fmt.Errorf("writing tombstone: %w", err)

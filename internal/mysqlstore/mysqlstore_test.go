@@ -43,12 +43,12 @@ func TestPayloadsAndErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range ps {
-		salt, data, err := s.GetPayload(p.Digest)
+		salt, data, err := s.GetPayload(store.Ref{Digest: p.Digest})
 		if err != nil || !bytes.Equal(salt, p.Salt) || !bytes.Equal(data, p.Data) {
 			t.Fatalf("payload %x: %v", p.Digest[:2], err)
 		}
 	}
-	if _, _, err := s.GetPayload([32]byte{9, 9}); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.GetPayload(store.Ref{Digest: [32]byte{9, 9}}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("absent payload: %v", err)
 	}
 	if err := s.PutPayloads([]store.Payload{{Salt: []byte{1}}}); err == nil {
@@ -58,14 +58,14 @@ func TestPayloadsAndErasure(t *testing.T) {
 	if _, err := s.Tombstone(d); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("tombstone before erasure: %v", err)
 	}
-	got, already, err := s.ErasePayload(context.Background(), d, []byte(`{"index":3}`))
+	got, already, err := s.ErasePayload(context.Background(), store.Ref{Digest: d}, []byte(`{"index":3}`))
 	if err != nil || already || string(got) != `{"index":3}` {
 		t.Fatalf("erase: %q %v %v", got, already, err)
 	}
-	if _, _, err := s.GetPayload(d); !errors.Is(err, store.ErrErased) {
+	if _, _, err := s.GetPayload(store.Ref{Digest: d}); !errors.Is(err, store.ErrErased) {
 		t.Fatalf("erased payload: %v", err)
 	}
-	got, already, err = s.ErasePayload(context.Background(), d, []byte(`{"index":"other"}`))
+	got, already, err = s.ErasePayload(context.Background(), store.Ref{Digest: d}, []byte(`{"index":"other"}`))
 	if err != nil || !already || string(got) != `{"index":3}` {
 		t.Fatalf("second erase: %q %v %v", got, already, err)
 	}

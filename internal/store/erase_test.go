@@ -23,6 +23,24 @@ func filesHolding(t *testing.T, dir string, marker []byte) []string {
 // bytes are in no file of the store: not in an SSTable, not in a live or
 // recycled write-ahead log.
 func TestErasePayloadLeavesNoBytesOnDisk(t *testing.T) {
+	forLayouts(t, testErasePayloadLeavesNoBytesOnDisk)
+}
+
+// layout gives the admission time the i-th payload of a test is stored
+// with.
+type layout func(i int) time.Time
+
+// forLayouts runs test on both payload layouts: by digest alone (stores
+// written before admission order) and in admission order.
+func forLayouts(t *testing.T, test func(*testing.T, layout)) {
+	t.Run("by-digest", func(t *testing.T) { test(t, func(int) time.Time { return time.Time{} }) })
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	t.Run("admission-order", func(t *testing.T) {
+		test(t, func(i int) time.Time { return base.Add(time.Duration(i) * time.Millisecond) })
+	})
+}
+
+func testErasePayloadLeavesNoBytesOnDisk(t *testing.T, at layout) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	marker := []byte("MARKER-7f3a9c-erase-me")
@@ -32,7 +50,7 @@ func TestErasePayloadLeavesNoBytesOnDisk(t *testing.T) {
 		if i == 17 {
 			data = append(data, marker...)
 		}
-		ps = append(ps, store.Payload{Digest: digest(string(rune('A' + i))), Salt: salt(byte(i)), Data: data})
+		ps = append(ps, store.Payload{Digest: digest(string(rune('A' + i))), Admitted: at(i), Salt: salt(byte(i)), Data: data})
 	}
 	if err := s.PutPayloads(ps[:25]); err != nil {
 		t.Fatal(err)
@@ -41,24 +59,24 @@ func TestErasePayloadLeavesNoBytesOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Flush once so the marker is in an SSTable as well as in a log.
-	if err := s.Purge(context.Background(), digest("zzz")); err != nil {
+	if err := s.Purge(context.Background(), store.Ref{Digest: digest("zzz"), Admitted: at(99)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPayloads([]store.Payload{{Digest: digest("later"), Salt: salt(9), Data: []byte("later")}}); err != nil {
+	if err := s.PutPayloads([]store.Payload{{Digest: digest("later"), Admitted: at(100), Salt: salt(9), Data: []byte("later")}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(filesHolding(t, dir, marker)) == 0 {
 		t.Fatal("the marker is on no file before erasure: the test proves nothing")
 	}
 	d := ps[17].Digest
-	tomb, already, err := s.ErasePayload(context.Background(), d, []byte("tombstone-1"))
+	tomb, already, err := s.ErasePayload(context.Background(), ps[17].Ref(), []byte("tombstone-1"))
 	if err != nil || already || string(tomb) != "tombstone-1" {
 		t.Fatalf("ErasePayload: %q %v %v", tomb, already, err)
 	}
-	if _, _, err := s.GetPayload(d); !errors.Is(err, store.ErrErased) {
+	if _, _, err := s.GetPayload(ps[17].Ref()); !errors.Is(err, store.ErrErased) {
 		t.Fatalf("GetPayload after erasure: %v, want ErrErased", err)
 	}
-	tomb, already, err = s.ErasePayload(context.Background(), d, []byte("tombstone-2"))
+	tomb, already, err = s.ErasePayload(context.Background(), ps[17].Ref(), []byte("tombstone-2"))
 	if err != nil || !already || string(tomb) != "tombstone-1" {
 		t.Fatalf("second ErasePayload: %q %v %v", tomb, already, err)
 	}
@@ -77,8 +95,8 @@ func TestErasePayloadLeavesNoBytesOnDisk(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "payloads", "archive")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("an archive directory exists: %v", err)
 	}
-	mustGet(t, s, ps[18].Digest, ps[18].Salt, ps[18].Data)
-	mustGet(t, s, digest("later"), salt(9), []byte("later"))
+	mustGetRef(t, s, ps[18].Ref(), ps[18].Salt, ps[18].Data)
+	mustGetRef(t, s, store.Ref{Digest: digest("later"), Admitted: at(100)}, salt(9), []byte("later"))
 	// The tombstone survives a restart.
 	closeStore(t, s)
 	s = open(t, dir)
@@ -90,18 +108,21 @@ func TestErasePayloadLeavesNoBytesOnDisk(t *testing.T) {
 
 // TestPurgePendingAfterCrash: a crash between the tombstone and the purge
 // leaves a marker; the next PurgePending removes the bytes from disk.
-func TestPurgePendingAfterCrash(t *testing.T) {
+func TestPurgePendingAfterCrash(t *testing.T) { forLayouts(t, testPurgePendingAfterCrash) }
+
+func testPurgePendingAfterCrash(t *testing.T, at layout) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	marker := []byte("MARKER-51b2-purge-after-crash")
 	d := digest("crash")
-	if err := s.PutPayloads([]store.Payload{{Digest: d, Salt: salt(1), Data: append(bytes.Repeat([]byte{'q'}, 3000), marker...)}}); err != nil {
+	p := store.Payload{Digest: d, Admitted: at(1), Salt: salt(1), Data: append(bytes.Repeat([]byte{'q'}, 3000), marker...)}
+	if err := s.PutPayloads([]store.Payload{p}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Purge(context.Background(), digest("other")); err != nil { // flush: the marker is in an SSTable
+	if err := s.Purge(context.Background(), ref(digest("other"))); err != nil { // flush: the marker is in an SSTable
 		t.Fatal(err)
 	}
-	if err := store.EraseWithoutPurge(s, d, []byte("tomb")); err != nil {
+	if err := store.EraseWithoutPurge(s, p.Ref(), []byte("tomb")); err != nil {
 		t.Fatal(err)
 	}
 	if len(filesHolding(t, dir, marker)) == 0 {

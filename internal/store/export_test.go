@@ -2,11 +2,11 @@ package store
 
 // EraseWithoutPurge leaves the store as a crash between the tombstone and
 // the purge of ErasePayload would: tombstone and marker written, no purge.
-func EraseWithoutPurge(s *Store, digest [32]byte, tombstone []byte) error {
+func EraseWithoutPurge(s *Store, r Ref, tombstone []byte) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Delete(payloadKey(digest), nil)
-	b.Set(erasedKey(digest), tombstone, nil)
-	b.Set(purgeKey(digest), nil, nil)
+	if err := stageErasure(b, r, tombstone); err != nil {
+		return err
+	}
 	return b.Commit(nil)
 }

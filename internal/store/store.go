@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -40,9 +41,10 @@ var ErrNotFound = errors.New("not found")
 const (
 	prefixDedup    = 'd' // d | u8 len(source) | source | event_id -> u64 index
 	prefixLeafHash = 'h' // h | leaf hash (32)                      -> u64 index
-	prefixPayload  = 'p' // p | digest (32)                         -> salt (32) | payload
+	prefixPayload  = 'P' // P | admitted (u64 ns) | digest (32)     -> salt (32) | payload
+	prefixLegacy   = 'p' // p | digest (32)                         -> salt (32) | payload, without an admission time
 	prefixErased   = 't' // t | digest (32)                         -> tombstone (opaque to the store)
-	prefixPurge    = 'u' // u | digest (32)                         -> "" while the erased bytes may still be on disk
+	prefixPurge    = 'u' // u | digest (32)                         -> admitted (u64 ns, or empty) while the erased bytes may still be on disk
 )
 
 var keyWatermark = []byte("m/watermark")
@@ -132,12 +134,34 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// Ref names a stored payload by what its leaf records: the digest the leaf
+// commits to and the time the leaf says it was admitted.
+//
+// The store lays payloads out in admission order, so that the bulk of its
+// bytes arrive in key order: Pebble then moves flushed tables down its
+// levels without rewriting them, and ingest costs the same on a log of ten
+// million entries as on an empty one (keyed by digest alone, every
+// compaction rewrote payloads scattered over the whole key space). A zero
+// Admitted names a payload stored by digest alone, as stores written before
+// this layout hold them; GetPayload falls back to that key, so old stores
+// read on.
+type Ref struct {
+	Admitted time.Time
+	Digest   [32]byte
+}
+
 // Payload is one payload to store.
 type Payload struct {
 	Digest [32]byte
-	Salt   []byte
-	Data   []byte
+	// Admitted is the admission time its leaf records (see Ref); zero
+	// stores it by digest alone.
+	Admitted time.Time
+	Salt     []byte
+	Data     []byte
 }
+
+// Ref returns the reference that reads p back.
+func (p Payload) Ref() Ref { return Ref{Admitted: p.Admitted, Digest: p.Digest} }
 
 // PutPayloads stores payloads with a synced commit: when it returns nil they
 // survive a crash.
@@ -153,7 +177,7 @@ func (s *Store) PutPayloads(ps []Payload) error {
 		}
 		v := make([]byte, 0, len(p.Salt)+len(p.Data))
 		v = append(append(v, p.Salt...), p.Data...)
-		if err := b.Set(payloadKey(p.Digest), v, nil); err != nil {
+		if err := b.Set(payloadKey(p.Ref()), v, nil); err != nil {
 			return fmt.Errorf("staging payload: %w", err)
 		}
 	}
@@ -163,10 +187,14 @@ func (s *Store) PutPayloads(ps []Payload) error {
 	return nil
 }
 
-// GetPayload returns the salt and payload bytes stored under digest, or
-// ErrNotFound.
-func (s *Store) GetPayload(digest [32]byte) (salt, data []byte, err error) {
-	v, closer, err := s.db.Get(payloadKey(digest))
+// GetPayload returns the salt and payload bytes stored under r, ErrErased
+// for an erased payload, or ErrNotFound.
+func (s *Store) GetPayload(r Ref) (salt, data []byte, err error) {
+	digest := r.Digest
+	v, closer, err := s.db.Get(payloadKey(r))
+	if errors.Is(err, pebble.ErrNotFound) && !r.Admitted.IsZero() {
+		v, closer, err = s.db.Get(legacyKey(digest))
+	}
 	if errors.Is(err, pebble.ErrNotFound) {
 		if _, terr := s.Tombstone(digest); terr == nil {
 			return nil, nil, ErrErased
@@ -201,7 +229,7 @@ func (s *Store) Tombstone(digest [32]byte) ([]byte, error) {
 	return append([]byte(nil), v...), nil
 }
 
-// ErasePayload replaces the payload (and salt) stored under digest by
+// ErasePayload replaces the payload (and salt) stored under r by
 // tombstone, in one synced batch, and then pushes the deletion down to disk:
 // it flushes the memtable and compacts the payload's key range to the
 // bottom level, so that no live SSTable holds the old value any more, and
@@ -210,7 +238,8 @@ func (s *Store) Tombstone(digest [32]byte) ([]byte, error) {
 // (scrubCleaner); see docs/security.md for what this does and does not
 // guarantee. If a tombstone already exists it is returned with
 // already=true and nothing changes.
-func (s *Store) ErasePayload(ctx context.Context, digest [32]byte, tombstone []byte) (existing []byte, already bool, err error) {
+func (s *Store) ErasePayload(ctx context.Context, r Ref, tombstone []byte) (existing []byte, already bool, err error) {
+	digest := r.Digest
 	if t, err := s.Tombstone(digest); err == nil {
 		return t, true, nil
 	} else if !errors.Is(err, ErrNotFound) {
@@ -218,34 +247,44 @@ func (s *Store) ErasePayload(ctx context.Context, digest [32]byte, tombstone []b
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.Delete(payloadKey(digest), nil); err != nil {
-		return nil, false, fmt.Errorf("staging erasure: %w", err)
-	}
-	if err := b.Set(erasedKey(digest), tombstone, nil); err != nil {
-		return nil, false, fmt.Errorf("staging tombstone: %w", err)
-	}
-	// Until the purge below has run, a marker says that the erased bytes
-	// may still be on disk, so a crash before it is finished on the next
-	// start (PurgePending).
-	if err := b.Set(purgeKey(digest), nil, nil); err != nil {
-		return nil, false, fmt.Errorf("staging purge marker: %w", err)
+	if err := stageErasure(b, r, tombstone); err != nil {
+		return nil, false, err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return nil, false, fmt.Errorf("writing tombstone: %w", err)
 	}
-	if err := s.purgeMarked(ctx, digest); err != nil {
+	if err := s.purgeMarked(ctx, r); err != nil {
 		return nil, false, err
 	}
 	return tombstone, false, nil
 }
 
-// purgeMarked purges digest's erased bytes and then drops its marker.
-func (s *Store) purgeMarked(ctx context.Context, digest [32]byte) error {
-	if err := s.Purge(ctx, digest); err != nil {
+// stageErasure stages in b the deletion of r's payload, its tombstone and
+// the marker that says its bytes may still be on disk until the purge has
+// run (so a crash before the purge finishes is caught on the next start by
+// PurgePending).
+func stageErasure(b *pebble.Batch, r Ref, tombstone []byte) error {
+	for _, k := range payloadKeys(r) {
+		if err := b.Delete(k, nil); err != nil {
+			return fmt.Errorf("staging erasure: %w", err)
+		}
+	}
+	if err := b.Set(erasedKey(r.Digest), tombstone, nil); err != nil {
+		return fmt.Errorf("staging tombstone: %w", err)
+	}
+	if err := b.Set(purgeKey(r.Digest), admittedBytes(r.Admitted), nil); err != nil {
+		return fmt.Errorf("staging purge marker: %w", err)
+	}
+	return nil
+}
+
+// purgeMarked purges r's erased bytes and then drops its marker.
+func (s *Store) purgeMarked(ctx context.Context, r Ref) error {
+	if err := s.Purge(ctx, r); err != nil {
 		return err
 	}
 	// Losing this delete in a crash only means purging again: no sync.
-	if err := s.db.Delete(purgeKey(digest), pebble.NoSync); err != nil {
+	if err := s.db.Delete(purgeKey(r.Digest), pebble.NoSync); err != nil {
 		return fmt.Errorf("clearing purge marker: %w", err)
 	}
 	return nil
@@ -259,34 +298,39 @@ func (s *Store) PurgePending(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listing pending purges: %w", err)
 	}
-	var pending [][32]byte
+	var pending []Ref
 	for it.First(); it.Valid(); it.Next() {
 		if k := it.Key(); len(k) == 33 {
-			pending = append(pending, [32]byte(k[1:]))
+			r := Ref{Digest: [32]byte(k[1:])}
+			if v := it.Value(); len(v) == 8 {
+				r.Admitted = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			}
+			pending = append(pending, r)
 		}
 	}
 	if err := it.Close(); err != nil {
 		return 0, fmt.Errorf("listing pending purges: %w", err)
 	}
-	for _, d := range pending {
-		if err := s.purgeMarked(ctx, d); err != nil {
+	for _, r := range pending {
+		if err := s.purgeMarked(ctx, r); err != nil {
 			return 0, err
 		}
 	}
 	return len(pending), nil
 }
 
-// Purge flushes the payload store and compacts the key range of digest's
+// Purge flushes the payload store and compacts the key range of r's
 // payload, so that the bytes of a deleted payload leave the live SSTables
 // and the write-ahead log. ErasePayload calls it; calling it again (after a
 // crash between the tombstone and the compaction) is harmless.
-func (s *Store) Purge(ctx context.Context, digest [32]byte) error {
+func (s *Store) Purge(ctx context.Context, r Ref) error {
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("flushing payload store: %w", err)
 	}
-	k := payloadKey(digest)
-	if err := s.db.Compact(ctx, k, append(k, 0), true); err != nil {
-		return fmt.Errorf("compacting erased payload: %w", err)
+	for _, k := range payloadKeys(r) {
+		if err := s.db.Compact(ctx, k, append(k, 0), true); err != nil {
+			return fmt.Errorf("compacting erased payload: %w", err)
+		}
 	}
 	return nil
 }
@@ -405,8 +449,38 @@ func purgeKey(d [32]byte) []byte {
 	return append([]byte{prefixPurge}, d[:]...)
 }
 
-func payloadKey(d [32]byte) []byte {
-	return append([]byte{prefixPayload}, d[:]...)
+// payloadKey is where PutPayloads stores a payload: in admission order, or
+// by digest alone when the admission time is zero.
+func payloadKey(r Ref) []byte {
+	if r.Admitted.IsZero() {
+		return legacyKey(r.Digest)
+	}
+	k := make([]byte, 0, 1+8+32)
+	k = append(k, prefixPayload)
+	k = append(k, admittedBytes(r.Admitted)...)
+	return append(k, r.Digest[:]...)
+}
+
+// payloadKeys are the keys a payload may be under: where this version
+// stores it and, for a stored admission time, where earlier ones did.
+func payloadKeys(r Ref) [][]byte {
+	if r.Admitted.IsZero() {
+		return [][]byte{legacyKey(r.Digest)}
+	}
+	return [][]byte{payloadKey(r), legacyKey(r.Digest)}
+}
+
+func legacyKey(d [32]byte) []byte {
+	return append([]byte{prefixLegacy}, d[:]...)
+}
+
+// admittedBytes encodes an admission time so that keys sort by it; nil for
+// the zero time.
+func admittedBytes(t time.Time) []byte {
+	if t.IsZero() {
+		return nil
+	}
+	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
 }
 
 func erasedKey(d [32]byte) []byte {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stele-dev/stele/internal/store"
 )
@@ -34,9 +36,18 @@ func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 func salt(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
+// ref names a payload stored by digest alone (zero admission time).
+func ref(d [32]byte) store.Ref { return store.Ref{Digest: d} }
+
 func mustGet(t *testing.T, s *store.Store, d [32]byte, wantSalt, wantData []byte) {
 	t.Helper()
-	gotSalt, gotData, err := s.GetPayload(d)
+	mustGetRef(t, s, ref(d), wantSalt, wantData)
+}
+
+func mustGetRef(t *testing.T, s *store.Store, r store.Ref, wantSalt, wantData []byte) {
+	t.Helper()
+	d := r.Digest
+	gotSalt, gotData, err := s.GetPayload(r)
 	if err != nil {
 		t.Fatalf("GetPayload(%x): %v", d[:4], err)
 	}
@@ -108,7 +119,7 @@ func TestGetPayloadNotFound(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer closeStore(t, s)
 	for _, d := range [][32]byte{{}, digest("nope")} {
-		salt, data, err := s.GetPayload(d)
+		salt, data, err := s.GetPayload(ref(d))
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("GetPayload on an empty store = %v, want ErrNotFound", err)
 		}
@@ -121,7 +132,7 @@ func TestGetPayloadNotFound(t *testing.T) {
 	}
 	near := digest("x")
 	near[31] ^= 1
-	if _, _, err := s.GetPayload(near); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.GetPayload(ref(near)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetPayload of a digest one bit away = %v, want ErrNotFound", err)
 	}
 }
@@ -136,7 +147,7 @@ func TestGetPayloadReturnsCopies(t *testing.T) {
 	if err := s.PutPayloads([]store.Payload{{Digest: d, Salt: salt(5), Data: []byte("data")}}); err != nil {
 		t.Fatal(err)
 	}
-	gotSalt, gotData, err := s.GetPayload(d)
+	gotSalt, gotData, err := s.GetPayload(ref(d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +265,7 @@ func TestStoreSaltLengthChecked(t *testing.T) {
 		if err := s.PutPayloads([]store.Payload{{Digest: d, Salt: sl, Data: data}}); err != nil {
 			continue // refusing is a fix
 		}
-		gotSalt, gotData, err := s.GetPayload(d)
+		gotSalt, gotData, err := s.GetPayload(ref(d))
 		if err != nil {
 			continue // reporting corruption is acceptable too
 		}
@@ -439,5 +450,50 @@ func TestConcurrentUse(t *testing.T) {
 		id := fmt.Sprint(n)
 		mustGet(t, s, digest(id), salt(byte(n/per)), []byte(id))
 		mustLookupLeaf(t, s, digest("leaf"+id), n, true)
+	}
+}
+
+// TestAdmissionOrderLayout: payloads stored with their admission time read
+// back by it, survive a restart, and are not found under another time;
+// payloads a store wrote by digest alone (before this layout) are found by
+// a reference that carries a time, and erased through it.
+func TestAdmissionOrderLayout(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var ps []store.Payload
+	for i := range 200 {
+		// Out of order within a batch, as concurrent admissions commit.
+		at := base.Add(time.Duration((i*7919)%200) * time.Microsecond)
+		ps = append(ps, store.Payload{Digest: digest(fmt.Sprint("ordered", i)), Admitted: at, Salt: salt(byte(i)), Data: []byte(fmt.Sprint("payload ", i))})
+	}
+	if err := s.PutPayloads(ps); err != nil {
+		t.Fatal(err)
+	}
+	old := store.Payload{Digest: digest("old"), Salt: salt(3), Data: []byte("written by digest alone")}
+	if err := s.PutPayloads([]store.Payload{old}); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = open(t, dir)
+	defer closeStore(t, s)
+	for _, p := range ps {
+		mustGetRef(t, s, p.Ref(), p.Salt, p.Data)
+		if _, _, err := s.GetPayload(store.Ref{Digest: p.Digest, Admitted: p.Admitted.Add(time.Nanosecond)}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("payload found under another admission time: %v", err)
+		}
+		if _, _, err := s.GetPayload(ref(p.Digest)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("payload stored with a time found by digest alone: %v", err)
+		}
+	}
+	oldRef := store.Ref{Digest: old.Digest, Admitted: base}
+	mustGetRef(t, s, oldRef, old.Salt, old.Data)
+	if _, already, err := s.ErasePayload(context.Background(), oldRef, []byte("tomb")); err != nil || already {
+		t.Fatalf("erasing a payload stored by digest alone: %v %v", already, err)
+	}
+	for _, r := range []store.Ref{oldRef, ref(old.Digest)} {
+		if _, _, err := s.GetPayload(r); !errors.Is(err, store.ErrErased) {
+			t.Fatalf("GetPayload(%v) after erasure: %v, want ErrErased", r.Admitted, err)
+		}
 	}
 }
