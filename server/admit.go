@@ -112,7 +112,14 @@ func recordContent(payloadBytes []byte) []byte {
 	if err != nil {
 		return payloadBytes
 	}
-	return append(append([]byte(p.Format), 0), p.Record...)
+	return eventContent(p.Format, p.Record)
+}
+
+// eventContent is recordContent for an event's format and record.
+func eventContent(format string, record []byte) []byte {
+	c := make([]byte, 0, len(format)+1+len(record))
+	c = append(append(c, format...), 0)
+	return append(c, record...)
 }
 
 // admitted returns the fingerprint of the event admitted at idx and how p
@@ -366,7 +373,7 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	}
 	return &pending{
 		key:       dedupKey{ev.Source, norm.eventID},
-		fp:        fingerprint(ev.SourceSeq, norm.kind, et, recordContent(pb)),
+		fp:        fingerprint(ev.SourceSeq, norm.kind, et, eventContent(ev.Format, ev.Record)),
 		kind:      norm.kind,
 		eventTime: et,
 		sourceSeq: ev.SourceSeq,
