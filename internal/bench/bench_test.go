@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -116,5 +117,14 @@ func TestGrowth(t *testing.T) {
 	}
 	if g.PeakRSSMiB < g.Steps[1].RSSMiB {
 		t.Errorf("peak RSS %v below a step's RSS %v", g.PeakRSSMiB, g.Steps[1].RSSMiB)
+	}
+	// Step 0 needs no fill; step 1 fills from the 500 step 0 ingested.
+	if f := g.Steps[1].FillRates; len(g.Steps[0].FillRates) != 0 || len(f) != 1 || f[0].From != 500 || f[0].To != 3000 || f[0].EventsPerSec <= 0 {
+		t.Errorf("fill rates %+v then %+v, want none then one chunk 500->3000", g.Steps[0].FillRates, f)
+	}
+	var out strings.Builder
+	GrowthTable(&out, g)
+	if !strings.Contains(out.String(), "sustained ingest while filling") || !strings.Contains(out.String(), "500 -> 3000") {
+		t.Errorf("growth table lacks the fill rates:\n%s", out.String())
 	}
 }

@@ -30,6 +30,18 @@ type GrowthStep struct {
 	RSSMiB      float64 `json:"rss_mib"`
 	// FillSeconds is how long filling the log up to Size took.
 	FillSeconds float64 `json:"fill_seconds"`
+	// FillRates is the ingest rate of each chunk of up to a million events
+	// that filled the log up to Size: the sustained rate, flushes and
+	// compactions included, where EventsPerSec is a short sample.
+	FillRates []FillRate `json:"fill_rates,omitempty"`
+}
+
+// FillRate is the ingest rate of one chunk of the fill.
+type FillRate struct {
+	// From and To are the log sizes the chunk started and ended at.
+	From         uint64  `json:"from"`
+	To           uint64  `json:"to"`
+	EventsPerSec float64 `json:"events_per_sec"`
 }
 
 // Growth is the result of growth mode.
@@ -98,18 +110,20 @@ func RunGrowth(ctx context.Context, cfg Config, sizes []uint64, progress io.Writ
 	g := &Growth{Config: cfg}
 	for _, size := range sizes {
 		t0 := time.Now()
-		if size > next {
-			// Fill in chunks so a 10M fill does not hold 10M batches' latencies.
-			for next < size {
-				if _, _, err := ingest(min(size-next, 1_000_000)); err != nil {
-					return nil, fmt.Errorf("filling to %d: %w", size, err)
-				}
-				if progress != nil {
-					fmt.Fprintf(progress, "filled %d of %d (%.0f s)\n", next, size, time.Since(t0).Seconds())
-				}
+		var fills []FillRate
+		// Fill in chunks so a 10M fill does not hold 10M batches' latencies.
+		for next < size {
+			from := next
+			rate, _, err := ingest(min(size-next, 1_000_000))
+			if err != nil {
+				return nil, fmt.Errorf("filling to %d: %w", size, err)
+			}
+			fills = append(fills, FillRate{From: from, To: next, EventsPerSec: rate})
+			if progress != nil {
+				fmt.Fprintf(progress, "filled %d of %d (%.0f s; %.0f events/s from %d)\n", next, size, time.Since(t0).Seconds(), rate, from)
 			}
 		}
-		step := GrowthStep{Size: next, FillSeconds: time.Since(t0).Seconds()}
+		step := GrowthStep{Size: next, FillSeconds: time.Since(t0).Seconds(), FillRates: fills}
 		rate, lat, err := ingest(uint64(cfg.Events))
 		if err != nil {
 			return nil, fmt.Errorf("ingest at %d: %w", step.Size, err)
@@ -201,6 +215,19 @@ func GrowthTable(w io.Writer, g *Growth) {
 	}
 	if n := len(g.Steps); n > 1 && g.Steps[0].EventsPerSec > 0 {
 		fmt.Fprintf(w, "  ingest at %d / at %d: %.2f\n", g.Steps[n-1].Size, g.Steps[0].Size, g.Steps[n-1].EventsPerSec/g.Steps[0].EventsPerSec)
+	}
+	var fills []FillRate
+	for _, s := range g.Steps {
+		fills = append(fills, s.FillRates...)
+	}
+	if len(fills) > 0 {
+		fmt.Fprintf(w, "  sustained ingest while filling (flushes and compactions included):\n")
+		for _, f := range fills {
+			fmt.Fprintf(w, "  %12d -> %-12d %12.0f events/s\n", f.From, f.To, f.EventsPerSec)
+		}
+		if first, last := fills[0], fills[len(fills)-1]; len(fills) > 1 && first.EventsPerSec > 0 {
+			fmt.Fprintf(w, "  sustained ingest, %d->%d / %d->%d: %.2f\n", last.From, last.To, first.From, first.To, last.EventsPerSec/first.EventsPerSec)
+		}
 	}
 	fmt.Fprintf(w, "  server peak RSS: %.0f MiB\n", g.PeakRSSMiB)
 }
