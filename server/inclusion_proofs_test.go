@@ -52,7 +52,9 @@ func allLeaves(t *testing.T, ctx context.Context, ts *testServer, size uint64) [
 // 437, 256 and 1 entries, the proof of every index verifies against the
 // tree's root (the signed checkpoint's for the latest, else computed from
 // the leaves) and is byte for byte GetInclusionProof's; order is the
-// request's, repeats are answered, and bad requests fail whole.
+// request's, repeats are answered, and bad requests fail whole. The
+// client's VerifiedInclusionProofs splits a longer list into calls the
+// server accepts and refuses a leaf that is not the log's.
 func TestGetInclusionProofs(t *testing.T) {
 	ts := startServer(t, t.TempDir(), server.Config{})
 	const n = 600
@@ -175,6 +177,42 @@ func TestGetInclusionProofs(t *testing.T) {
 	}
 	check("tree size past the checkpoint", &stelev1.GetInclusionProofsRequest{Indexes: []uint64{0}, TreeSize: n + 1}, status.Code(oneErr),
 		status.Convert(oneErr).Message())
+
+	// The client verifies every proof, across calls of at most the limit.
+	many := make([]uint64, 2*server.MaxInclusionProofsPerCall+5)
+	manyLeaves := make([][]byte, len(many))
+	for i := range many {
+		many[i] = uint64(i*13) % n
+		manyLeaves[i] = leaves[many[i]]
+	}
+	proofs, err := ts.cli.VerifiedInclusionProofs(ctx, cp, many, manyLeaves)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if len(proofs) != len(many) {
+		t.Fatalf("client: %d proofs for %d indexes", len(proofs), len(many))
+	}
+	for i, idx := range many {
+		var want stelev1.GetInclusionProofResponse
+		if err := proto.Unmarshal(single[n][idx], &want); err != nil {
+			t.Fatal(err)
+		}
+		if len(proofs[i]) != len(want.Hashes) {
+			t.Fatalf("client: proof %d of index %d has %d hashes, want %d", i, idx, len(proofs[i]), len(want.Hashes))
+		}
+		for j := range want.Hashes {
+			if !bytes.Equal(proofs[i][j][:], want.Hashes[j]) {
+				t.Fatalf("client: proof %d of index %d differs at hash %d", i, idx, j)
+			}
+		}
+	}
+	// A leaf that is not the log's fails verification, naming the entry.
+	bad := append([][]byte(nil), manyLeaves...)
+	bad[1500] = append(bytes.Clone(bad[1500]), 'x')
+	_, err = ts.cli.VerifiedInclusionProofs(ctx, cp, many, bad)
+	if !errors.Is(err, client.ErrVerification) || !strings.Contains(err.Error(), fmt.Sprintf("leaf %d ", many[1500])) {
+		t.Fatalf("client with a wrong leaf for %d: %v", many[1500], err)
+	}
 }
 
 // TestGetInclusionProofsStopsWhenCancelled: a call whose context is
