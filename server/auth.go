@@ -359,7 +359,7 @@ func (a *authState) authorize(ctx context.Context, method string) (context.Conte
 			return nil, a.deny(codes.PermissionDenied, "not_admin", "identity %q may not erase: it lacks the admin role", id.name)
 		}
 	case stelev1.LogService_GetCheckpoint_FullMethodName, stelev1.LogService_GetInclusionProof_FullMethodName,
-		stelev1.LogService_GetConsistencyProof_FullMethodName, stelev1.LogService_GetEntries_FullMethodName,
+		stelev1.LogService_GetInclusionProofs_FullMethodName, stelev1.LogService_GetConsistencyProof_FullMethodName, stelev1.LogService_GetEntries_FullMethodName,
 		stelev1.LogService_GetReceipt_FullMethodName:
 	default:
 		if strings.HasPrefix(method, "/stele.") {

@@ -49,6 +49,37 @@ func TestSourcePattern(t *testing.T) {
 	}
 }
 
+// TestEveryMethodHasARule: an identity holding every role may call every
+// LogService method, so no method is left to the no-rule denial (which a
+// new RPC gets until auth.go names it).
+func TestEveryMethodHasARule(t *testing.T) {
+	dir := t.TempDir()
+	h := sha256.Sum256([]byte("tok"))
+	pf := filepath.Join(dir, "policy.json")
+	os.WriteFile(pf, []byte(fmt.Sprintf(`{"identities":[{"name":"all","token_sha256":%q,"roles":["producer","reader","admin"],"sources":["entra/*/audit"]}]}`, hex.EncodeToString(h[:]))), 0o600)
+	a, err := newAuth(&Config{AuthPolicyFile: pf, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer tok"))
+	sd := stelev1.LogService_ServiceDesc
+	var methods []string
+	for _, m := range sd.Methods {
+		methods = append(methods, m.MethodName)
+	}
+	for _, m := range sd.Streams {
+		methods = append(methods, m.StreamName)
+	}
+	for _, m := range methods {
+		if _, err := a.authorize(ctx, "/"+sd.ServiceName+"/"+m); err != nil {
+			t.Errorf("%s: %v", m, err)
+		}
+	}
+	if _, err := a.authorize(ctx, "/"+sd.ServiceName+"/NoSuchMethod"); err == nil {
+		t.Error("a method with no rule was allowed")
+	}
+}
+
 // BenchmarkAuthorize is the per-call cost of authentication and
 // authorisation with a token: a stat of the policy file, a SHA-256 and a
 // map lookup.

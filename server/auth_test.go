@@ -315,6 +315,11 @@ func TestAuth(t *testing.T) {
 	if _, err := producer.Log.GetReceipt(ctx, &stelev1.GetReceiptRequest{Index: 0}); err != nil {
 		t.Errorf("producer fetching a receipt: %v", err)
 	}
+	// Proofs are open to every identity (here one without the reader
+	// role), in batches too.
+	if _, err := producer.Log.GetInclusionProofs(ctx, &stelev1.GetInclusionProofsRequest{Indexes: []uint64{0, 0}}); err != nil {
+		t.Errorf("producer fetching inclusion proofs: %v", err)
+	}
 	if _, err := reader.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: 0}); err != nil {
 		t.Errorf("reader reading a payload: %v", err)
 	}

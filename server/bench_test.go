@@ -174,24 +174,19 @@ func benchStele(b *testing.B, round int) float64 {
 	})
 }
 
-// BenchmarkGetInclusionProof serves inclusion proofs for random indexes of
-// a 10,000-entry log over real gRPC on loopback, from parallel callers (the
-// server and the callers share this process: profile with -cpuprofile).
-//
-//	go test ./server -run '^$' -bench GetInclusionProof -cpuprofile cpu.prof
-func BenchmarkGetInclusionProof(b *testing.B) {
+// proofBenchLog is a server holding an n-entry log, for the proof
+// benchmarks, once a checkpoint covers all of it.
+func proofBenchLog(b *testing.B, n uint64) *testServer {
 	ts := startServer(b, b.TempDir(), server.Config{})
-	const n = 10000
-	for i := 0; i < n; i += 500 {
+	for i := uint64(0); i < n; i += 500 {
 		evs := make([]*stelev1.Event, 500)
 		for j := range evs {
-			evs[j] = event("entra/proofs/audit", fmt.Sprintf("p-%d", i+j), 300)
+			evs[j] = event("entra/proofs/audit", fmt.Sprintf("p-%d", i+uint64(j)), 300)
 		}
 		mustAppend(b, ts.cli, evs)
 	}
-	ctx := context.Background()
 	for {
-		raw, err := ts.cli.Checkpoint(ctx)
+		raw, err := ts.cli.Checkpoint(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -200,10 +195,21 @@ func BenchmarkGetInclusionProof(b *testing.B) {
 			b.Fatal(err)
 		}
 		if cp.Size >= n {
-			break
+			return ts
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// BenchmarkGetInclusionProof serves inclusion proofs for random indexes of
+// a 10,000-entry log over real gRPC on loopback, from parallel callers (the
+// server and the callers share this process: profile with -cpuprofile).
+//
+//	go test ./server -run '^$' -bench GetInclusionProof -cpuprofile cpu.prof
+func BenchmarkGetInclusionProof(b *testing.B) {
+	const n = 10000
+	ts := proofBenchLog(b, n)
+	ctx := context.Background()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := uint64(0)
@@ -214,4 +220,35 @@ func BenchmarkGetInclusionProof(b *testing.B) {
 			}
 		}
 	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proofs/s")
+}
+
+// BenchmarkGetInclusionProofs is BenchmarkGetInclusionProof with the batch
+// RPC: each operation is one GetInclusionProofs call for 100 random
+// indexes of the same log; proofs/s counts proofs, not calls.
+//
+//	go test ./server -run '^$' -bench 'GetInclusionProofs?$'
+func BenchmarkGetInclusionProofs(b *testing.B) {
+	const n, batch = 10000, 100
+	ts := proofBenchLog(b, n)
+	ctx := context.Background()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := uint64(0)
+		req := &stelev1.GetInclusionProofsRequest{Indexes: make([]uint64, batch), TreeSize: n}
+		for pb.Next() {
+			for j := range req.Indexes {
+				i = (i*2654435761 + 12345) % n
+				req.Indexes[j] = i
+			}
+			resp, err := ts.cli.Log.GetInclusionProofs(ctx, req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(resp.Proofs) != batch {
+				b.Fatalf("%d proofs for %d indexes", len(resp.Proofs), batch)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "proofs/s")
 }

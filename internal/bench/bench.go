@@ -108,6 +108,13 @@ type Read struct {
 	// process, to show where a proof's cost is.
 	ServerCPUPerProofUS float64 `json:"server_cpu_us_per_proof"`
 	ClientCPUPerProofUS float64 `json:"client_cpu_us_per_proof"`
+	// BatchedProofsPerSec: the same, with GetInclusionProofs asking for
+	// ProofsPerCall random indexes per call, every proof verified; and the
+	// CPU microseconds per verified proof of each side then.
+	ProofsPerCall              int     `json:"batched_proofs_per_call"`
+	BatchedProofsPerSec        float64 `json:"batched_inclusion_proofs_per_sec"`
+	BatchedServerCPUPerProofUS float64 `json:"batched_server_cpu_us_per_proof"`
+	BatchedClientCPUPerProofUS float64 `json:"batched_client_cpu_us_per_proof"`
 	// EntriesMBPerSec: entry bundles read over the tlog-tiles HTTP API.
 	EntriesMBPerSec float64 `json:"entries_mb_per_sec"`
 }
@@ -390,6 +397,9 @@ func Median(rs []*Result) *Result {
 	m.Read.InclusionProofsPerSec = med(func(r *Result) float64 { return r.Read.InclusionProofsPerSec })
 	m.Read.ServerCPUPerProofUS = med(func(r *Result) float64 { return r.Read.ServerCPUPerProofUS })
 	m.Read.ClientCPUPerProofUS = med(func(r *Result) float64 { return r.Read.ClientCPUPerProofUS })
+	m.Read.BatchedProofsPerSec = med(func(r *Result) float64 { return r.Read.BatchedProofsPerSec })
+	m.Read.BatchedServerCPUPerProofUS = med(func(r *Result) float64 { return r.Read.BatchedServerCPUPerProofUS })
+	m.Read.BatchedClientCPUPerProofUS = med(func(r *Result) float64 { return r.Read.BatchedClientCPUPerProofUS })
 	m.Read.EntriesMBPerSec = med(func(r *Result) float64 { return r.Read.EntriesMBPerSec })
 	if m.AtLoad != nil {
 		at := *m.AtLoad
@@ -407,7 +417,7 @@ func Median(rs []*Result) *Result {
 
 // Table writes a result as a plain-text table.
 func Table(w io.Writer, r *Result) {
-	row := func(name, a, b string) { fmt.Fprintf(w, "  %-28s %16s %16s\n", name, a, b) }
+	row := func(name, a, b string) { fmt.Fprintf(w, "  %-46s %16s %16s\n", name, a, b) }
 	lat := func(l Latency) string { return fmt.Sprintf("%.0f/%.0f/%.0f", l.P50, l.P99, l.P999) }
 	row("", "raw tessera", "stele")
 	row("events/s", fmt.Sprintf("%.0f", r.Tessera.EventsPerSec), fmt.Sprintf("%.0f", r.Stele.EventsPerSec))
@@ -418,6 +428,8 @@ func Table(w io.Writer, r *Result) {
 	row("ratio stele/tessera", "", fmt.Sprintf("%.3f", r.Ratio))
 	row("verified inclusion proofs/s", "", fmt.Sprintf("%.0f", r.Read.InclusionProofsPerSec))
 	row("CPU µs per proof server/client", "", fmt.Sprintf("%.0f/%.0f", r.Read.ServerCPUPerProofUS, r.Read.ClientCPUPerProofUS))
+	row(fmt.Sprintf("verified inclusion proofs/s (batched %d/call)", r.Read.ProofsPerCall), "", fmt.Sprintf("%.0f", r.Read.BatchedProofsPerSec))
+	row("CPU µs per proof server/client (batched)", "", fmt.Sprintf("%.1f/%.1f", r.Read.BatchedServerCPUPerProofUS, r.Read.BatchedClientCPUPerProofUS))
 	row("entries MB/s (tlog-tiles)", "", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
 	if a := r.AtLoad; a != nil {
 		fmt.Fprintf(w, "  open loop at %.2f x the closed-loop rate (%.0f events/s offered):\n", r.Config.Load, r.OfferedRate)

@@ -31,6 +31,9 @@ func TestRun(t *testing.T) {
 	if r.Read.InclusionProofsPerSec <= 0 || r.Read.EntriesMBPerSec <= 0 || r.Read.ServerCPUPerProofUS <= 0 || r.Read.ClientCPUPerProofUS <= 0 {
 		t.Errorf("read side not measured: %+v", r.Read)
 	}
+	if r.Read.ProofsPerCall != ProofsPerCall || r.Read.BatchedProofsPerSec <= 0 || r.Read.BatchedServerCPUPerProofUS <= 0 || r.Read.BatchedClientCPUPerProofUS <= 0 {
+		t.Errorf("batched proofs not measured: %+v", r.Read)
+	}
 	if a := r.AtLoad; a == nil || r.OfferedRate != 0.5*r.Stele.EventsPerSec || a.Ack.N != 20 || a.Ack.P50 <= 0 || a.Receipt.N == 0 {
 		t.Errorf("open-loop pass at half the rate not measured: offered %v, %+v", r.OfferedRate, a)
 	}

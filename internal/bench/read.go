@@ -22,7 +22,8 @@ import (
 // readDuration is how long each read measurement runs.
 const readDuration = 3 * time.Second
 
-// readSide measures verified inclusion proofs/s and entry-bundle MB/s on
+// readSide measures verified inclusion proofs/s (one per call, and
+// ProofsPerCall per GetInclusionProofs call) and entry-bundle MB/s on
 // the server's log.
 func readSide(ctx context.Context, cfg Config, srv *serverProc) (Read, error) {
 	c, err := client.Dial(srv.grpcAddr)
@@ -75,53 +76,60 @@ func readSide(ctx context.Context, cfg Config, srv *serverProc) (Read, error) {
 		return Read{}, fmt.Errorf("GetEntries gave %d leaves for a tree of %d", len(hashes), cp.Size)
 	}
 
-	var proofs atomic.Int64
-	var firstErr error
-	srvCPU0, err := procCPU(srv.pid())
+	// One proof per call, as a client checking one event at a time would.
+	proofRate, srvPerProof, cliPerProof, err := timedProofs(cfg, srv, func() (int, error) {
+		idx := rand.Uint64N(cp.Size)
+		p, err := c.Log.GetInclusionProof(ctx, &stelev1.GetInclusionProofRequest{Leaf: &stelev1.GetInclusionProofRequest_Index{Index: idx}, TreeSize: cp.Size})
+		if err == nil {
+			err = proof.VerifyInclusion(rfc6962.DefaultHasher, idx, cp.Size, hashes[idx], p.Hashes, cp.Root[:])
+		}
+		if err != nil {
+			return 0, fmt.Errorf("inclusion proof for %d: %w", idx, err)
+		}
+		return 1, nil
+	})
 	if err != nil {
 		return Read{}, err
 	}
-	cliCPU0 := selfCPU()
-	var mu sync.Mutex
-	deadline := time.Now().Add(readDuration)
-	var wg sync.WaitGroup
-	for range cfg.Producers {
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				idx := rand.Uint64N(cp.Size)
-				p, err := c.Log.GetInclusionProof(ctx, &stelev1.GetInclusionProofRequest{Leaf: &stelev1.GetInclusionProofRequest_Index{Index: idx}, TreeSize: cp.Size})
-				if err == nil {
-					err = proof.VerifyInclusion(rfc6962.DefaultHasher, idx, cp.Size, hashes[idx], p.Hashes, cp.Root[:])
-				}
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("inclusion proof for %d: %w", idx, err)
-					}
-					mu.Unlock()
-					return
-				}
-				proofs.Add(1)
+	// ProofsPerCall random indexes per GetInclusionProofs call, as an
+	// auditor checking many events would; every proof verified the same way.
+	batchRate, srvPerBatched, cliPerBatched, err := timedProofs(cfg, srv, func() (int, error) {
+		req := &stelev1.GetInclusionProofsRequest{Indexes: make([]uint64, ProofsPerCall), TreeSize: cp.Size}
+		for i := range req.Indexes {
+			req.Indexes[i] = rand.Uint64N(cp.Size)
+		}
+		resp, err := c.Log.GetInclusionProofs(ctx, req)
+		if err != nil {
+			return 0, fmt.Errorf("inclusion proofs for %d indexes: %w", len(req.Indexes), err)
+		}
+		if len(resp.Proofs) != len(req.Indexes) || resp.TreeSize != cp.Size {
+			return 0, fmt.Errorf("inclusion proofs: %d answers in a tree of %d for %d indexes in %d", len(resp.Proofs), resp.TreeSize, len(req.Indexes), cp.Size)
+		}
+		for i, p := range resp.Proofs {
+			idx := req.Indexes[i]
+			if p.Index != idx {
+				return 0, fmt.Errorf("inclusion proofs: answer %d is for index %d, asked %d", i, p.Index, idx)
 			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return Read{}, firstErr
-	}
-	proofRate := float64(proofs.Load()) / readDuration.Seconds()
-	srvCPU1, err := procCPU(srv.pid())
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx, cp.Size, hashes[idx], p.Hashes, cp.Root[:]); err != nil {
+				return 0, fmt.Errorf("inclusion proof for %d (batched): %w", idx, err)
+			}
+		}
+		return len(resp.Proofs), nil
+	})
 	if err != nil {
 		return Read{}, err
 	}
-	n := float64(max(proofs.Load(), 1))
-	srvPerProof, cliPerProof := (srvCPU1-srvCPU0)*1e6/n, (selfCPU()-cliCPU0)*1e6/n
 
 	// Entry bundles over HTTP, uncompressed, round-robin over the log.
 	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
-	var bytesRead atomic.Int64
+	var (
+		bytesRead atomic.Int64
+		mu        sync.Mutex
+		firstErr  error
+		wg        sync.WaitGroup
+	)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Producers, DisableCompression: true}}
-	deadline = time.Now().Add(readDuration)
+	deadline := time.Now().Add(readDuration)
 	for w := range cfg.Producers {
 		wg.Go(func() {
 			for i := uint64(w); time.Now().Before(deadline); i += uint64(cfg.Producers) {
@@ -155,9 +163,64 @@ func readSide(ctx context.Context, cfg Config, srv *serverProc) (Read, error) {
 		return Read{}, firstErr
 	}
 	return Read{
-		InclusionProofsPerSec: proofRate,
-		ServerCPUPerProofUS:   srvPerProof,
-		ClientCPUPerProofUS:   cliPerProof,
-		EntriesMBPerSec:       float64(bytesRead.Load()) / 1e6 / readDuration.Seconds(),
+		InclusionProofsPerSec:      proofRate,
+		ServerCPUPerProofUS:        srvPerProof,
+		ClientCPUPerProofUS:        cliPerProof,
+		ProofsPerCall:              ProofsPerCall,
+		BatchedProofsPerSec:        batchRate,
+		BatchedServerCPUPerProofUS: srvPerBatched,
+		BatchedClientCPUPerProofUS: cliPerBatched,
+		EntriesMBPerSec:            float64(bytesRead.Load()) / 1e6 / readDuration.Seconds(),
 	}, nil
+}
+
+// ProofsPerCall is how many random indexes the batched proof measurement
+// asks for in each GetInclusionProofs call.
+const ProofsPerCall = 100
+
+// timedProofs runs work from cfg.Producers goroutines for readDuration
+// (each call fetches and verifies some proofs and says how many) and
+// returns proofs/s and the CPU microseconds per proof of the server
+// process and of this one. The first error stops it.
+func timedProofs(cfg Config, srv *serverProc, work func() (int, error)) (rate, srvUS, cliUS float64, err error) {
+	var (
+		proofs   atomic.Int64
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	srvCPU0, err := procCPU(srv.pid())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	cliCPU0 := selfCPU()
+	start := time.Now()
+	deadline := start.Add(readDuration)
+	for range cfg.Producers {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				n, err := work()
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				proofs.Add(int64(n))
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, 0, 0, firstErr
+	}
+	elapsed := time.Since(start).Seconds()
+	srvCPU1, err := procCPU(srv.pid())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	n := float64(max(proofs.Load(), 1))
+	return float64(proofs.Load()) / elapsed, (srvCPU1 - srvCPU0) * 1e6 / n, (selfCPU() - cliCPU0) * 1e6 / n, nil
 }

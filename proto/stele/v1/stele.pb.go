@@ -722,6 +722,118 @@ func (x *GetInclusionProofResponse) GetHashes() [][]byte {
 	return nil
 }
 
+// GetInclusionProofsRequest names leaves by index.
+type GetInclusionProofsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leaves to prove, 1 to 1,000 of them, in any order; repeats allowed.
+	Indexes []uint64 `protobuf:"varint,1,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
+	// The tree size to prove inclusion in; 0 means the latest checkpoint's.
+	TreeSize      uint64 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInclusionProofsRequest) Reset() {
+	*x = GetInclusionProofsRequest{}
+	mi := &file_stele_v1_stele_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInclusionProofsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInclusionProofsRequest) ProtoMessage() {}
+
+func (x *GetInclusionProofsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInclusionProofsRequest.ProtoReflect.Descriptor instead.
+func (*GetInclusionProofsRequest) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetInclusionProofsRequest) GetIndexes() []uint64 {
+	if x != nil {
+		return x.Indexes
+	}
+	return nil
+}
+
+func (x *GetInclusionProofsRequest) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+// GetInclusionProofsResponse holds one RFC 6962 inclusion proof per
+// requested index, in request order, all in the same tree.
+type GetInclusionProofsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tree size every proof is for.
+	TreeSize uint64 `protobuf:"varint,1,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	// proofs[i] is the proof for indexes[i] of the request, exactly what
+	// GetInclusionProof returns for that index and tree size.
+	Proofs        []*GetInclusionProofResponse `protobuf:"bytes,2,rep,name=proofs,proto3" json:"proofs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInclusionProofsResponse) Reset() {
+	*x = GetInclusionProofsResponse{}
+	mi := &file_stele_v1_stele_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInclusionProofsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInclusionProofsResponse) ProtoMessage() {}
+
+func (x *GetInclusionProofsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInclusionProofsResponse.ProtoReflect.Descriptor instead.
+func (*GetInclusionProofsResponse) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetInclusionProofsResponse) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *GetInclusionProofsResponse) GetProofs() []*GetInclusionProofResponse {
+	if x != nil {
+		return x.Proofs
+	}
+	return nil
+}
+
 // GetConsistencyProofRequest names two tree sizes.
 type GetConsistencyProofRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -734,7 +846,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[11]
+	mi := &file_stele_v1_stele_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +858,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[11]
+	mi := &file_stele_v1_stele_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +871,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{11}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetConsistencyProofRequest) GetFromSize() uint64 {
@@ -788,7 +900,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[12]
+	mi := &file_stele_v1_stele_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +912,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[12]
+	mi := &file_stele_v1_stele_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +925,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{12}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetConsistencyProofResponse) GetFromSize() uint64 {
@@ -849,7 +961,7 @@ type GetEntriesRequest struct {
 
 func (x *GetEntriesRequest) Reset() {
 	*x = GetEntriesRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[13]
+	mi := &file_stele_v1_stele_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +973,7 @@ func (x *GetEntriesRequest) String() string {
 func (*GetEntriesRequest) ProtoMessage() {}
 
 func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[13]
+	mi := &file_stele_v1_stele_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +986,7 @@ func (x *GetEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesRequest.ProtoReflect.Descriptor instead.
 func (*GetEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{13}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetEntriesRequest) GetStart() uint64 {
@@ -904,7 +1016,7 @@ type GetEntriesResponse struct {
 
 func (x *GetEntriesResponse) Reset() {
 	*x = GetEntriesResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[14]
+	mi := &file_stele_v1_stele_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1028,7 @@ func (x *GetEntriesResponse) String() string {
 func (*GetEntriesResponse) ProtoMessage() {}
 
 func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[14]
+	mi := &file_stele_v1_stele_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1041,7 @@ func (x *GetEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntriesResponse.ProtoReflect.Descriptor instead.
 func (*GetEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{14}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetEntriesResponse) GetStart() uint64 {
@@ -956,7 +1068,7 @@ type GetReceiptRequest struct {
 
 func (x *GetReceiptRequest) Reset() {
 	*x = GetReceiptRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[15]
+	mi := &file_stele_v1_stele_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1080,7 @@ func (x *GetReceiptRequest) String() string {
 func (*GetReceiptRequest) ProtoMessage() {}
 
 func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[15]
+	mi := &file_stele_v1_stele_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1093,7 @@ func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
 func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{15}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetReceiptRequest) GetIndex() uint64 {
@@ -1004,7 +1116,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[16]
+	mi := &file_stele_v1_stele_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1128,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[16]
+	mi := &file_stele_v1_stele_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1141,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{16}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetReceiptResponse) GetProof() []byte {
@@ -1056,7 +1168,7 @@ type GetEventRequest struct {
 
 func (x *GetEventRequest) Reset() {
 	*x = GetEventRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[17]
+	mi := &file_stele_v1_stele_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1180,7 @@ func (x *GetEventRequest) String() string {
 func (*GetEventRequest) ProtoMessage() {}
 
 func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[17]
+	mi := &file_stele_v1_stele_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1193,7 @@ func (x *GetEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventRequest.ProtoReflect.Descriptor instead.
 func (*GetEventRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{17}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetEventRequest) GetIndex() uint64 {
@@ -1120,7 +1232,7 @@ type GetEventResponse struct {
 
 func (x *GetEventResponse) Reset() {
 	*x = GetEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[18]
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1244,7 @@ func (x *GetEventResponse) String() string {
 func (*GetEventResponse) ProtoMessage() {}
 
 func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[18]
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1257,7 @@ func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
 func (*GetEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{18}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetEventResponse) GetIndex() uint64 {
@@ -1229,7 +1341,7 @@ type EraseEventRequest struct {
 
 func (x *EraseEventRequest) Reset() {
 	*x = EraseEventRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[19]
+	mi := &file_stele_v1_stele_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1353,7 @@ func (x *EraseEventRequest) String() string {
 func (*EraseEventRequest) ProtoMessage() {}
 
 func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[19]
+	mi := &file_stele_v1_stele_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1366,7 @@ func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventRequest.ProtoReflect.Descriptor instead.
 func (*EraseEventRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{19}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EraseEventRequest) GetIndex() uint64 {
@@ -1291,7 +1403,7 @@ type EraseEventResponse struct {
 
 func (x *EraseEventResponse) Reset() {
 	*x = EraseEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	mi := &file_stele_v1_stele_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1415,7 @@ func (x *EraseEventResponse) String() string {
 func (*EraseEventResponse) ProtoMessage() {}
 
 func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	mi := &file_stele_v1_stele_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1428,7 @@ func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventResponse.ProtoReflect.Descriptor instead.
 func (*EraseEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{20}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EraseEventResponse) GetTombstone() *EraseTombstone {
@@ -1352,7 +1464,7 @@ type EraseTombstone struct {
 
 func (x *EraseTombstone) Reset() {
 	*x = EraseTombstone{}
-	mi := &file_stele_v1_stele_proto_msgTypes[21]
+	mi := &file_stele_v1_stele_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1476,7 @@ func (x *EraseTombstone) String() string {
 func (*EraseTombstone) ProtoMessage() {}
 
 func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[21]
+	mi := &file_stele_v1_stele_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1489,7 @@ func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseTombstone.ProtoReflect.Descriptor instead.
 func (*EraseTombstone) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{21}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EraseTombstone) GetIndex() uint64 {
@@ -1473,6 +1585,12 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\x12\x16\n" +
 	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"R\n" +
+	"\x19GetInclusionProofsRequest\x12\x18\n" +
+	"\aindexes\x18\x01 \x03(\x04R\aindexes\x12\x1b\n" +
+	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"v\n" +
+	"\x1aGetInclusionProofsResponse\x12\x1b\n" +
+	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12;\n" +
+	"\x06proofs\x18\x02 \x03(\v2#.stele.v1.GetInclusionProofResponseR\x06proofs\"R\n" +
 	"\x1aGetConsistencyProofRequest\x12\x1b\n" +
 	"\tfrom_size\x18\x01 \x01(\x04R\bfromSize\x12\x17\n" +
 	"\ato_size\x18\x02 \x01(\x04R\x06toSize\"k\n" +
@@ -1518,13 +1636,14 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12+\n" +
 	"\x11request_reference\x18\x05 \x01(\tR\x10requestReference\x12#\n" +
-	"\rerasure_index\x18\x06 \x01(\x04R\ferasureIndex2\xd0\x05\n" +
+	"\rerasure_index\x18\x06 \x01(\x04R\ferasureIndex2\xb1\x06\n" +
 	"\n" +
 	"LogService\x12;\n" +
 	"\x06Append\x12\x17.stele.v1.AppendRequest\x1a\x18.stele.v1.AppendResponse\x12Q\n" +
 	"\fAppendStream\x12\x1d.stele.v1.AppendStreamRequest\x1a\x1e.stele.v1.AppendStreamResponse(\x010\x01\x12P\n" +
 	"\rGetCheckpoint\x12\x1e.stele.v1.GetCheckpointRequest\x1a\x1f.stele.v1.GetCheckpointResponse\x12\\\n" +
-	"\x11GetInclusionProof\x12\".stele.v1.GetInclusionProofRequest\x1a#.stele.v1.GetInclusionProofResponse\x12b\n" +
+	"\x11GetInclusionProof\x12\".stele.v1.GetInclusionProofRequest\x1a#.stele.v1.GetInclusionProofResponse\x12_\n" +
+	"\x12GetInclusionProofs\x12#.stele.v1.GetInclusionProofsRequest\x1a$.stele.v1.GetInclusionProofsResponse\x12b\n" +
 	"\x13GetConsistencyProof\x12$.stele.v1.GetConsistencyProofRequest\x1a%.stele.v1.GetConsistencyProofResponse\x12I\n" +
 	"\n" +
 	"GetEntries\x12\x1b.stele.v1.GetEntriesRequest\x1a\x1c.stele.v1.GetEntriesResponse0\x01\x12G\n" +
@@ -1546,7 +1665,7 @@ func file_stele_v1_stele_proto_rawDescGZIP() []byte {
 	return file_stele_v1_stele_proto_rawDescData
 }
 
-var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_stele_v1_stele_proto_goTypes = []any{
 	(*Event)(nil),                       // 0: stele.v1.Event
 	(*ProducerSignature)(nil),           // 1: stele.v1.ProducerSignature
@@ -1559,52 +1678,57 @@ var file_stele_v1_stele_proto_goTypes = []any{
 	(*GetCheckpointResponse)(nil),       // 8: stele.v1.GetCheckpointResponse
 	(*GetInclusionProofRequest)(nil),    // 9: stele.v1.GetInclusionProofRequest
 	(*GetInclusionProofResponse)(nil),   // 10: stele.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 11: stele.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 12: stele.v1.GetConsistencyProofResponse
-	(*GetEntriesRequest)(nil),           // 13: stele.v1.GetEntriesRequest
-	(*GetEntriesResponse)(nil),          // 14: stele.v1.GetEntriesResponse
-	(*GetReceiptRequest)(nil),           // 15: stele.v1.GetReceiptRequest
-	(*GetReceiptResponse)(nil),          // 16: stele.v1.GetReceiptResponse
-	(*GetEventRequest)(nil),             // 17: stele.v1.GetEventRequest
-	(*GetEventResponse)(nil),            // 18: stele.v1.GetEventResponse
-	(*EraseEventRequest)(nil),           // 19: stele.v1.EraseEventRequest
-	(*EraseEventResponse)(nil),          // 20: stele.v1.EraseEventResponse
-	(*EraseTombstone)(nil),              // 21: stele.v1.EraseTombstone
-	(*timestamppb.Timestamp)(nil),       // 22: google.protobuf.Timestamp
+	(*GetInclusionProofsRequest)(nil),   // 11: stele.v1.GetInclusionProofsRequest
+	(*GetInclusionProofsResponse)(nil),  // 12: stele.v1.GetInclusionProofsResponse
+	(*GetConsistencyProofRequest)(nil),  // 13: stele.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 14: stele.v1.GetConsistencyProofResponse
+	(*GetEntriesRequest)(nil),           // 15: stele.v1.GetEntriesRequest
+	(*GetEntriesResponse)(nil),          // 16: stele.v1.GetEntriesResponse
+	(*GetReceiptRequest)(nil),           // 17: stele.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),          // 18: stele.v1.GetReceiptResponse
+	(*GetEventRequest)(nil),             // 19: stele.v1.GetEventRequest
+	(*GetEventResponse)(nil),            // 20: stele.v1.GetEventResponse
+	(*EraseEventRequest)(nil),           // 21: stele.v1.EraseEventRequest
+	(*EraseEventResponse)(nil),          // 22: stele.v1.EraseEventResponse
+	(*EraseTombstone)(nil),              // 23: stele.v1.EraseTombstone
+	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
 }
 var file_stele_v1_stele_proto_depIdxs = []int32{
-	22, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
+	24, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: stele.v1.Event.producer_signature:type_name -> stele.v1.ProducerSignature
 	0,  // 2: stele.v1.AppendRequest.events:type_name -> stele.v1.Event
 	3,  // 3: stele.v1.AppendResponse.results:type_name -> stele.v1.AppendResult
 	0,  // 4: stele.v1.AppendStreamRequest.events:type_name -> stele.v1.Event
 	3,  // 5: stele.v1.AppendStreamResponse.results:type_name -> stele.v1.AppendResult
-	21, // 6: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	21, // 7: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	22, // 8: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
-	2,  // 9: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
-	5,  // 10: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
-	7,  // 11: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
-	9,  // 12: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
-	11, // 13: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
-	13, // 14: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
-	15, // 15: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
-	17, // 16: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
-	19, // 17: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
-	4,  // 18: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
-	6,  // 19: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
-	8,  // 20: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
-	10, // 21: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
-	12, // 22: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
-	14, // 23: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
-	16, // 24: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
-	18, // 25: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
-	20, // 26: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
-	18, // [18:27] is the sub-list for method output_type
-	9,  // [9:18] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 6: stele.v1.GetInclusionProofsResponse.proofs:type_name -> stele.v1.GetInclusionProofResponse
+	23, // 7: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	23, // 8: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	24, // 9: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
+	2,  // 10: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
+	5,  // 11: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
+	7,  // 12: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
+	9,  // 13: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
+	11, // 14: stele.v1.LogService.GetInclusionProofs:input_type -> stele.v1.GetInclusionProofsRequest
+	13, // 15: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
+	15, // 16: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
+	17, // 17: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
+	19, // 18: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
+	21, // 19: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
+	4,  // 20: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
+	6,  // 21: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
+	8,  // 22: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
+	10, // 23: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
+	12, // 24: stele.v1.LogService.GetInclusionProofs:output_type -> stele.v1.GetInclusionProofsResponse
+	14, // 25: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
+	16, // 26: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
+	18, // 27: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
+	20, // 28: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
+	22, // 29: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
+	20, // [20:30] is the sub-list for method output_type
+	10, // [10:20] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_stele_v1_stele_proto_init() }
@@ -1622,7 +1746,7 @@ func file_stele_v1_stele_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stele_v1_stele_proto_rawDesc), len(file_stele_v1_stele_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	LogService_AppendStream_FullMethodName        = "/stele.v1.LogService/AppendStream"
 	LogService_GetCheckpoint_FullMethodName       = "/stele.v1.LogService/GetCheckpoint"
 	LogService_GetInclusionProof_FullMethodName   = "/stele.v1.LogService/GetInclusionProof"
+	LogService_GetInclusionProofs_FullMethodName  = "/stele.v1.LogService/GetInclusionProofs"
 	LogService_GetConsistencyProof_FullMethodName = "/stele.v1.LogService/GetConsistencyProof"
 	LogService_GetEntries_FullMethodName          = "/stele.v1.LogService/GetEntries"
 	LogService_GetReceipt_FullMethodName          = "/stele.v1.LogService/GetReceipt"
@@ -55,6 +56,15 @@ type LogServiceClient interface {
 	// GetInclusionProof proves that a leaf is included in the tree of the
 	// given size.
 	GetInclusionProof(ctx context.Context, in *GetInclusionProofRequest, opts ...grpc.CallOption) (*GetInclusionProofResponse, error)
+	// GetInclusionProofs proves, in one call, that each of the leaves at the
+	// given indexes is included in the tree of the given size: the same proofs
+	// GetInclusionProof gives, for an auditor or monitor checking many entries
+	// without a round trip each. The request names 1 to 1,000 indexes (none,
+	// or more than 1,000, is INVALID_ARGUMENT: split a longer list into
+	// several calls); indexes may repeat and come in any order. One index at
+	// or past the tree size fails the whole call with OUT_OF_RANGE and no
+	// proof is returned.
+	GetInclusionProofs(ctx context.Context, in *GetInclusionProofsRequest, opts ...grpc.CallOption) (*GetInclusionProofsResponse, error)
 	// GetConsistencyProof proves that the tree of size `from` is a prefix of
 	// the tree of size `to`.
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*GetConsistencyProofResponse, error)
@@ -123,6 +133,16 @@ func (c *logServiceClient) GetInclusionProof(ctx context.Context, in *GetInclusi
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetInclusionProofResponse)
 	err := c.cc.Invoke(ctx, LogService_GetInclusionProof_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *logServiceClient) GetInclusionProofs(ctx context.Context, in *GetInclusionProofsRequest, opts ...grpc.CallOption) (*GetInclusionProofsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetInclusionProofsResponse)
+	err := c.cc.Invoke(ctx, LogService_GetInclusionProofs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +230,15 @@ type LogServiceServer interface {
 	// GetInclusionProof proves that a leaf is included in the tree of the
 	// given size.
 	GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error)
+	// GetInclusionProofs proves, in one call, that each of the leaves at the
+	// given indexes is included in the tree of the given size: the same proofs
+	// GetInclusionProof gives, for an auditor or monitor checking many entries
+	// without a round trip each. The request names 1 to 1,000 indexes (none,
+	// or more than 1,000, is INVALID_ARGUMENT: split a longer list into
+	// several calls); indexes may repeat and come in any order. One index at
+	// or past the tree size fails the whole call with OUT_OF_RANGE and no
+	// proof is returned.
+	GetInclusionProofs(context.Context, *GetInclusionProofsRequest) (*GetInclusionProofsResponse, error)
 	// GetConsistencyProof proves that the tree of size `from` is a prefix of
 	// the tree of size `to`.
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error)
@@ -252,6 +281,9 @@ func (UnimplementedLogServiceServer) GetCheckpoint(context.Context, *GetCheckpoi
 }
 func (UnimplementedLogServiceServer) GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetInclusionProof not implemented")
+}
+func (UnimplementedLogServiceServer) GetInclusionProofs(context.Context, *GetInclusionProofsRequest) (*GetInclusionProofsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetInclusionProofs not implemented")
 }
 func (UnimplementedLogServiceServer) GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConsistencyProof not implemented")
@@ -346,6 +378,24 @@ func _LogService_GetInclusionProof_Handler(srv interface{}, ctx context.Context,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LogServiceServer).GetInclusionProof(ctx, req.(*GetInclusionProofRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LogService_GetInclusionProofs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetInclusionProofsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).GetInclusionProofs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_GetInclusionProofs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).GetInclusionProofs(ctx, req.(*GetInclusionProofsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -451,6 +501,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetInclusionProof",
 			Handler:    _LogService_GetInclusionProof_Handler,
+		},
+		{
+			MethodName: "GetInclusionProofs",
+			Handler:    _LogService_GetInclusionProofs_Handler,
 		},
 		{
 			MethodName: "GetConsistencyProof",
