@@ -48,25 +48,14 @@ func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		return nil, fmt.Errorf("log key %s is not a valid Ed25519 signed-note key", privPath)
-	}
-	if origin != "" && signer.Name() != origin {
-		return nil, fmt.Errorf("log key %s is for origin %q but the origin is set to %q: a log's origin cannot change; use the key's origin or another data directory", privPath, signer.Name(), origin)
-	}
-	vkey, err := VerifierKey(skey)
+	k, err := fromSecret(skey, privPath, origin, "use the key's origin or another data directory")
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		return nil, fmt.Errorf("deriving verifier key: %w", err)
-	}
-	if err := durable.WriteAtomic(filepath.Join(dir, PublicFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := durable.WriteAtomic(filepath.Join(dir, PublicFile), []byte(k.VKey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing verifier key: %w", err)
 	}
-	return &Key{Signer: signer, Verifier: verifier, VKey: vkey}, nil
+	return k, nil
 }
 
 // Load reads the private key in path, which must exist: it is never
@@ -77,13 +66,18 @@ func Load(path, origin string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading log key: %w (copy log.key from the log's first server, or leave --log-key unset to create one in the data directory)", err)
 	}
-	skey := strings.TrimSpace(string(raw))
+	return fromSecret(strings.TrimSpace(string(raw)), path, origin, "use the key's origin")
+}
+
+// fromSecret makes the Key of the private key skey, read from path. When
+// origin is set, the key's name must equal it; fix says what to do if not.
+func fromSecret(skey, path, origin, fix string) (*Key, error) {
 	signer, err := note.NewSigner(skey)
 	if err != nil {
 		return nil, fmt.Errorf("log key %s is not a valid Ed25519 signed-note key", path)
 	}
 	if origin != "" && signer.Name() != origin {
-		return nil, fmt.Errorf("log key %s is for origin %q but the origin is set to %q: a log's origin cannot change; use the key's origin", path, signer.Name(), origin)
+		return nil, fmt.Errorf("log key %s is for origin %q but the origin is set to %q: a log's origin cannot change; %s", path, signer.Name(), origin, fix)
 	}
 	vkey, err := VerifierKey(skey)
 	if err != nil {
