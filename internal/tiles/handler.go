@@ -132,25 +132,35 @@ func parsePath(p string) (resource, bool) {
 	return resource{}, false
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hdr := w.Header()
-	hdr.Set("X-Content-Type-Options", "nosniff")
-
+// requested parses the resource a GET or HEAD request names, or answers
+// the request itself (405 for another method, 404 for a path that is not a
+// canonical tlog-tiles resource) and returns false.
+func requested(w http.ResponseWriter, r *http.Request) (resource, bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hdr.Set("Allow", "GET, HEAD")
-		hdr.Set("Cache-Control", cacheControlError)
+		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Cache-Control", cacheControlError)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		return resource{}, false
 	}
 	// A canonical path never needs escaping, so a non-default escaping
 	// (RawPath set, e.g. %2F or %30) is not canonical.
 	if r.URL.RawPath != "" {
 		notFound(w)
-		return
+		return resource{}, false
 	}
 	res, ok := parsePath(r.URL.Path)
 	if !ok {
 		notFound(w)
+	}
+	return res, ok
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("X-Content-Type-Options", "nosniff")
+
+	res, ok := requested(w, r)
+	if !ok {
 		return
 	}
 

@@ -16,19 +16,8 @@ func NewRedirect(base string) http.Handler {
 type redirect struct{ base string }
 
 func (h redirect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		w.Header().Set("Cache-Control", cacheControlError)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if r.URL.RawPath != "" {
-		notFound(w)
-		return
-	}
-	res, ok := parsePath(r.URL.Path)
+	res, ok := requested(w, r)
 	if !ok {
-		notFound(w)
 		return
 	}
 	// The target changes as the log grows (the checkpoint), so the
