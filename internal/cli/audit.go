@@ -65,11 +65,7 @@ func cmdAudit(e *env, args []string) error {
 		}
 	}
 	if *server != "" {
-		opts, err := conn.dialOptions()
-		if err != nil {
-			return err
-		}
-		c, err := client.Dial(*server, opts...)
+		c, err := conn.dial(*server)
 		if err != nil {
 			return err
 		}

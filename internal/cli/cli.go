@@ -182,11 +182,7 @@ func (s serverFlags) dial() (*client.Client, error) {
 	if *s.addr == "" {
 		return nil, usagef("--server HOST:PORT is required")
 	}
-	opts, err := s.conn.dialOptions()
-	if err != nil {
-		return nil, err
-	}
-	return client.Dial(*s.addr, opts...)
+	return s.conn.dial(*s.addr)
 }
 
 // request returns a context for one request.

@@ -29,6 +29,15 @@ func addConnFlags(fs *flag.FlagSet) connFlags {
 
 // dialOptions are the client.Dial options the flags ask for; none means a
 // plaintext connection (loopback servers without TLS).
+// dial connects to the server at addr with these flags' TLS and token.
+func (c connFlags) dial(addr string) (*client.Client, error) {
+	opts, err := c.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(addr, opts...)
+}
+
 func (c connFlags) dialOptions() ([]grpc.DialOption, error) {
 	if *c.ca == "" && *c.cert == "" && *c.key == "" && *c.token == "" {
 		return nil, nil

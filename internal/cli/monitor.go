@@ -100,11 +100,7 @@ func cmdMonitor(e *env, args []string) error {
 	}
 	cfg := monitor.Config{Log: lg, State: st, Rules: rules, Policy: policy, Witnesses: witnesses, Alert: alert, Warn: warn}
 	if *server != "" {
-		opts, err := conn.dialOptions()
-		if err != nil {
-			return err
-		}
-		c, err := client.Dial(*server, opts...)
+		c, err := conn.dial(*server)
 		if err != nil {
 			return err
 		}
