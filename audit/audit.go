@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -754,12 +755,7 @@ func (a *auditor) checkClaims(size uint64) {
 	for _, e := range a.rep.Erased {
 		seen[e] = true
 	}
-	idxs := make([]uint64, 0, len(a.claims))
-	for idx := range a.claims {
-		idxs = append(idxs, idx)
-	}
-	slices.Sort(idxs)
-	for _, idx := range idxs {
+	for _, idx := range slices.Sorted(maps.Keys(a.claims)) {
 		by := a.claims[idx]
 		if by >= size && by > idx {
 			continue

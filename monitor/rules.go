@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -141,12 +142,7 @@ func ParseRules(b []byte) (*Rules, error) {
 			return nil, fmt.Errorf("rules: two rules are named %q", r.Name)
 		}
 		names[r.Name] = true
-		paths := make([]string, 0, len(r.Fields))
-		for path := range r.Fields {
-			paths = append(paths, path)
-		}
-		slices.Sort(paths)
-		for _, path := range paths {
+		for _, path := range slices.Sorted(maps.Keys(r.Fields)) {
 			pats := r.Fields[path]
 			parts := strings.Split(path, ".")
 			if slices.Contains(parts, "") {
