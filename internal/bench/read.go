@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stele-dev/stele/client"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -124,43 +124,31 @@ func readSide(ctx context.Context, cfg Config, srv *serverProc) (Read, error) {
 	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
 	var (
 		bytesRead atomic.Int64
-		mu        sync.Mutex
-		firstErr  error
-		wg        sync.WaitGroup
+		g         errgroup.Group
 	)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Producers, DisableCompression: true}}
 	deadline := time.Now().Add(readDuration)
 	for w := range cfg.Producers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for i := uint64(w); time.Now().Before(deadline); i += uint64(cfg.Producers) {
 				b := i % bundles
 				url := fmt.Sprintf("http://%s/%s", srv.httpAddr, layout.EntriesPath(b, layout.PartialTileSize(0, b, cp.Size)))
 				resp, err := hc.Get(url)
 				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
+					return err
 				}
 				n, _ := io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("GET %s: %s", url, resp.Status)
-					}
-					mu.Unlock()
-					return
+					return fmt.Errorf("GET %s: %s", url, resp.Status)
 				}
 				bytesRead.Add(n)
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return Read{}, firstErr
+	if err := g.Wait(); err != nil {
+		return Read{}, err
 	}
 	return Read{
 		InclusionProofsPerSec:      proofRate,
@@ -184,10 +172,8 @@ const ProofsPerCall = 100
 // process and of this one. The first error stops it.
 func timedProofs(cfg Config, srv *serverProc, work func() (int, error)) (rate, srvUS, cliUS float64, err error) {
 	var (
-		proofs   atomic.Int64
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
+		proofs atomic.Int64
+		g      errgroup.Group
 	)
 	srvCPU0, err := procCPU(srv.pid())
 	if err != nil {
@@ -197,24 +183,19 @@ func timedProofs(cfg Config, srv *serverProc, work func() (int, error)) (rate, s
 	start := time.Now()
 	deadline := start.Add(readDuration)
 	for range cfg.Producers {
-		wg.Go(func() {
+		g.Go(func() error {
 			for time.Now().Before(deadline) {
 				n, err := work()
 				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
+					return err
 				}
 				proofs.Add(int64(n))
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, 0, 0, firstErr
+	if err := g.Wait(); err != nil {
+		return 0, 0, 0, err
 	}
 	elapsed := time.Since(start).Seconds()
 	srvCPU1, err := procCPU(srv.pid())
