@@ -239,8 +239,7 @@ func (s *Store) Tombstone(digest [32]byte) ([]byte, error) {
 // guarantee. If a tombstone already exists it is returned with
 // already=true and nothing changes.
 func (s *Store) ErasePayload(ctx context.Context, r Ref, tombstone []byte) (existing []byte, already bool, err error) {
-	digest := r.Digest
-	if t, err := s.Tombstone(digest); err == nil {
+	if t, err := s.Tombstone(r.Digest); err == nil {
 		return t, true, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
