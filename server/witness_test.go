@@ -100,14 +100,7 @@ func TestWitnessQuorum(t *testing.T) {
 		fmt.Fprintf(&policy, "witness w%d %s http://%s/\n", i, strings.TrimSpace(string(pub)), ws[i].addr)
 	}
 	policy.WriteString("group g 2 w0 w1 w2\nquorum g\n")
-	policyPath := filepath.Join(t.TempDir(), "policy")
-	if err := os.WriteFile(policyPath, []byte(policy.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := client.ParsePolicy([]byte(policy.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	policyPath, pol := writeWitnessPolicy(t, policy.String())
 	v, err := note.NewVerifier(key.VKey)
 	if err != nil {
 		t.Fatal(err)
@@ -191,4 +184,19 @@ func TestWitnessQuorum(t *testing.T) {
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, p.logs)
 	}
+}
+
+// writeWitnessPolicy writes a witness policy for --witness-policy and
+// returns its path and the policy parsed as a verifier would.
+func writeWitnessPolicy(t *testing.T, policy string) (string, *client.Policy) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy")
+	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := client.ParsePolicy([]byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, pol
 }

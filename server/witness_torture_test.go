@@ -53,14 +53,7 @@ func TestWitnessKilledDuringIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	policy := fmt.Sprintf("witness w %s http://%s/\nquorum w\n", strings.TrimSpace(string(pub)), w.addr)
-	policyPath := filepath.Join(t.TempDir(), "policy")
-	if err := os.WriteFile(policyPath, []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := client.ParsePolicy([]byte(policy))
-	if err != nil {
-		t.Fatal(err)
-	}
+	policyPath, pol := writeWitnessPolicy(t, policy)
 	v, err := note.NewVerifier(key.VKey)
 	if err != nil {
 		t.Fatal(err)
