@@ -82,10 +82,9 @@ const (
 	healthPath = "/healthz"
 )
 
-// awsFlags is the command-line interface of the "aws" storage (issue 7),
-// fixed before the code landed on the scaleout branch: name -> bool flag.
-// TestServerFlagsPinned checks the binary against it once it has --storage;
-// until then the deployment files are checked against this list.
+// awsFlags is the command-line interface of the "aws" storage (issue 7)
+// that deploy/ relies on: name -> bool flag. TestServerFlagsPinned checks
+// the binary against it.
 var awsFlags = map[string]bool{
 	"storage":          false,
 	"s3-bucket":        false,
@@ -174,42 +173,24 @@ func flagsOf(t *testing.T, bin string, sub ...string) flagSet {
 var (
 	serverFlagsOnce sync.Once
 	serverFlagSet   flagSet
-	scaleoutMerged  bool
 )
 
-// serverFlags returns stele-server's flags. Before the aws storage has
-// landed (no --storage flag), the pinned awsFlags are added, loudly, so the
-// deployment files that use them are checked against the pinned interface.
+// serverFlags returns stele-server's flags.
 func serverFlags(t *testing.T) flagSet {
 	t.Helper()
-	serverFlagsOnce.Do(func() {
-		serverFlagSet = flagsOf(t, "stele-server")
-		if _, ok := serverFlagSet.flags["storage"]; ok {
-			scaleoutMerged = true
-			return
-		}
-		t.Log("NOTE: stele-server has no --storage flag yet (the scaleout branch is not merged): " +
-			"the aws flags in deploy/ are checked against the pinned list awsFlags, not the binary")
-		for f, b := range awsFlags {
-			serverFlagSet.flags[f] = b
-		}
-	})
+	serverFlagsOnce.Do(func() { serverFlagSet = flagsOf(t, "stele-server") })
 	return serverFlagSet
 }
 
-// TestServerFlagsPinned: once the binary has the aws storage, it has every
-// flag of the pinned interface, of the right kind.
+// TestServerFlagsPinned: the binary has every flag of the aws storage's
+// interface that deploy/ relies on, of the right kind.
 func TestServerFlagsPinned(t *testing.T) {
 	fs := serverFlags(t)
-	if !scaleoutMerged {
-		t.Log("stele-server has no --storage yet: nothing to compare the pinned aws flags with (see TestDeployConfigsLoad in cmd/stele-server for the JSON keys)")
-		return
-	}
 	for f, b := range awsFlags {
 		got, ok := fs.flags[f]
 		switch {
 		case !ok:
-			t.Errorf("stele-server has --storage but no --%s, which deploy/ uses: align the deployment files (and awsFlags) with the flag that landed", f)
+			t.Errorf("stele-server has no --%s, which deploy/ uses: align the deployment files (and awsFlags) with the binary", f)
 		case got != b:
 			t.Errorf("stele-server --%s: bool=%v, deploy/ expects bool=%v", f, got, b)
 		}
