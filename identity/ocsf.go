@@ -39,23 +39,11 @@ func ocsfMap(ev *stelev1.IdentityEvent) (map[string]any, error) {
 	}
 	cls, act := ev.Ocsf.ClassUid, ev.Ocsf.ActivityId
 	md := map[string]any{"version": OCSFVersion, "product": OCSFProduct, "uid": ev.NativeId}
-	if s := ev.GetSource(); s != nil {
-		if s.Provider != "" {
-			md["log_provider"] = s.Provider
-		}
-		if s.Stream != "" {
-			md["log_name"] = s.Stream
-		}
-		if s.Tenant != "" {
-			md["tenant_uid"] = s.Tenant
-		}
-	}
-	if ev.EventTimeText != "" {
-		md["original_time"] = ev.EventTimeText
-	}
-	if c := ev.GetCorrelation().GetCorrelationId(); c != "" {
-		md["correlation_uid"] = c
-	}
+	setText(md, "log_provider", ev.GetSource().GetProvider())
+	setText(md, "log_name", ev.GetSource().GetStream())
+	setText(md, "tenant_uid", ev.GetSource().GetTenant())
+	setText(md, "original_time", ev.EventTimeText)
+	setText(md, "correlation_uid", ev.GetCorrelation().GetCorrelationId())
 	m := map[string]any{
 		"category_uid": 3,
 		"class_uid":    cls,
@@ -66,20 +54,10 @@ func ocsfMap(ev *stelev1.IdentityEvent) (map[string]any, error) {
 		"metadata":     md,
 		"status_id":    ocsfStatus(ev.GetOutcome().GetStatus()),
 	}
-	if ev.NativeAction != "" {
-		m["activity_name"] = ev.NativeAction
-	}
-	if o := ev.GetOutcome(); o != nil {
-		if o.NativeResult != "" {
-			m["status"] = o.NativeResult
-		}
-		if o.Code != "" {
-			m["status_code"] = o.Code
-		}
-		if o.Reason != "" {
-			m["status_detail"] = o.Reason
-		}
-	}
+	setText(m, "activity_name", ev.NativeAction)
+	setText(m, "status", ev.GetOutcome().GetNativeResult())
+	setText(m, "status_code", ev.GetOutcome().GetCode())
+	setText(m, "status_detail", ev.GetOutcome().GetReason())
 	if a := ev.GetActor(); a != nil {
 		m["actor"] = map[string]any{"user": ocsfPrincipal(a)}
 	}
@@ -101,9 +79,7 @@ func ocsfMap(ev *stelev1.IdentityEvent) (map[string]any, error) {
 		}
 		m["user"] = user
 		svc := map[string]any{"name": firstNonEmpty(ev.GetAuthentication().GetResourceDisplayName(), ev.GetAuthentication().GetAppDisplayName(), ev.NativeService, ev.GetSource().GetProvider())}
-		if id := ev.GetAuthentication().GetResourceId(); id != "" {
-			svc["uid"] = id
-		}
+		setText(svc, "uid", ev.GetAuthentication().GetResourceId())
 		m["service"] = svc
 		if a := ev.GetAuthentication(); a != nil && a.Mfa != nil {
 			m["is_mfa"] = *a.Mfa
@@ -163,15 +139,11 @@ func ocsfStatus(s stelev1.OutcomeStatus) int {
 // ocsfPrincipal renders a principal as an OCSF user object.
 func ocsfPrincipal(p *stelev1.Principal) map[string]any {
 	u := map[string]any{"name": firstNonEmpty(p.Login, p.DisplayName, p.ServicePrincipalName, p.Id, "unknown")}
-	if id := firstNonEmpty(p.Id, p.ServicePrincipalId); id != "" {
-		u["uid"] = id
-	}
+	setText(u, "uid", firstNonEmpty(p.Id, p.ServicePrincipalId))
 	if p.Login != "" && strings.Contains(p.Login, "@") {
 		u["email_addr"] = p.Login
 	}
-	if p.NativeType != "" {
-		u["type"] = p.NativeType
-	}
+	setText(u, "type", p.NativeType)
 	if p.TenantId != "" {
 		u["org"] = map[string]any{"uid": p.TenantId}
 	}
@@ -224,4 +196,12 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// setText sets m[key] to v unless v is empty: OCSF leaves unknown
+// attributes out rather than empty.
+func setText(m map[string]any, key, v string) {
+	if v != "" {
+		m[key] = v
+	}
 }
