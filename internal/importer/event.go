@@ -177,6 +177,9 @@ func entra(top map[string]json.RawMessage) (format, stream, tenant string, id js
 		default:
 			// Other categories (ProvisioningLogs, RiskyUsers, ...) are kept
 			// raw in a stream of their own; the server flags them.
+			if strings.Contains(c, "/") || leaf.ValidateSource(c) != nil {
+				return "", "", "", nil, "", fmt.Errorf("category %q cannot name a source stream: use letters, digits and . _ : @ - only", cat)
+			}
 			stream = c
 		}
 		var p map[string]json.RawMessage
