@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"errors"
 	"strings"
 
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -29,8 +30,16 @@ var cloudTrailEvents = map[string]oktaEvent{
 
 // cloudTrail normalises one CloudTrail record.
 func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
+	if !has(o, "eventID", "eventTime", "eventSource", "eventName") {
+		if _, ok := o.get("Records"); ok {
+			return errors.New(`this is a CloudTrail log file ({"Records":[…]}), not one record: submit each element of Records (stele import cloudtrail splits it)`)
+		}
+		return errNotFormat("a CloudTrail record", "eventID, eventTime, eventSource, eventName")
+	}
 	ev.NativeId = o.nativeID("eventID")
-	if err := setTime(ev, "eventTime", o.str("eventTime")); err != nil {
+	// CloudTrail times are UTC (eventTime "in coordinated universal
+	// time"); CloudTrail Lake exports write them without a zone.
+	if err := setTimes(ev, zoneUTC, timeField{"eventTime", o.str("eventTime")}); err != nil {
 		return err
 	}
 	ev.NativeAction = o.str("eventName")
@@ -38,6 +47,11 @@ func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
 	ev.NativeCategory = o.str("eventCategory")
 	ev.NativeOperationType = o.str("eventType")
 	ev.Source = &stelev1.IdentitySource{Provider: "aws", Tenant: o.str("recipientAccountId"), Stream: "cloudtrail"}
+	if ev.Source.Tenant == "" {
+		if ui, _ := o.object("userIdentity", "userIdentity"); ui != nil {
+			ev.Source.Tenant = ui.str("accountId")
+		}
+	}
 
 	ui, err := o.object("userIdentity", "userIdentity")
 	if err != nil {
@@ -90,10 +104,20 @@ func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
 		out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_FAILURE
 		out.NativeResult = out.Code
 	}
-	if cl := resp.str("ConsoleLogin"); cl != "" {
-		out.NativeResult = cl
-		if !strings.EqualFold(cl, "Success") {
+	if ev.NativeAction == "ConsoleLogin" {
+		// AWS documents a sign-in's result in responseElements.ConsoleLogin
+		// ("Success" or "Failure", a failure with errorMessage "Failed
+		// authentication"). Without it, and without an error, the record
+		// does not say: unknown, not success.
+		cl := resp.str("ConsoleLogin")
+		out.NativeResult = firstNonEmpty(cl, out.NativeResult)
+		switch {
+		case strings.EqualFold(cl, "Success") && out.Code == "":
+			out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS
+		case strings.EqualFold(cl, "Failure") || out.Code != "" || o.str("errorMessage") != "":
 			out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_FAILURE
+		default:
+			out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_UNSPECIFIED
 		}
 	}
 	ev.Outcome = out
@@ -105,7 +129,7 @@ func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
 		ev.Targets = append(ev.Targets, &stelev1.Target{NativeType: "IAMGroup", DisplayName: g})
 	}
 	if r := req.str("roleArn"); r != "" {
-		ev.Targets = append(ev.Targets, &stelev1.Target{NativeType: "IAMRole", Id: r, DisplayName: req.str("roleSessionName")})
+		ev.Targets = append(ev.Targets, &stelev1.Target{NativeType: "IAMRole", Id: r, DisplayName: roleName(r)})
 	}
 	if pa := req.str("policyArn"); pa != "" {
 		ev.Targets = append(ev.Targets, &stelev1.Target{NativeType: "IAMPolicy", Id: pa})
@@ -126,7 +150,7 @@ func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
 	}
 	switch e.kind {
 	case "signin.interactive":
-		ev.Kind += map[bool]string{true: ".success", false: ".failure"}[out.Status == stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS]
+		ev.Kind += "." + outcomeSegment(out.Status)
 		af := &stelev1.AuthenticationFacet{Type: stelev1.SignInType_SIGN_IN_TYPE_INTERACTIVE}
 		if add, _ := o.object("additionalEventData", "additionalEventData"); add != nil {
 			switch strings.ToLower(add.str("MFAUsed")) {
@@ -140,7 +164,9 @@ func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
 		}
 		ev.Authentication = af
 	case "session.role.assume":
-		ev.Privilege = &stelev1.PrivilegeFacet{Op: "assume", RoleId: req.str("roleArn"), RoleName: req.str("roleSessionName"), Assignment: stelev1.AssignmentKind_ASSIGNMENT_KIND_ACTIVE, Duration: stelev1.AssignmentDuration_ASSIGNMENT_DURATION_TIMEBOUND}
+		// The role is requestParameters.roleArn; roleSessionName names the
+		// session, not the role.
+		ev.Privilege = &stelev1.PrivilegeFacet{Op: "assume", RoleId: req.str("roleArn"), RoleName: roleName(req.str("roleArn")), Assignment: stelev1.AssignmentKind_ASSIGNMENT_KIND_ACTIVE, Duration: stelev1.AssignmentDuration_ASSIGNMENT_DURATION_TIMEBOUND}
 	case "user.access_key.add", "user.access_key.remove":
 		cf := &stelev1.CredentialFacet{Op: "add", Owner: "user", CredentialType: "access_key", DisplayName: req.str("userName"), KeyId: req.str("accessKeyId")}
 		if e.kind == "user.access_key.remove" {
@@ -163,4 +189,14 @@ func cloudTrail(o obj, ev *stelev1.IdentityEvent) error {
 		ev.Privilege = &stelev1.PrivilegeFacet{Op: map[string]string{"attach": "grant", "detach": "revoke"}[op], RoleId: req.str("policyArn"), AssigneeLogin: req.str("userName"), Assignment: stelev1.AssignmentKind_ASSIGNMENT_KIND_ACTIVE, Duration: stelev1.AssignmentDuration_ASSIGNMENT_DURATION_PERMANENT}
 	}
 	return nil
+}
+
+// roleName is the name of an IAM role ARN, arn:aws:iam::<account>:role/<path/>name:
+// the part after the last "/"; "" when arn is not a role ARN.
+func roleName(arn string) string {
+	_, res, ok := strings.Cut(arn, ":role/")
+	if !ok || !strings.HasPrefix(arn, "arn:") {
+		return ""
+	}
+	return res[strings.LastIndexByte(res, '/')+1:]
 }

@@ -20,6 +20,9 @@ type auditRecord struct {
 
 // entraAudit normalises a Graph directoryAudit object.
 func entraAudit(o obj, ev *stelev1.IdentityEvent) error {
+	if !has(o, "activityDisplayName", "activityDateTime", "loggedByService", "initiatedBy", "targetResources") {
+		return errNotFormat("an Entra directoryAudit", "activityDisplayName, activityDateTime, loggedByService, initiatedBy, targetResources")
+	}
 	ev.Source = &stelev1.IdentitySource{Provider: "entra", Tenant: o.str("tenantId"), Stream: "audit"}
 	return auditProperties(o, ev)
 }
@@ -28,8 +31,10 @@ func entraAudit(o obj, ev *stelev1.IdentityEvent) error {
 // properties of a diagnostic AuditLogs record).
 func auditProperties(p obj, ev *stelev1.IdentityEvent) error {
 	ev.NativeId = p.nativeID("id")
-	if err := setTime(ev, "activityDateTime", p.str("activityDateTime")); err != nil {
-		return err
+	if ev.EventTime == nil {
+		if err := setTimes(ev, zoneUTC, timeField{"activityDateTime", p.str("activityDateTime")}); err != nil {
+			return err
+		}
 	}
 	ev.NativeAction = p.str("activityDisplayName")
 	ev.NativeCategory = p.str("category")
@@ -95,6 +100,18 @@ func auditProperties(p obj, ev *stelev1.IdentityEvent) error {
 		act.facet(ev, a)
 	}
 	return nil
+}
+
+// pimAppID is the application id of Microsoft's PIM service principal
+// ("MS-PIM"), which performs the directory side of PIM operations.
+const pimAppID = "01fc33a7-78ba-4d2f-a4b7-768e336e890e"
+
+// isPIMService tells whether the actor is the PIM service principal.
+func isPIMService(a *stelev1.Principal) bool {
+	if a == nil || a.NativeType != "app" {
+		return false
+	}
+	return strings.EqualFold(a.AppId, pimAppID) || strings.EqualFold(a.DisplayName, "MS-PIM") || strings.EqualFold(a.ServicePrincipalName, "MS-PIM")
 }
 
 func nullable(n nullStr) *stelev1.NullableString {
@@ -224,7 +241,15 @@ func typedTarget(a *auditRecord, typ string) obj {
 }
 
 func rolePrivilege(ev *stelev1.IdentityEvent, a *auditRecord, op string, k stelev1.AssignmentKind, d stelev1.AssignmentDuration, pim bool) {
-	pf := &stelev1.PrivilegeFacet{Op: op, Assignment: k, Duration: d, ViaPim: pim || strings.EqualFold(ev.NativeService, "PIM") || strings.EqualFold(ev.NativeService, "Privileged Identity Management"),
+	byPIM := isPIMService(ev.GetActor())
+	if byPIM {
+		// The directory's own record of a PIM operation (same
+		// correlationId as the PIM service's record): a grant through
+		// PIM, not a new permanent one.
+		addFlag(ev, FlagViaPIMService)
+		d = stelev1.AssignmentDuration_ASSIGNMENT_DURATION_UNSPECIFIED
+	}
+	pf := &stelev1.PrivilegeFacet{Op: op, Assignment: k, Duration: d, ViaPim: pim || byPIM || strings.EqualFold(ev.NativeService, "PIM") || strings.EqualFold(ev.NativeService, "Privileged Identity Management"),
 		RoleId: propValue(a, "Role.ObjectID"), RoleTemplateId: propValue(a, "Role.TemplateId"), RoleName: propValue(a, "Role.DisplayName")}
 	if r := typedTarget(a, "Role"); r != nil {
 		if pf.RoleId == "" {

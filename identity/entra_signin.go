@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -23,25 +21,36 @@ var signInTypes = map[string]struct {
 	"serviceprincipal":             {stelev1.SignInType_SIGN_IN_TYPE_SERVICE_PRINCIPAL, "service_principal"},
 	"managedidentitysigninlogs":    {stelev1.SignInType_SIGN_IN_TYPE_MANAGED_IDENTITY, "managed_identity"},
 	"managedidentity":              {stelev1.SignInType_SIGN_IN_TYPE_MANAGED_IDENTITY, "managed_identity"},
+	// Sign-ins of Microsoft's own (first-party) service principals.
+	"microsoftserviceprincipalsigninlogs": {stelev1.SignInType_SIGN_IN_TYPE_SERVICE_PRINCIPAL, "microsoft_service_principal"},
+	// AD FS sign-ins reported by Connect Health.
+	"adfssigninlogs": {stelev1.SignInType_SIGN_IN_TYPE_UNSPECIFIED, "adfs"},
 }
 
 // entraSignIn normalises a Graph signIn object.
 func entraSignIn(o obj, ev *stelev1.IdentityEvent) error {
+	if !has(o, "createdDateTime", "signInEventTypes", "isInteractive", "appDisplayName", "clientAppUsed", "conditionalAccessStatus") {
+		return errNotFormat("an Entra signIn", "createdDateTime, signInEventTypes, isInteractive, appDisplayName, clientAppUsed, conditionalAccessStatus")
+	}
 	tenant := o.str("resourceTenantId")
 	if tenant == "" {
 		tenant = o.str("tenantId")
 	}
 	ev.Source = &stelev1.IdentitySource{Provider: "entra", Tenant: tenant, Stream: "signin"}
-	return signInProperties(o, ev, "")
+	return signInProperties(o, ev, "", nil)
 }
 
-// signInProperties normalises a signIn object (Graph, or the properties of
-// a diagnostic sign-in record). category is the diagnostic category, "" for
-// Graph.
-func signInProperties(p obj, ev *stelev1.IdentityEvent, category string) error {
+// signInProperties normalises a signIn object (Graph, the properties of a
+// diagnostic sign-in record, or a Log Analytics row rewritten by laProps).
+// category is the diagnostic category, "" for Graph; env is the diagnostic
+// envelope (nil for Graph), whose resultType decides the outcome when the
+// properties have no status.
+func signInProperties(p obj, ev *stelev1.IdentityEvent, category string, env obj) error {
 	ev.NativeId = p.nativeID("id")
-	if err := setTime(ev, "createdDateTime", p.str("createdDateTime")); err != nil {
-		return err
+	if ev.EventTime == nil {
+		if err := setTimes(ev, zoneUTC, timeField{"createdDateTime", p.str("createdDateTime")}); err != nil {
+			return err
+		}
 	}
 	ev.NativeAction = "Sign-in activity"
 	ev.NativeCategory = category
@@ -71,13 +80,7 @@ func signInProperties(p obj, ev *stelev1.IdentityEvent, category string) error {
 	if err != nil {
 		return err
 	}
-	out := &stelev1.Outcome{Code: status.str("errorCode"), Reason: status.str("failureReason"), NativeResult: status.str("errorCode")}
-	switch {
-	case out.Code == "0":
-		out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS
-	case out.Code != "":
-		out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_FAILURE
-	}
+	out := signInOutcome(status, p, env)
 	ev.Outcome = out
 
 	actor := &stelev1.Principal{Id: p.str("userId"), Login: p.str("userPrincipalName"), DisplayName: p.str("userDisplayName"), UserType: p.str("userType"), TenantId: p.str("homeTenantId")}
@@ -123,8 +126,16 @@ func signInProperties(p obj, ev *stelev1.IdentityEvent, category string) error {
 			return err
 		} else if geo != nil {
 			l.Latitude, l.Longitude = geo.float("latitude"), geo.float("longitude")
+			if l.Latitude != nil && l.Longitude != nil && *l.Latitude == 0 && *l.Longitude == 0 {
+				// Managed-identity sign-ins carry 0,0 as a placeholder:
+				// the Gulf of Guinea is no one's location.
+				l.Latitude, l.Longitude = nil, nil
+				addFlag(ev, FlagPlaceholderLocation)
+			}
 		}
-		cl.Location = l
+		if l.City != "" || l.State != "" || l.Country != "" || l.Latitude != nil {
+			cl.Location = l
+		}
 	}
 	ev.Client = cl
 
@@ -166,10 +177,7 @@ func signInProperties(p obj, ev *stelev1.IdentityEvent, category string) error {
 	}
 
 	class(ev, stelev1.EventClass_EVENT_CLASS_AUTHENTICATION, ocsfAuthentication, 1)
-	result := "failure"
-	if out.Status == stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS {
-		result = "success"
-	}
+	result := outcomeSegment(out.Status)
 	if !ok {
 		ev.Kind = "signin.unknown." + result
 		addFlag(ev, FlagUnknownActivity)
@@ -179,87 +187,31 @@ func signInProperties(p obj, ev *stelev1.IdentityEvent, category string) error {
 	return nil
 }
 
-// entraDiagnostic normalises one record of an Entra diagnostic-settings
-// export (Event Hub records[] element or storage-blob line).
-func entraDiagnostic(o obj, ev *stelev1.IdentityEvent) error {
-	cat := o.str("category")
-	ev.Source = &stelev1.IdentitySource{Provider: "entra", Tenant: o.str("tenantId"), NativeStream: cat}
-	if t := o.str("time"); t != "" {
-		et, err := parseTime("time", t)
-		if err != nil {
-			return err
+// signInOutcome is the one decision on a sign-in's outcome, which the kind
+// then repeats: status.errorCode when the record has a status, else the
+// resultType of the row or of the diagnostic envelope. "0" and "Success"
+// are success, any other code failure, nothing at all unknown.
+func signInOutcome(status, p, env obj) *stelev1.Outcome {
+	out := &stelev1.Outcome{Code: status.str("errorCode"), Reason: status.str("failureReason")}
+	if out.Code == "" {
+		out.Code = p.str("resultType")
+		if out.Reason == "" {
+			out.Reason = p.str("resultDescription")
 		}
-		ev.EnvelopeTime, ev.EnvelopeTimeText = timestamppb.New(et), t
 	}
-	props, err := o.object("properties", "properties")
-	if err != nil {
-		return err
-	}
-	if props == nil {
-		return fmt.Errorf("properties is missing: an Entra diagnostic record carries the event under \"properties\" (is this a Graph object? use format entra.directoryAudit or entra.signIn)")
-	}
-	lc := strings.ToLower(cat)
-	switch {
-	case lc == "auditlogs":
-		ev.Source.Stream = "audit"
-		if err := auditProperties(props, ev); err != nil {
-			return fmt.Errorf("properties: %w", err)
+	if out.Code == "" {
+		out.Code = env.str("resultType")
+		if out.Reason == "" {
+			out.Reason = env.str("resultDescription")
 		}
-	case signInTypes[lc].kind != "":
-		ev.Source.Stream = "signin"
-		if err := signInProperties(props, ev, cat); err != nil {
-			return fmt.Errorf("properties: %w", err)
-		}
-	case lc == "audit":
-		legacyAudit(o, props, ev)
-	case cat == "":
-		return fmt.Errorf("category is missing: an Entra diagnostic record names its log category (AuditLogs, SignInLogs, ...)")
+	}
+	out.NativeResult = out.Code
+	switch strings.ToLower(strings.TrimSpace(out.Code)) {
+	case "":
+	case "0", "success":
+		out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS
 	default:
-		ev.Source.Stream = strings.ToLower(cat)
-		ev.NativeId = props.nativeID("id")
-		ev.NativeAction = o.str("operationName")
-		ev.Kind = "entra.diagnostic.unknown"
-		class(ev, stelev1.EventClass_EVENT_CLASS_OTHER, ocsfEntityManagement, 99)
-		addFlag(ev, FlagUnknownActivity)
+		out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_FAILURE
 	}
-	if ev.EventTime == nil && ev.EnvelopeTime != nil {
-		ev.EventTime, ev.EventTimeText = ev.EnvelopeTime, ev.EnvelopeTimeText
-	}
-	if ev.Client == nil {
-		ev.Client = &stelev1.Client{}
-	}
-	if ev.Client.Ip == "" {
-		ev.Client.Ip = realIP(ev, o.str("callerIpAddress"))
-	}
-	if ev.Correlation == nil && o.str("correlationId") != "" {
-		ev.Correlation = &stelev1.Correlation{CorrelationId: o.str("correlationId")}
-	}
-	if ev.Outcome == nil || ev.Outcome.NativeResult == "" {
-		if rt := o.str("resultType"); rt != "" {
-			ev.Outcome = entraResult(ev, o, "resultType")
-		}
-	}
-	return nil
-}
-
-// legacyAudit keeps a 2018 preview-schema record ("category": "Audit",
-// flattened properties) raw, with only its id, time, action and result.
-func legacyAudit(o, props obj, ev *stelev1.IdentityEvent) {
-	addFlag(ev, FlagLegacySchema)
-	ev.Source.Stream = "audit"
-	ev.NativeId = props.nativeID("id")
-	ev.NativeAction = o.str("operationName")
-	ev.NativeCategory = props.str("auditEventCategory")
-	ev.Outcome = entraResult(ev, o, "resultType")
-	if id := o.str("identity"); id != "" {
-		ev.Actor = &stelev1.Principal{DisplayName: id, NativeType: props.str("identityType")}
-	}
-	if act, ok := entraActivities[activityKey(ev.NativeAction)]; ok {
-		ev.Kind = act.kind
-		class(ev, classOf(act.classUID), act.classUID, act.activityID)
-		return
-	}
-	ev.Kind = entraUnknownKind
-	class(ev, stelev1.EventClass_EVENT_CLASS_OTHER, ocsfEntityManagement, 99)
-	addFlag(ev, FlagUnknownActivity)
+	return out
 }

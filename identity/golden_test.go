@@ -86,7 +86,7 @@ var wantKind = map[string]string{
 	"entra.diagnostic/signin-service-principal":              "signin.service_principal.success",
 	"entra.diagnostic/signin-managed-identity":               "signin.managed_identity.success",
 	"entra.diagnostic/legacy-2018-schema":                    "group.member.add",
-	"entra.diagnostic/provisioning-unknown-category":         "entra.diagnostic.unknown",
+	"entra.diagnostic/provisioning-create":                   "provisioning.create",
 	"entra.signIn/graph-interactive-success":                 "signin.interactive.success",
 	"entra.signIn/graph-noninteractive-failure":              "signin.non_interactive.failure",
 	"okta.systemLog/privilege-grant":                         "directory.role.member.add",

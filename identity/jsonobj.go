@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -33,23 +34,58 @@ func decodeObject(record []byte) (obj, error) {
 // decodeValue decodes record as exactly one JSON value, keeping numbers as
 // their JSON text. It tokenises with jsontext, which is several times faster
 // than encoding/json's reflection into any and checks the grammar as
-// strictly. As encoding/json does, it takes the last of duplicate names and
-// replaces invalid UTF-8 with U+FFFD: the raw record is kept byte for byte
-// whatever the view holds.
+// strictly. It refuses what two JSON parsers may read differently (RFC 8259
+// section 4 leaves duplicate names to the implementation; I-JSON, RFC 7493,
+// forbids them and invalid Unicode): a name twice in one object, and text
+// that is not UTF-8 (raw bytes or an escaped lone surrogate). The log commits
+// to the raw bytes, so the record must have one reading only.
 func decodeValue(record []byte) (any, error) {
-	d := jsontext.NewDecoder(bytes.NewReader(record), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	d := jsontext.NewDecoder(bytes.NewReader(record))
 	v, err := readValue(d)
 	if err != nil {
-		return nil, fmt.Errorf("record is not valid JSON: %w", err)
+		return nil, decodeErr(err)
 	}
 	switch d.PeekKind() {
 	case '{', '[', '"', '0', 'n', 't', 'f':
 		return nil, fmt.Errorf("record holds more than one JSON value: submit one record per event")
 	}
 	if _, err := d.ReadToken(); err != io.EOF {
+		if errors.Is(err, jsontext.ErrDuplicateName) || isUTF8Err(err) {
+			return nil, decodeErr(err)
+		}
 		return nil, fmt.Errorf("record has trailing data after its JSON value")
 	}
 	return v, nil
+}
+
+// decodeErr words a decoding error, precisely for the two refusals that
+// are not grammar: a duplicate name and invalid UTF-8.
+func decodeErr(err error) error {
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) {
+		where := ""
+		if p := string(se.JSONPointer); p != "" {
+			where = " at " + p
+		}
+		switch {
+		case errors.Is(err, jsontext.ErrDuplicateName):
+			return fmt.Errorf("record has a duplicate key%s (byte %d): JSON parsers disagree on which value counts, so Stele refuses it; remove one", where, se.ByteOffset)
+		case isUTF8Err(err):
+			return fmt.Errorf("record has invalid UTF-8%s (byte %d): a record must be UTF-8 text (%v)", where, se.ByteOffset, se.Err)
+		}
+	}
+	return fmt.Errorf("record is not valid JSON: %w", err)
+}
+
+// isUTF8Err tells whether jsontext refused err for invalid UTF-8, raw or as
+// an escaped lone surrogate.
+func isUTF8Err(err error) bool {
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) || se.Err == nil {
+		return false
+	}
+	m := se.Err.Error()
+	return strings.Contains(m, "invalid UTF-8") || strings.Contains(m, "surrogate")
 }
 
 // readValue reads the next JSON value from d as nil, bool, string,
@@ -273,18 +309,22 @@ func (o obj) float(key string) *float64 {
 	return nil
 }
 
-// parseTime parses a provider timestamp: RFC 3339 with any fraction
-// (Entra writes 7 digits) and Z or a numeric offset.
-func parseTime(field, s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%s %q is not an RFC 3339 time", field, s)
-	}
-	if t.Year() < 1 || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
-		return time.Time{}, fmt.Errorf("%s %q is outside the years 0001 to 9999", field, s)
-	}
-	return t.UTC(), nil
-}
-
 // msTime converts epoch milliseconds to UTC time.
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// has reports whether o has any of keys (case-insensitively): the fields
+// that identify a format. A record with none of them is of another format.
+func has(o obj, keys ...string) bool {
+	for _, k := range keys {
+		if _, ok := o.get(k); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// errNotFormat refuses a record without the identifying fields of the
+// format it was sent under.
+func errNotFormat(what, fields string) error {
+	return fmt.Errorf("not %s: the record has none of %s; was it sent under the wrong format?", what, fields)
+}

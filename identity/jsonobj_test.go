@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // stdDecode is the reference decodeValue must agree with: encoding/json
-// with numbers kept as text.
+// with numbers kept as text, refusing what it would read by a rule of its
+// own (a duplicate name, invalid UTF-8, a lone surrogate).
 func stdDecode(record []byte) (any, bool) {
-	if !json.Valid(record) {
+	if !json.Valid(record) || !utf8.Valid(record) || hasDuplicateName(record) || hasLoneSurrogate(record) {
 		return nil, false
 	}
 	d := json.NewDecoder(bytes.NewReader(record))
@@ -23,15 +26,107 @@ func stdDecode(record []byte) (any, bool) {
 	return v, true
 }
 
+// hasDuplicateName walks record's tokens with encoding/json (which unescapes
+// names) and reports a name repeated in one object.
+func hasDuplicateName(record []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(record))
+	type frame struct {
+		obj   bool
+		names map[string]bool
+		key   bool // the next string token of an object is a name
+	}
+	var stack []*frame
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		isName := top != nil && top.obj && top.key
+		switch x := tok.(type) {
+		case json.Delim:
+			switch x {
+			case '{':
+				if top != nil && top.obj {
+					top.key = true
+				}
+				stack = append(stack, &frame{obj: true, names: map[string]bool{}, key: true})
+				continue
+			case '[':
+				if top != nil && top.obj {
+					top.key = true
+				}
+				stack = append(stack, &frame{})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+				continue
+			}
+		case string:
+			if isName {
+				if top.names[x] {
+					return true
+				}
+				top.names[x] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.obj {
+			top.key = true
+		}
+	}
+}
+
+// hasLoneSurrogate reports a \uD800-\uDFFF escape not in a valid pair.
+func hasLoneSurrogate(record []byte) bool {
+	s := string(record)
+	for i := 0; i+6 <= len(s); i++ {
+		if s[i] != '\\' {
+			continue
+		}
+		if s[i+1] != 'u' {
+			i++ // skip the escaped character
+			continue
+		}
+		v, err := strconv.ParseUint(s[i+2:i+6], 16, 32)
+		if err != nil {
+			continue
+		}
+		switch {
+		case v >= 0xD800 && v < 0xDC00:
+			if i+12 > len(s) || s[i+6] != '\\' || s[i+7] != 'u' {
+				return true
+			}
+			w, err := strconv.ParseUint(s[i+8:i+12], 16, 32)
+			if err != nil || w < 0xDC00 || w > 0xDFFF {
+				return true
+			}
+			i += 11
+		case v >= 0xDC00 && v <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
 var decodeCases = []struct {
 	in      string
 	wantErr string // "" when the record must decode
 }{
 	{`{"a":1,"b":[true,false,null,"x",1.5e3,-0],"c":{"d":{}}}`, ""},
 	{`  {"a":"\u00e9\ud83d\ude00"}  `, ""},
-	{`{"a":1,"a":2}`, ""},        // last name wins, as encoding/json
-	{"{\"a\":\"\xff\xfe\"}", ""}, // invalid UTF-8 becomes U+FFFD
-	{`{"a":"\ud800"}`, ""},       // lone surrogate becomes U+FFFD
+	{`{"a":1,"a":2}`, "duplicate key at /a (byte 7)"},
+	{`{"a":{"b":1,"\u0062":2}}`, "duplicate key at /a/b"},
+	{"{\"a\":\"\xff\xfe\"}", "invalid UTF-8 at /a (byte 6)"},
+	{"{\"a\xff\":1}", "invalid UTF-8 (byte 3)"},
+	{`{"a":"\ud800"}`, "invalid UTF-8 at /a"}, // an escaped lone surrogate
+	{`{"a":"\ufffd"}`, ""},                      // U+FFFD itself is fine
 	{`[]`, ""},
 	{`"s"`, ""},
 	{`12345678901234567890123`, ""}, // kept as text, not rounded

@@ -55,8 +55,12 @@ func ocsfMap(ev *stelev1.IdentityEvent) (map[string]any, error) {
 		"status_id":    ocsfStatus(ev.GetOutcome().GetStatus()),
 	}
 	setText(m, "activity_name", ev.NativeAction)
-	setText(m, "status", ev.GetOutcome().GetNativeResult())
-	setText(m, "status_code", ev.GetOutcome().GetCode())
+	// status is the status_id's caption; the provider's own result and
+	// error code are status_code, its reason status_detail.
+	if s := ocsfStatusName(m["status_id"].(int)); s != "" {
+		m["status"] = s
+	}
+	setText(m, "status_code", firstNonEmpty(ev.GetOutcome().GetCode(), ev.GetOutcome().GetNativeResult()))
 	setText(m, "status_detail", ev.GetOutcome().GetReason())
 	if a := ev.GetActor(); a != nil {
 		m["actor"] = map[string]any{"user": ocsfPrincipal(a)}
@@ -136,6 +140,19 @@ func ocsfStatus(s stelev1.OutcomeStatus) int {
 	return 99
 }
 
+// ocsfStatusName is the OCSF caption of a status_id.
+func ocsfStatusName(id int) string {
+	switch id {
+	case 1:
+		return "Success"
+	case 2:
+		return "Failure"
+	case 99:
+		return "Other"
+	}
+	return "Unknown"
+}
+
 // ocsfPrincipal renders a principal as an OCSF user object.
 func ocsfPrincipal(p *stelev1.Principal) map[string]any {
 	u := map[string]any{"name": firstNonEmpty(p.Login, p.DisplayName, p.ServicePrincipalName, p.Id, "unknown")}
@@ -173,18 +190,22 @@ func ocsfSubject(ev *stelev1.IdentityEvent) map[string]any {
 
 // ocsfPrivileges lists what was granted: the role, app role or scopes.
 func ocsfPrivileges(ev *stelev1.IdentityEvent) []string {
-	var out []string
+	out := []string{} // privilege names only, never the event type
 	if p := ev.GetPrivilege(); p != nil {
-		if r := firstNonEmpty(p.RoleName, p.RoleId, p.RoleTemplateId); r != "" {
+		if p.RoleName != "" && ev.GetSource().GetProvider() == "okta" {
+			// Okta lists several roles in one text.
+			for _, r := range strings.Split(p.RoleName, ", ") {
+				if r = strings.TrimSpace(r); r != "" {
+					out = append(out, r)
+				}
+			}
+		} else if r := firstNonEmpty(p.RoleName, p.RoleId, p.RoleTemplateId); r != "" {
 			out = append(out, r)
 		}
 	}
 	if c := ev.GetConsent(); c != nil {
 		out = append(out, c.Scopes...)
 		out = append(out, c.AppRoles...)
-	}
-	if len(out) == 0 {
-		out = []string{firstNonEmpty(ev.NativeAction, ev.Kind)}
 	}
 	return out
 }

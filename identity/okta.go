@@ -39,6 +39,9 @@ var oktaEvents = map[string]oktaEvent{
 
 // oktaSystemLog normalises one Okta System Log LogEvent.
 func oktaSystemLog(o obj, ev *stelev1.IdentityEvent) error {
+	if !has(o, "uuid", "eventType", "published") {
+		return errNotFormat("an Okta System Log event", "uuid, eventType, published")
+	}
 	ev.NativeId = o.nativeID("uuid")
 	if err := setTime(ev, "published", o.str("published")); err != nil {
 		return err
@@ -53,7 +56,7 @@ func oktaSystemLog(o obj, ev *stelev1.IdentityEvent) error {
 	}
 	out := &stelev1.Outcome{NativeResult: outcome.str("result"), Reason: outcome.str("reason")}
 	switch strings.ToUpper(out.NativeResult) {
-	case "":
+	case "": // no outcome: unknown, not failure
 	case "SUCCESS", "ALLOW":
 		out.Status = stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS
 	case "FAILURE", "DENY":
@@ -147,11 +150,7 @@ func oktaSystemLog(o obj, ev *stelev1.IdentityEvent) error {
 		}
 	}
 	if e.classUID == ocsfAuthentication {
-		if out.Status == stelev1.OutcomeStatus_OUTCOME_STATUS_SUCCESS {
-			ev.Kind += ".success"
-		} else {
-			ev.Kind += ".failure"
-		}
+		ev.Kind += "." + outcomeSegment(out.Status)
 		ev.Authentication = &stelev1.AuthenticationFacet{Type: stelev1.SignInType_SIGN_IN_TYPE_INTERACTIVE}
 	}
 	class(ev, classOf(e.classUID), e.classUID, e.activityID)
@@ -166,6 +165,16 @@ func oktaSystemLog(o obj, ev *stelev1.IdentityEvent) error {
 				pf.AssigneeId, pf.AssigneeLogin = t.str("id"), t.str("alternateId")
 			case "role":
 				pf.RoleId, pf.RoleName = t.str("id"), t.str("displayName")
+			}
+		}
+		// Okta names the roles granted or revoked in debugData
+		// (privilegeGranted / privilegeRevoked), e.g. "Organization
+		// administrator, Application administrator (all)".
+		if d, _ := o.object("debugContext", "debugContext"); d != nil {
+			if dd, _ := d.object("debugData", "debugContext.debugData"); dd != nil {
+				if r := firstNonEmpty(dd.str("privilegeGranted"), dd.str("privilegeRevoked")); r != "" {
+					pf.RoleName = r
+				}
 			}
 		}
 		ev.Privilege = pf

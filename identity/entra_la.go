@@ -1,0 +1,119 @@
+package identity
+
+import (
+	"fmt"
+	"strings"
+
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+// A Log Analytics (or Sentinel) row is an Entra record exported from a
+// workspace table: PascalCase columns (TimeGenerated, Category,
+// OperationName, ResultType, ...), dynamic columns as JSON or as JSON text
+// (always text in CSV exports), and a Type column naming the table. Its
+// TenantId column is the workspace's id; the Entra tenant is AADTenantId.
+
+// laSuffixes are the unit suffixes the portal's CSV export adds to
+// datetime column names.
+const (
+	laUTCSuffix   = " [UTC]"
+	laLocalSuffix = " [Local Time]"
+)
+
+// isLARow tells a Log Analytics row: it has TimeGenerated (with or without
+// the CSV export's " [UTC]"/" [Local Time]" suffix).
+func isLARow(o obj) bool {
+	for k := range o {
+		if strings.EqualFold(strings.TrimSuffix(strings.TrimSuffix(k, laUTCSuffix), laLocalSuffix), "TimeGenerated") {
+			return true
+		}
+	}
+	return false
+}
+
+// laRenames maps Log Analytics columns (lower-cased) whose name differs
+// from the diagnostic/Graph property to that property.
+var laRenames = map[string]string{
+	"locationdetails":           "location",
+	"location":                  "locationCode", // a country code, not the location object
+	"conditionalaccesspolicies": "appliedConditionalAccessPolicies",
+	"identity":                  "identity",
+}
+
+// laProps rewrites a row as diagnostic properties: the export suffixes
+// dropped from column names, the first letter lower-cased, renamed columns
+// renamed, and JSON text in a column decoded when it is an object or an
+// array. A column exported in local time is refused: its zone is unknown.
+func laProps(o obj) (obj, error) {
+	p := make(obj, len(o))
+	for k, v := range o {
+		name := k
+		if strings.HasSuffix(name, laLocalSuffix) {
+			return nil, fmt.Errorf("column %q is in the exporter's local time, whose zone the file does not say: export the query in UTC", k)
+		}
+		name = strings.TrimSuffix(name, laUTCSuffix)
+		if r, ok := laRenames[strings.ToLower(name)]; ok {
+			name = r
+		} else if name != "" {
+			name = strings.ToLower(name[:1]) + name[1:]
+		}
+		if s, ok := v.(string); ok {
+			if t := strings.TrimSpace(s); len(t) > 1 && (t[0] == '{' || t[0] == '[') {
+				if dv, err := decodeValue([]byte(t)); err == nil {
+					v = dv
+				} else {
+					return nil, fmt.Errorf("column %q holds JSON text that does not decode: %v", k, err)
+				}
+			}
+		}
+		p[name] = v
+	}
+	return p, nil
+}
+
+// laCategory is the diagnostic category of a row: from its Type (the
+// table), else its Category when that is a diagnostic category, else
+// AuditLogs when it has ActivityDisplayName.
+func laCategory(o obj) (string, error) {
+	table := o.str("Type")
+	for _, c := range entraCategories {
+		if table != "" && strings.EqualFold(c.table, table) {
+			return c.name, nil
+		}
+	}
+	if c, ok := entraCategories[strings.ToLower(o.str("Category"))]; ok && c.name != "AuditLogs" {
+		return c.name, nil
+	}
+	if _, ok := o.get("ActivityDisplayName"); ok {
+		return "AuditLogs", nil
+	}
+	if table != "" {
+		return table, nil // an unknown table: flagged, kept raw
+	}
+	return "", fmt.Errorf("the Log Analytics row names no table (Type) or sign-in Category, and has no ActivityDisplayName: export it with the Type column")
+}
+
+// laRow normalises one Log Analytics row.
+func laRow(o obj, ev *stelev1.IdentityEvent) error {
+	props, err := laProps(o)
+	if err != nil {
+		return err
+	}
+	cat, err := laCategory(o)
+	if err != nil {
+		return err
+	}
+	tenant := firstNonEmpty(o.str("AADTenantId"), o.str("ResourceTenantId"))
+	ev.Source = &stelev1.IdentitySource{Provider: "entra", Tenant: tenant, NativeStream: firstNonEmpty(o.str("Type"), cat)}
+	envTime := timeField{"TimeGenerated", props.str("timeGenerated")}
+	if err := diagProperties(props, props, cat, ev, envTime); err != nil {
+		return err
+	}
+	if ev.NativeId == "" {
+		ev.NativeId = o.nativeID("Id")
+	}
+	if ev.Correlation == nil && props.str("correlationId") != "" {
+		ev.Correlation = &stelev1.Correlation{CorrelationId: props.str("correlationId")}
+	}
+	return nil
+}
