@@ -126,7 +126,7 @@ var decodeCases = []struct {
 	{"{\"a\":\"\xff\xfe\"}", "invalid UTF-8 at /a (byte 6)"},
 	{"{\"a\xff\":1}", "invalid UTF-8 (byte 3)"},
 	{`{"a":"\ud800"}`, "invalid UTF-8 at /a"}, // an escaped lone surrogate
-	{`{"a":"\ufffd"}`, ""},                      // U+FFFD itself is fine
+	{`{"a":"\ufffd"}`, ""},                    // U+FFFD itself is fine
 	{`[]`, ""},
 	{`"s"`, ""},
 	{`12345678901234567890123`, ""}, // kept as text, not rounded

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stele-dev/stele/identity"
 	"github.com/stele-dev/stele/leaf"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
@@ -66,6 +67,24 @@ func (b *Builder) Event(rec Record, file string) (*stelev1.Event, error) {
 	switch b.Provider {
 	case Entra:
 		var err error
+		if isLARow(top) {
+			// A Log Analytics row: its table, tenant and id follow
+			// rules (column renames, JSON text) that only the
+			// normaliser knows; ask it, so the two cannot disagree.
+			view, err := identity.Normalize("entra.diagnostic", rec.Raw)
+			if err != nil {
+				return nil, err
+			}
+			format, stream, tenant = "entra.diagnostic", view.GetSource().GetStream(), view.GetSource().GetTenant()
+			if err := ValidateTenant(stream); err != nil {
+				return nil, fmt.Errorf("table %q cannot name a source stream", view.GetSource().GetNativeStream())
+			}
+			id, idField = nil, "Id"
+			if v, ok := top["Id"]; ok {
+				id = v
+			}
+			break
+		}
 		format, stream, tenant, id, idField, err = entra(top)
 		if err != nil {
 			return nil, err
@@ -85,6 +104,19 @@ func (b *Builder) Event(rec Record, file string) (*stelev1.Event, error) {
 		var err error
 		if tenant, err = stringField(top, "recipientAccountId"); err != nil {
 			return nil, err
+		}
+		if tenant == "" {
+			// The account whose principal made the call: the same
+			// account unless the call crossed accounts, when
+			// recipientAccountId is there to say so.
+			if ui, ok := field(top, "userIdentity"); ok {
+				var u map[string]json.RawMessage
+				if json.Unmarshal(ui, &u) == nil {
+					if tenant, err = stringField(u, "accountId"); err != nil {
+						return nil, fmt.Errorf("userIdentity.%w", err)
+					}
+				}
+			}
 		}
 	default:
 		return nil, fmt.Errorf("unknown provider %q", b.Provider)
@@ -148,13 +180,18 @@ func (b *Builder) tenantWord() string {
 	return "tenant"
 }
 
-// entraSignInCategories are the diagnostic-settings categories of sign-ins,
-// lower-cased.
-var entraSignInCategories = map[string]bool{
-	"signinlogs":                   true,
-	"noninteractiveusersigninlogs": true,
-	"serviceprincipalsigninlogs":   true,
-	"managedidentitysigninlogs":    true,
+// isLARow tells a Log Analytics / Sentinel export row (PascalCase
+// columns, no properties): it has a TimeGenerated column.
+func isLARow(top map[string]json.RawMessage) bool {
+	if _, ok := field(top, "properties"); ok {
+		return false
+	}
+	for k := range top {
+		if strings.EqualFold(strings.TrimSuffix(strings.TrimSuffix(k, " [UTC]"), " [Local Time]"), "TimeGenerated") {
+			return true
+		}
+	}
+	return false
 }
 
 // entra classifies an Entra record: a diagnostic-settings record (category
@@ -167,11 +204,9 @@ func entra(top map[string]json.RawMessage) (format, stream, tenant string, id js
 		if err != nil {
 			return "", "", "", nil, "", err
 		}
-		switch c := strings.ToLower(cat); {
-		case c == "auditlogs" || c == "audit":
-			stream = "audit"
-		case entraSignInCategories[c]:
-			stream = "signin"
+		switch c := identity.EntraStream(cat); {
+		case c == "audit" || c == "signin":
+			stream = c
 		case c == "":
 			return "", "", "", nil, "", errors.New("category is empty: a diagnostic-settings record names its log category (AuditLogs, SignInLogs, ...)")
 		default:

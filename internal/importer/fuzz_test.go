@@ -57,12 +57,32 @@ func FuzzJSONL(f *testing.F) {
 		"{\"id\":1}\n{\"id\":2,\"propert")
 }
 
+func FuzzObject(f *testing.F) {
+	fuzzContainer(f, Object,
+		"{\n  \"eventID\": \"e1\",\n  \"a\": [1, {\"b\": \"}\"}]\n}\n", `{"a":1} {"b":2}`, `{"a":1} [2]`, `{"a"`, `{"a":1}}`)
+}
+
+func FuzzOktaHook(f *testing.F) {
+	fuzzContainer(f, OktaHook,
+		`{"eventType":"com.okta.event_hook","data":{"events":[{"uuid":"u1"},{"uuid":"u2"}]}}`,
+		`{"data":{"events":[1,{"a":"[{\"x\"}]"}]}}{"data":{}}`, `{"data":{"events":{}}}`, `{"data":`)
+}
+
+// FuzzCSV reads any input as a Log Analytics CSV export: no panic, and
+// every record is a JSON object of strings (readAll's CSV invariant).
+func FuzzCSV(f *testing.F) {
+	fuzzContainer(f, CSV,
+		"TimeGenerated [UTC],Id,Status\r\n11/14/2025 1:48:53 AM,x,\"{\"\"errorCode\"\":0}\"\r\n",
+		"TimeGenerated,Id\na\n\"b\nc\",d\n", "TimeGenerated,TimeGenerated\n", "TimeGenerated,\xff\n\xfe,a\n")
+}
+
 // FuzzDetect reads any input with detection: whichever container it picks,
 // the invariants hold.
 func FuzzDetect(f *testing.F) {
 	fuzzContainer(f, Auto,
 		`{"value":[{"id":"a"}]}`, `{"records":[{"a":1}]}`, `{"Records":[{"a":1}]}`, `[{"a":1}]`,
-		"{\"id\":1}\n{\"id\":2}\n", `hello`, `{"a":`)
+		"{\"id\":1}\n{\"id\":2}\n", `hello`, `{"a":`, "{\n\"a\": 1\n}", `{"eventType":"com.okta.event_hook","data":{"events":[{}]}}`,
+		"TimeGenerated,Id\nx,y\n")
 }
 
 // FuzzBuilder builds events from any record bytes for each provider: no

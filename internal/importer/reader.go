@@ -40,10 +40,22 @@ const (
 	// JSONL is JSON Lines: one record per line, as storage-account blobs
 	// hold them.
 	JSONL Container = "jsonl"
+	// Object is one JSON object that is a record, pretty-printed or not
+	// (how AWS's docs show a CloudTrail record, or a Graph or Okta event
+	// saved from a browser), or several one after another.
+	Object Container = "object"
+	// OktaHook is Okta Event Hook request bodies,
+	// {"eventType":"com.okta.event_hook",…,"data":{"events":[…]}}: the
+	// push form of the System Log.
+	OktaHook Container = "oktahook"
+	// CSV is a Log Analytics / Sentinel query export as CSV: a header row
+	// of column names, then one row per record. Each row becomes a JSON
+	// object of column name to cell text, in column order (see Record).
+	CSV Container = "csv"
 )
 
 // Containers lists the containers that can be asked for by name.
-var Containers = []Container{Graph, EventHub, CloudTrail, Array, JSONL}
+var Containers = []Container{Graph, EventHub, CloudTrail, Array, JSONL, Object, OktaHook, CSV}
 
 // ParseContainer returns the container named s ("auto" or "" detects it).
 func ParseContainer(s string) (Container, error) {
@@ -87,7 +99,10 @@ type Record struct {
 	// Offset is the byte offset of the record's first byte in the
 	// (decompressed) stream.
 	Offset int64
-	// Raw is the record's exact bytes. Nil when Err is set.
+	// Raw is the record's exact bytes. Nil when Err is set. A CSV row has
+	// no JSON bytes of its own: Raw is then the row as a JSON object of
+	// column name to cell text (strings, in column order, nothing
+	// escaped that need not be), and Offset is the row's first byte.
 	Raw []byte
 	// Err says why the element is not a record; the Reader goes on after it.
 	Err error
@@ -125,6 +140,12 @@ type Reader struct {
 	// JSON Lines
 	br     *bufio.Reader
 	offset int64
+
+	// CSV
+	csv *csvReader
+
+	// Okta Event Hooks: the records of the current request body
+	hook []Record
 
 	// JSON containers
 	tap  *tap
@@ -184,7 +205,14 @@ func NewReader(r io.Reader, container Container) (*Reader, error) {
 	case JSONL:
 		rd.br = br
 		rd.next = rd.nextLine
-	case Array, Graph, EventHub, CloudTrail:
+	case CSV:
+		cr, err := newCSVReader(br, skip)
+		if err != nil {
+			return nil, err
+		}
+		rd.csv = cr
+		rd.next = rd.nextCSV
+	case Array, Graph, EventHub, CloudTrail, Object, OktaHook:
 		rd.tap = &tap{r: br, base: skip}
 		rd.dec = json.NewDecoder(rd.tap)
 		rd.tap.dec = rd.dec
@@ -225,14 +253,21 @@ func (r *Reader) position() int64 {
 	if r.dec != nil {
 		return r.skip + r.dec.InputOffset()
 	}
+	if r.csv != nil {
+		return r.csv.offset()
+	}
 	return r.offset
 }
 
 // Detect tells the container from the start of a file (after any gzip
 // layer): '[' is an Array; '{' is a Graph response if the first object has
-// a "value" array or an "@odata." key, Event Hub if it has a "records"
-// array, CloudTrail if it has a "Records" array, and otherwise a record,
-// so the file is JSON Lines.
+// a "value" array or an "@odata." key (but a single Graph entity,
+// "@odata.context" ending in "$entity", is an Object), Event Hub if it has
+// a "records" array, CloudTrail if it has a "Records" array, an Okta Event
+// Hook if its eventType is "com.okta.event_hook", and otherwise a record:
+// JSON Lines when the first object is on one line, an Object when it
+// spans lines (pretty-printed). A first line of comma-separated names with
+// a Log Analytics column (TimeGenerated) is CSV.
 func Detect(head []byte) (Container, error) {
 	head = bytes.TrimPrefix(head, utf8BOM)
 	trimmed := bytes.TrimLeft(head, " \t\r\n")
@@ -244,7 +279,10 @@ func Detect(head []byte) (Container, error) {
 		return Array, nil
 	case '{':
 	default:
-		return Auto, fmt.Errorf("not JSON: the file starts with %q; stele import reads JSON arrays, JSON objects ({\"value\":[…]}, {\"records\":[…]}, {\"Records\":[…]}) and JSON Lines", firstBytes(trimmed))
+		if isCSVHeader(trimmed) {
+			return CSV, nil
+		}
+		return Auto, fmt.Errorf("not JSON: the file starts with %q; stele import reads JSON arrays, JSON objects ({\"value\":[…]}, {\"records\":[…]}, {\"Records\":[…]}, one record), JSON Lines and Log Analytics CSV exports (a header row with TimeGenerated)", firstBytes(trimmed))
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	if _, err := dec.Token(); err != nil {
@@ -256,8 +294,26 @@ func Detect(head []byte) (Container, error) {
 			return Auto, detectErr(err)
 		}
 		key, _ := t.(string)
+		if key == "@odata.context" {
+			if v, err := dec.Token(); err == nil {
+				if ctx, _ := v.(string); strings.HasSuffix(ctx, "/$entity") {
+					return Object, nil // one Graph entity, not a list
+				}
+			}
+			return Graph, nil
+		}
 		if strings.HasPrefix(key, "@odata.") {
 			return Graph, nil
+		}
+		if key == "eventType" {
+			v, err := dec.Token()
+			if err != nil {
+				return Auto, detectErr(err)
+			}
+			if v == "com.okta.event_hook" {
+				return OktaHook, nil
+			}
+			continue
 		}
 		var c Container
 		switch key {
@@ -280,6 +336,9 @@ func Detect(head []byte) (Container, error) {
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
 		return Auto, detectErr(err)
+	}
+	if bytes.IndexByte(trimmed[:dec.InputOffset()], '\n') >= 0 {
+		return Object, nil // a record over several lines cannot be JSON Lines
 	}
 	return JSONL, nil
 }
@@ -408,6 +467,20 @@ func notObject(b []byte) error {
 // nextJSON reads arrays and wrapper objects with a json.Decoder, keeping each
 // element's exact bytes.
 func (r *Reader) nextJSON() (Record, error) {
+	switch r.container {
+	case Object:
+		r.tap.mark(r.dec.InputOffset())
+		if !r.dec.More() {
+			if _, err := r.dec.Token(); !errors.Is(err, io.EOF) {
+				return Record{}, r.stopToken(err)
+			}
+			return Record{}, io.EOF
+		}
+		r.top++
+		return r.element()
+	case OktaHook:
+		return r.nextHook()
+	}
 	for {
 		if r.in {
 			r.tap.mark(r.dec.InputOffset())
@@ -687,3 +760,81 @@ func (t *tap) locate() (int64, string) {
 	}
 	return t.at + int64(i), err.Error()
 }
+
+// nextHook reads Okta Event Hook bodies: each top-level object whole (a
+// hook body is small: Okta sends at most a few dozen events), its
+// data.events elements as records at their exact offsets.
+func (r *Reader) nextHook() (Record, error) {
+	for len(r.hook) == 0 {
+		r.tap.mark(r.dec.InputOffset())
+		if !r.dec.More() {
+			if _, err := r.dec.Token(); !errors.Is(err, io.EOF) {
+				return Record{}, r.stopToken(err)
+			}
+			return Record{}, io.EOF
+		}
+		var raw json.RawMessage
+		if err := r.dec.Decode(&raw); err != nil {
+			return Record{}, r.stop(err)
+		}
+		r.top++
+		base := r.skip + r.dec.InputOffset() - int64(len(raw))
+		r.hook = hookEvents(raw, base)
+		if len(r.hook) == 0 {
+			r.hook = []Record{{Offset: base, Err: fmt.Errorf("top-level object %d is not an Okta Event Hook body with events (data.events): skipped", r.top)}}
+		}
+	}
+	rec := r.hook[0]
+	r.hook = r.hook[1:]
+	r.n++
+	rec.N = r.n
+	return rec, nil
+}
+
+// hookEvents returns the elements of body's data.events, each with its
+// offset (base is body's offset), or nil when body has none.
+func hookEvents(body []byte, base int64) []Record {
+	var top struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(body, &top) != nil || len(top.Data) == 0 {
+		return nil
+	}
+	var data struct {
+		Events json.RawMessage `json:"events"`
+	}
+	if json.Unmarshal(top.Data, &data) != nil || len(data.Events) == 0 || data.Events[0] != '[' {
+		return nil
+	}
+	// The offset of the events array in body: json.RawMessage aliases
+	// nothing, so find it by decoding body token by token.
+	start := indexOfSub(body, data.Events)
+	if start < 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data.Events))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	var out []Record
+	for dec.More() {
+		var ev json.RawMessage
+		if err := dec.Decode(&ev); err != nil {
+			return out
+		}
+		off := base + int64(start) + dec.InputOffset() - int64(len(ev))
+		rec := Record{Offset: off}
+		if len(ev) == 0 || ev[0] != '{' {
+			rec.Err = notObject(ev)
+		} else {
+			rec.Raw = bytes.Clone(ev)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// indexOfSub finds the exact span sub of b (a value json.Unmarshal copied
+// out of it); the last occurrence, since data.events follows the keys that
+// could repeat its text.
+func indexOfSub(b, sub []byte) int { return bytes.LastIndex(b, sub) }

@@ -60,7 +60,14 @@ func readAll(t testing.TB, in, stream []byte, c Container) (*Reader, []Record, e
 			t.Fatalf("record %d: Raw %q and Err %v: want exactly one", rec.N, rec.Raw, rec.Err)
 		}
 		if rec.Err == nil {
-			if end := rec.Offset + int64(len(rec.Raw)); end > int64(len(stream)) || !bytes.Equal(stream[rec.Offset:end], rec.Raw) {
+			if r.Container() == CSV {
+				// A CSV row's record is its JSON rendering: check it
+				// decodes to strings under the header's names.
+				var m map[string]string
+				if err := json.Unmarshal(rec.Raw, &m); err != nil {
+					t.Fatalf("record %d: CSV row rendered as %q: %v", rec.N, rec.Raw, err)
+				}
+			} else if end := rec.Offset + int64(len(rec.Raw)); end > int64(len(stream)) || !bytes.Equal(stream[rec.Offset:end], rec.Raw) {
 				t.Fatalf("record %d at offset %d: raw %q is not the input's bytes there", rec.N, rec.Offset, rec.Raw)
 			}
 			if !json.Valid(rec.Raw) || rec.Raw[0] != '{' {
@@ -286,6 +293,14 @@ func TestDetect(t *testing.T) {
 		{`{"id":"x","value":"not a records array"}` + "\n", JSONL, ""},
 		{`{"time":"2024","properties":{"value":[1]}}` + "\n{", JSONL, ""},
 		{`{"properties":{"a":"` + strings.Repeat("x", 100) + `"},"records":[1]}`, EventHub, ""},
+		{"{\n  \"eventVersion\": \"1.09\",\n  \"eventID\": \"e1\"\n}\n", Object, ""},
+		{`{"eventID":"e1"}` + "\n" + `{"eventID":"e2"}`, JSONL, ""},
+		{`{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#auditLogs/directoryAudits/$entity","id":"x"}`, Object, ""},
+		{`{"eventType":"com.okta.event_hook","eventTypeVersion":"1.0","data":{"events":[`, OktaHook, ""},
+		{`{"eventType":"user.session.start","uuid":"u"}` + "\n", JSONL, ""},
+		{"TimeGenerated [UTC],Id,OperationName\r\n11/14/2025 1:48:53 AM,x,Sign-in activity\r\n", CSV, ""},
+		{"\"TimeGenerated [UTC]\",\"Id\"\n", CSV, ""},
+		{"name,value\na,b\n", Auto, "not JSON"},
 		{`hello`, Auto, `not JSON: the file starts with "hello"`},
 		{`{"a":` + strings.Repeat("1", 10), Auto, "cannot tell the file's format"},
 		{`{"a" 1}`, Auto, "cannot tell the file's format, its start is not JSON"},
@@ -313,12 +328,12 @@ func TestDetect(t *testing.T) {
 }
 
 func TestParseContainer(t *testing.T) {
-	for _, s := range []string{"", "auto", "graph", "eventhub", "cloudtrail", "array", "jsonl"} {
+	for _, s := range []string{"", "auto", "graph", "eventhub", "cloudtrail", "array", "jsonl", "object", "oktahook", "csv"} {
 		if _, err := ParseContainer(s); err != nil {
 			t.Errorf("ParseContainer(%q): %v", s, err)
 		}
 	}
-	if _, err := ParseContainer("xml"); err == nil || !strings.Contains(err.Error(), "use auto, graph, eventhub, cloudtrail, array, jsonl") {
+	if _, err := ParseContainer("xml"); err == nil || !strings.Contains(err.Error(), "use auto, graph, eventhub, cloudtrail, array, jsonl, object, oktahook, csv") {
 		t.Errorf("ParseContainer(xml): %v", err)
 	}
 }
@@ -351,5 +366,53 @@ func TestDamagedGzip(t *testing.T) {
 	}
 	if _, err := NewReader(bytes.NewReader([]byte{0x1f, 0x8b, 1}), Auto); err == nil || !strings.Contains(err.Error(), "gzip") {
 		t.Fatalf("gzip header: %v", err)
+	}
+}
+
+// TestFileShapes reads the file shapes of issue 22 that are not wrapper
+// arrays: a pretty-printed single record, several of them, an Okta Event
+// Hook body, and a Log Analytics CSV export.
+func TestFileShapes(t *testing.T) {
+	pretty := "{\n  \"eventVersion\": \"1.09\",\n  \"eventID\": \"e1\",\n  \"requestParameters\": {\n    \"roleArn\": \"arn:aws:iam::111122223333:role/x\"\n  }\n}\n"
+	hook := `{"eventType":"com.okta.event_hook","eventTypeVersion":"1.0","cloudEventsVersion":"0.1","source":"https://example.okta.com/api/v1/eventHooks/whoEXAMPLE","eventId":"h1","data":{"events":[{"uuid":"u1","eventType":"user.session.start"}, {"uuid":"u2"}]},"eventTime":"2025-01-01T00:00:00.000Z","contentType":"application/json"}`
+	csvIn := "\ufeffTimeGenerated [UTC],Id,Status,AuthenticationDetails\r\n" +
+		"\"11/14/2025 1:48:53 AM\",id-1,\"{\"\"errorCode\"\":0}\",\"[{\"\"authenticationMethod\"\":\"\"Password\"\"}]\"\r\n" +
+		"11/14/2025 1:49:00 AM,id-2\r\n" +
+		"\"11/14/2025 1:50:00 AM\",\"id-3 <a&b>\",\"multi\nline\",\r\n"
+	for _, tc := range []struct {
+		name string
+		in   string
+		c    Container
+		want []got
+	}{
+		{"pretty single object", pretty, Object, []got{{raw: strings.TrimSuffix(pretty, "\n")}}},
+		{"pretty objects one after another", pretty + pretty, Object, []got{{raw: strings.TrimSuffix(pretty, "\n")}, {raw: strings.TrimSuffix(pretty, "\n")}}},
+		{"object then a non-object", pretty + "[1]", Object, []got{{raw: strings.TrimSuffix(pretty, "\n")}, {err: "not a JSON object but an array"}}},
+		{"okta event hook", hook + "\n" + hook, OktaHook, []got{{raw: `{"uuid":"u1","eventType":"user.session.start"}`}, {raw: `{"uuid":"u2"}`}, {raw: `{"uuid":"u1","eventType":"user.session.start"}`}, {raw: `{"uuid":"u2"}`}}},
+		{"okta hook without events", `{"eventType":"com.okta.event_hook","data":{}}`, OktaHook, []got{{err: "not an Okta Event Hook body with events"}}},
+		{"log analytics csv", csvIn, CSV, []got{
+			{raw: `{"TimeGenerated [UTC]":"11/14/2025 1:48:53 AM","Id":"id-1","Status":"{\"errorCode\":0}","AuthenticationDetails":"[{\"authenticationMethod\":\"Password\"}]"}`},
+			{err: "CSV row has 2 cells, the header 4"},
+			{raw: `{"TimeGenerated [UTC]":"11/14/2025 1:50:00 AM","Id":"id-3 <a&b>","Status":"multi\nline","AuthenticationDetails":""}`},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, recs, err := readAll(t, []byte(tc.in), []byte(tc.in), Auto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Container() != tc.c {
+				t.Fatalf("detected %q, want %q", r.Container(), tc.c)
+			}
+			check(t, recs, tc.want)
+		})
+	}
+	// A CSV quoting error stops the file; a duplicate column refuses it.
+	bad := []byte("TimeGenerated,Id\n\"a,b\n")
+	if _, _, err := readAll(t, bad, bad, CSV); err == nil || !strings.Contains(err.Error(), "CSV") {
+		t.Errorf("open quote: %v", err)
+	}
+	if _, err := NewReader(strings.NewReader("TimeGenerated,Id,Id\n"), CSV); err == nil || !strings.Contains(err.Error(), `column "Id" appears twice`) {
+		t.Errorf("duplicate column: %v", err)
 	}
 }
