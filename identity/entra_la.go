@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -106,8 +108,19 @@ func laRow(o obj, ev *stelev1.IdentityEvent) error {
 	tenant := firstNonEmpty(o.str("AADTenantId"), o.str("ResourceTenantId"))
 	ev.Source = &stelev1.IdentitySource{Provider: "entra", Tenant: tenant, NativeStream: firstNonEmpty(o.str("Type"), cat)}
 	envTime := timeField{"TimeGenerated", props.str("timeGenerated")}
+	envBad := false
+	if envTime.text != "" {
+		if et, err := parseTimeZone("TimeGenerated", envTime.text, zoneUTC); err == nil {
+			ev.EnvelopeTime, ev.EnvelopeTimeText = timestamppb.New(et), envTime.text
+		} else {
+			envBad = true
+		}
+	}
 	if err := diagProperties(props, props, cat, ev, envTime); err != nil {
 		return err
+	}
+	if envBad && ev.EventTime != nil {
+		addFlag(ev, FlagTimeFallback)
 	}
 	if ev.NativeId == "" {
 		ev.NativeId = o.nativeID("Id")

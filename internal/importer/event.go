@@ -232,13 +232,20 @@ func entra(top map[string]json.RawMessage) (format, stream, tenant string, id js
 		id, _ := field(p, "id")
 		return "entra.diagnostic", stream, tenant, id, "properties.id", nil
 	}
+	// Graph records name their tenant rarely (beta sign-ins carry
+	// resourceTenantId); where they do, it is the normaliser's rule.
 	switch {
 	case hasAny(top, "activityDateTime", "activityDisplayName"):
 		id, _ := field(top, "id")
-		return "entra.directoryAudit", "audit", "", id, "id", nil
+		tenant, err := stringField(top, "tenantId")
+		return "entra.directoryAudit", "audit", tenant, id, "id", err
 	case hasAny(top, "createdDateTime"):
 		id, _ := field(top, "id")
-		return "entra.signIn", "signin", "", id, "id", nil
+		tenant, err := stringField(top, "resourceTenantId")
+		if err == nil && tenant == "" {
+			tenant, err = stringField(top, "tenantId")
+		}
+		return "entra.signIn", "signin", tenant, id, "id", err
 	}
 	return "", "", "", nil, "", errors.New("not an Entra audit or sign-in record: it has neither category and properties (diagnostic settings), activityDateTime (Graph directoryAudit) nor createdDateTime (Graph signIn)")
 }
