@@ -1,0 +1,68 @@
+package identity
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestNoContradiction: over every golden fixture, no view contradicts
+// itself (kind against outcome against the OCSF export's status). The fuzz
+// targets assert the same over their corpus (assertNoContradiction).
+func TestNoContradiction(t *testing.T) {
+	for _, f := range fixtures(t) {
+		ev, err := Normalize(f.Format, f.Record)
+		if err != nil {
+			t.Fatalf("%s: %v", f.Path, err)
+		}
+		t.Run(f.Format+"/"+f.Name, func(t *testing.T) { assertNoContradiction(t, ev) })
+	}
+}
+
+// TestFixtureCoverage counts the golden fixtures per normaliser and kind
+// (run with -v to see the table), and checks that every Entra diagnostic
+// category the normaliser knows has a fixture, as a diagnostic record or
+// as a Log Analytics row.
+func TestFixtureCoverage(t *testing.T) {
+	counts := map[string]map[string]int{}
+	categories := map[string]bool{}
+	for _, f := range fixtures(t) {
+		ev, err := Normalize(f.Format, f.Record)
+		if err != nil {
+			t.Fatalf("%s: %v", f.Path, err)
+		}
+		if counts[ev.Normalizer] == nil {
+			counts[ev.Normalizer] = map[string]int{}
+		}
+		counts[ev.Normalizer][ev.Kind]++
+		if f.Format == "entra.diagnostic" {
+			categories[strings.ToLower(ev.GetSource().GetNativeStream())] = true
+			categories[strings.ToLower(ev.GetNativeCategory())] = true
+		}
+	}
+	var names []string
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	total := 0
+	for _, n := range names {
+		var kinds []string
+		sum := 0
+		for k, c := range counts[n] {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, c))
+			sum += c
+		}
+		sort.Strings(kinds)
+		total += sum
+		fmt.Fprintf(&b, "%s (%d fixtures, %d kinds): %s\n", n, sum, len(kinds), strings.Join(kinds, " "))
+	}
+	t.Logf("golden fixtures per normaliser and kind (%d in all):\n%s", total, b.String())
+	for lc, c := range entraCategories {
+		if !categories[lc] && !categories[strings.ToLower(c.table)] {
+			t.Errorf("Entra diagnostic category %s has no golden fixture", c.name)
+		}
+	}
+}
