@@ -66,3 +66,20 @@ func TestFixtureCoverage(t *testing.T) {
 		}
 	}
 }
+
+// TestCategoriesDocumented: docs/identity.md lists every Entra diagnostic
+// category with its table and kind.
+func TestCategoriesDocumented(t *testing.T) {
+	doc, err := readDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range entraCategories {
+		if !strings.Contains(doc, "| "+c.name+" | "+c.table+" |") {
+			t.Errorf("docs/identity.md lacks the row for category %s (table %s)", c.name, c.table)
+		}
+		if c.kind != "" && !strings.Contains(doc, "`"+c.kind+"`") {
+			t.Errorf("docs/identity.md lacks the kind %s", c.kind)
+		}
+	}
+}
