@@ -40,12 +40,17 @@ var laRenames = map[string]string{
 	"location":                  "locationCode", // a country code, not the location object
 	"conditionalaccesspolicies": "appliedConditionalAccessPolicies",
 	"identity":                  "identity",
+	// ResourceId is the Azure resource that emitted the row
+	// (/tenants/…/providers/Microsoft.aadiam); the resource signed in
+	// to is ResourceIdentity.
+	"resourceid":       "azureResourceId",
+	"resourceidentity": "resourceId",
 }
 
 // laProps rewrites a row as diagnostic properties: the export suffixes
 // dropped from column names, the first letter lower-cased, renamed columns
 // renamed, and JSON text in a column decoded when it is an object or an
-// array. A column exported in local time is refused: its zone is unknown.
+// array (other text stays as it is). A column exported in local time is refused: its zone is unknown.
 func laProps(o obj) (obj, error) {
 	p := make(obj, len(o))
 	for k, v := range o {
@@ -61,9 +66,11 @@ func laProps(o obj) (obj, error) {
 		}
 		if s, ok := v.(string); ok {
 			if t := strings.TrimSpace(s); len(t) > 1 && (t[0] == '{' || t[0] == '[') {
+				// Text that is not JSON stays text (a user agent may start
+				// with "["); JSON with two readings is refused like a record.
 				if dv, err := decodeValue([]byte(t)); err == nil {
 					v = dv
-				} else {
+				} else if !strings.HasPrefix(err.Error(), "record is not valid JSON") && !strings.HasPrefix(err.Error(), "record has trailing data") && !strings.HasPrefix(err.Error(), "record holds more than one") {
 					return nil, fmt.Errorf("column %q holds JSON text that does not decode: %v", k, err)
 				}
 			}
