@@ -45,6 +45,8 @@ func TestBadRecords(t *testing.T) {
 		{"okta.systemLog", `{"uuid":"u","outcome":{"result":"SUCCESS","result":"FAILURE"}}`, "duplicate key at /outcome/result"},
 		{"json", "{\"id\":\"a\xffb\"}", "record has invalid UTF-8 at /id (byte 8)"},
 		{"aws.cloudtrail", `{"eventID":"\ud800"}`, "invalid UTF-8 at /eventID"},
+		{"entra.signIn", `{"TimeGenerated":"2025-11-14T01:48:53Z","Type":"AADRiskyUsers","Id":"r1"}`, "this is a Log Analytics row of RiskyUsers, not of signin records: send it as entra.diagnostic"},
+		{"entra.directoryAudit", `{"TimeGenerated":"2025-11-14T01:48:53Z","Type":"SigninLogs","Id":"s1"}`, "not of audit records"},
 		// Time forms: zone-less text only where the provider documents UTC.
 		{"okta.systemLog", `{"uuid":"u","published":"2026-01-01 10:00:00"}`, "has no zone, and this format does not document one: it is ambiguous"},
 		{"entra.diagnostic", `{"category":"SignInLogs","time":"14/11/2025 1:48:53 AM","properties":{}}`, "is day/month/year"},

@@ -20,6 +20,9 @@ type auditRecord struct {
 
 // entraAudit normalises a Graph directoryAudit object.
 func entraAudit(o obj, ev *stelev1.IdentityEvent) error {
+	if isLARow(o) {
+		return laRowAs(o, ev, "audit")
+	}
 	if !has(o, "activityDisplayName", "activityDateTime", "loggedByService", "initiatedBy", "targetResources") {
 		return errNotFormat("an Entra directoryAudit", "activityDisplayName, activityDateTime, loggedByService, initiatedBy, targetResources")
 	}

@@ -137,3 +137,17 @@ func laRow(o obj, ev *stelev1.IdentityEvent) error {
 	}
 	return nil
 }
+
+// laRowAs normalises a Log Analytics row sent as entra.signIn or
+// entra.directoryAudit: it is read exactly as under entra.diagnostic when
+// its table is of the stream the format names, and refused otherwise.
+func laRowAs(o obj, ev *stelev1.IdentityEvent, stream string) error {
+	cat, err := laCategory(o)
+	if err != nil {
+		return err
+	}
+	if EntraStream(cat) != stream {
+		return fmt.Errorf("this is a Log Analytics row of %s, not of %s records: send it as entra.diagnostic", cat, stream)
+	}
+	return laRow(o, ev)
+}

@@ -29,6 +29,9 @@ var signInTypes = map[string]struct {
 
 // entraSignIn normalises a Graph signIn object.
 func entraSignIn(o obj, ev *stelev1.IdentityEvent) error {
+	if isLARow(o) {
+		return laRowAs(o, ev, "signin")
+	}
 	if !has(o, "createdDateTime", "signInEventTypes", "isInteractive", "appDisplayName", "clientAppUsed", "conditionalAccessStatus") {
 		return errNotFormat("an Entra signIn", "createdDateTime, signInEventTypes, isInteractive, appDisplayName, clientAppUsed, conditionalAccessStatus")
 	}

@@ -86,3 +86,25 @@ func TestLAProps(t *testing.T) {
 		t.Errorf("JSON text with two readings: %v", err)
 	}
 }
+
+// TestLARowUnderGraphFormats: a Log Analytics sign-in or audit row sent as
+// entra.signIn or entra.directoryAudit reads as under entra.diagnostic
+// (its Category and PascalCase columns honoured), not as an unknown
+// sign-in with an empty outcome and actor.
+func TestLARowUnderGraphFormats(t *testing.T) {
+	for _, c := range []struct{ fixture, format string }{
+		{"entra.diagnostic/la-signinlogs-row-json", "entra.signIn"},
+		{"entra.diagnostic/la-noninteractive-csv-row", "entra.signIn"},
+		{"entra.diagnostic/la-auditlogs-row-json", "entra.directoryAudit"},
+	} {
+		diag := normalizeFixture(t, c.fixture)
+		ev, err := Normalize(c.format, diag.RawRecord)
+		if err != nil {
+			t.Fatalf("%s as %s: %v", c.fixture, c.format, err)
+		}
+		if ev.Kind != diag.Kind || ev.GetOutcome().GetStatus() != diag.GetOutcome().GetStatus() || ev.GetActor().GetLogin() != diag.GetActor().GetLogin() || ev.NativeId != diag.NativeId {
+			t.Errorf("%s as %s: kind %q outcome %s actor %q id %q; as entra.diagnostic %q %s %q %q", c.fixture, c.format,
+				ev.Kind, ev.GetOutcome().GetStatus(), ev.GetActor().GetLogin(), ev.NativeId, diag.Kind, diag.GetOutcome().GetStatus(), diag.GetActor().GetLogin(), diag.NativeId)
+		}
+	}
+}

@@ -96,6 +96,9 @@ func FuzzBuilder(f *testing.F) {
 		`{"uuid":"u-1","eventType":"user.session.start"}`,
 		`{"eventID":"e-1","recipientAccountId":"123456789012"}`, `{"eventID":"e","recipientAccountId":"a/b"}`,
 		`[]`, `{`, `{"properties":null,"category":"AuditLogs"}`,
+		`{"TimeGenerated [UTC]":"11/14/2025 1:48:53 AM","Id":"la-2","Category":"NonInteractiveUserSignInLogs","ResultType":"50126","AADTenantId":"` + tid + `"}`,
+		`{"TimeGenerated":"2025-11-14T01:48:53Z","Type":"AADRiskyUsers","Id":"r1","Status":"{\"a\":1,\"a\":2}"}`,
+		`{"eventID":"e-2","userIdentity":{"type":"IAMUser","accountId":"111122223333"}}`,
 	} {
 		f.Add([]byte(s), uint8(0))
 		f.Add([]byte(s), uint8(1))
