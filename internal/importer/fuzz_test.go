@@ -76,6 +76,12 @@ func FuzzCSV(f *testing.F) {
 		"TimeGenerated,Id\na\n\"b\nc\",d\n", "TimeGenerated,TimeGenerated\n", "TimeGenerated,\xff\n\xfe,a\n")
 }
 
+func FuzzLATables(f *testing.F) {
+	fuzzContainer(f, LATables,
+		`{"tables":[{"name":"PrimaryResult","columns":[{"name":"TimeGenerated","type":"datetime"},{"name":"Id","type":"string"}],"rows":[["2025-11-14T01:48:53Z","a"],[1],2]}]}`,
+		`{"tables":[{"rows":[[1]]}]}`, `{"tables":[{"columns":[{"name":"a"},{"name":"a"}]}]}`, `{"tables":[],"x":{"tables":[1]}}{"tables":[{}]}`, `{"tables":[{"columns":[],"rows":[[]]}`)
+}
+
 // FuzzDetect reads any input with detection: whichever container it picks,
 // the invariants hold.
 func FuzzDetect(f *testing.F) {

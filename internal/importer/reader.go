@@ -52,10 +52,15 @@ const (
 	// of column names, then one row per record. Each row becomes a JSON
 	// object of column name to cell text, in column order (see Record).
 	CSV Container = "csv"
+	// LATables is a Log Analytics query API response,
+	// {"tables":[{"name":…,"columns":[{"name":…,"type":…}],"rows":[[…]]}]}:
+	// each row becomes a JSON object of column name to cell, the cells'
+	// JSON values kept byte for byte.
+	LATables Container = "latables"
 )
 
 // Containers lists the containers that can be asked for by name.
-var Containers = []Container{Graph, EventHub, CloudTrail, Array, JSONL, Object, OktaHook, CSV}
+var Containers = []Container{Graph, EventHub, CloudTrail, Array, JSONL, Object, OktaHook, CSV, LATables}
 
 // ParseContainer returns the container named s ("auto" or "" detects it).
 func ParseContainer(s string) (Container, error) {
@@ -147,6 +152,9 @@ type Reader struct {
 	// Okta Event Hooks: the records of the current request body
 	hook []Record
 
+	// Log Analytics query responses
+	la *laState
+
 	// JSON containers
 	tap  *tap
 	dec  *json.Decoder
@@ -212,7 +220,7 @@ func NewReader(r io.Reader, container Container) (*Reader, error) {
 		}
 		rd.csv = cr
 		rd.next = rd.nextCSV
-	case Array, Graph, EventHub, CloudTrail, Object, OktaHook:
+	case Array, Graph, EventHub, CloudTrail, Object, OktaHook, LATables:
 		rd.tap = &tap{r: br, base: skip}
 		rd.dec = json.NewDecoder(rd.tap)
 		rd.tap.dec = rd.dec
@@ -304,6 +312,12 @@ func Detect(head []byte) (Container, error) {
 		}
 		if strings.HasPrefix(key, "@odata.") {
 			return Graph, nil
+		}
+		if key == "tables" {
+			if t, err := dec.Token(); err == nil && t == json.Delim('[') {
+				return LATables, nil
+			}
+			return JSONL, nil
 		}
 		if key == "eventType" {
 			v, err := dec.Token()
@@ -480,6 +494,8 @@ func (r *Reader) nextJSON() (Record, error) {
 		return r.element()
 	case OktaHook:
 		return r.nextHook()
+	case LATables:
+		return r.nextLATable()
 	}
 	for {
 		if r.in {

@@ -67,6 +67,12 @@ func readAll(t testing.TB, in, stream []byte, c Container) (*Reader, []Record, e
 				if err := json.Unmarshal(rec.Raw, &m); err != nil {
 					t.Fatalf("record %d: CSV row rendered as %q: %v", rec.N, rec.Raw, err)
 				}
+			} else if r.Container() == LATables {
+				// A query response row is rendered as an object too.
+				var m map[string]json.RawMessage
+				if err := json.Unmarshal(rec.Raw, &m); err != nil {
+					t.Fatalf("record %d: row rendered as %q: %v", rec.N, rec.Raw, err)
+				}
 			} else if end := rec.Offset + int64(len(rec.Raw)); end > int64(len(stream)) || !bytes.Equal(stream[rec.Offset:end], rec.Raw) {
 				t.Fatalf("record %d at offset %d: raw %q is not the input's bytes there", rec.N, rec.Offset, rec.Raw)
 			}
@@ -301,6 +307,8 @@ func TestDetect(t *testing.T) {
 		{"TimeGenerated [UTC],Id,OperationName\r\n11/14/2025 1:48:53 AM,x,Sign-in activity\r\n", CSV, ""},
 		{"\"TimeGenerated [UTC]\",\"Id\"\n", CSV, ""},
 		{"name,value\na,b\n", Auto, "not JSON"},
+		{`{"tables":[{"name":"PrimaryResult","columns":[`, LATables, ""},
+		{`{"tables":"x"}` + "\n", JSONL, ""},
 		{`hello`, Auto, `not JSON: the file starts with "hello"`},
 		{`{"a":` + strings.Repeat("1", 10), Auto, "cannot tell the file's format"},
 		{`{"a" 1}`, Auto, "cannot tell the file's format, its start is not JSON"},
@@ -328,12 +336,12 @@ func TestDetect(t *testing.T) {
 }
 
 func TestParseContainer(t *testing.T) {
-	for _, s := range []string{"", "auto", "graph", "eventhub", "cloudtrail", "array", "jsonl", "object", "oktahook", "csv"} {
+	for _, s := range []string{"", "auto", "graph", "eventhub", "cloudtrail", "array", "jsonl", "object", "oktahook", "csv", "latables"} {
 		if _, err := ParseContainer(s); err != nil {
 			t.Errorf("ParseContainer(%q): %v", s, err)
 		}
 	}
-	if _, err := ParseContainer("xml"); err == nil || !strings.Contains(err.Error(), "use auto, graph, eventhub, cloudtrail, array, jsonl, object, oktahook, csv") {
+	if _, err := ParseContainer("xml"); err == nil || !strings.Contains(err.Error(), "use auto, graph, eventhub, cloudtrail, array, jsonl, object, oktahook, csv, latables") {
 		t.Errorf("ParseContainer(xml): %v", err)
 	}
 }
@@ -389,6 +397,13 @@ func TestFileShapes(t *testing.T) {
 		{"pretty objects one after another", pretty + pretty, Object, []got{{raw: strings.TrimSuffix(pretty, "\n")}, {raw: strings.TrimSuffix(pretty, "\n")}}},
 		{"object then a non-object", pretty + "[1]", Object, []got{{raw: strings.TrimSuffix(pretty, "\n")}, {err: "not a JSON object but an array"}}},
 		{"okta event hook", hook + "\n" + hook, OktaHook, []got{{raw: `{"uuid":"u1","eventType":"user.session.start"}`}, {raw: `{"uuid":"u2"}`}, {raw: `{"uuid":"u1","eventType":"user.session.start"}`}, {raw: `{"uuid":"u2"}`}}},
+		{"log analytics query response", `{"tables":[{"name":"PrimaryResult","columns":[{"name":"TimeGenerated","type":"datetime"},{"name":"Id","type":"string"},{"name":"Status","type":"dynamic"},{"name":"DurationMs","type":"long"}],` +
+			`"rows":[["2025-11-14T01:48:53.6134712Z","id-1","{\"errorCode\":0}",0], ["2025-11-14T01:49:00Z", "id-2", null, 12], ["short"], 7]},{"name":"Other","rows":[]}],"statistics":{}}`, LATables, []got{
+			{raw: `{"TimeGenerated":"2025-11-14T01:48:53.6134712Z","Id":"id-1","Status":"{\"errorCode\":0}","DurationMs":0}`},
+			{raw: `{"TimeGenerated":"2025-11-14T01:49:00Z","Id":"id-2","Status":null,"DurationMs":12}`},
+			{err: "row has 1 cells, the table 4 columns"},
+			{err: "row is not a JSON array"},
+		}},
 		{"okta hook without events", `{"eventType":"com.okta.event_hook","data":{}}`, OktaHook, []got{{err: "not an Okta Event Hook body with events"}}},
 		{"log analytics csv", csvIn, CSV, []got{
 			{raw: `{"TimeGenerated [UTC]":"11/14/2025 1:48:53 AM","Id":"id-1","Status":"{\"errorCode\":0}","AuthenticationDetails":"[{\"authenticationMethod\":\"Password\"}]"}`},
@@ -411,6 +426,10 @@ func TestFileShapes(t *testing.T) {
 	bad := []byte("TimeGenerated,Id\n\"a,b\n")
 	if _, _, err := readAll(t, bad, bad, CSV); err == nil || !strings.Contains(err.Error(), "CSV") {
 		t.Errorf("open quote: %v", err)
+	}
+	rowsFirst := []byte(`{"tables":[{"rows":[[1]],"columns":[{"name":"a"}]}]}`)
+	if _, _, err := readAll(t, rowsFirst, rowsFirst, LATables); err == nil || !strings.Contains(err.Error(), "rows before its columns") {
+		t.Errorf("rows before columns: %v", err)
 	}
 	if _, err := NewReader(strings.NewReader("TimeGenerated,Id,Id\n"), CSV); err == nil || !strings.Contains(err.Error(), `column "Id" appears twice`) {
 		t.Errorf("duplicate column: %v", err)

@@ -106,7 +106,17 @@ func TestShapesEndToEnd(t *testing.T) {
 	if want := bytes.TrimSpace(read("entra.diagnostic/la-noninteractive-csv-row.json")); !bytes.Equal(rec.Raw, want) {
 		t.Errorf("CSV row rendered as\n%s\nthe golden fixture is\n%s", rec.Raw, want)
 	}
-	c, kinds, sources := importAll(t, []byte(csvIn), &Builder{Provider: Entra})
+	// The same table through the Log Analytics query API: typed cells,
+	// dynamic columns as JSON text.
+	api := `{"tables":[{"name":"PrimaryResult","columns":[{"name":"TenantId","type":"string"},{"name":"TimeGenerated","type":"datetime"},{"name":"Category","type":"string"},` +
+		`{"name":"ResultType","type":"string"},{"name":"AADTenantId","type":"string"},{"name":"Id","type":"string"},{"name":"IsInteractive","type":"bool"},{"name":"Status","type":"string"},` +
+		`{"name":"UserPrincipalName","type":"string"},{"name":"Type","type":"string"}],"rows":[["99999999-9999-4999-8999-999999999999","2025-11-14T01:48:53.6134712Z","NonInteractiveUserSignInLogs",` +
+		`"0","` + tid + `","api-1",false,"{\"errorCode\":0}","lee@example.com","AADNonInteractiveUserSignInLogs"]]}]}`
+	c, kinds, sources := importAll(t, []byte(api), &Builder{Provider: Entra})
+	if c != LATables || len(kinds) != 1 || kinds[0] != "signin.non_interactive.success" || sources[0] != "entra/"+tid+"/signin" {
+		t.Errorf("query API response: %s %v %v", c, kinds, sources)
+	}
+	c, kinds, sources = importAll(t, []byte(csvIn), &Builder{Provider: Entra})
 	if c != CSV || len(kinds) != 1 || kinds[0] != "signin.non_interactive.failure" || sources[0] != "entra/"+tid+"/signin" {
 		t.Errorf("CSV: %s %v %v", c, kinds, sources)
 	}
