@@ -51,9 +51,9 @@ func cmdImport(e *env, args []string) error {
 	case importer.Okta:
 		tenant = fs.String("org", "", "Okta org host, e.g. example.okta.com (required: Okta records do not name their org)")
 	case importer.AWS:
-		tenant = fs.String("account", "", "AWS account id for records without recipientAccountId")
+		tenant = fs.String("account", "", "AWS account id for records that name none (neither recipientAccountId nor userIdentity.accountId)")
 	}
-	formatName := fs.String("format", "auto", "file format: auto, graph, eventhub, cloudtrail, array or jsonl")
+	formatName := fs.String("format", "auto", "file format: auto, graph, eventhub, cloudtrail, array, jsonl, object, oktahook, csv or latables")
 	batch := fs.Int("batch", 500, "events per Append request")
 	parallel := fs.Int("parallel", 4, "Append requests in flight at once")
 	files, err := parse(e, fs, args[1:])
