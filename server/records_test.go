@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/stele-dev/stele/identity"
-	"github.com/stele-dev/stele/server"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+	"github.com/stele-dev/stele/server"
 )
 
 // TestRecordsTwoReadingsRefused (issue 13.5): a record with a duplicate key
