@@ -291,6 +291,17 @@ func otherCategory(env, props obj, cat string, ev *stelev1.IdentityEvent, envTim
 		return nil
 	}
 	ev.Kind = c.kind
+	if c.kind == "risk.service_principal.update" && ev.Actor == nil {
+		// riskyServicePrincipal: the object is the service principal itself.
+		ev.Actor = &stelev1.Principal{NativeType: "servicePrincipal", Id: props.str("id"), DisplayName: props.str("displayName"), AppId: props.str("appId")}
+	}
+	if strings.HasPrefix(c.kind, "risk.") && ev.Actor != nil {
+		// A risk record is about the user or service principal at risk,
+		// who did nothing: the subject is a target, not the actor.
+		a := ev.Actor
+		ev.Targets = append(ev.Targets, &stelev1.Target{NativeType: a.NativeType, Id: firstNonEmpty(a.Id, a.ServicePrincipalId), Login: a.Login, DisplayName: a.DisplayName})
+		ev.Actor = nil
+	}
 	return nil
 }
 
