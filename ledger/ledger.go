@@ -17,8 +17,8 @@ import (
 	"sync"
 
 	"github.com/transparency-dev/formats/proof"
-	mproof "github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/compact"
+	mproof "github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"

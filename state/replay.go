@@ -221,7 +221,9 @@ func (r *replay) roleID(p *stelev1.PrivilegeFacet) string {
 	return p.GetRoleId()
 }
 
-func assignee(p *stelev1.PrivilegeFacet) string { return firstOf(p.GetAssigneeId(), p.GetAssigneeLogin()) }
+func assignee(p *stelev1.PrivilegeFacet) string {
+	return firstOf(p.GetAssigneeId(), p.GetAssigneeLogin())
+}
 
 func scope(p *stelev1.PrivilegeFacet) string { return firstOf(p.GetScope(), "/") }
 
