@@ -230,6 +230,8 @@ type Proof struct {
 	Root      string   `json:"root"`
 	Inclusion []string `json:"inclusion"`
 	Receipt   string   `json:"receipt"`
+	// Leaf is the entry's bytes (in the receipt too).
+	Leaf []byte `json:"-"`
 }
 
 // Prover builds verified inclusion proofs of entries in one checkpoint.
@@ -276,7 +278,7 @@ func (p *Prover) Prove(ctx context.Context, index uint64, leafBytes []byte) (*Pr
 		return nil, fmt.Errorf("%w: %v", client.ErrVerification, err)
 	}
 	receipt := (&proof.TLogProof{Index: index, Hashes: hs, Checkpoint: p.cp.Raw, ExtraData: leafBytes}).Marshal()
-	return &Proof{Index: index, TreeSize: p.cp.Size, Root: hex.EncodeToString(p.cp.Root[:]), Inclusion: hexes, Receipt: string(receipt)}, nil
+	return &Proof{Index: index, TreeSize: p.cp.Size, Root: hex.EncodeToString(p.cp.Root[:]), Inclusion: hexes, Receipt: string(receipt), Leaf: leafBytes}, nil
 }
 
 // IsVerification reports whether err means the log or server lied.

@@ -59,6 +59,7 @@ func init() {
 		{"consistency", "verify that the log's tree extends an older one (or the trusted state)", cmdConsistency},
 		{"monitor", "follow the log, check witnesses, and alert on identity threats", cmdMonitor},
 		{"state", "replay the verified log into identity state (roles, grants, credentials, policies, users)", cmdState},
+		{"drift", "compare the ledger's identity state with a Graph snapshot and a baseline", cmdDrift},
 	}
 }
 
