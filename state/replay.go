@@ -92,7 +92,8 @@ type replay struct {
 
 // set makes a fact present (creating it or updating its attributes) and
 // records the event on it.
-func (r *replay) set(typ, key, subject, object string, attrs map[string]string, until *time.Time) *Fact {
+// attrs are key, value pairs; empty values are not set.
+func (r *replay) set(typ, key, subject, object string, until *time.Time, attrs ...string) *Fact {
 	id := r.tenant + "\x00" + typ + "\x00" + key
 	f := r.s.facts[id]
 	if f == nil {
@@ -105,9 +106,9 @@ func (r *replay) set(typ, key, subject, object string, attrs map[string]string, 
 	}
 	f.Present = true
 	f.Subject, f.Object = firstOf(subject, f.Subject), firstOf(object, f.Object)
-	for k, v := range attrs {
-		if v != "" {
-			f.Attrs[k] = v
+	for i := 0; i+1 < len(attrs); i += 2 {
+		if attrs[i+1] != "" {
+			f.Attrs[attrs[i]] = attrs[i+1]
 		}
 	}
 	f.Until = until
@@ -255,12 +256,12 @@ func roleGrant(k stelev1.AssignmentKind) handler {
 			t := p.GetEndsAt().AsTime()
 			until = &t
 		}
-		attrs := map[string]string{"assignment": assignmentName(k), "duration": duration, "via_pim": boolText(p.GetViaPim()),
-			"role_name": p.GetRoleName(), "scope": scope(p), "assignee_login": p.GetAssigneeLogin(), "role_id": p.GetRoleId()}
+		attrs := []string{"assignment", assignmentName(k), "duration", duration, "via_pim", boolText(p.GetViaPim()),
+			"role_name", p.GetRoleName(), "scope", scope(p), "assignee_login", p.GetAssigneeLogin(), "role_id", p.GetRoleId()}
 		if r.ev.GetKind() == "directory.role.activation" {
-			attrs["activated"] = "true"
+			attrs = append(attrs, "activated", "true")
 		}
-		r.set(DirectoryRole, key, who, role, attrs, until)
+		r.set(DirectoryRole, key, who, role, until, attrs...)
 		return ""
 	}
 }
@@ -305,7 +306,7 @@ func appRole(add bool) handler {
 			r.remove(AppRoleAssignment, key, p.GetAssigneeId(), p.GetScope())
 			return ""
 		}
-		r.set(AppRoleAssignment, key, p.GetAssigneeId(), p.GetScope(), map[string]string{"app_role_id": p.GetRoleId(), "app_role": p.GetRoleName(), "resource": p.GetScope()}, nil)
+		r.set(AppRoleAssignment, key, p.GetAssigneeId(), p.GetScope(), nil, "app_role_id", p.GetRoleId(), "app_role", p.GetRoleName(), "resource", p.GetScope())
 		return ""
 	}
 }
@@ -329,7 +330,7 @@ func grant(add bool) handler {
 			r.remove(PermissionGrant, key, c.GetClientId(), principal)
 			return ""
 		}
-		f := r.set(PermissionGrant, key, c.GetClientId(), principal, map[string]string{"consent_type": consentType, "client_name": c.GetClientDisplayName()}, nil)
+		f := r.set(PermissionGrant, key, c.GetClientId(), principal, nil, "consent_type", consentType, "client_name", c.GetClientDisplayName())
 		scopes := strings.Fields(f.Attrs["scopes"])
 		for _, sc := range c.GetScopes() {
 			if !slices.Contains(scopes, sc) {
@@ -405,11 +406,11 @@ func object(typ string, add bool) handler {
 			r.remove(typ, t.GetId(), t.GetId(), "")
 			return ""
 		}
-		attrs := map[string]string{"display_name": t.GetDisplayName()}
+		attrs := []string{"display_name", t.GetDisplayName()}
 		if id, ok := change(t, "AppId"); ok {
-			attrs["app_id"] = id
+			attrs = append(attrs, "app_id", id)
 		}
-		r.set(typ, t.GetId(), t.GetId(), "", attrs, nil)
+		r.set(typ, t.GetId(), t.GetId(), "", nil, attrs...)
 		return ""
 	}
 }
@@ -442,13 +443,13 @@ func credential(owner string) handler {
 				if f := r.s.Lookup(r.tenant, Credential, key); f != nil && f.Present {
 					continue // unchanged by this event
 				}
-				attrs := map[string]string{"owner": owner, "type": credentialType(k["KeyType"]), "display_name": k["DisplayName"],
-					"usage": k["KeyUsage"], "owner_name": t.GetDisplayName(), "first_seen": r.at.UTC().Format(time.RFC3339)}
+				attrs := []string{"owner", owner, "type", credentialType(k["KeyType"]), "display_name", k["DisplayName"],
+					"usage", k["KeyUsage"], "owner_name", t.GetDisplayName(), "first_seen", r.at.UTC().Format(time.RFC3339)}
 				if !before[id] {
 					// Not in the old list: this event added it.
-					attrs["added"] = attrs["first_seen"]
+					attrs = append(attrs, "added", r.at.UTC().Format(time.RFC3339))
 				}
-				r.set(Credential, key, ownerID, id, attrs, nil)
+				r.set(Credential, key, ownerID, id, nil, attrs...)
 			}
 			for _, f := range r.s.groups[groupOf(r.tenant, Credential, prefix)] {
 				if f.Present && !keep[f.Object] {
@@ -466,8 +467,8 @@ func credential(owner string) handler {
 			r.remove(Credential, key, ownerID, c.GetKeyId())
 			return ""
 		}
-		r.set(Credential, key, ownerID, c.GetKeyId(), map[string]string{"owner": owner, "type": c.GetCredentialType(), "display_name": c.GetDisplayName(),
-			"owner_name": t.GetDisplayName(), "first_seen": r.at.UTC().Format(time.RFC3339), "added": r.at.UTC().Format(time.RFC3339)}, nil)
+		r.set(Credential, key, ownerID, c.GetKeyId(), nil, "owner", owner, "type", c.GetCredentialType(), "display_name", c.GetDisplayName(),
+			"owner_name", t.GetDisplayName(), "first_seen", r.at.UTC().Format(time.RFC3339), "added", r.at.UTC().Format(time.RFC3339))
 		return ""
 	}
 }
@@ -536,7 +537,7 @@ func caPolicy(r *replay) string {
 	if state == "" && r.ev.GetKind() == "policy.conditional_access.add" {
 		state = "unknown"
 	}
-	r.set(CAPolicy, p.GetId(), p.GetId(), "", map[string]string{"display_name": p.GetDisplayName(), "state": state}, nil)
+	r.set(CAPolicy, p.GetId(), p.GetId(), "", nil, "display_name", p.GetDisplayName(), "state", state)
 	return ""
 }
 
@@ -561,13 +562,13 @@ func userStatus(status string) handler {
 				status = "disabled"
 			}
 		}
-		attrs := map[string]string{"status": status, "login": login, "display_name": t.GetDisplayName()}
+		attrs := []string{"status", status, "login", login, "display_name", t.GetDisplayName()}
 		if r.ev.GetKind() == "user.delete" {
 			// A deleted user is still a fact: deleted.
-			r.set(User, id, id, "", attrs, nil)
+			r.set(User, id, id, "", nil, attrs...)
 			return ""
 		}
-		r.set(User, id, id, "", attrs, nil)
+		r.set(User, id, id, "", nil, attrs...)
 		return ""
 	}
 }
@@ -589,7 +590,7 @@ func userUpdate(r *replay) string {
 	if strings.EqualFold(v, "false") {
 		status = "disabled"
 	}
-	r.set(User, id, id, "", map[string]string{"status": status, "login": login}, nil)
+	r.set(User, id, id, "", nil, "status", status, "login", login)
 	return ""
 }
 
@@ -609,7 +610,7 @@ func method(add bool) handler {
 			r.remove(AuthMethod, key, id, typ)
 			return ""
 		}
-		r.set(AuthMethod, key, id, typ, map[string]string{"method": typ, "login": login}, nil)
+		r.set(AuthMethod, key, id, typ, nil, "method", typ, "login", login)
 		return ""
 	}
 }
@@ -648,11 +649,11 @@ func groupMember(add bool) handler {
 			r.remove(GroupMember, key, mid, gid)
 			return ""
 		}
-		attrs := map[string]string{"group_name": group.GetDisplayName(), "member_login": member.GetLogin()}
+		attrs := []string{"group_name", group.GetDisplayName(), "member_login", member.GetLogin()}
 		if r.s.roleAlias[r.tenant+"\x00group:"+gid] == "role_assignable" {
-			attrs["role_assignable"] = "true"
+			attrs = append(attrs, "role_assignable", "true")
 		}
-		r.set(GroupMember, key, mid, gid, attrs, nil)
+		r.set(GroupMember, key, mid, gid, nil, attrs...)
 		return ""
 	}
 }
@@ -669,7 +670,7 @@ func accessKey(add bool) handler {
 			r.remove(AccessKey, key, user, c.GetKeyId())
 			return ""
 		}
-		r.set(AccessKey, key, user, c.GetKeyId(), map[string]string{"created": r.at.UTC().Format(time.RFC3339)}, nil)
+		r.set(AccessKey, key, user, c.GetKeyId(), nil, "created", r.at.UTC().Format(time.RFC3339))
 		return ""
 	}
 }
@@ -685,7 +686,7 @@ func attachedPolicy(add bool) handler {
 			r.remove(AttachedPolicy, key, assignee(p), p.GetRoleId())
 			return ""
 		}
-		r.set(AttachedPolicy, key, assignee(p), p.GetRoleId(), nil, nil)
+		r.set(AttachedPolicy, key, assignee(p), p.GetRoleId(), nil)
 		return ""
 	}
 }
