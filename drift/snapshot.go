@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -134,14 +135,44 @@ func NewSnapshot(m Manifest) *Snapshot {
 // known, unknown fields are refused (our own files); Graph objects may
 // carry fields we do not read.
 func decodeStrict(b []byte, v any, known bool) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errors.New("empty input, want a JSON object")
+	}
 	if err := checkJSON(b); err != nil {
 		return err
+	}
+	if known {
+		// encoding/json matches keys case-insensitively: a "Tenant" would
+		// set tenant. Our own files must use the exact names.
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(b, &keys); err != nil {
+			return err
+		}
+		allowed := jsonNames(v)
+		for k := range keys {
+			if !slices.Contains(allowed, k) {
+				return fmt.Errorf("unknown field %q (known: %s)", k, strings.Join(allowed, ", "))
+			}
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if known {
 		dec.DisallowUnknownFields()
 	}
 	return dec.Decode(v)
+}
+
+// jsonNames are the JSON field names of the struct v points to.
+func jsonNames(v any) []string {
+	t := reflect.TypeOf(v).Elem()
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // page is a Graph collection response.
