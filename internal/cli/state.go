@@ -53,8 +53,13 @@ func (f ledgerFlags) open(ctx context.Context) (r *ledger.Reader, cp *client.Che
 		c.Close()
 		return nil, nil, nil, logError(err)
 	}
-	timeout := *f.tiles.timeout
-	r = &ledger.Reader{Log: lg, Payloads: func(ctx context.Context, index uint64) (*stelev1.GetEventResponse, error) {
+	r = &ledger.Reader{Log: lg, Payloads: payloadsOf(c, *f.tiles.timeout)}
+	return r, cp, func() { c.Close() }, nil
+}
+
+// payloadsOf reads payloads from a server, each call within timeout.
+func payloadsOf(c *client.Client, timeout time.Duration) ledger.PayloadFunc {
+	return func(ctx context.Context, index uint64) (*stelev1.GetEventResponse, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		ev, err := c.Event(ctx, index)
@@ -62,8 +67,7 @@ func (f ledgerFlags) open(ctx context.Context) (r *ledger.Reader, cp *client.Che
 			return nil, rpcError(err)
 		}
 		return ev, nil
-	}}
-	return r, cp, func() { c.Close() }, nil
+	}
 }
 
 // replayLog replays entries [0, size) into a state. The caller's ctx bounds
