@@ -67,6 +67,18 @@ type Reader struct {
 // returns an error wrapping client.ErrVerification. It returns the root of
 // the tree of size size.
 func (r *Reader) Walk(ctx context.Context, cp *client.Checkpoint, from, size uint64, fn func(*Entry) error) ([32]byte, error) {
+	return r.walk(ctx, cp, from, nil, size, fn)
+}
+
+// Extend is Walk from a tree the caller built before (an index of entries
+// [0, from)): the log's tree of size from must have root fromRoot, so
+// what the caller built and what it extends are one log. It walks to
+// cp.Size.
+func (r *Reader) Extend(ctx context.Context, cp *client.Checkpoint, from uint64, fromRoot [32]byte, fn func(*Entry) error) ([32]byte, error) {
+	return r.walk(ctx, cp, from, &fromRoot, cp.Size, fn)
+}
+
+func (r *Reader) walk(ctx context.Context, cp *client.Checkpoint, from uint64, fromRoot *[32]byte, size uint64, fn func(*Entry) error) ([32]byte, error) {
 	if size > cp.Size {
 		return [32]byte{}, fmt.Errorf("size %d is beyond the log's checkpoint (size %d)", size, cp.Size)
 	}
@@ -83,6 +95,18 @@ func (r *Reader) Walk(ctx context.Context, cp *client.Checkpoint, from, size uin
 		}
 		if rng, err = rf.NewRange(0, from, nodes); err != nil {
 			return [32]byte{}, fmt.Errorf("%w: the log's tiles do not make a tree of size %d: %v", client.ErrVerification, from, err)
+		}
+	}
+	if fromRoot != nil {
+		got := rfc6962.DefaultHasher.EmptyRoot()
+		if from > 0 {
+			var err error
+			if got, err = rng.GetRootHash(nil); err != nil {
+				return [32]byte{}, err
+			}
+		}
+		if [32]byte(got) != *fromRoot {
+			return [32]byte{}, fmt.Errorf("%w: the log's tree of size %d has root %x, not the %x it had when this was built: rebuild it", client.ErrVerification, from, got, *fromRoot)
 		}
 	}
 	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < size; bi++ {

@@ -60,6 +60,7 @@ func init() {
 		{"monitor", "follow the log, check witnesses, and alert on identity threats", cmdMonitor},
 		{"state", "replay the verified log into identity state (roles, grants, credentials, policies, users)", cmdState},
 		{"drift", "compare the ledger's identity state with a Graph snapshot and a baseline", cmdDrift},
+		{"history", "every event naming a subject (UPN, object id, appId, AWS ARN), with inclusion proofs", cmdHistory},
 	}
 }
 
