@@ -15,9 +15,9 @@ var manifest = drift.Manifest{Tenant: "entra/t1", TakenAt: time.Date(2026, 3, 10
 func TestAddPage(t *testing.T) {
 	for _, tc := range []struct {
 		name, resource, page string
-		wantErr                string // "" for success
-		wantFacts              int
-		wantNext               bool
+		wantErr              string // "" for success
+		wantFacts            int
+		wantNext             bool
 	}{
 		{"role assignment", "roleAssignments", `{"@odata.context":"x","value":[{"id":"a","principalId":"p","roleDefinitionId":"r","directoryScopeId":"/","appScopeId":null}]}`, "", 1, false},
 		{"next link", "roleAssignments", `{"value":[],"@odata.nextLink":"https://graph.microsoft.com/v1.0/x?$skiptoken=1"}`, "", 0, true},
