@@ -141,9 +141,12 @@ func (r *Reader) walk(ctx context.Context, cp *client.Checkpoint, from uint64, f
 			r.Progress(min((bi+1)*layout.EntryBundleWidth, size), size)
 		}
 	}
-	rootB, err := rng.GetRootHash(nil)
-	if err != nil {
-		return [32]byte{}, err
+	rootB := rfc6962.DefaultHasher.EmptyRoot()
+	if size > 0 {
+		var err error
+		if rootB, err = rng.GetRootHash(nil); err != nil {
+			return [32]byte{}, err
+		}
 	}
 	root := [32]byte(rootB)
 	if size == cp.Size {
