@@ -100,8 +100,8 @@ func TestStateScripts(t *testing.T) {
 
 // TestStateDoc runs the walk-through of docs/state.md as written: every
 // "$ " line of its ```console blocks is run (stele-server lines ending in
-// "&" in the background), the lines printed under a command must appear
-// in its output in that order ("…" stands for any text), and "(exit
+// "&" in the background), each line printed under a command must appear
+// in its output ("…" stands for any text), and "(exit
 // status N)" under a command is its expected status.
 func TestStateDoc(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/state.md")
@@ -150,8 +150,6 @@ func docScript(doc []byte) ([]byte, error) {
 				for i := range parts {
 					parts[i] = regexp.QuoteMeta(parts[i])
 				}
-				// Lines in order: testscript matches each anywhere, so
-				// one multi-line pattern keeps the order.
 				fmt.Fprintf(&out, "stdout '%s'\n", strings.ReplaceAll(strings.Join(parts, ".*"), "'", "''"))
 			}
 		}
