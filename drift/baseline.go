@@ -167,17 +167,19 @@ func (bl *Baseline) Check(source string, facts []*state.Fact, at time.Time, name
 			if bl.MaxCredentialAgeDays == 0 {
 				continue
 			}
-			added := f.Attr("added")
+			added, how := f.Attr("added"), "was added"
 			if added == "" {
-				added = f.Attr("first_seen")
+				// In the list of the first event that showed it: at
+				// least this old.
+				added, how = f.Attr("first_seen"), "was first seen"
 			}
 			t, err := time.Parse(time.RFC3339, added)
 			if err != nil {
 				continue
 			}
 			if age := at.Sub(t); age > time.Duration(bl.MaxCredentialAgeDays)*24*time.Hour {
-				dev("credential_age", f, "%s credential %s of %s %q was added %s, %d days before %s (limit %d)", f.Attr("type"), f.Object, f.Attr("owner"), f.Attr("owner_name"),
-					added, int(age.Hours()/24), at.UTC().Format(time.RFC3339), bl.MaxCredentialAgeDays)
+				dev("credential_age", f, "%s credential %s of %s %q %s %s, %d days before %s (limit %d)", f.Attr("type"), f.Object, f.Attr("owner"), f.Attr("owner_name"),
+					how, added, int(age.Hours()/24), at.UTC().Format(time.RFC3339), bl.MaxCredentialAgeDays)
 			}
 		case state.PermissionGrant:
 			if bl.TenantWideConsentAllowed == nil || f.Attr("consent_type") != "AllPrincipals" {

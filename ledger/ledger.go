@@ -248,6 +248,21 @@ func (r *Reader) event(ctx context.Context, en *Entry) error {
 	return nil
 }
 
+// Read returns one entry whose bytes the caller has verified (a Proof's
+// Leaf), with its payload fetched, checked and its view re-derived.
+func (r *Reader) Read(ctx context.Context, index uint64, leafBytes []byte) (*Entry, error) {
+	en := &Entry{Index: index, LeafBytes: leafBytes}
+	var err error
+	if en.Leaf, err = leaf.Unmarshal(leafBytes); err != nil {
+		en.Problem = fmt.Sprintf("not a leaf v1: %v", err)
+		return en, nil
+	}
+	if err := r.events(ctx, []*Entry{en}); err != nil {
+		return nil, err
+	}
+	return en, nil
+}
+
 // Proof is an entry's inclusion proof in a checkpoint, and its receipt
 // (C2SP tlog-proof with the leaf as extra data, as `stele receipt` writes
 // it and `stele verify` checks offline).

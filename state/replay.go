@@ -557,18 +557,14 @@ func userStatus(status string) handler {
 		if id == "" {
 			return "account event without a user"
 		}
-		if status == "enabled" && r.ev.GetKind() == "user.create" {
+		st := status
+		if r.ev.GetKind() == "user.create" {
 			if v, ok := change(t, "AccountEnabled"); ok && strings.EqualFold(v, "false") {
-				status = "disabled"
+				st = "disabled" // created disabled
 			}
 		}
-		attrs := []string{"status", status, "login", login, "display_name", t.GetDisplayName()}
-		if r.ev.GetKind() == "user.delete" {
-			// A deleted user is still a fact: deleted.
-			r.set(User, id, id, "", nil, attrs...)
-			return ""
-		}
-		r.set(User, id, id, "", nil, attrs...)
+		// A deleted user stays a fact: status deleted.
+		r.set(User, id, id, "", nil, "status", st, "login", login, "display_name", t.GetDisplayName())
 		return ""
 	}
 }

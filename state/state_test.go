@@ -230,3 +230,21 @@ func BenchmarkReplay(b *testing.B) {
 		b.ReportMetric(float64(n*b.N)/cpu.Seconds(), "events/cpu-s")
 	}
 }
+
+// TestUserCreatedDisabled: a user created with AccountEnabled false is
+// disabled, and the next user created is enabled again.
+func TestUserCreatedDisabled(t *testing.T) {
+	st := state.New()
+	off := fixture(t, "entra.directoryAudit", "user-create")
+	off.Targets[0].Changes[0].NewValue.Value = "[false]"
+	st.Apply(0, "entra/t1/audit", off)
+	on := fixture(t, "entra.directoryAudit", "user-create")
+	on.Targets[0].Id = "other"
+	st.Apply(1, "entra/t1/audit", on)
+	if f := st.Lookup("entra/t1", state.User, "00000000-0000-4000-8000-000000000015"); f.Attrs["status"] != "disabled" {
+		t.Errorf("created disabled: %q", f.Attrs["status"])
+	}
+	if f := st.Lookup("entra/t1", state.User, "other"); f.Attrs["status"] != "enabled" {
+		t.Errorf("created after a disabled one: %q", f.Attrs["status"])
+	}
+}

@@ -11,13 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/history"
-	"github.com/stele-dev/stele/identity"
 	"github.com/stele-dev/stele/internal/durable"
-	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/ledger"
-	"github.com/stele-dev/stele/payload"
 )
 
 // historyCompleteness is what every answer says about itself.
@@ -122,30 +118,18 @@ func historyEntry(ctx context.Context, r *ledger.Reader, prover *ledger.Prover, 
 	if err != nil {
 		return historyEvent{}, err
 	}
-	l, err := leaf.Unmarshal(p.Leaf)
+	en, err := r.Read(ctx, i, p.Leaf)
 	if err != nil {
-		return historyEvent{}, fmt.Errorf("%w: entry %d is not a leaf v1: %v", client.ErrVerification, i, err)
+		return historyEvent{}, err
 	}
-	he := historyEvent{Index: i, Source: l.Source, Kind: l.Kind, EventID: l.EventID, EventTime: l.EventTime.UTC().Format(time.RFC3339Nano), Proof: p, As: []string{}}
-	resp, err := r.Payloads(ctx, i)
-	if err != nil {
-		return he, err
-	}
-	if resp.GetTombstone() != nil {
-		he.Problem = "erased"
+	he := historyEvent{Index: i, Proof: p, As: []string{}, Problem: en.Problem}
+	if en.Leaf == nil {
 		return he, nil
 	}
-	if err := l.VerifyPayload(resp.GetSalt(), resp.GetPayload()); err != nil {
-		return he, fmt.Errorf("%w: entry %d: the server's payload is not the one the log commits to: %v", client.ErrVerification, i, err)
-	}
-	pl, err := payload.Unmarshal(resp.GetPayload())
-	if err != nil {
-		he.Problem = err.Error()
-		return he, nil
-	}
-	_, ev, cerr, err := identity.Views(pl)
-	if err != nil || cerr != nil || ev == nil {
-		he.Problem = fmt.Sprintf("normaliser: %v %v", err, cerr)
+	l := en.Leaf
+	he.Source, he.Kind, he.EventID, he.EventTime = l.Source, l.Kind, l.EventID, l.EventTime.UTC().Format(time.RFC3339Nano)
+	ev := en.Event
+	if ev == nil {
 		return he, nil
 	}
 	for _, m := range history.Mentions(l.Source, ev) {
