@@ -151,11 +151,12 @@ func (s *State) add(id string, f *Fact) {
 
 // groupOf is the group a fact key falls in: its first two parts.
 func groupOf(tenant, typ, key string) string {
-	parts := strings.SplitN(key, "|", 3)
-	if len(parts) > 2 {
-		parts = parts[:2]
+	if i := strings.IndexByte(key, '|'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '|'); j >= 0 {
+			key = key[:i+1+j]
+		}
 	}
-	return tenant + "\x00" + typ + "\x00" + strings.Join(parts, "|")
+	return tenant + "\x00" + typ + "\x00" + key
 }
 
 // Facts returns every fact (present and removed), sorted by tenant, type
