@@ -90,7 +90,7 @@ func cmdDrift(e *env, args []string) error {
 			return usagef("%s: %v", *baselinePath, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *lf.tiles.timeout)
+	ctx, cancel := ledgerContext()
 	defer cancel()
 	r, cp, closeConn, err := lf.open(ctx)
 	if err != nil {

@@ -58,7 +58,7 @@ func cmdHistory(e *env, args []string) error {
 	if strings.TrimSpace(*subject) == "" {
 		return usagef("--subject is required")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *lf.tiles.timeout)
+	ctx, cancel := ledgerContext()
 	defer cancel()
 	r, cp, closeConn, err := lf.open(ctx)
 	if err != nil {

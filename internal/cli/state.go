@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,7 +152,7 @@ func cmdState(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *lf.tiles.timeout)
+	ctx, cancel := ledgerContext()
 	defer cancel()
 	r, cp, closeConn, err := lf.open(ctx)
 	if err != nil {
@@ -245,4 +247,12 @@ func factLine(f *state.Fact, asOf time.Time) string {
 	}
 	fmt.Fprintf(&b, " [events %s]", strings.Join(ev, ","))
 	return b.String()
+}
+
+// ledgerContext is the context of a command that replays the log: a long
+// log takes long, so --timeout bounds each request (payload calls; tile
+// reads have the HTTP client's minute), not the whole walk; an interrupt
+// stops it.
+func ledgerContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt)
 }
