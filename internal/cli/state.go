@@ -26,6 +26,7 @@ import (
 type ledgerFlags struct {
 	tiles  tileFlags
 	server *string
+	policy *string
 	conn   connFlags
 }
 
@@ -33,6 +34,7 @@ func addLedgerFlags(fs *flag.FlagSet) ledgerFlags {
 	return ledgerFlags{
 		tiles:  addTileFlags(fs),
 		server: fs.String("server", "", "read payloads from this Stele server (host:port; reader role); required"),
+		policy: fs.String("policy", "", "a C2SP tlog-policy: the log's checkpoint must carry its quorum of witness cosignatures"),
 		conn:   addConnFlags(fs),
 	}
 }
@@ -47,6 +49,16 @@ func (f ledgerFlags) open(ctx context.Context) (r *ledger.Reader, cp *client.Che
 	if *f.server == "" {
 		return nil, nil, nil, usagef("--server HOST:PORT is required (payloads need the reader role)")
 	}
+	var policy *client.Policy
+	if *f.policy != "" {
+		b, err := os.ReadFile(*f.policy)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if policy, err = client.ParsePolicy(b); err != nil {
+			return nil, nil, nil, usagef("%s: %v", *f.policy, err)
+		}
+	}
 	c, err := f.conn.dial(*f.server)
 	if err != nil {
 		return nil, nil, nil, err
@@ -54,6 +66,12 @@ func (f ledgerFlags) open(ctx context.Context) (r *ledger.Reader, cp *client.Che
 	if cp, err = lg.Checkpoint(ctx); err != nil {
 		c.Close()
 		return nil, nil, nil, logError(err)
+	}
+	if policy != nil {
+		if err := policy.Check(cp); err != nil {
+			c.Close()
+			return nil, nil, nil, fmt.Errorf("%w: %v", client.ErrVerification, err)
+		}
 	}
 	r = &ledger.Reader{Log: lg, Payloads: payloadsOf(c, *f.tiles.timeout)}
 	return r, cp, func() { c.Close() }, nil
