@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/identity"
 	"github.com/stele-dev/stele/internal/testlog"
@@ -126,10 +128,9 @@ func TestWalk(t *testing.T) {
 	for k, v := range payloads {
 		bad[k] = v
 	}
-	tampered := *payloads[7]
-	tampered.Payload = append([]byte{}, tampered.Payload...)
+	tampered := proto.CloneOf(payloads[7])
 	tampered.Payload[len(tampered.Payload)-1] ^= 1
-	bad[7] = &tampered
+	bad[7] = tampered
 	br := &ledger.Reader{Log: lg, Payloads: source(bad)}
 	if _, err := br.Walk(ctx, cp, 0, cp.Size, func(*ledger.Entry) error { return nil }); !errors.Is(err, client.ErrVerification) || !strings.Contains(err.Error(), "entry 7") {
 		t.Errorf("tampered payload: %v", err)

@@ -90,13 +90,11 @@ func cmdDrift(e *env, args []string) error {
 			return usagef("%s: %v", *baselinePath, err)
 		}
 	}
-	ctx, cancel := ledgerContext()
-	defer cancel()
-	r, cp, closeConn, err := lf.open(ctx)
+	ctx, r, cp, done, err := lf.open()
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer done()
 	st, _, err := replayLog(ctx, r, cp, cp.Size)
 	if err != nil {
 		return ledgerError(err)

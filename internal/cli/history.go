@@ -58,13 +58,11 @@ func cmdHistory(e *env, args []string) error {
 	if strings.TrimSpace(*subject) == "" {
 		return usagef("--subject is required")
 	}
-	ctx, cancel := ledgerContext()
-	defer cancel()
-	r, cp, closeConn, err := lf.open(ctx)
+	ctx, r, cp, done, err := lf.open()
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer done()
 	x := history.New(cp.Origin)
 	if *indexPath != "" && !*rebuild {
 		b, err := os.ReadFile(*indexPath)

@@ -39,42 +39,51 @@ func addLedgerFlags(fs *flag.FlagSet) ledgerFlags {
 	}
 }
 
-// open returns a reader of the verified log and the log's verified
-// checkpoint; close releases the gRPC connection.
-func (f ledgerFlags) open(ctx context.Context) (r *ledger.Reader, cp *client.Checkpoint, close func(), err error) {
+// open returns the command's context, a reader of the verified log and
+// the log's verified checkpoint; done releases the connection and the
+// context. A replay reads every entry, so --timeout bounds each request
+// (payload calls; tile reads have the HTTP client's minute), not the
+// whole walk; an interrupt stops it.
+func (f ledgerFlags) open() (ctx context.Context, r *ledger.Reader, cp *client.Checkpoint, done func(), err error) {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+	}()
 	lg, err := f.tiles.open()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if *f.server == "" {
-		return nil, nil, nil, usagef("--server HOST:PORT is required (payloads need the reader role)")
+		return nil, nil, nil, nil, usagef("--server HOST:PORT is required (payloads need the reader role)")
 	}
 	var policy *client.Policy
 	if *f.policy != "" {
 		b, err := os.ReadFile(*f.policy)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if policy, err = client.ParsePolicy(b); err != nil {
-			return nil, nil, nil, usagef("%s: %v", *f.policy, err)
+			return nil, nil, nil, nil, usagef("%s: %v", *f.policy, err)
 		}
 	}
 	c, err := f.conn.dial(*f.server)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if cp, err = lg.Checkpoint(ctx); err != nil {
 		c.Close()
-		return nil, nil, nil, logError(err)
+		return nil, nil, nil, nil, logError(err)
 	}
 	if policy != nil {
 		if err := policy.Check(cp); err != nil {
 			c.Close()
-			return nil, nil, nil, fmt.Errorf("%w: %v", client.ErrVerification, err)
+			return nil, nil, nil, nil, fmt.Errorf("%w: %v", client.ErrVerification, err)
 		}
 	}
 	r = &ledger.Reader{Log: lg, Payloads: payloadsOf(c, *f.tiles.timeout)}
-	return r, cp, func() { c.Close() }, nil
+	return ctx, r, cp, func() { c.Close(); cancel() }, nil
 }
 
 // payloadsOf reads payloads from a server, each call within timeout.
@@ -170,13 +179,11 @@ func cmdState(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := ledgerContext()
-	defer cancel()
-	r, cp, closeConn, err := lf.open(ctx)
+	ctx, r, cp, done, err := lf.open()
 	if err != nil {
 		return err
 	}
-	defer closeConn()
+	defer done()
 	switch {
 	case !atTime.IsZero():
 		if size, err = sizeAt(ctx, r, cp, atTime); err != nil {
@@ -265,12 +272,4 @@ func factLine(f *state.Fact, asOf time.Time) string {
 	}
 	fmt.Fprintf(&b, " [events %s]", strings.Join(ev, ","))
 	return b.String()
-}
-
-// ledgerContext is the context of a command that replays the log: a long
-// log takes long, so --timeout bounds each request (payload calls; tile
-// reads have the HTTP client's minute), not the whole walk; an interrupt
-// stops it.
-func ledgerContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt)
 }
