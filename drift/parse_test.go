@@ -171,3 +171,15 @@ func FuzzSnapshotPage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzManifest: snapshot.json parses or is refused, never panics.
+func FuzzManifest(f *testing.F) {
+	f.Add([]byte(`{"tenant":"entra/t1","taken_at":"2026-03-10T12:00:00Z"}`))
+	f.Add([]byte(`{"tenant":"entra/t1","Taken_At":"2026-03-10T12:00:00Z"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := drift.ParseManifest(data)
+		if err == nil && (m.TakenAt.IsZero() || !strings.HasPrefix(m.Tenant, "entra/")) {
+			t.Fatalf("accepted %+v", m)
+		}
+	})
+}

@@ -84,3 +84,22 @@ func TestUnmarshalRejects(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnmarshal: an index file parses or is refused, never panics, and a
+// parsed index answers lookups within its size.
+func FuzzUnmarshal(f *testing.F) {
+	f.Add([]byte(`{"origin":"o","size":3,"root":"","subjects":{"a":[0,2]},"aliases":{"a":["b"]},"unindexed":[1]}`))
+	f.Add([]byte(`{"subjects":{},"aliases":{}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		x, err := history.Unmarshal(data)
+		if err != nil {
+			return
+		}
+		for s := range x.Subjects {
+			idx, _ := x.Lookup(s)
+			if len(idx) > 0 && idx[len(idx)-1] >= x.Size {
+				t.Fatalf("%s: index %d beyond size %d", s, idx[len(idx)-1], x.Size)
+			}
+		}
+	})
+}
