@@ -6,7 +6,7 @@ import (
 
 	"github.com/stele-dev/stele/history"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
-	"github.com/stele-dev/stele/state/stategen"
+	"github.com/stele-dev/stele/internal/stategen"
 )
 
 // TestIndexEqualsScan: for every subject, the index's answer equals a full

@@ -13,7 +13,7 @@ import (
 	"github.com/stele-dev/stele/identity"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/state"
-	"github.com/stele-dev/stele/state/stategen"
+	"github.com/stele-dev/stele/internal/stategen"
 )
 
 // fixture normalises a golden record of package identity.
