@@ -66,7 +66,8 @@ func (s *State) Apply(index uint64, source string, ev *stelev1.IdentityEvent) {
 
 // ignoredKind reports kinds that never change identity state.
 func ignoredKind(kind string) bool {
-	for _, p := range []string{"signin.", "session.", "user.password.", "group.owner.", "policy.update"} {
+	// stele.*: the log's own events (erasures).
+	for _, p := range []string{"signin.", "session.", "user.password.", "group.owner.", "policy.update", "stele."} {
 		if strings.HasPrefix(kind, p) {
 			return true
 		}
