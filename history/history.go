@@ -82,6 +82,16 @@ func (x *Index) Skip(index uint64) {
 // be added in log order.
 func (x *Index) Add(index uint64, source string, ev *stelev1.IdentityEvent) {
 	x.Size = max(x.Size, index+1)
+	if source == erasureSource && ev.GetKind() == erasureKind {
+		// The log's erasure event (server.ErasureRecord): the erased
+		// entry's subjects leave the index, as its payload left the log.
+		var rec struct {
+			ErasedIndex *uint64 `json:"erased_index"`
+		}
+		if json.Unmarshal(ev.GetRawRecord(), &rec) == nil && rec.ErasedIndex != nil && *rec.ErasedIndex < index {
+			x.erase(*rec.ErasedIndex)
+		}
+	}
 	for _, s := range Subjects(source, ev) {
 		l := x.Subjects[s]
 		if n := len(l); n == 0 || l[n-1] != index {
@@ -91,6 +101,29 @@ func (x *Index) Add(index uint64, source string, ev *stelev1.IdentityEvent) {
 	for _, pair := range aliasPairs(ev) {
 		x.alias(pair[0], pair[1])
 		x.alias(pair[1], pair[0])
+	}
+}
+
+// The erasure events the server appends (server.ErasureSource,
+// server.ErasureKind).
+const (
+	erasureSource = "stele/erasure"
+	erasureKind   = "stele.erasure"
+)
+
+// erase drops an entry from every subject and lists it as unindexed.
+func (x *Index) erase(i uint64) {
+	for s, l := range x.Subjects {
+		if j, ok := slices.BinarySearch(l, i); ok {
+			if l = slices.Delete(l, j, j+1); len(l) == 0 {
+				delete(x.Subjects, s)
+			} else {
+				x.Subjects[s] = l
+			}
+		}
+	}
+	if j, ok := slices.BinarySearch(x.Unindexed, i); !ok {
+		x.Unindexed = slices.Insert(x.Unindexed, j, i)
 	}
 }
 

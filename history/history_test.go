@@ -103,3 +103,26 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestErasure: the log's erasure event takes the erased entry out of the
+// index.
+func TestErasure(t *testing.T) {
+	x := history.New("o")
+	g := stategen.New(5, 3, 3)
+	var ev *stelev1.IdentityEvent
+	for ev = g.Next(); len(history.Subjects(stategen.Source, ev)) < 2; ev = g.Next() {
+	}
+	x.Add(0, stategen.Source, ev)
+	x.Add(1, stategen.Source, ev)
+	s := history.Subjects(stategen.Source, ev)[1]
+	erasure := &stelev1.IdentityEvent{Kind: "stele.erasure", RawRecord: []byte(`{"erased_index":0,"leaf_hash":"x","reason":"r"}`)}
+	x.Add(2, "stele/erasure", erasure)
+	if got, _ := x.Lookup(s); !slices.Equal(got, []uint64{1}) || !slices.Equal(x.Unindexed, []uint64{0}) {
+		t.Errorf("after erasing entry 0: %v, unindexed %v", got, x.Unindexed)
+	}
+	// Only the server's erasure source counts.
+	x.Add(3, "entra/t1/audit", &stelev1.IdentityEvent{Kind: "stele.erasure", RawRecord: []byte(`{"erased_index":1}`)})
+	if got, _ := x.Lookup(s); !slices.Equal(got, []uint64{1}) {
+		t.Errorf("a producer's look-alike erased entry 1: %v", got)
+	}
+}
