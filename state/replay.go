@@ -257,12 +257,12 @@ func roleGrant(k stelev1.AssignmentKind) handler {
 			t := p.GetEndsAt().AsTime()
 			until = &t
 		}
-		attrs := []string{"assignment", assignmentName(k), "duration", duration, "via_pim", boolText(p.GetViaPim()),
-			"role_name", p.GetRoleName(), "scope", scope(p), "assignee_login", p.GetAssigneeLogin(), "role_id", p.GetRoleId()}
-		if r.ev.GetKind() == "directory.role.activation" {
-			attrs = append(attrs, "activated", "true")
-		}
-		r.set(DirectoryRole, key, who, role, until, attrs...)
+		// Every attribute a later grant could contradict is set, never
+		// left over: a permanent grant after an activation is not
+		// "activated".
+		r.set(DirectoryRole, key, who, role, until, "assignment", assignmentName(k), "duration", duration, "via_pim", boolText(p.GetViaPim()),
+			"role_name", p.GetRoleName(), "scope", scope(p), "assignee_login", p.GetAssigneeLogin(), "role_id", p.GetRoleId(),
+			"activated", boolText(r.ev.GetKind() == "directory.role.activation"))
 		return ""
 	}
 }

@@ -248,3 +248,17 @@ func TestUserCreatedDisabled(t *testing.T) {
 		t.Errorf("created after a disabled one: %q", f.Attrs["status"])
 	}
 }
+
+// TestActivationThenPermanent: a permanent grant after a PIM activation of
+// the same role leaves a permanent, not activated, assignment.
+func TestActivationThenPermanent(t *testing.T) {
+	st := state.New()
+	st.Apply(0, "entra/t1/audit", fixture(t, "entra.diagnostic", "pim-activation"))
+	grant := fixture(t, "entra.directoryAudit", "role-member-add-direct")
+	grant.Privilege.AssigneeId, grant.Privilege.RoleTemplateId, grant.Privilege.RoleId = "00000000-0000-4000-8000-000000000011", "", "00000000-0000-4000-8000-000000000051"
+	st.Apply(1, "entra/t1/audit", grant)
+	f := st.Lookup("entra/t1", state.DirectoryRole, "00000000-0000-4000-8000-000000000011|00000000-0000-4000-8000-000000000051|/|active")
+	if f == nil || f.Attrs["activated"] != "false" || f.Attrs["duration"] != "permanent" || f.Until != nil || !slices.Equal(f.Events, []uint64{0, 1}) {
+		t.Errorf("%+v", f)
+	}
+}
