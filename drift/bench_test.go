@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/drift"
+	"github.com/stele-dev/stele/internal/stategen"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/state"
-	"github.com/stele-dev/stele/internal/stategen"
 )
 
 var driftEvents = flag.Int("drift-events", 100_000, "BenchmarkDrift: events in the generated log (the issue's target is 1,000,000 in 60 s)")

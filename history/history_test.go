@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/stele-dev/stele/history"
-	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/internal/stategen"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
 // TestIndexEqualsScan: for every subject, the index's answer equals a full

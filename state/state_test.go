@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/identity"
+	"github.com/stele-dev/stele/internal/stategen"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/state"
-	"github.com/stele-dev/stele/internal/stategen"
 )
 
 // fixture normalises a golden record of package identity.
