@@ -33,6 +33,10 @@ const (
 	// AlertWitnessPolicy: the log's checkpoint lacks the cosignatures the
 	// witness policy requires; it is not trusted.
 	AlertWitnessPolicy = "witness_policy"
+	// AlertDrift: the ledger's identity state and the tenant's differ;
+	// AlertBaseline: a baseline rule does not hold (Config.Checks).
+	AlertDrift    = "drift"
+	AlertBaseline = "baseline"
 )
 
 // Alert is one line of the monitor's output.
@@ -70,6 +74,10 @@ type Alert struct {
 	Witness           string `json:"witness,omitempty"`
 	WitnessCheckpoint string `json:"witness_checkpoint,omitempty"`
 	LogCheckpoint     string `json:"log_checkpoint,omitempty"`
+
+	// Finding is the drift finding or baseline deviation, for drift and
+	// baseline alerts.
+	Finding any `json:"finding,omitempty"`
 }
 
 // Head is a tree size and root.
@@ -115,6 +123,11 @@ type Config struct {
 	// Policy, when set, is a witness policy every checkpoint must meet
 	// before it is trusted.
 	Policy *client.Policy
+	// Checks, when set, runs once a step's new entries have verified and
+	// their rule alerts are out, with the checkpoint they verified
+	// against; the alerts it returns (drift, baseline) are emitted before
+	// the checkpoint is trusted.
+	Checks func(ctx context.Context, cp *client.Checkpoint) ([]Alert, error)
 	// Witnesses are witness base URLs serving the C2SP monitoring path
 	// GET <url>/<hex sha256(origin)>/checkpoint.
 	Witnesses []string
@@ -229,6 +242,16 @@ func (m *Monitor) Step(ctx context.Context) error {
 	}
 	if err := m.entries(ctx, cp, from); err != nil {
 		return err
+	}
+	if m.cfg.Checks != nil {
+		as, err := m.cfg.Checks(ctx, cp)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			a.Origin = cp.Origin
+			m.emit(a)
+		}
 	}
 	if m.cfg.State != nil {
 		if _, err := m.cfg.State.Update(ctx, cp); err != nil {

@@ -58,6 +58,9 @@ func init() {
 		{"proof", "verify an entry's inclusion proof from the log's tiles", cmdProof},
 		{"consistency", "verify that the log's tree extends an older one (or the trusted state)", cmdConsistency},
 		{"monitor", "follow the log, check witnesses, and alert on identity threats", cmdMonitor},
+		{"state", "replay the verified log into identity state (roles, grants, credentials, policies, users)", cmdState},
+		{"drift", "compare the ledger's identity state with a Graph snapshot and a baseline", cmdDrift},
+		{"history", "every event naming a subject (UPN, object id, appId, AWS ARN), with inclusion proofs", cmdHistory},
 	}
 }
 

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/drift"
 	"github.com/stele-dev/stele/identity"
 	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/ledger"
 	"github.com/stele-dev/stele/monitor"
 	"github.com/stele-dev/stele/payload"
 )
@@ -36,8 +38,14 @@ func cmdMonitor(e *env, args []string) error {
 	printRules := fs.Bool("print-default-rules", false, "print the built-in rules and exit")
 	server := fs.String("server", "", "read payloads from this Stele server (host:port; reader role) so rules can match event fields; without it such rules fire on kind alone, marked unchecked")
 	conn := addConnFlags(fs)
+	snapDir := fs.String("drift-snapshot", "", "after each step, compare the ledger's identity state with this Graph snapshot directory (re-read every step; needs --server); see docs/state.md")
+	baselinePath := fs.String("baseline", "", "after each step, alert on every deviation from this baseline.json (needs --server)")
+	propagation := fs.Duration("propagation", drift.DefaultPropagation, "with --drift-snapshot: a logged change this recent may not show in the tenant yet")
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
+	}
+	if (*snapDir != "" || *baselinePath != "") && *server == "" {
+		return usagef("--drift-snapshot and --baseline need --server (payloads, reader role)")
 	}
 	if *printRules {
 		_, err := e.stdout.Write(monitor.DefaultRulesJSON())
@@ -106,6 +114,14 @@ func cmdMonitor(e *env, args []string) error {
 		}
 		defer c.Close()
 		cfg.Events = eventViews(c, *tf.timeout)
+		if *snapDir != "" || *baselinePath != "" {
+			r := &ledger.Reader{Log: lg, Payloads: payloadsOf(c, *tf.timeout)}
+			df, err := newDriftFollower(r, *snapDir, *baselinePath, *propagation)
+			if err != nil {
+				return err
+			}
+			cfg.Checks = df.check
+		}
 	}
 	m, err := monitor.New(cfg)
 	if err != nil {
