@@ -64,11 +64,7 @@ func junkRequests(t *testing.T, lg *testLog, old, to uint64) [][]byte {
 func TestJunkProofsAreNotEvidence(t *testing.T) {
 	lg := newTestLog(t, "example.com/junk")
 	lg.grow(40)
-	dir := t.TempDir()
-	cfg := filepath.Join(t.TempDir(), "witness.json")
-	raw, _ := json.Marshal(witness.FileConfig{Logs: []witness.LogConfig{lg.config()}})
-	os.WriteFile(cfg, raw, 0o600)
-	p := startWitnessProc(t, dir, "--config", cfg)
+	p := startWitnessProc(t, t.TempDir(), "--config", writeConfig(t, lg))
 
 	for _, s := range [][2]uint64{{0, 6}, {6, 10}} {
 		if r := post(t, p.url, lg.request(t, s[0], s[1])); r.status != 200 {
@@ -139,10 +135,22 @@ func TestJunkProofsAreNotEvidence(t *testing.T) {
 // startWitnessProcCfg runs another stele-witness binary witnessing lg.
 func startWitnessProcCfg(t *testing.T, lg *testLog) *witnessProc {
 	t.Helper()
+	return startWitnessProc(t, t.TempDir(), "--config", writeConfig(t, lg))
+}
+
+// writeConfig writes a stele-witness config file witnessing logs.
+func writeConfig(t *testing.T, logs ...*testLog) string {
+	t.Helper()
+	var fc witness.FileConfig
+	for _, l := range logs {
+		fc.Logs = append(fc.Logs, l.config())
+	}
 	cfg := filepath.Join(t.TempDir(), "witness.json")
-	raw, _ := json.Marshal(witness.FileConfig{Logs: []witness.LogConfig{lg.config()}})
-	os.WriteFile(cfg, raw, 0o600)
-	return startWitnessProc(t, t.TempDir(), "--config", cfg)
+	raw, _ := json.Marshal(fc)
+	if err := os.WriteFile(cfg, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func mustCosignURL(t *testing.T, url string, lg *testLog, old, size uint64) {

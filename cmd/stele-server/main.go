@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"k8s.io/klog/v2"
 
+	"github.com/stele-dev/stele/internal/connlimit"
 	"github.com/stele-dev/stele/server"
 )
 
@@ -65,6 +65,9 @@ type fileConfig struct {
 	PublicTilesURL     string   `json:"public_tiles_url"`
 	LogKey             string   `json:"log_key"`
 	ClaimLease         duration `json:"claim_lease"`
+	HeaderTimeout      duration `json:"header_timeout"`
+	IdleTimeout        duration `json:"idle_timeout"`
+	MaxConns           int      `json:"max_conns"`
 }
 
 type duration time.Duration
@@ -105,6 +108,8 @@ type flags struct {
 	maxInflightBytes                                *int64
 	maxStreams                                      *uint
 	minFreeDisk                                     *int
+	headerTimeout, idleTimeout                      *time.Duration
+	maxConns                                        *int
 }
 
 func newFlags() *flags {
@@ -141,6 +146,9 @@ func newFlags() *flags {
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
+	f.headerTimeout = fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)")
+	f.idleTimeout = fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close an HTTP keep-alive connection with no request, or a gRPC connection with no call, after this long")
+	f.maxConns = fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on each listener; more wait until one closes")
 	return f
 }
 
@@ -272,6 +280,19 @@ func run() error {
 	if !set["claim-lease"] && fc.ClaimLease != 0 {
 		cfg.ClaimLease = time.Duration(fc.ClaimLease)
 	}
+	limits := connlimit.Limits{HeaderTimeout: *f.headerTimeout, IdleTimeout: *f.idleTimeout, MaxConns: *f.maxConns}
+	if !set["header-timeout"] && fc.HeaderTimeout != 0 {
+		limits.HeaderTimeout = time.Duration(fc.HeaderTimeout)
+	}
+	if !set["idle-timeout"] && fc.IdleTimeout != 0 {
+		limits.IdleTimeout = time.Duration(fc.IdleTimeout)
+	}
+	if !set["max-conns"] && fc.MaxConns != 0 {
+		limits.MaxConns = fc.MaxConns
+	}
+	if err := limits.Check(); err != nil {
+		return err
+	}
 	grpcListen := pick("grpc-addr", *grpcAddr, fc.GRPCAddr)
 	if cfg.AuthPolicyFile != "" && cfg.TLSCertFile == "" && !loopback(grpcListen) {
 		return fmt.Errorf("--auth-policy without --tls-cert would send bearer tokens in plaintext: set --tls-cert/--tls-key, or listen on loopback only (--grpc-addr %s is not)", grpcListen)
@@ -320,13 +341,15 @@ func run() error {
 			srv.ReloadAuth()
 		}
 	}()
-	gs := grpc.NewServer(srv.GRPCOptions()...)
+	gs := grpc.NewServer(append(srv.GRPCOptions(), limits.GRPCOptions()...)...)
 	srv.RegisterGRPC(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: srv.HTTPTLSConfig(),
-		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
+	httpSrv := limits.HTTPServer(srv.HTTPHandler())
+	httpSrv.TLSConfig = srv.HTTPTLSConfig()
+	httpSrv.ErrorLog = slog.NewLogLogger(handler, slog.LevelWarn)
+	gl, hl = limits.Listener(gl), limits.Listener(hl)
 	if httpSrv.TLSConfig != nil {
 		hl = tls.NewListener(hl, httpSrv.TLSConfig)
 	}

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stele-dev/stele/internal/connlimit"
 	"github.com/stele-dev/stele/witness"
 )
 
@@ -125,8 +126,15 @@ func run(args []string, stderr io.Writer) error {
 	listen := fs.String("listen", defaultListen, "HTTP listen address")
 	name := fs.String("name", "", "witness (cosigner) name for a new key; default "+witness.DefaultName+"; must match an existing key")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	headerTimeout := fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its request headers")
+	idleTimeout := fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close a keep-alive connection with no request after this long")
+	maxConns := fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on the HTTP listener; more wait until one closes")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
+	}
+	limits := connlimit.Limits{HeaderTimeout: *headerTimeout, IdleTimeout: *idleTimeout, MaxConns: *maxConns}
+	if err := limits.Check(); err != nil {
+		return usageError{err.Error()}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -179,7 +187,8 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	srv := witness.NewHTTPServer(w.Handler())
+	l = limits.Listener(l)
+	srv := limits.HTTPServer(w.Handler())
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
