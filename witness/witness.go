@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -38,6 +37,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stele-dev/stele/internal/durable"
 )
 
 // Options configure a Witness. The zero value works.
@@ -57,6 +58,9 @@ type Options struct {
 	// stored and before the cosignature is returned. It exists for crash
 	// tests that must kill the witness at exactly that point.
 	AfterCommit func(origin string, size uint64)
+	// FixPermissions tightens a data directory that other users can reach
+	// (and everything in it) instead of refusing to open it.
+	FixPermissions bool
 	// EvidenceKeep is how many of a log's latest evidence records are
 	// kept besides its first one; older ones are dropped and counted.
 	// 0 means DefaultEvidenceKeep.
@@ -93,11 +97,14 @@ type Witness struct {
 	closeErr  error
 }
 
-// Open opens the witness in dataDir (created with mode 0700 if needed): it
-// loads or creates the key (witness.key, witness.pub) and opens the store.
+// Open opens the witness in dataDir (created with mode 0700 if needed; an
+// existing one that other users can reach is refused unless
+// Options.FixPermissions): it loads or creates the key (witness.key,
+// witness.pub) and opens the store.
 func Open(dataDir string, o Options) (*Witness, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
+	fixed, err := durable.PrivateDir(dataDir, o.FixPermissions)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	key, err := loadOrCreateKey(dataDir, o.Name)
 	if err != nil {
@@ -123,6 +130,9 @@ func Open(dataDir string, o Options) (*Witness, error) {
 	}
 	if w.log == nil {
 		w.log = slog.Default()
+	}
+	if fixed > 0 {
+		w.log.Warn("tightened the data directory's permissions (go-rwx)", "dir", dataDir, "entries", fixed)
 	}
 	if w.client == nil {
 		w.client = &http.Client{Timeout: 30 * time.Second}

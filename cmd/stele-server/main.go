@@ -25,6 +25,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/server"
 )
 
@@ -86,6 +87,7 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 }
 
 func main() {
+	durable.RestrictUmask() // everything created from here on is 0600/0700
 	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "stele-server: %v\n", err)
 		os.Exit(1)
@@ -110,6 +112,7 @@ type flags struct {
 	minFreeDisk                                     *int
 	headerTimeout, idleTimeout                      *time.Duration
 	maxConns                                        *int
+	fixPermissions                                  *bool
 }
 
 func newFlags() *flags {
@@ -149,6 +152,7 @@ func newFlags() *flags {
 	f.headerTimeout = fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)")
 	f.idleTimeout = fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close an HTTP keep-alive connection with no request, or a gRPC connection with no call, after this long")
 	f.maxConns = fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on each listener; more wait until one closes")
+	f.fixPermissions = fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
 	return f
 }
 
@@ -276,6 +280,7 @@ func run() error {
 	}
 	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
+	cfg.FixPermissions = *f.fixPermissions
 	cfg.ClaimLease = *f.claimLease
 	if !set["claim-lease"] && fc.ClaimLease != 0 {
 		cfg.ClaimLease = time.Duration(fc.ClaimLease)

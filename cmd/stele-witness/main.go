@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/witness"
 )
 
@@ -36,6 +37,7 @@ const (
 )
 
 func main() {
+	durable.RestrictUmask() // everything created from here on is 0600/0700
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -129,6 +131,7 @@ func run(args []string, stderr io.Writer) error {
 	headerTimeout := fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its request headers")
 	idleTimeout := fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close a keep-alive connection with no request after this long")
 	maxConns := fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on the HTTP listener; more wait until one closes")
+	fixPerms := fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -169,6 +172,8 @@ func run(args []string, stderr io.Writer) error {
 		Name:   pick("name", *name, fc.Name),
 		Logs:   fc.Logs,
 		Logger: logger,
+
+		FixPermissions: *fixPerms,
 	}
 	// Crash tests only: hold each reply after its state is durable, so the
 	// process can be killed at exactly that point.
