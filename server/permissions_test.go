@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,39 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stele-dev/stele/internal/durable/durabletest"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
-// withUmask makes cmd run under umask mask (through sh), as a careless
-// service manager or shell might start it.
+// withUmask makes cmd run under umask mask.
 func withUmask(mask string) func(*exec.Cmd) {
 	return func(cmd *exec.Cmd) {
-		cmd.Args = append([]string{"sh", "-c", "umask " + mask + " && exec \"$0\" \"$@\"", cmd.Path}, cmd.Args[1:]...)
-		cmd.Path = "/bin/sh"
+		cmd.Args = durabletest.UmaskArgs(mask, cmd.Path, cmd.Args[1:]...)
+		cmd.Path = cmd.Args[0]
 	}
-}
-
-// openToOthers lists what under dir grants any access to group or others.
-func openToOthers(t *testing.T, dir string) []string {
-	t.Helper()
-	var open []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 && fi.Mode().Perm()&0o077 != 0 {
-			open = append(open, fi.Mode().String()+" "+p)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return open
 }
 
 // runServer runs the real stele-server with args and expects it to exit
@@ -90,7 +66,7 @@ func TestFilePermissions(t *testing.T) {
 	if len(wal) == 0 {
 		t.Fatalf("no payload WAL under %s", dir)
 	}
-	if open := openToOthers(t, dir); len(open) > 0 {
+	if open := durabletest.OpenToOthers(t, dir); len(open) > 0 {
 		t.Fatalf("under umask 000, %d entries grant access to group or others:\n%s", len(open), strings.Join(open, "\n"))
 	}
 
@@ -111,7 +87,7 @@ func TestFilePermissions(t *testing.T) {
 	if !strings.Contains(p.logs.String(), "tightened the data directory's permissions") {
 		t.Fatalf("--fix-permissions said nothing:\n%s", p.logs)
 	}
-	if open := openToOthers(t, dir); len(open) > 0 {
+	if open := durabletest.OpenToOthers(t, dir); len(open) > 0 {
 		t.Fatalf("after --fix-permissions:\n%s", strings.Join(open, "\n"))
 	}
 
