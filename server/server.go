@@ -207,7 +207,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	fixed, err := durable.PrivateDir(cfg.DataDir, cfg.FixPermissions)
 	if err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+		return nil, err
 	}
 	if fixed > 0 {
 		cfg.Logger.Warn("tightened the data directory's permissions (go-rwx)", "dir", cfg.DataDir, "entries", fixed)

@@ -104,7 +104,7 @@ type Witness struct {
 func Open(dataDir string, o Options) (*Witness, error) {
 	fixed, err := durable.PrivateDir(dataDir, o.FixPermissions)
 	if err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+		return nil, err
 	}
 	key, err := loadOrCreateKey(dataDir, o.Name)
 	if err != nil {

@@ -15,11 +15,13 @@ import (
 const FixPermissionsFlag = "--fix-permissions"
 
 // PrivateDir makes sure dir exists and that no other user can reach it.
-// An absent dir is created with mode 0700. An existing one whose mode
-// grants anything to group or others is refused with an error that says
-// what to run; with fix it is tightened instead, with everything under it
-// (group and other bits cleared; symbolic links are left alone), and the
-// number of entries changed is returned.
+// An absent dir is created with mode 0700, and an empty one that others
+// can read but not write (mkdir under umask 022, say) is set to 0700: it
+// exposes nothing yet. An existing one that holds files, or that others can
+// write to, and whose mode grants anything to group or others, is refused
+// with an error that says what to run; with fix it is tightened instead,
+// with everything under it (group and other bits cleared; symbolic links
+// are left alone). It returns the number of entries it changed.
 //
 // Only dir itself is checked at each start: once it is 0700, the modes
 // of what it holds cannot expose anything to other users.
@@ -27,20 +29,25 @@ func PrivateDir(dir string, fix bool) (int, error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return 0, err
+			return 0, fmt.Errorf("creating data directory: %w", err)
 		}
 		// MkdirAll's mode is filtered by the umask, which can only take
 		// bits away; chmod anyway so that the result never depends on it.
 		return 0, os.Chmod(dir, 0o700)
 	}
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("data directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return 0, fmt.Errorf("%s is not a directory", dir)
+		return 0, fmt.Errorf("data directory %s is not a directory", dir)
 	}
 	if fi.Mode().Perm()&0o077 == 0 {
 		return 0, nil
+	}
+	if fi.Mode().Perm()&0o022 == 0 {
+		if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 {
+			return 1, os.Chmod(dir, 0o700)
+		}
 	}
 	if !fix {
 		return 0, fmt.Errorf("data directory %s is accessible to other users (mode %v): the payloads, salts and keys in it would be readable by them. Run\n\tchmod -R go-rwx %s\nor start with %s, which does the same",

@@ -26,6 +26,21 @@ func TestPrivateDir(t *testing.T) {
 	if _, err := PrivateDir(dir, false); err != nil {
 		t.Fatal(err)
 	}
+	// An empty one others can read (mkdir under umask 022) exposes nothing
+	// yet: set to 0700. A world-writable one is not: someone may be
+	// putting files in it.
+	os.Chmod(dir, 0o755)
+	if n, err := PrivateDir(dir, false); err != nil || n != 1 {
+		t.Fatalf("empty 0755: %d, %v", n, err)
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("empty 0755 data directory now %v", fi.Mode().Perm())
+	}
+	os.Chmod(dir, 0o777)
+	if _, err := PrivateDir(dir, false); err == nil {
+		t.Fatal("an empty world-writable data directory was taken")
+	}
+	os.Chmod(dir, 0o700)
 	// Reachable by others: refused with what to run, untouched.
 	os.Chmod(dir, 0o750)
 	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
