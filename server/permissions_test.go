@@ -13,14 +13,6 @@ import (
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
-// withUmask makes cmd run under umask mask.
-func withUmask(mask string) func(*exec.Cmd) {
-	return func(cmd *exec.Cmd) {
-		cmd.Args = durabletest.UmaskArgs(mask, cmd.Path, cmd.Args[1:]...)
-		cmd.Path = cmd.Args[0]
-	}
-}
-
 // runServer runs the real stele-server with args and expects it to exit
 // with an error; it returns its stderr.
 func runServer(t *testing.T, args ...string) string {
@@ -54,7 +46,7 @@ func runServer(t *testing.T, args ...string) string {
 func TestFilePermissions(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "data")
-	p := startProcessWith(t, dir, withUmask("000"))
+	p := startProcessWith(t, dir, durabletest.Umask("000"))
 	evs := []*stelev1.Event{event("entra/t1/audit", "perm-1", 600), event("entra/t1/audit", "perm-2", 600)}
 	mustAppend(t, p.cli, evs)
 	p.cli.Close()

@@ -1,13 +1,11 @@
 package witness_test
 
 import (
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stele-dev/stele/internal/durable/durabletest"
 )
@@ -22,30 +20,7 @@ func TestFilePermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "w")
 	startUmask := func(args ...string) *witnessProc {
 		t.Helper()
-		addr := freeAddr(t)
-		p := &witnessProc{url: "http://" + addr, logs: &syncBuffer{}}
-		argv := durabletest.UmaskArgs("000", witnessBinary(t), append([]string{"--data-dir", dir, "--listen", addr, "--config", cfg}, args...)...)
-		p.cmd = exec.Command(argv[0], argv[1:]...)
-		p.cmd.Stderr = p.logs
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if p.cmd.ProcessState == nil {
-				p.cmd.Process.Kill()
-				p.cmd.Wait()
-			}
-		})
-		for i := 0; ; i++ {
-			if r, err := http.Get(p.url + "/healthz"); err == nil {
-				r.Body.Close()
-				return p
-			}
-			if p.cmd.ProcessState != nil || i > 2000 {
-				t.Fatalf("stele-witness did not come up:\n%s", p.logs)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		return startWitnessProcWith(t, dir, durabletest.Umask("000"), append([]string{"--config", cfg}, args...)...)
 	}
 	p := startUmask()
 	mustCosignURL(t, p.url, lg, 0, 5)

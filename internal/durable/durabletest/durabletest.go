@@ -5,14 +5,18 @@ package durabletest
 import (
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
 
-// UmaskArgs returns the argv that runs bin with args under umask mask
-// (through /bin/sh), as a careless service manager or shell might.
-func UmaskArgs(mask, bin string, args ...string) []string {
-	return append([]string{"/bin/sh", "-c", `umask ` + mask + ` && exec "$0" "$@"`, bin}, args...)
+// Umask returns a hook that makes an exec.Cmd (not yet started) run under
+// umask mask, through /bin/sh, as a careless service manager or shell might.
+func Umask(mask string) func(*exec.Cmd) {
+	return func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"/bin/sh", "-c", `umask ` + mask + ` && exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path = "/bin/sh"
+	}
 }
 
 // OpenToOthers lists the entries under dir (dir included) whose mode
