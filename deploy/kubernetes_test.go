@@ -215,8 +215,8 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	dataDir := setting(vals, cfg, "data-dir")
-	if dm, v := mountOf(&server.Spec.Template.Spec, c, dataDir); v == nil || v.EmptyDir == nil || dm.ReadOnly {
-		t.Errorf("%s: the data directory %s is not a writable emptyDir", where, dataDir)
+	if dm, v := mountOf(&server.Spec.Template.Spec, c, dataDir); v == nil || v.EmptyDir == nil || dm.ReadOnly || dm.MountPath == dataDir {
+		t.Errorf("%s: the data directory %s is not a subdirectory of a writable emptyDir (an emptyDir's root is world-writable, and the server refuses such a data directory)", where, dataDir)
 	}
 	// Replicas share one log key, read from a Secret (--log-key is never
 	// created, so a replica cannot make its own).
@@ -247,15 +247,15 @@ func TestKubernetes(t *testing.T) {
 	}
 	checkProbes(t, where, wc, "stele-witness", portOf(t, where, wvals["listen"]), corev1.URISchemeHTTP)
 	claimed := false
-	for _, vm := range wc.VolumeMounts {
+	if vm, _ := mountOf(&witness.Spec.Template.Spec, wc, wvals["data-dir"]); vm != nil {
 		for _, pvc := range witness.Spec.VolumeClaimTemplates {
-			if vm.Name == pvc.Name && vm.MountPath == wvals["data-dir"] {
+			if vm.Name == pvc.Name && vm.MountPath != wvals["data-dir"] {
 				claimed = true
 			}
 		}
 	}
 	if !claimed {
-		t.Errorf("%s: --data-dir %s is not a volumeClaimTemplate's mount", where, wvals["data-dir"])
+		t.Errorf("%s: --data-dir %s is not a subdirectory of a volumeClaimTemplate's mount (the mount's root is group-accessible under fsGroup, and the witness refuses such a data directory)", where, wvals["data-dir"])
 	}
 	if sc := witness.Spec.Template.Spec.SecurityContext; sc == nil || sc.FSGroupChangePolicy == nil || *sc.FSGroupChangePolicy != corev1.FSGroupChangeOnRootMismatch {
 		t.Errorf("%s: fsGroupChangePolicy must be OnRootMismatch, or a recursive ownership change makes witness.key group-readable and the witness refuses it", where)

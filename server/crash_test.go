@@ -89,9 +89,19 @@ type proc struct {
 
 func startProcess(t *testing.T, dir string, extra ...string) *proc {
 	t.Helper()
+	return startProcessWith(t, dir, nil, extra...)
+}
+
+// startProcessWith is startProcess with a hook that may change the command
+// before it starts.
+func startProcessWith(t *testing.T, dir string, hook func(*exec.Cmd), extra ...string) *proc {
+	t.Helper()
 	p := &proc{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &bytes.Buffer{}}
 	args := append([]string{"--data-dir", dir, "--grpc-addr", p.grpcAddr, "--http-addr", p.httpAddr, "--checkpoint-interval", "200ms"}, extra...)
 	p.cmd = exec.Command(serverBinary(t), args...)
+	if hook != nil {
+		hook(p.cmd)
+	}
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

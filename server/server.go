@@ -16,6 +16,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 
+	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
@@ -118,6 +119,9 @@ type Config struct {
 	// MaxConcurrentStreams caps concurrent calls per gRPC connection.
 	// Default 100.
 	MaxConcurrentStreams uint32
+	// FixPermissions tightens a data directory that other users can reach
+	// (and everything in it) instead of refusing to start.
+	FixPermissions bool
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -201,11 +205,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.checkStorage(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
+	fixed, err := durable.PrivateDir(cfg.DataDir, cfg.FixPermissions)
+	if err != nil {
+		return nil, err
+	}
+	if fixed > 0 {
+		cfg.Logger.Warn("tightened the data directory's permissions (go-rwx)", "dir", cfg.DataDir, "entries", fixed)
+	}
+	if cfg.TLSKeyFile != "" {
+		if err := durable.CheckSecretFile(cfg.TLSKeyFile, "TLS key"); err != nil {
+			return nil, err
+		}
 	}
 	var key *logkey.Key
-	var err error
 	if cfg.LogKeyFile != "" {
 		key, err = logkey.Load(cfg.LogKeyFile, cfg.Origin)
 	} else {

@@ -79,7 +79,7 @@ func appendOne(t *testing.T, p *proc, id string) uint64 {
 // (while still admitting events) with two down, and resumes when one is back.
 // Every receipt carries a quorum of valid cosignatures.
 func TestWitnessQuorum(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data") // created 0700: t.TempDir is 0755
 	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ import (
 // from the server, verified against both roots); publishing resumes, and at
 // the end every acknowledged event has a receipt that meets the policy.
 func TestWitnessKilledDuringIngest(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data") // created 0700: t.TempDir is 0755
 	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)

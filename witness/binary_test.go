@@ -95,9 +95,19 @@ type witnessProc struct {
 // answers /healthz.
 func startWitnessProc(t *testing.T, dir string, args ...string) *witnessProc {
 	t.Helper()
+	return startWitnessProcWith(t, dir, nil, args...)
+}
+
+// startWitnessProcWith is startWitnessProc with a hook that may change the
+// command before it starts.
+func startWitnessProcWith(t *testing.T, dir string, hook func(*exec.Cmd), args ...string) *witnessProc {
+	t.Helper()
 	addr := freeAddr(t)
 	p := &witnessProc{url: "http://" + addr, logs: &syncBuffer{}}
 	p.cmd = exec.Command(witnessBinary(t), append([]string{"--data-dir", dir, "--listen", addr, "--name", "bin.example/w"}, args...)...)
+	if hook != nil {
+		hook(p.cmd)
+	}
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stele-dev/stele/internal/connlimit"
 )
 
 // MaxRequestBytes is the largest add-checkpoint request body accepted.
@@ -23,17 +25,12 @@ const MaxRequestBytes = 1 << 20
 // running witness through it.
 const AdminSocket = "admin.sock"
 
-// NewHTTPServer returns an http.Server for h with the timeouts and header
-// limit the stele-witness binary uses.
+// NewHTTPServer returns an http.Server for h with the default timeouts
+// and header limit of internal/connlimit (header 10s, idle 2m); the
+// stele-witness binary uses connlimit.Limits from its flags, and caps the
+// listener's connections.
 func NewHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	return connlimit.Limits{}.HTTPServer(h)
 }
 
 // Handler serves the public HTTP API:

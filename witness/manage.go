@@ -67,9 +67,13 @@ func (o offline) Logs() ([]LogInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	dropped, err := o.EvidenceDropped()
+	if err != nil {
+		return nil, err
+	}
 	out := []LogInfo{}
 	for _, c := range added {
-		li := LogInfo{LogConfig: c, Added: true}
+		li := LogInfo{LogConfig: c, Added: true, EvidenceDropped: dropped[c.Origin]}
 		st, ok, err := o.State(c.Origin)
 		if err != nil {
 			return nil, err

@@ -16,8 +16,10 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  prometheus.Histogram
 	size     *prometheus.GaugeVec
-	evidence prometheus.Counter
-	pulls    *prometheus.CounterVec
+	evidence *prometheus.GaugeVec
+	// evidenceDropped counts evidence records dropped by the per-log bound.
+	evidenceDropped *prometheus.GaugeVec
+	pulls           *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -36,16 +38,20 @@ func newMetrics() *metrics {
 			Name: "stele_witness_log_size",
 			Help: "Size of the latest checkpoint cosigned, by log origin.",
 		}, []string{"origin"}),
-		evidence: prometheus.NewCounter(prometheus.CounterOpts{
+		evidence: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stele_witness_evidence_records",
-			Help: "Evidence records of conflicting checkpoints held in the store (any non-zero value needs attention).",
-		}),
+			Help: "Evidence records of conflicting checkpoints held in the store, by log origin (any non-zero value needs attention).",
+		}, []string{"origin"}),
+		evidenceDropped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stele_witness_evidence_dropped",
+			Help: "Evidence records dropped to keep a log's first and latest ones, by log origin.",
+		}, []string{"origin"}),
 		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_witness_pulls_total",
 			Help: "Pull-mode fetches, by origin and outcome (ok, fetch_error, refused).",
 		}, []string{"origin", "outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.pulls,
+	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.evidenceDropped, m.pulls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,19 @@ const (
 	prefixState    = 's' // s | origin           -> JSON State (kept when a log is removed)
 	prefixEvidence = 'e' // e | u64 id           -> JSON Evidence
 	prefixEvDedup  = 'x' // x | sha256(evidence) -> u64 id
+	prefixEvDrop   = 'c' // c | origin           -> u64 evidence records dropped
+)
+
+// Evidence reasons: the two ways a log can be caught showing two
+// histories, each shown by two checkpoints that carry its signature.
+const (
+	// EvidenceSameSize: two signed checkpoints of one size with different
+	// roots.
+	EvidenceSameSize = "same_size_different_root"
+	// EvidenceInconsistent: a signed checkpoint with a consistency proof
+	// that rebuilds its root from a tree whose prefix is not the tree of
+	// the checkpoint this witness cosigned (see Evidence.Proof).
+	EvidenceInconsistent = "inconsistent_proof"
 )
 
 // LogConfig configures one log this witness cosigns for.
@@ -140,10 +154,13 @@ type Evidence struct {
 	// Cosigned is the checkpoint this witness had cosigned (log signature
 	// and cosignature).
 	Cosigned string `json:"cosigned_checkpoint"`
-	// Offending is the conflicting checkpoint as received, log-signed.
+	// Offending is the conflicting checkpoint: its body and the log
+	// signatures that verified (other signature lines are not kept).
 	Offending string `json:"offending_checkpoint"`
-	// Old and Proof are the request's old size and consistency proof
-	// (base64 lines).
+	// Old is the request's old size. Proof, for EvidenceInconsistent, is
+	// the consistency proof (base64 lines) from Old to the offending size:
+	// it rebuilds the offending root, and the prefix root it implies is
+	// not the cosigned root.
 	Old   uint64   `json:"old"`
 	Proof []string `json:"proof,omitempty"`
 	// Via tells how the checkpoint arrived: "push" or "pull <url>".
@@ -326,19 +343,53 @@ func (s *Store) putState(origin string, st State) error {
 	return nil
 }
 
+// evidenceResult is what putEvidence did.
+type evidenceResult struct {
+	added   bool   // a new record was stored
+	held    int    // records now held for the origin
+	dropped uint64 // records dropped for the origin so far
+}
+
+// evidenceDedup identifies a conflict: the same two checkpoints (bodies)
+// for the same reason are one record, however often they are sent.
+func evidenceDedup(ev *Evidence) []byte {
+	body := func(n string) string {
+		if i := strings.Index(n, "\n\n"); i >= 0 {
+			return n[:i+1]
+		}
+		return n
+	}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%s\n%s", ev.Origin, ev.Reason, body(ev.Cosigned), body(ev.Offending)))
+	return append([]byte{prefixEvDedup}, h[:]...)
+}
+
 // putEvidence records evidence with a synced commit, unless the same
-// conflict (origin, reason, both checkpoint bodies and proof) is already
-// recorded. It reports whether it added a record.
-func (s *Store) putEvidence(ev *Evidence, dedup []byte) (bool, error) {
+// conflict is already recorded. A log keeps its first record and its keep
+// latest ones: older ones are deleted and counted, so the store stays
+// bounded even for a log that signs conflicts without end.
+func (s *Store) putEvidence(ev *Evidence, keep int) (evidenceResult, error) {
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
-	h := sha256.Sum256(dedup)
-	dk := append([]byte{prefixEvDedup}, h[:]...)
+	var res evidenceResult
+	dk := evidenceDedup(ev)
 	if _, closer, err := s.db.Get(dk); err == nil {
 		closer.Close()
-		return false, nil
+		return res, nil
 	} else if !errors.Is(err, pebble.ErrNotFound) {
-		return false, fmt.Errorf("reading witness store: %w", err)
+		return res, fmt.Errorf("reading witness store: %w", err)
+	}
+	held, err := s.Evidence(ev.Origin)
+	if err != nil {
+		return res, err
+	}
+	ck := key(prefixEvDrop, ev.Origin)
+	if raw, closer, err := s.db.Get(ck); err == nil {
+		if len(raw) == 8 {
+			res.dropped = binary.BigEndian.Uint64(raw)
+		}
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return res, fmt.Errorf("reading witness store: %w", err)
 	}
 	ev.ID = s.nextEv
 	raw, _ := json.Marshal(ev)
@@ -347,11 +398,36 @@ func (s *Store) putEvidence(ev *Evidence, dedup []byte) (bool, error) {
 	ek := binary.BigEndian.AppendUint64([]byte{prefixEvidence}, ev.ID)
 	b.Set(ek, raw, nil)
 	b.Set(dk, ek[1:], nil)
+	// Keep held[0] (the first) and the keep latest of held+ev.
+	if drop := len(held) + 1 - (1 + keep); drop > 0 {
+		for _, old := range held[1 : 1+drop] {
+			b.Delete(binary.BigEndian.AppendUint64([]byte{prefixEvidence}, old.ID), nil)
+			b.Delete(evidenceDedup(&old), nil)
+		}
+		res.dropped += uint64(drop)
+		b.Set(ck, binary.BigEndian.AppendUint64(nil, res.dropped), nil)
+		held = slices.Delete(held, 1, 1+drop)
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return false, fmt.Errorf("saving evidence: %w", err)
+		return res, fmt.Errorf("saving evidence: %w", err)
 	}
 	s.nextEv++
-	return true, nil
+	res.added, res.held = true, len(held)+1
+	return res, nil
+}
+
+// EvidenceDropped returns, by origin, how many evidence records were
+// dropped to keep each log's first and latest ones.
+func (s *Store) EvidenceDropped() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := s.scan(prefixEvDrop, func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("witness store record %q is corrupt", k)
+		}
+		out[string(k[1:])] = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return out, err
 }
 
 // Evidence returns recorded evidence, oldest first; only origin's if

@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -38,6 +37,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stele-dev/stele/internal/durable"
 )
 
 // Options configure a Witness. The zero value works.
@@ -57,7 +58,18 @@ type Options struct {
 	// stored and before the cosignature is returned. It exists for crash
 	// tests that must kill the witness at exactly that point.
 	AfterCommit func(origin string, size uint64)
+	// FixPermissions tightens a data directory that other users can reach
+	// (and everything in it) instead of refusing to open it.
+	FixPermissions bool
+	// EvidenceKeep is how many of a log's latest evidence records are
+	// kept besides its first one; older ones are dropped and counted.
+	// 0 means DefaultEvidenceKeep.
+	EvidenceKeep int
 }
+
+// DefaultEvidenceKeep is how many of a log's latest evidence records the
+// witness keeps, besides the first one ever recorded.
+const DefaultEvidenceKeep = 32
 
 // Witness is a running witness. It is safe for concurrent use.
 type Witness struct {
@@ -68,7 +80,9 @@ type Witness struct {
 	client *http.Client
 	m      *metrics
 
-	afterCommit func(origin string, size uint64)
+	afterCommit  func(origin string, size uint64)
+	evidenceKeep int
+	badProofs    badProofWarner
 
 	mu      sync.RWMutex
 	static  map[string]LogConfig
@@ -83,11 +97,14 @@ type Witness struct {
 	closeErr  error
 }
 
-// Open opens the witness in dataDir (created with mode 0700 if needed): it
-// loads or creates the key (witness.key, witness.pub) and opens the store.
+// Open opens the witness in dataDir (created with mode 0700 if needed; an
+// existing one that other users can reach is refused unless
+// Options.FixPermissions): it loads or creates the key (witness.key,
+// witness.pub) and opens the store.
 func Open(dataDir string, o Options) (*Witness, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
+	fixed, err := durable.PrivateDir(dataDir, o.FixPermissions)
+	if err != nil {
+		return nil, err
 	}
 	key, err := loadOrCreateKey(dataDir, o.Name)
 	if err != nil {
@@ -104,10 +121,18 @@ func Open(dataDir string, o Options) (*Witness, error) {
 		byID:    map[string]string{},
 		changed: make(chan struct{}, 1),
 
-		afterCommit: o.AfterCommit,
+		afterCommit:  o.AfterCommit,
+		evidenceKeep: o.EvidenceKeep,
+	}
+	w.badProofs.sometimes.Interval = BadProofWarnInterval
+	if w.evidenceKeep <= 0 {
+		w.evidenceKeep = DefaultEvidenceKeep
 	}
 	if w.log == nil {
 		w.log = slog.Default()
+	}
+	if fixed > 0 {
+		w.log.Warn("tightened the data directory's permissions (go-rwx)", "dir", dataDir, "entries", fixed)
 	}
 	if w.client == nil {
 		w.client = &http.Client{Timeout: 30 * time.Second}
@@ -146,7 +171,17 @@ func Open(dataDir string, o Options) (*Witness, error) {
 		w.store.Close()
 		return nil, err
 	}
-	w.m.evidence.Add(float64(len(evs)))
+	for _, ev := range evs {
+		w.m.evidence.WithLabelValues(ev.Origin).Inc()
+	}
+	dropped, err := w.store.EvidenceDropped()
+	if err != nil {
+		w.store.Close()
+		return nil, err
+	}
+	for origin, n := range dropped {
+		w.m.evidenceDropped.WithLabelValues(origin).Set(float64(n))
+	}
 	if err := w.rebuild(); err != nil {
 		w.store.Close()
 		return nil, err
@@ -214,6 +249,9 @@ type LogInfo struct {
 	Size     uint64 `json:"size"`
 	Root     string `json:"root,omitempty"`
 	Cosigned bool   `json:"cosigned"`
+	// EvidenceDropped is how many evidence records were dropped for this
+	// log to keep its first and latest ones (see Options.EvidenceKeep).
+	EvidenceDropped uint64 `json:"evidence_dropped,omitempty"`
 }
 
 // Logs returns the configured logs, by origin.
@@ -228,7 +266,12 @@ func (w *Witness) Logs() ([]LogInfo, error) {
 	}
 	w.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
+	dropped, err := w.store.EvidenceDropped()
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
+		out[i].EvidenceDropped = dropped[out[i].Origin]
 		st, ok, err := w.store.State(out[i].Origin)
 		if err != nil {
 			return nil, err
@@ -329,6 +372,7 @@ const (
 	ReasonOldTooLarge      = "old_too_large"
 	ReasonOldMismatch      = "old_mismatch"
 	ReasonBadProof         = "bad_proof"
+	ReasonInconsistent     = "inconsistent"
 	ReasonProofWithOldZero = "proof_with_old_zero"
 	ReasonBadEmptyRoot     = "bad_empty_root"
 	ReasonRootMismatch     = "root_mismatch"
@@ -361,6 +405,9 @@ func (w *Witness) Submit(ctx context.Context, req *Request, via string) ([]byte,
 		w.log.Error("add-checkpoint failed", "err", e.Msg)
 	}
 	w.m.observe(e, start)
+	if e != nil && e.Reason == ReasonBadProof {
+		w.badProofs.warn(w.log, req, via, e)
+	}
 	return cosig, err
 }
 
@@ -402,7 +449,7 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 		if req.Old == st.Size {
 			status = http.StatusUnprocessableEntity
 		}
-		if err := w.recordEvidence(st, cp, req, via, "same_size_different_root", status,
+		if err := w.recordEvidence(st, cp, n.Sigs, req, via, EvidenceSameSize, status,
 			fmt.Sprintf("checkpoint of size %d has root %x, but this witness cosigned root %x for that size", cp.Size, cp.Root, st.Root)); err != nil {
 			return nil, err
 		}
@@ -433,11 +480,20 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 			p[i] = req.Proof[i][:]
 		}
 		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, req.Old, cp.Size, p, st.Root[:], cp.Root[:]); err != nil {
-			if err := w.recordEvidence(st, cp, req, via, "inconsistent_proof", http.StatusUnprocessableEntity,
-				fmt.Sprintf("the consistency proof from size %d (cosigned root %x) to size %d (root %x) does not verify: %v", req.Old, st.Root, cp.Size, cp.Root, err)); err != nil {
+			// A proof that fails proves nothing by itself: anyone can post
+			// a log's genuine checkpoint with junk hashes. Only a proof
+			// that rebuilds the log-signed root of cp, from a tree whose
+			// first old entries are not the ones this witness cosigned,
+			// shows two histories under the log's key.
+			prefix, forked := forkProven(req.Old, cp.Size, p, st.Root[:], cp.Root[:])
+			if !forked {
+				return nil, refuse(http.StatusUnprocessableEntity, ReasonBadProof, "the consistency proof from size %d to %d does not verify against the root this witness cosigned: %v", req.Old, cp.Size, err)
+			}
+			if err := w.recordEvidence(st, cp, n.Sigs, req, via, EvidenceInconsistent, http.StatusUnprocessableEntity,
+				fmt.Sprintf("the consistency proof rebuilds the signed root %x of size %d from a tree whose first %d entries have root %x, but this witness cosigned root %x for size %d", cp.Root, cp.Size, req.Old, prefix, st.Root, st.Size)); err != nil {
 				return nil, err
 			}
-			return nil, refuse(http.StatusUnprocessableEntity, ReasonBadProof, "the consistency proof from size %d to %d does not verify against the root this witness cosigned: %v", req.Old, cp.Size, err)
+			return nil, refuse(http.StatusUnprocessableEntity, ReasonInconsistent, "the checkpoint of size %d does not extend the one of size %d this witness cosigned: its proof shows another history; the conflict is recorded as evidence", cp.Size, req.Old)
 		}
 	}
 
@@ -468,7 +524,35 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 	return slices.Clip(cosig), nil
 }
 
-func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, req *Request, via, reason string, status int, detail string) error {
+// forkProven reports whether p, a consistency proof from size old to
+// size whose verification against (oldRoot, newRoot) failed, nevertheless
+// rebuilds newRoot exactly, from a tree whose first old entries have
+// another root than oldRoot. Every proof hash enters the computation of
+// the new root, so (short of a SHA-256 collision) such a proof shows that
+// the tree behind newRoot does not extend the one behind oldRoot. It
+// returns the prefix root the proof commits to.
+//
+// A junk proof, one of the wrong length, or one that does not rebuild
+// newRoot proves nothing and returns false. When old is a power of two the
+// RFC 6962 proof carries no hash for the prefix (the verifier starts from
+// oldRoot itself), so it can never show a fork: false.
+func forkProven(old, size uint64, p [][]byte, oldRoot, newRoot []byte) ([]byte, bool) {
+	err := proof.VerifyConsistency(rfc6962.DefaultHasher, old, size, p, oldRoot, newRoot)
+	var rm proof.RootMismatchError
+	if !errors.As(err, &rm) || !bytes.Equal(rm.ExpectedRoot, oldRoot) || bytes.Equal(rm.CalculatedRoot, oldRoot) {
+		return nil, false // the proof is malformed, or it failed on the new root
+	}
+	if proof.VerifyConsistency(rfc6962.DefaultHasher, old, size, p, rm.CalculatedRoot, newRoot) != nil {
+		return nil, false
+	}
+	return rm.CalculatedRoot, true
+}
+
+// recordEvidence stores two validly signed, conflicting statements by a
+// log: the checkpoint this witness cosigned (st) and cp, whose log
+// signatures sigs were verified. Only the verified signatures are kept, so
+// a sender cannot pad the record.
+func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, sigs []note.Signature, req *Request, via, reason string, status int, detail string) error {
 	ev := &Evidence{
 		Origin:    cp.Origin,
 		Time:      time.Now().UTC(),
@@ -476,28 +560,25 @@ func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, req *Request, v
 		Detail:    detail,
 		Status:    status,
 		Cosigned:  string(st.Checkpoint),
-		Offending: string(req.Checkpoint),
+		Offending: cp.Text + "\n" + string(signatureLines(sigs)),
 		Old:       req.Old,
 		Via:       via,
 	}
-	for _, h := range req.Proof {
-		ev.Proof = append(ev.Proof, base64.StdEncoding.EncodeToString(h[:]))
+	if reason == EvidenceInconsistent {
+		for _, h := range req.Proof {
+			ev.Proof = append(ev.Proof, base64.StdEncoding.EncodeToString(h[:]))
+		}
 	}
-	// The same conflict is recorded once: for a same-size conflict the two
-	// checkpoints are the evidence; for a failed proof, the proof too.
-	dedup := fmt.Appendf(nil, "%s\n%s\n%d %x\n%s", cp.Origin, reason, st.Size, st.Root, cp.Text)
-	if reason != "same_size_different_root" {
-		dedup = fmt.Appendf(dedup, "%d\n%q\n", req.Old, ev.Proof)
-	}
-	added, err := w.store.putEvidence(ev, dedup)
+	res, err := w.store.putEvidence(ev, w.evidenceKeep)
 	if err != nil {
 		return err
 	}
-	if added {
-		w.m.evidence.Inc()
+	if res.added {
+		w.m.evidence.WithLabelValues(cp.Origin).Set(float64(res.held))
+		w.m.evidenceDropped.WithLabelValues(cp.Origin).Set(float64(res.dropped))
 		w.log.Error("EVIDENCE OF LOG MISBEHAVIOUR: conflicting checkpoint refused and recorded",
 			"origin", cp.Origin, "reason", reason, "evidence_id", ev.ID, "detail", detail, "via", via,
-			"cosigned_size", st.Size, "offending_size", cp.Size)
+			"cosigned_size", st.Size, "offending_size", cp.Size, "records_dropped", res.dropped)
 	}
 	return nil
 }

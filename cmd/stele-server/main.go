@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,6 +24,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"k8s.io/klog/v2"
 
+	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/server"
 )
 
@@ -65,6 +66,9 @@ type fileConfig struct {
 	PublicTilesURL     string   `json:"public_tiles_url"`
 	LogKey             string   `json:"log_key"`
 	ClaimLease         duration `json:"claim_lease"`
+	HeaderTimeout      duration `json:"header_timeout"`
+	IdleTimeout        duration `json:"idle_timeout"`
+	MaxConns           int      `json:"max_conns"`
 }
 
 type duration time.Duration
@@ -83,6 +87,7 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 }
 
 func main() {
+	durable.RestrictUmask() // everything created from here on is 0600/0700
 	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "stele-server: %v\n", err)
 		os.Exit(1)
@@ -105,6 +110,9 @@ type flags struct {
 	maxInflightBytes                                *int64
 	maxStreams                                      *uint
 	minFreeDisk                                     *int
+	headerTimeout, idleTimeout                      *time.Duration
+	maxConns                                        *int
+	fixPermissions                                  *bool
 }
 
 func newFlags() *flags {
@@ -141,6 +149,10 @@ func newFlags() *flags {
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
+	f.headerTimeout = fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)")
+	f.idleTimeout = fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close an HTTP keep-alive connection with no request, or a gRPC connection with no call, after this long")
+	f.maxConns = fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on each listener; more wait until one closes")
+	f.fixPermissions = fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
 	return f
 }
 
@@ -268,9 +280,23 @@ func run() error {
 	}
 	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
+	cfg.FixPermissions = *f.fixPermissions
 	cfg.ClaimLease = *f.claimLease
 	if !set["claim-lease"] && fc.ClaimLease != 0 {
 		cfg.ClaimLease = time.Duration(fc.ClaimLease)
+	}
+	limits := connlimit.Limits{HeaderTimeout: *f.headerTimeout, IdleTimeout: *f.idleTimeout, MaxConns: *f.maxConns}
+	if !set["header-timeout"] && fc.HeaderTimeout != 0 {
+		limits.HeaderTimeout = time.Duration(fc.HeaderTimeout)
+	}
+	if !set["idle-timeout"] && fc.IdleTimeout != 0 {
+		limits.IdleTimeout = time.Duration(fc.IdleTimeout)
+	}
+	if !set["max-conns"] && fc.MaxConns != 0 {
+		limits.MaxConns = fc.MaxConns
+	}
+	if err := limits.Check(); err != nil {
+		return err
 	}
 	grpcListen := pick("grpc-addr", *grpcAddr, fc.GRPCAddr)
 	if cfg.AuthPolicyFile != "" && cfg.TLSCertFile == "" && !loopback(grpcListen) {
@@ -320,13 +346,15 @@ func run() error {
 			srv.ReloadAuth()
 		}
 	}()
-	gs := grpc.NewServer(srv.GRPCOptions()...)
+	gs := grpc.NewServer(append(srv.GRPCOptions(), limits.GRPCOptions()...)...)
 	srv.RegisterGRPC(gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: srv.HTTPTLSConfig(),
-		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
+	httpSrv := limits.HTTPServer(srv.HTTPHandler())
+	httpSrv.TLSConfig = srv.HTTPTLSConfig()
+	httpSrv.ErrorLog = slog.NewLogLogger(handler, slog.LevelWarn)
+	gl, hl = limits.Listener(gl), limits.Listener(hl)
 	if httpSrv.TLSConfig != nil {
 		hl = tls.NewListener(hl, httpSrv.TLSConfig)
 	}

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/witness"
 )
 
@@ -35,6 +37,7 @@ const (
 )
 
 func main() {
+	durable.RestrictUmask() // everything created from here on is 0600/0700
 	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -125,8 +128,16 @@ func run(args []string, stderr io.Writer) error {
 	listen := fs.String("listen", defaultListen, "HTTP listen address")
 	name := fs.String("name", "", "witness (cosigner) name for a new key; default "+witness.DefaultName+"; must match an existing key")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	headerTimeout := fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its request headers")
+	idleTimeout := fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close a keep-alive connection with no request after this long")
+	maxConns := fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on the HTTP listener; more wait until one closes")
+	fixPerms := fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
+	}
+	limits := connlimit.Limits{HeaderTimeout: *headerTimeout, IdleTimeout: *idleTimeout, MaxConns: *maxConns}
+	if err := limits.Check(); err != nil {
+		return usageError{err.Error()}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -161,6 +172,8 @@ func run(args []string, stderr io.Writer) error {
 		Name:   pick("name", *name, fc.Name),
 		Logs:   fc.Logs,
 		Logger: logger,
+
+		FixPermissions: *fixPerms,
 	}
 	// Crash tests only: hold each reply after its state is durable, so the
 	// process can be killed at exactly that point.
@@ -179,7 +192,8 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	srv := witness.NewHTTPServer(w.Handler())
+	l = limits.Listener(l)
+	srv := limits.HTTPServer(w.Handler())
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
 	adminCtx, stopAdmin := context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/eventfile"
 	"github.com/stele-dev/stele/internal/logkey"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -50,11 +51,11 @@ func cmdSubmit(e *env, args []string) error {
 	}
 	var key ed25519.PrivateKey
 	if *keyFile != "" {
-		b, err := os.ReadFile(*keyFile)
+		b, err := durable.ReadSecret(*keyFile, "signing key") // refused if others can read it
 		if err != nil {
 			return err
 		}
-		if key, err = client.ParseSigningKey(string(b)); err != nil {
+		if key, err = client.ParseSigningKey(b); err != nil {
 			return fmt.Errorf("%s: %w", *keyFile, err)
 		}
 	}

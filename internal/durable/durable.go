@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // WriteExclusive creates path (which must not exist) with data and mode,
@@ -61,12 +60,11 @@ func SyncDir(dir string) error {
 
 // ReadOrCreateSecret returns the contents (trimmed) of the secret file at
 // path, first creating it with create() and mode 0600 when it is absent. An
-// existing file that other users can access is refused. what names the
-// secret in errors, e.g. "log key".
+// existing file that other users can access is refused (CheckSecretFile).
+// what names the secret in errors, e.g. "log key".
 func ReadOrCreateSecret(path, what string, create func() (string, error)) (string, error) {
-	raw, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	_, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		secret, err := create()
 		if err != nil {
 			return "", fmt.Errorf("generating %s: %w", what, err)
@@ -75,11 +73,6 @@ func ReadOrCreateSecret(path, what string, create func() (string, error)) (strin
 			return "", fmt.Errorf("saving new %s: %w", what, err)
 		}
 		return secret, nil
-	case err != nil:
-		return "", fmt.Errorf("reading %s: %w", what, err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s %s is accessible to other users (mode %v): run chmod 600 on it", what, path, fi.Mode().Perm())
-	}
-	return strings.TrimSpace(string(raw)), nil
+	return ReadSecret(path, what)
 }

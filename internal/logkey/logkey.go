@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,13 +61,18 @@ func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 
 // Load reads the private key in path, which must exist: it is never
 // created, so replicas that share a log cannot each make their own key. When
-// origin is set, the key's name must equal it. Nothing is written.
+// origin is set, the key's name must equal it. Nothing is written. A file
+// other users can access is refused as log.key in a data directory is
+// (durable.CheckSecretFile): a private key is private wherever it lives.
 func Load(path, origin string) (*Key, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading log key: %w (copy log.key from the log's first server, or leave --log-key unset to create one in the data directory)", err)
+	skey, err := durable.ReadSecret(path, "log key")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (copy log.key from the log's first server, or leave --log-key unset to create one in the data directory)", err)
 	}
-	return fromSecret(strings.TrimSpace(string(raw)), path, origin, "use the key's origin")
+	if err != nil {
+		return nil, err
+	}
+	return fromSecret(skey, path, origin, "use the key's origin")
 }
 
 // fromSecret makes the Key of the private key skey, read from path. When

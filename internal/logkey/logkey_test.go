@@ -365,9 +365,13 @@ func TestLoadNamedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, raw, 0o644); err != nil { // as a Secret mount might be
+	if err := os.WriteFile(keyFile, raw, 0o644); err != nil { // as a careless Secret mount might be
 		t.Fatal(err)
 	}
+	if _, err := logkey.Load(keyFile, ""); err == nil || !strings.Contains(err.Error(), "accessible to other users") || !strings.Contains(err.Error(), "chmod 600 "+keyFile) {
+		t.Fatalf("a key file readable by others: %v", err)
+	}
+	os.Chmod(keyFile, 0o600)
 	k, err := logkey.Load(keyFile, "")
 	if err != nil {
 		t.Fatal(err)
