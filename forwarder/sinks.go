@@ -1,0 +1,20 @@
+package forwarder
+
+import (
+	"slices"
+)
+
+// sinkTypes are the sink types a configuration may name.
+var sinkTypes = map[string]sinkType{
+	"files": {check: strictSettings[FilesConfig](), open: openFiles},
+}
+
+func sortedTypes() []string {
+	return slices.Sorted(func(yield func(string) bool) {
+		for k := range sinkTypes {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+}
