@@ -49,7 +49,7 @@ type Config struct {
 	// (default 16).
 	FetchConcurrency int `json:"fetch_concurrency,omitempty"`
 	// MaxBackoff caps the wait between retries (default 1m).
-	MaxBackoff Duration `json:"max_backoff,omitempty"`
+	MaxBackoff Duration     `json:"max_backoff,omitempty"`
 	Sinks      []SinkConfig `json:"sinks"`
 }
 
