@@ -7,6 +7,7 @@ import (
 // sinkTypes are the sink types a configuration may name.
 var sinkTypes = map[string]sinkType{
 	"files": {check: strictSettings[FilesConfig](), open: openFiles},
+	"kafka": {check: strictSettings[KafkaConfig](), open: openKafka},
 }
 
 func sortedTypes() []string {
