@@ -6,8 +6,9 @@ import (
 
 // sinkTypes are the sink types a configuration may name.
 var sinkTypes = map[string]sinkType{
-	"files": {check: strictSettings[FilesConfig](), open: openFiles},
-	"kafka": {check: strictSettings[KafkaConfig](), open: openKafka},
+	"files":  {check: strictSettings[FilesConfig](), open: openFiles},
+	"kafka":  {check: strictSettings[KafkaConfig](), open: openKafka},
+	"syslog": {check: strictSettings[SyslogConfig](), open: openSyslog},
 }
 
 func sortedTypes() []string {
