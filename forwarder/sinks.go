@@ -9,6 +9,7 @@ var sinkTypes = map[string]sinkType{
 	"files":  {check: strictSettings[FilesConfig](), open: openFiles},
 	"kafka":  {check: strictSettings[KafkaConfig](), open: openKafka},
 	"syslog": {check: strictSettings[SyslogConfig](), open: openSyslog},
+	"splunk": {check: strictSettings[SplunkConfig](), open: openSplunk},
 }
 
 func sortedTypes() []string {
