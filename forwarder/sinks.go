@@ -6,10 +6,11 @@ import (
 
 // sinkTypes are the sink types a configuration may name.
 var sinkTypes = map[string]sinkType{
-	"files":  {check: strictSettings[FilesConfig](), open: openFiles},
-	"kafka":  {check: strictSettings[KafkaConfig](), open: openKafka},
-	"syslog": {check: strictSettings[SyslogConfig](), open: openSyslog},
-	"splunk": {check: strictSettings[SplunkConfig](), open: openSplunk},
+	"files":         {check: strictSettings[FilesConfig](), open: openFiles},
+	"kafka":         {check: strictSettings[KafkaConfig](), open: openKafka},
+	"syslog":        {check: strictSettings[SyslogConfig](), open: openSyslog},
+	"splunk":        {check: strictSettings[SplunkConfig](), open: openSplunk},
+	"elasticsearch": {check: strictSettings[ElasticConfig](), open: openElastic},
 }
 
 func sortedTypes() []string {
