@@ -132,15 +132,12 @@ func (s *ElasticSink) Deliver(ctx context.Context, items []*Item) error {
 	off := 0
 	for _, c := range chunks(items, s.cfg.MaxBatchBytes, func(it *Item) int { return len(bodies[it]) }) {
 		err := deliverHalving(ctx, c, func(ctx context.Context, part []*Item) error { return s.bulk(ctx, part, bodies, counts) })
-		if err != nil && !mergeItemErrors(&ie, err, off, len(c)) {
-			return err
+		if err != nil {
+			mergeItemErrors(&ie, err, off, len(c))
 		}
 		off += len(c)
 	}
-	if ie.Refused == nil && ie.Retry == nil {
-		return nil
-	}
-	return &ie
+	return ie.result(len(items))
 }
 
 type bulkResponse struct {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +119,7 @@ func TestElasticsearchBulk(t *testing.T) {
 	state := t.TempDir()
 	cfg := l.config(t, state, forwarder.SinkConfig{Name: "es", Type: "elasticsearch", Settings: settings})
 	f, stop := l.runForwarder(t, cfg)
-	total := idx[len(idx)-1] + 1
+	total := slices.Max(idx) + 1
 	waitDelivered(t, f, total, time.Minute)
 	er, err := l.cli.Erase(ctx, idx[5], "GDPR Art. 17 request", "TICKET-2")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func consumeAll(t testing.TB, brokers []string, topic string, want int, wait tim
 func TestKafkaEndToEnd(t *testing.T) {
 	l := startLog(t)
 	idx := l.appendAll(t, goldenEvents(t, 60))
-	total := idx[len(idx)-1] + 1
+	total := slices.Max(idx) + 1
 	k := startKafka(t, "stele")
 	settings, _ := json.Marshal(map[string]any{"brokers": k.ListenAddrs(), "topic": "stele"})
 	cfg := l.config(t, t.TempDir(), forwarder.SinkConfig{Name: "kafka", Type: "kafka", Settings: settings})

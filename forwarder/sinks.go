@@ -11,6 +11,7 @@ var sinkTypes = map[string]sinkType{
 	"syslog":        {check: strictSettings[SyslogConfig](), open: openSyslog},
 	"splunk":        {check: strictSettings[SplunkConfig](), open: openSplunk},
 	"elasticsearch": {check: strictSettings[ElasticConfig](), open: openElastic},
+	"sentinel":      {check: strictSettings[SentinelConfig](), open: openSentinel},
 }
 
 func sortedTypes() []string {

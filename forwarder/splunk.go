@@ -141,26 +141,20 @@ func (s *SplunkSink) Deliver(ctx context.Context, items []*Item) error {
 	off := 0
 	for _, c := range chunks(items, s.cfg.MaxBatchBytes, func(it *Item) int { return len(evs[it]) }) {
 		err := deliverHalving(ctx, c, func(ctx context.Context, part []*Item) error { return s.post(ctx, part, evs) })
-		if err != nil && !mergeItemErrors(&ie, err, off, len(c)) {
-			return err
+		if err != nil {
+			mergeItemErrors(&ie, err, off, len(c))
 		}
 		off += len(c)
 	}
-	if ie.Refused == nil && ie.Retry == nil {
-		return nil
-	}
-	return &ie
+	return ie.result(len(items))
 }
 
-// mergeItemErrors adds err's outcome for n items at off into ie; false
-// when err is a whole-batch error and nothing was merged before.
-func mergeItemErrors(ie *ItemErrors, err error, off, n int) bool {
+// mergeItemErrors adds err's outcome for the n items at off into ie: an
+// *ItemErrors is shifted by off, any other error makes all n retried.
+func mergeItemErrors(ie *ItemErrors, err error, off, n int) {
 	var e *ItemErrors
 	if !errors.As(err, &e) {
-		if ie.Refused == nil && ie.Retry == nil && off == 0 {
-			return false
-		}
-		e = &ItemErrors{Retry: map[int]error{}, After: retryHint(err)}
+		e = &ItemErrors{Retry: make(map[int]error, n), After: retryHint(err)}
 		for i := range n {
 			e.Retry[i] = err
 		}
@@ -178,7 +172,23 @@ func mergeItemErrors(ie *ItemErrors, err error, off, n int) bool {
 		ie.Retry[off+i] = x
 	}
 	ie.After = max(ie.After, e.After)
-	return true
+}
+
+// result is the outcome of a batch of n items: nil when all were
+// delivered, one error when all are to be retried, else ie.
+func (ie *ItemErrors) result(n int) error {
+	switch {
+	case ie.Refused == nil && ie.Retry == nil:
+		return nil
+	case ie.Refused == nil && len(ie.Retry) == n:
+		for _, e := range ie.Retry {
+			if ie.After > 0 {
+				return RetryAfter(ie.After, e)
+			}
+			return e
+		}
+	}
+	return ie
 }
 
 // hecResponse is HEC's answer body.

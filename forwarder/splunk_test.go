@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -171,7 +172,7 @@ func readDeadLetters(t testing.TB, stateDir, sink string) []uint64 {
 func TestSplunkHEC(t *testing.T) {
 	l := startLog(t)
 	idx := l.appendAll(t, goldenEvents(t, 50))
-	total := idx[len(idx)-1] + 1
+	total := slices.Max(idx) + 1
 	h := &hec{token: "00000000-0000-4000-8000-000000000001", ack: true, poison: 17, busy: 1}
 	u, ca := startHTTPS(t, h)
 	settings, _ := json.Marshal(map[string]any{"url": u, "token_file": writeSecret(t, h.token), "tls": map[string]any{"ca_file": ca},

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,7 +158,7 @@ func TestSyslogRsyslog(t *testing.T) {
 	addr, ca, out := startRsyslog(t)
 	l := startLog(t)
 	idx := l.appendAll(t, goldenEvents(t, 30))
-	total := idx[len(idx)-1] + 1
+	total := slices.Max(idx) + 1
 	settings, _ := json.Marshal(map[string]any{"address": addr, "tls": map[string]any{"ca_file": ca}, "hostname": "fwd-test"})
 	cfg := l.config(t, t.TempDir(), forwarder.SinkConfig{Name: "syslog", Type: "syslog", Settings: settings})
 	f, stop := l.runForwarder(t, cfg)
