@@ -28,8 +28,8 @@ func startKafka(t testing.TB, topic string) *kfake.Cluster {
 	return c
 }
 
-// consumeAll reads the topic from the start until it has want records or
-// the wait ends.
+// consumeAll reads the topic from the start until it has records with
+// want distinct keys (duplicates are returned too) or the wait ends.
 func consumeAll(t testing.TB, brokers []string, topic string, want int, wait time.Duration) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -40,9 +40,13 @@ func consumeAll(t testing.TB, brokers []string, topic string, want int, wait tim
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var out []*kgo.Record
-	for len(out) < want && ctx.Err() == nil {
+	keys := map[string]bool{}
+	for len(keys) < want && ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+		fs.EachRecord(func(r *kgo.Record) {
+			out = append(out, r)
+			keys[string(r.Key)] = true
+		})
 	}
 	return out
 }
