@@ -197,3 +197,9 @@ func waitDelivered(t testing.TB, f *forwarder.Forwarder, n uint64, within time.D
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func envInt(name string) int {
+	var n int
+	fmt.Sscan(os.Getenv(name), &n)
+	return n
+}
