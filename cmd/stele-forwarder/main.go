@@ -54,6 +54,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run", "status", "check-config":
 		if err = fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
 			return 2
 		}
 		if fs.NArg() > 0 {
