@@ -122,6 +122,18 @@ func TestFilesEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "record OK") || !strings.Contains(stdout, "ocsf OK") {
 		t.Fatalf("stele verify: exit %d\n%s%s", code, stdout, stderr)
 	}
+	// Every field is checked: altering any one fails.
+	for field, val := range map[string]any{"event_id": "other", "index": 6, "kind": "x.y", "origin": "other/log", "leaf_hash": strings.Repeat("0", 64),
+		"normalized": map[string]any{"kind": "x"}, "ocsf": map[string]any{"class_uid": 1}, "salt": "AAAA", "event_time": "2020-01-01T00:00:00Z",
+		"format": "okta.systemLog", "normalized_pb": "", "receipt": "c2sp.org/tlog-proof@v1\nindex 5\n\nx\n", "type": "erased"} {
+		var m map[string]any
+		json.Unmarshal(lines[5], &m)
+		m[field] = val
+		b, _ := json.Marshal(m)
+		if _, err := record.Verify(b, l.verifier, nil); err == nil {
+			t.Errorf("a document with %s altered verified", field)
+		}
+	}
 	var d map[string]any
 	json.Unmarshal(lines[5], &d)
 	d["record"] = strings.Replace(d["record"].(string), "Core Directory", "Core Directorx", 1)

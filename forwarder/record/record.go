@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -237,6 +238,9 @@ func (d *Document) RecordBytes() ([]byte, error) {
 // must be found.
 func Find(b []byte) ([]byte, error) {
 	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, errors.New("empty input: want a Stele record document (or a SIEM's copy of one)")
+	}
 	// A syslog line or other text: the document is the first JSON object
 	// in it.
 	if len(b) > 0 && b[0] != '{' && b[0] != '[' && b[0] != '"' {
@@ -260,7 +264,7 @@ func Find(b []byte) ([]byte, error) {
 		}
 		switch x := v.(type) {
 		case map[string]any:
-			if _, ok := x["stele_record"]; ok {
+			if v, ok := x["stele_record"]; ok && !isJSONText(v) {
 				raw, err := json.Marshal(x)
 				if err == nil {
 					found = append(found, raw)
@@ -295,6 +299,13 @@ func Find(b []byte) ([]byte, error) {
 	return nil, errors.New("more than one Stele record document in the input: give one at a time")
 }
 
+// isJSONText reports whether v is a string holding a JSON object (a
+// document stored as text under a stele_record key).
+func isJSONText(v any) bool {
+	s, ok := v.(string)
+	return ok && strings.HasPrefix(strings.TrimSpace(s), "{")
+}
+
 // Parse decodes a document strictly: unknown fields are refused.
 func Parse(b []byte) (*Document, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -318,6 +329,9 @@ type Verified struct {
 	Doc     *Document
 	// Payload is the verified payload; nil for an erased entry.
 	Payload *payload.Payload
+	// OCSFChecked: the ocsf field is what this build maps the committed
+	// view to.
+	OCSFChecked bool
 	// Notes says what was not checked, and why.
 	Notes []string
 }
@@ -326,6 +340,9 @@ type Verified struct {
 // witness policy, when given). Every error wraps client.ErrVerification
 // except a document that does not parse.
 func Verify(b []byte, logVerifier note.Verifier, policy *client.Policy) (*Verified, error) {
+	if logVerifier == nil {
+		return nil, errors.New("record: no log verifier key")
+	}
 	d, err := Parse(b)
 	if err != nil {
 		return nil, err
@@ -443,11 +460,13 @@ func Verify(b []byte, logVerifier note.Verifier, policy *client.Policy) (*Verifi
 				Version string `json:"version"`
 			} `json:"metadata"`
 		}
-		if json.Unmarshal(d.OCSF, &meta) == nil && meta.Metadata.Version != identity.OCSFVersion {
+		if json.Unmarshal(d.OCSF, &meta) == nil && meta.Metadata.Version != "" && meta.Metadata.Version != identity.OCSFVersion {
 			v.Notes = append(v.Notes, fmt.Sprintf("ocsf not checked: mapped to OCSF %s, this build maps to %s (the record and view it derives from verified)", meta.Metadata.Version, identity.OCSFVersion))
 			break
 		}
 		return nil, fail("ocsf is not the OCSF form of the committed view")
+	default:
+		v.OCSFChecked = true
 	}
 	return v, nil
 }

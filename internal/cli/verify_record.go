@@ -38,7 +38,7 @@ func verifyForwarded(e *env, raw []byte, v note.Verifier, policy *client.Policy,
 	}
 	if res.Payload != nil {
 		fmt.Fprintf(e.stdout, "record OK: the original record (format %s, %d bytes) and the normalised view match the leaf's salted commitment\n", res.Payload.Format, len(res.Payload.Record))
-		if d.OCSF != nil {
+		if res.OCSFChecked {
 			fmt.Fprintln(e.stdout, "ocsf OK: the OCSF form derives from the committed view")
 		}
 		if k := r.Signer(); k != "" {
