@@ -150,11 +150,17 @@ func (l *testLog) config(t testing.TB, stateDir string, sinks ...forwarder.SinkC
 // runForwarder runs a forwarder with sinks until stop is called.
 func (l *testLog) runForwarder(t testing.TB, cfg *forwarder.Config, sinks ...forwarder.NamedSink) (f *forwarder.Forwarder, stop func()) {
 	t.Helper()
+	return runWith(t, l, cfg, l.cli, sinks...)
+}
+
+// runWith is runForwarder with another payload reader.
+func runWith(t testing.TB, l *testLog, cfg *forwarder.Config, events forwarder.EventReader, sinks ...forwarder.NamedSink) (f *forwarder.Forwarder, stop func()) {
+	t.Helper()
 	lg, err := client.NewTileLog(l.httpURL, l.verifier, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err = forwarder.New(forwarder.Options{Config: cfg, Log: lg, Events: l.cli, Logger: quiet(), Sinks: sinks})
+	f, err = forwarder.New(forwarder.Options{Config: cfg, Log: lg, Events: events, Logger: quiet(), Sinks: sinks})
 	if err != nil {
 		t.Fatal(err)
 	}
