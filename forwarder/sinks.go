@@ -12,6 +12,7 @@ var sinkTypes = map[string]sinkType{
 	"splunk":        {check: strictSettings[SplunkConfig](), open: openSplunk},
 	"elasticsearch": {check: strictSettings[ElasticConfig](), open: openElastic},
 	"sentinel":      {check: strictSettings[SentinelConfig](), open: openSentinel},
+	"securitylake":  {check: strictSettings[SecurityLakeConfig](), open: openSecurityLake},
 }
 
 func sortedTypes() []string {
