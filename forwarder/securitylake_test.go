@@ -35,6 +35,45 @@ func s3Env(t *testing.T) (endpoint, bucket string) {
 	return endpoint, bucket
 }
 
+// lakeIndexes reads back every row under a custom source and returns the
+// entries they hold.
+func lakeIndexes(t *testing.T, source string) []uint64 {
+	t.Helper()
+	endpoint, bucket := s3Env(t)
+	ctx := context.Background()
+	sdk, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion("us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := s3.NewFromConfig(sdk, func(o *s3.Options) { o.BaseEndpoint, o.UsePathStyle = aws.String(endpoint), true })
+	var out []uint64
+	p := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("ext/" + source + "/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			obj, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(obj.Body)
+			obj.Body.Close()
+			rows, err := parquet.Read[forwarder.LakeRow](bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				t.Fatalf("%s: %v", aws.ToString(o.Key), err)
+			}
+			for _, r := range rows {
+				var d struct{ Index uint64 }
+				json.Unmarshal([]byte(r.Unmapped["stele_record"]), &d)
+				out = append(out, d.Index)
+			}
+		}
+	}
+	return out
+}
+
 // TestSecurityLake forwards a real log to Security Lake's custom-source
 // layout on versitygw: the objects sit under
 // ext/<source>/region=…/accountId=…/eventDay=…/, parse as Parquet with the

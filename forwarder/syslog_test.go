@@ -81,6 +81,18 @@ func rsyslogd(t testing.TB) string {
 	return ""
 }
 
+// haveRsyslog reports whether rsyslogd can be started (without skipping).
+func haveRsyslog() bool {
+	if os.Getenv("STELE_TEST_RSYSLOGD") != "" {
+		return true
+	}
+	if _, err := exec.LookPath("rsyslogd"); err == nil {
+		return true
+	}
+	_, err := os.Stat("/usr/sbin/rsyslogd")
+	return err == nil
+}
+
 // startRsyslog starts a real rsyslogd receiving RFC 5425 (TLS, GnuTLS
 // driver) on a free loopback port and writing every message, in RFC 5424
 // form, to a file. It returns the address, the CA file and the output file.

@@ -89,18 +89,42 @@ func TestKillForwarder(t *testing.T) {
 			map[string]any{"name": "splunk", "type": "splunk", "settings": set(map[string]any{"url": hecURL, "token_file": writeSecret(t, h.token), "tls": map[string]any{"ca_file": hecCA}})},
 		},
 	}
+	in := &ingestion{tenant: "t", clientID: "c", secret: "s", dcr: "dcr-1", stream: "Custom-SteleRecords"}
+	inURL, inCA := startHTTPS(t, in)
+	in.url = inURL
+	sinks := cfg["sinks"].([]any)
+	sinks = append(sinks, map[string]any{"name": "sentinel", "type": "sentinel", "settings": set(map[string]any{"endpoint": inURL, "dcr_immutable_id": "dcr-1",
+		"tenant_id": "t", "client_id": "c", "client_secret_file": writeSecret(t, "s"), "authority_host": inURL + "/", "tls": map[string]any{"ca_file": inCA}})})
+	names := []string{"files", "kafka", "es", "splunk", "sentinel"}
+	// syslog and Security Lake need their real servers: rsyslogd, and the
+	// S3 store .ci/services starts.
+	var syslogOut string
+	if haveRsyslog() {
+		addr, ca, o := startRsyslog(t)
+		syslogOut = o
+		sinks = append(sinks, map[string]any{"name": "syslog", "type": "syslog", "settings": set(map[string]any{"address": addr, "tls": map[string]any{"ca_file": ca}})})
+		names = append(names, "syslog")
+	}
+	lakeSource := ""
+	if ep, bucket := os.Getenv("STELE_TEST_S3_ENDPOINT"), os.Getenv("STELE_TEST_S3_BUCKET"); ep != "" && bucket != "" {
+		lakeSource = "stele_torture_" + time.Now().Format("150405")
+		sinks = append(sinks, map[string]any{"name": "lake", "type": "securitylake", "settings": set(map[string]any{"bucket": bucket, "source_name": lakeSource,
+			"region": "eu-west-1", "s3_region": "us-east-1", "account_id": "123456789012", "endpoint": ep, "path_style": true})})
+		names = append(names, "lake")
+	}
+	cfg["sinks"] = sinks
 	cfgPath := filepath.Join(t.TempDir(), "forwarder.json")
 	os.WriteFile(cfgPath, set(cfg), 0o600)
 
 	// The log grows while the forwarder is killed and restarted.
-	evs := goldenEvents(t, 800)
+	evs := goldenEvents(t, 400)
 	var idx []uint64
 	var appendMu sync.Mutex
 	appendDone := make(chan struct{})
 	go func() {
 		defer close(appendDone)
-		for i := 0; i < len(evs); i += 100 {
-			got := l.appendAll(t, evs[i:min(i+100, len(evs))])
+		for i := 0; i < len(evs); i += 50 {
+			got := l.appendAll(t, evs[i:min(i+50, len(evs))])
 			appendMu.Lock()
 			idx = append(idx, got...)
 			appendMu.Unlock()
@@ -116,7 +140,7 @@ func TestKillForwarder(t *testing.T) {
 	}
 	progress := func() uint64 {
 		var n uint64
-		for _, s := range []string{"files", "kafka", "es", "splunk"} {
+		for _, s := range names {
 			n += cursorAt(t, state, s)
 		}
 		return n
@@ -132,14 +156,18 @@ func TestKillForwarder(t *testing.T) {
 		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		t.Logf("cycle %d: killed with cursors files=%d kafka=%d es=%d splunk=%d", c, cursorAt(t, state, "files"), cursorAt(t, state, "kafka"), cursorAt(t, state, "es"), cursorAt(t, state, "splunk"))
+		var at []string
+		for _, s := range names {
+			at = append(at, fmt.Sprintf("%s=%d", s, cursorAt(t, state, s)))
+		}
+		t.Logf("cycle %d: killed with cursors %v", c, at)
 	}
 	<-appendDone
 	total := slices.Max(idx) + 1
 	t0 := time.Now()
 	cmd := start()
 	deadline := time.Now().Add(2 * time.Minute)
-	for _, s := range []string{"files", "kafka", "es", "splunk"} {
+	for _, s := range names {
 		for cursorAt(t, state, s) < total {
 			if time.Now().After(deadline) {
 				t.Fatalf("sink %s at %d of %d after the last restart", s, cursorAt(t, state, s), total)
@@ -207,4 +235,38 @@ func TestKillForwarder(t *testing.T) {
 	}
 	h.mu.Unlock()
 	count("splunk", hidx)
+	in.mu.Lock()
+	var sidx []uint64
+	for _, r := range in.rows {
+		var row forwarder.SentinelRow
+		json.Unmarshal(r, &row)
+		sidx = append(sidx, row.SteleIndex)
+	}
+	in.mu.Unlock()
+	count("sentinel", sidx)
+	if syslogOut != "" {
+		var yidx []uint64
+		for _, line := range readSyslog(t, syslogOut, int(total), 30*time.Second) {
+			doc, err := record.Find([]byte(line))
+			if err != nil {
+				t.Fatalf("syslog: %v", err)
+			}
+			var d struct{ Index uint64 }
+			json.Unmarshal(doc, &d)
+			yidx = append(yidx, d.Index)
+		}
+		count("syslog", yidx)
+	}
+	if lakeSource != "" {
+		lidx := lakeIndexes(t, lakeSource)
+		seen := map[uint64]int{}
+		for _, i := range lidx {
+			seen[i]++
+		}
+		for i := range total {
+			if seen[i] != 1 {
+				t.Fatalf("security lake: entry %d in %d rows, want exactly one", i, seen[i])
+			}
+		}
+	}
 }
