@@ -11,9 +11,11 @@ import (
 )
 
 // isForwardedRecord tells a stele-forwarder record (JSON, possibly inside
-// a SIEM's wrapping or a syslog line) from a C2SP tlog-proof receipt.
+// a SIEM's wrapping or a syslog line) from a C2SP tlog-proof receipt:
+// anything else is verified as a receipt, and refused as one.
 func isForwardedRecord(b []byte) bool {
-	return !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("c2sp.org/tlog-proof@"))
+	return !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("c2sp.org/tlog-proof@")) &&
+		bytes.Contains(b, []byte("stele_record"))
 }
 
 // verifyForwarded checks a record as a SIEM returns it: the Stele record
