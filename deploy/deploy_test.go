@@ -45,6 +45,7 @@ var coverage = []struct{ pattern, check string }{
 	{"config/stele-witness.json", "TestWitnessConfig"},
 	{"config/auth-policy.example.json", "server TestExamplePolicyLoads (server/auth_test.go)"},
 	{"config/stele-forwarder.json", "TestForwarderDeploy (deploy/forwarder_test.go)"},
+	{"compose/stele-forwarder.json", "TestCompose, with the forwarder's strict loader"},
 	{"kubernetes/stele-forwarder.json", "TestForwarderDeploy (deploy/forwarder_test.go)"},
 	{"sentinel/*.json", "TestSentinelDefinitions (deploy/forwarder_test.go)"},
 	{"*_test.go", "these tests"},
