@@ -6,12 +6,15 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/stele-dev/stele/forwarder"
 )
 
 // composeFile is the part of the Compose specification deploy/compose uses.
@@ -95,7 +98,7 @@ func TestCompose(t *testing.T) {
 	env := envExample(t, "compose/stele.env.example")
 	gitignore, _ := os.ReadFile("compose/.gitignore")
 
-	var servers, witnesses int
+	var servers, witnesses, forwarders int
 	for name, s := range c.Services {
 		where := "compose service " + name
 		for dep := range s.DependsOn {
@@ -165,6 +168,22 @@ func TestCompose(t *testing.T) {
 			if setting(vals, cfg, "storage") == "aws" {
 				checkComposeAWS(t, where, c, cfg, env)
 			}
+		case bin == "stele-forwarder" && sub == "run":
+			forwarders++
+			var fc *forwarder.Config
+			if src := bindSource(s.Volumes, vals["config"]); src == "" {
+				t.Errorf("%s: --config %s is not a file mounted from deploy/compose", where, vals["config"])
+				continue
+			} else if fc, err = forwarder.LoadConfig(filepath.Join("compose", src)); err != nil {
+				t.Errorf("%s: %v", where, err)
+				continue
+			}
+			if volumeAt(s.Volumes, path.Dir(fc.Log.KeyFile)) == "" {
+				t.Errorf("%s: the log key %s is not on a volume", where, fc.Log.KeyFile)
+			}
+			httpPort = portOf(t, where, fc.Listen)
+			listenPorts = []string{httpPort}
+			dataDir = fc.StateDir
 		case bin == "stele-witness" && sub == "run":
 			witnesses++
 			httpPort = portOf(t, where, vals["listen"])
@@ -198,12 +217,20 @@ func TestCompose(t *testing.T) {
 		if m[1] != httpPort {
 			t.Errorf("%s: health check on port %s, the HTTP listener is on %s", where, m[1], httpPort)
 		}
+		if bin == "stele-forwarder" {
+			// It needs a log to be healthy; its /healthz is tested in
+			// forwarder TestDelivery.
+			if m[2] != healthPath {
+				t.Errorf("%s: health check path %s, want %s", where, m[2], healthPath)
+			}
+			continue
+		}
 		if !serves(t, bin, m[2]) {
 			t.Errorf("%s: health check path %s: %s does not answer 200 there", where, m[2], bin)
 		}
 	}
-	if servers != 1 || witnesses != 2 {
-		t.Errorf("compose runs %d servers and %d witnesses, want 1 and 2", servers, witnesses)
+	if servers != 1 || witnesses != 2 || forwarders != 1 {
+		t.Errorf("compose runs %d servers, %d witnesses and %d forwarders, want 1, 2 and 1", servers, witnesses, forwarders)
 	}
 }
 

@@ -44,6 +44,10 @@ var coverage = []struct{ pattern, check string }{
 	{"config/*.env.example", "TestSystemd"},
 	{"config/stele-witness.json", "TestWitnessConfig"},
 	{"config/auth-policy.example.json", "server TestExamplePolicyLoads (server/auth_test.go)"},
+	{"config/stele-forwarder.json", "TestForwarderDeploy (deploy/forwarder_test.go)"},
+	{"compose/stele-forwarder.json", "TestCompose, with the forwarder's strict loader"},
+	{"kubernetes/stele-forwarder.json", "TestForwarderDeploy (deploy/forwarder_test.go)"},
+	{"sentinel/*.json", "TestSentinelDefinitions (deploy/forwarder_test.go)"},
 	{"*_test.go", "these tests"},
 }
 
@@ -241,6 +245,12 @@ func commandLine(t *testing.T, where string, argv []string) (bin, sub string, va
 			sub, args = args[0], args[1:]
 		}
 		return bin, sub, parseArgs(t, where, flagsOf(t, "stele-witness", sub), args)
+	case "stele-forwarder":
+		sub = "run"
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			sub, args = args[0], args[1:]
+		}
+		return bin, sub, parseArgs(t, where, flagsOf(t, "stele-forwarder", sub), args)
 	default:
 		t.Errorf("%s: runs %q, not a Stele command", where, argv[0])
 		return bin, "", nil

@@ -225,6 +225,8 @@ func cmdVerify(e *env, args []string) error {
 	fs := newFlags("verify")
 	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
 	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
+	// RECEIPT may also be a record stele-forwarder delivered, as a SIEM
+	// returns it (see verifyForwarded).
 	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the receipt's checkpoint must carry its quorum of witness cosignatures")
 	pos, err := parse(e, fs, args)
 	if err != nil {
@@ -257,6 +259,12 @@ func cmdVerify(e *env, args []string) error {
 	fail := func(err error) error {
 		fmt.Fprintf(e.stderr, "verification FAILED: %v\n", err)
 		return errFailed
+	}
+	if isForwardedRecord(raw) {
+		if *eventPath != "" {
+			return usagef("--event is for a receipt: a forwarded record carries its event")
+		}
+		return verifyForwarded(e, raw, v, policy, fail)
 	}
 	r, err := client.VerifyReceipt(raw, v)
 	if err != nil {
