@@ -58,6 +58,7 @@ func init() {
 		{"proof", "verify an entry's inclusion proof from the log's tiles", cmdProof},
 		{"consistency", "verify that the log's tree extends an older one (or the trusted state)", cmdConsistency},
 		{"monitor", "follow the log, check witnesses, and alert on identity threats", cmdMonitor},
+		{"mirror", "keep a verified, byte-identical copy of the log's tiles (and serve it)", cmdMirror},
 	}
 }
 
