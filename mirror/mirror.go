@@ -111,11 +111,7 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mirror: the local copy's %w", err)
 	}
-	rng, err := m.localRange(ctx, cp.Size)
-	if err != nil {
-		return nil, fmt.Errorf("mirror: the local copy in %s: %w", cfg.Dir, err)
-	}
-	if err := m.checkRoot(rng, cp, "the local tiles"); err != nil {
+	if err := m.verifyLocal(ctx, cp); err != nil {
 		return nil, fmt.Errorf("mirror: the local copy in %s: %w", cfg.Dir, err)
 	}
 	m.cur = cp
@@ -183,7 +179,11 @@ func width(p uint8) int {
 func (m *Mirror) Sync(ctx context.Context) (*client.Checkpoint, error) {
 	cp, err := m.cfg.Log.Checkpoint(ctx)
 	if err != nil {
-		return m.cur, fmt.Errorf("source %w", err)
+		var ue *client.UnreachableError
+		if errors.As(err, &ue) || errors.Is(err, fs.ErrNotExist) || ctx.Err() != nil {
+			return m.cur, fmt.Errorf("source checkpoint: %w", err)
+		}
+		return m.cur, fmt.Errorf("%w: source %v", ErrVerification, err)
 	}
 	oldSize := uint64(0)
 	if m.cur != nil {
@@ -433,4 +433,74 @@ func (m *Mirror) Run(ctx context.Context, interval time.Duration) error {
 		case <-t.C:
 		}
 	}
+}
+
+// verifyLocal re-verifies the whole copy against cp, one file at a time:
+// every level-0 tile is the leaf hashes of its entry bundle, every higher
+// tile the roots of the full tiles below it, and both the entries and the
+// tiles give cp's root.
+func (m *Mirror) verifyLocal(ctx context.Context, cp *client.Checkpoint) error {
+	n := cp.Size
+	rng := m.rf.NewEmptyRange(0)
+	for bi := uint64(0); bi*layout.EntryBundleWidth < n; bi++ {
+		p := layout.PartialTileSize(0, bi, n)
+		b, err := m.local.ReadEntryBundle(ctx, bi, p)
+		if err != nil {
+			return err
+		}
+		cut, err := cutBundle(b, width(p))
+		if err != nil || len(cut) != len(b) {
+			return fmt.Errorf("%w: %s is not a canonical bundle of %d entries", ErrVerification, layout.EntriesPath(bi, p), width(p))
+		}
+		var want []byte
+		for _, e := range entries(b) {
+			h := rfc6962.DefaultHasher.HashLeaf(e)
+			want = append(want, h...)
+			if err := rng.Append(h, nil); err != nil {
+				return err
+			}
+		}
+		if err := m.checkLocalTile(ctx, 0, bi, p, want); err != nil {
+			return err
+		}
+	}
+	if err := m.checkRoot(rng, cp, "the local entry bundles"); err != nil {
+		return err
+	}
+	for level := uint64(1); n>>(layout.TileHeight*level) > 0; level++ {
+		nodes := n >> (layout.TileHeight * level)
+		for ti := uint64(0); ti*layout.TileWidth < nodes; ti++ {
+			p := layout.PartialTileSize(level, ti, n)
+			var want []byte
+			for j := range uint64(width(p)) {
+				c, err := m.local.ReadTile(ctx, level-1, ti*layout.TileWidth+j, 0)
+				if err != nil {
+					return err
+				}
+				if len(c) != 32*layout.TileWidth {
+					return fmt.Errorf("%w: %s is not a full tile", ErrVerification, layout.TilePath(level-1, ti*layout.TileWidth+j, 0))
+				}
+				want = append(want, subtreeRoot(c)...)
+			}
+			if err := m.checkLocalTile(ctx, level, ti, p, want); err != nil {
+				return err
+			}
+		}
+	}
+	trng, err := m.localRange(ctx, n)
+	if err != nil {
+		return err
+	}
+	return m.checkRoot(trng, cp, "the local tiles")
+}
+
+func (m *Mirror) checkLocalTile(ctx context.Context, level, index uint64, p uint8, want []byte) error {
+	got, err := m.local.ReadTile(ctx, level, index, p)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: %s does not match the hashes of the entries it covers", ErrVerification, layout.TilePath(level, index, p))
+	}
+	return nil
 }
