@@ -123,6 +123,13 @@ func (s *source) tileLog(t *testing.T) *client.TileLog {
 // submit appends n new events and waits for a checkpoint covering them.
 func (s *source) submit(t testing.TB, n int) {
 	t.Helper()
+	if err := s.submitErr(n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// submitErr is submit for goroutines other than the test's.
+func (s *source) submitErr(n int) error {
 	evs := make([]*stelev1.Event, n)
 	for i := range evs {
 		evs[i] = &stelev1.Event{Source: "test/mirror", EventId: fmt.Sprintf("ev-%06d", s.next), Kind: "user.signin",
@@ -134,37 +141,41 @@ func (s *source) submit(t testing.TB, n int) {
 	defer cancel()
 	rs, err := (&client.Submitter{Client: s.cli, BatchEvents: 100}).Submit(ctx, evs)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for i, r := range rs {
 		if !r.OK() {
-			t.Fatalf("event %d: %v", i, r.Code)
+			return fmt.Errorf("event %d: %v", i, r.Code)
 		}
 	}
-	s.waitSize(t, uint64(s.next))
-}
-
-func (s *source) checkpointSize(t testing.TB) uint64 {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(s.logDir(), "checkpoint"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var origin string
-	var size uint64
-	fmt.Sscanf(string(raw), "%s\n%d\n", &origin, &size)
-	return size
-}
-
-func (s *source) waitSize(t testing.TB, n uint64) {
-	t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	for s.checkpointSize(t) < n {
+	for {
+		size, err := s.size()
+		if err != nil {
+			return err
+		}
+		if size >= uint64(s.next) {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the source's checkpoint did not reach size %d", n)
+			return fmt.Errorf("the source's checkpoint did not reach size %d", s.next)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// size reads the size of the source's published checkpoint.
+func (s *source) size() (uint64, error) {
+	raw, err := os.ReadFile(filepath.Join(s.logDir(), "checkpoint"))
+	if err != nil {
+		return 0, err
+	}
+	var origin string
+	var size uint64
+	if _, err := fmt.Sscanf(string(raw), "%s\n%d\n", &origin, &size); err != nil {
+		return 0, fmt.Errorf("source checkpoint: %v", err)
+	}
+	return size, nil
 }
 
 // covered lists every tlog-tiles file a checkpoint of size n covers.
