@@ -139,6 +139,10 @@ func TestMirrorKill9(t *testing.T) {
 	if err != nil || !rep.Verified || rep.EntriesRead != size {
 		t.Fatalf("audit of the served copy: %v, verified %v, %d entries", err, rep.Verified, rep.EntriesRead)
 	}
+	metrics, err := httpGet("http://" + addr + "/metrics")
+	if err != nil || !bytes.Contains(metrics, fmt.Appendf(nil, "\nstele_mirror_size %d\n", size)) || !bytes.Contains(metrics, []byte(`stele_mirror_syncs_total{outcome="ok"}`)) {
+		t.Fatalf("metrics: %v\n%s", err, metrics)
+	}
 	// A file outside tlog-tiles is never served.
 	if _, err := httpGet("http://" + addr + "/checkpoint.tmp"); err == nil {
 		t.Fatal("served a non-tlog-tiles path")

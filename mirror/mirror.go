@@ -81,6 +81,8 @@ type Mirror struct {
 	local tiles.Reader
 	rf    *compact.RangeFactory
 	cur   *client.Checkpoint // the mirrored checkpoint; nil when empty
+
+	metrics *metrics
 }
 
 // New opens the copy in cfg.Dir (creating the directory if needed) and
@@ -99,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
-	m := &Mirror{cfg: cfg, local: tiles.DirReader(cfg.Dir), rf: &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}}
+	m := &Mirror{cfg: cfg, local: tiles.DirReader(cfg.Dir), rf: &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}, metrics: newMetrics()}
 	raw, err := m.local.ReadCheckpoint(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, nil
@@ -115,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 		return nil, fmt.Errorf("mirror: the local copy in %s: %w", cfg.Dir, err)
 	}
 	m.cur = cp
+	m.metrics.size.Set(float64(cp.Size))
 	return m, nil
 }
 
@@ -177,6 +180,12 @@ func width(p uint8) int {
 // verifies, and returns the mirrored checkpoint. On error nothing of the
 // new checkpoint is written and the copy stays at the previous one.
 func (m *Mirror) Sync(ctx context.Context) (*client.Checkpoint, error) {
+	cp, err := m.sync(ctx)
+	m.metrics.observe(err)
+	return cp, err
+}
+
+func (m *Mirror) sync(ctx context.Context) (*client.Checkpoint, error) {
 	cp, err := m.cfg.Log.Checkpoint(ctx)
 	if err != nil {
 		var ue *client.UnreachableError
@@ -225,6 +234,7 @@ func (m *Mirror) Sync(ctx context.Context) (*client.Checkpoint, error) {
 			return m.cur, fmt.Errorf("mirror: writing %s: %w", r.path(), err)
 		}
 	}
+	m.metrics.fetched.Add(float64(len(res)))
 	if err := m.writeCheckpoint(cp); err != nil {
 		return m.cur, err
 	}
@@ -237,6 +247,7 @@ func (m *Mirror) writeCheckpoint(cp *client.Checkpoint) error {
 		return fmt.Errorf("mirror: writing the checkpoint: %w", err)
 	}
 	m.cur = cp
+	m.metrics.size.Set(float64(cp.Size))
 	return nil
 }
 

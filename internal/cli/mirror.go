@@ -23,7 +23,7 @@ func cmdMirror(e *env, args []string) error {
 	logURL := fs.String("log", "", "root URL of the source log's tlog-tiles HTTP API, e.g. http://127.0.0.1:8080/")
 	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
 	dir := fs.String("to", "", "directory holding the copy (created if needed; resumed if it holds one)")
-	serve := fs.String("serve", "", "also serve the copy read-only over tlog-tiles HTTP on this address, e.g. 127.0.0.1:8081")
+	serve := fs.String("serve", "", "also serve the copy read-only over tlog-tiles HTTP on this address, e.g. 127.0.0.1:8081, with Prometheus metrics at /metrics")
 	interval := fs.Duration("interval", 10*time.Second, "how often to poll the source's checkpoint")
 	once := fs.Bool("once", false, "catch up once, then exit")
 	timeout := fs.Duration("timeout", time.Minute, "deadline of each HTTP request to the source")
@@ -89,7 +89,10 @@ func cmdMirror(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: tiles.NewHandler(tiles.DirReader(*dir), tiles.WithLogger(logger)),
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.MetricsHandler())
+		mux.Handle("/", tiles.NewHandler(tiles.DirReader(*dir), tiles.WithLogger(logger)))
+		srv := &http.Server{Handler: mux,
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
