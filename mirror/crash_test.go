@@ -93,6 +93,7 @@ func TestMirrorKill9(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cycle %d: the copy does not verify after SIGKILL: %v\n%s", cycle, err, logs)
 		}
+		m.Close()
 		var size uint64
 		if cp := m.Checkpoint(); cp != nil {
 			size = cp.Size

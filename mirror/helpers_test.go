@@ -214,12 +214,13 @@ func sameFiles(t testing.TB, src, dst string, n uint64) int {
 	return len(ps)
 }
 
-// listFiles returns every file under dir with its contents.
+// listFiles returns every file under dir with its contents, but for the
+// mirror's lock file.
 func listFiles(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
+		if err != nil || fi.IsDir() || fi.Name() == ".mirror.lock" {
 			return err
 		}
 		b, err := os.ReadFile(p)

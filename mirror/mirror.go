@@ -83,11 +83,13 @@ type Mirror struct {
 	cur   *client.Checkpoint // the mirrored checkpoint; nil when empty
 
 	metrics *metrics
+	unlock  func()
 }
 
 // New opens the copy in cfg.Dir (creating the directory if needed) and
-// re-verifies its checkpoint, if any: its signature by the log key, and
-// that the root computed from the local tiles is the checkpoint's root.
+// re-verifies its checkpoint, if any: its signature by the log key, every
+// local bundle and tile, and the root (see verifyLocal). The directory is
+// locked until Close: a second Mirror on it fails.
 func New(ctx context.Context, cfg Config) (*Mirror, error) {
 	if cfg.Log == nil || cfg.Dir == "" {
 		return nil, errors.New("mirror: a source log and a directory are required")
@@ -101,24 +103,42 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
-	m := &Mirror{cfg: cfg, local: tiles.DirReader(cfg.Dir), rf: &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}, metrics: newMetrics()}
+	unlock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	m := &Mirror{unlock: unlock, cfg: cfg, local: tiles.DirReader(cfg.Dir), rf: &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}, metrics: newMetrics()}
+	if err := m.open(ctx); err != nil {
+		unlock()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close releases the directory for another Mirror.
+func (m *Mirror) Close() error {
+	m.unlock()
+	return nil
+}
+
+func (m *Mirror) open(ctx context.Context) error {
 	raw, err := m.local.ReadCheckpoint(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mirror: local %w", err)
+		return fmt.Errorf("mirror: local %w", err)
 	}
-	cp, err := client.ParseCheckpoint(raw, cfg.Log.Verifier())
+	cp, err := client.ParseCheckpoint(raw, m.cfg.Log.Verifier())
 	if err != nil {
-		return nil, fmt.Errorf("mirror: the local copy's %w", err)
+		return fmt.Errorf("mirror: the local copy's %w", err)
 	}
 	if err := m.verifyLocal(ctx, cp); err != nil {
-		return nil, fmt.Errorf("mirror: the local copy in %s: %w", cfg.Dir, err)
+		return fmt.Errorf("mirror: the local copy in %s: %w", m.cfg.Dir, err)
 	}
 	m.cur = cp
 	m.metrics.size.Set(float64(cp.Size))
-	return m, nil
+	return nil
 }
 
 // Checkpoint is the mirrored checkpoint, or nil when nothing is mirrored yet.

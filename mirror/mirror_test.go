@@ -42,6 +42,7 @@ func newMirror(t *testing.T, lg *client.TileLog, dir string) *mirror.Mirror {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { m.Close() })
 	return m
 }
 
@@ -162,6 +163,11 @@ func TestMirrorLiveLog(t *testing.T) {
 		}
 	}
 
+	// The directory is locked while a Mirror has it open.
+	if _, err := mirror.New(ctx, mirror.Config{Log: lg, Dir: dir}); err == nil || !strings.Contains(err.Error(), "another stele mirror is writing") {
+		t.Fatalf("a second Mirror on the same directory: %v", err)
+	}
+	m.Close()
 	// A new Mirror on the same directory resumes from it.
 	m2 := newMirror(t, lg, dir)
 	if m2.Checkpoint() == nil || m2.Checkpoint().Size != 731 {
@@ -173,6 +179,7 @@ func TestMirrorLiveLog(t *testing.T) {
 // want, and that the directory is exactly as before.
 func refused(t *testing.T, m *mirror.Mirror, dir, want string) {
 	t.Helper()
+	defer m.Close()
 	before := listFiles(t, dir)
 	_, err := m.Sync(ctxFor(t))
 	if err == nil || !errors.Is(err, mirror.ErrVerification) || !strings.Contains(err.Error(), want) {
@@ -274,6 +281,7 @@ func TestMirrorRefusesTamperedSource(t *testing.T) {
 	if err != nil || good.Size != 300 {
 		t.Fatalf("%v %v", good, err)
 	}
+	m.Close()
 
 	t.Run("same size, other root", func(t *testing.T) {
 		forged := signCheckpoint(t, key.Signer, 300, bytes.Repeat([]byte{7}, 32))
@@ -308,10 +316,12 @@ func TestMirrorRefusesTamperedSource(t *testing.T) {
 		refused(t, newMirror(t, lg, dir), dir, "fork")
 	})
 	// Untampered again, the mirror catches up.
-	cp, err := newMirror(t, lg, dir).Sync(ctx)
+	m = newMirror(t, lg, dir)
+	cp, err := m.Sync(ctx)
 	if err != nil || cp.Size != 600 {
 		t.Fatalf("%v %v", cp, err)
 	}
+	m.Close()
 	sameFiles(t, src.logDir(), dir, 600)
 
 	t.Run("altered local copy", func(t *testing.T) {

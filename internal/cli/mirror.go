@@ -69,6 +69,7 @@ func cmdMirror(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	if cp := m.Checkpoint(); cp != nil {
 		logger.Info("resuming from the local copy", "dir", *dir, "origin", cp.Origin, "size", cp.Size)
 	}
