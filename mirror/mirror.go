@@ -27,7 +27,12 @@
 // the local tiles) and resumes from it.
 //
 // The directory can be served read-only with internal/tiles
-// (tiles.NewHandler(tiles.DirReader(dir))).
+// (tiles.NewHandler(tiles.DirReader(dir))), or by any static web server:
+// files are 0644, directories 0755. A Mirror holds an advisory lock on
+// dir/.mirror.lock while it is open.
+//
+// The mirrored checkpoint is the resume state: there is no separate
+// client.StateStore file that could disagree with the copy after a crash.
 package mirror
 
 import (
@@ -250,7 +255,13 @@ func (m *Mirror) sync(ctx context.Context) (*client.Checkpoint, error) {
 		return m.cur, err
 	}
 	for _, r := range res {
-		if err := durable.WriteAtomic(filepath.Join(m.cfg.Dir, filepath.FromSlash(r.path())), r.data, 0o644); err != nil {
+		// The copy is public: directories 0755 (durable would make them
+		// 0700), so another user's web server can serve it too.
+		path := filepath.Join(m.cfg.Dir, filepath.FromSlash(r.path()))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return m.cur, fmt.Errorf("mirror: %w", err)
+		}
+		if err := durable.WriteAtomic(path, r.data, 0o644); err != nil {
 			return m.cur, fmt.Errorf("mirror: writing %s: %w", r.path(), err)
 		}
 	}

@@ -105,6 +105,9 @@ func TestMirrorLiveLog(t *testing.T) {
 	if len(sizes) < 3 {
 		t.Fatalf("only %d sizes mirrored while the log grew", len(sizes))
 	}
+	if fi, err := os.Stat(filepath.Join(dir, "tile", "entries")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("tile/entries: %v %v, want a 0755 directory", fi.Mode(), err)
+	}
 	// Nothing but tlog-tiles files is in the copy.
 	for p := range listFiles(t, dir) {
 		if p != "checkpoint" && !strings.HasPrefix(p, "tile/") || strings.HasSuffix(p, ".tmp") {
