@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -76,10 +78,11 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		UpdateScripts:       *update,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits": cmdExits,
+			"exits":    cmdExits,
+			"waithttp": cmdWaitHTTP,
 		},
 		Setup: func(env *testscript.Env) error {
-			ports, err := freePorts(2)
+			ports, err := freePorts(3)
 			if err != nil {
 				return err
 			}
@@ -88,6 +91,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("GRPC", grpcAddr)
 			env.Setenv("HTTP", httpAddr)
 			env.Setenv("STELE_SERVER", grpcAddr)
+			env.Setenv("MIRROR", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2]))) // stele mirror --serve
 			env.Setenv("PATH", serverBinDir+string(os.PathListSeparator)+env.Getenv("PATH"))
 			return nil
 		},
@@ -116,6 +120,28 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdWaitHTTP is "waithttp URL": wait (up to a minute) until GET URL
+// answers 200, for a server started in the background with &name&.
+func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waithttp URL")
+	}
+	var last error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(args[0])
+		if err != nil {
+			last = err
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		last = fmt.Errorf("HTTP status %s", resp.Status)
+	}
+	ts.Fatalf("waithttp %s: %v", args[0], last)
 }
 
 var (

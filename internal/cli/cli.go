@@ -61,6 +61,7 @@ func init() {
 		{"state", "replay the verified log into identity state (roles, grants, credentials, policies, users)", cmdState},
 		{"drift", "compare the ledger's identity state with a Graph snapshot and a baseline", cmdDrift},
 		{"history", "every event naming a subject (UPN, object id, appId, AWS ARN), with inclusion proofs", cmdHistory},
+		{"mirror", "keep a verified, byte-identical copy of the log's tiles (and serve it)", cmdMirror},
 	}
 }
 

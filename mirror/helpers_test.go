@@ -1,0 +1,235 @@
+package mirror_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera/api/layout"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/logkey"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binary builds the real stele-server and stele commands once per run.
+func binary(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "stele-mirror-bin"); buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "../cmd/stele-server", "../cmd/stele").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// source is a real stele-server.
+type source struct {
+	dir, grpcAddr, httpAddr string
+	cli                     *client.Client
+	logs                    *bytes.Buffer
+	next                    int // next event number to submit
+}
+
+func startSource(t *testing.T) *source {
+	t.Helper()
+	s := &source{dir: t.TempDir(), grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &bytes.Buffer{}}
+	cmd := exec.Command(binary(t, "stele-server"), "--data-dir", s.dir, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--checkpoint-interval", "100ms")
+	cmd.Stderr = s.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.url() + "checkpoint")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not come up: %v\n%s", err, s.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := client.Dial(s.grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s.cli = c
+	return s
+}
+
+func (s *source) url() string     { return "http://" + s.httpAddr + "/" }
+func (s *source) logDir() string  { return filepath.Join(s.dir, "log") }
+func (s *source) keyPath() string { return filepath.Join(s.dir, logkey.PublicFile) }
+
+func (s *source) tileLog(t *testing.T) *client.TileLog {
+	t.Helper()
+	v, err := logkey.ReadVerifier(s.keyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := client.NewTileLog(s.url(), v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lg
+}
+
+// submit appends n new events and waits for a checkpoint covering them.
+func (s *source) submit(t testing.TB, n int) {
+	t.Helper()
+	if err := s.submitErr(n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// submitErr is submit for goroutines other than the test's.
+func (s *source) submitErr(n int) error {
+	evs := make([]*stelev1.Event, n)
+	for i := range evs {
+		evs[i] = &stelev1.Event{Source: "test/mirror", EventId: fmt.Sprintf("ev-%06d", s.next), Kind: "user.signin",
+			EventTime: timestamppb.New(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(s.next) * time.Second)),
+			Format:    "json", Record: fmt.Appendf(nil, `{"i":%d}`, s.next)}
+		s.next++
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rs, err := (&client.Submitter{Client: s.cli, BatchEvents: 100}).Submit(ctx, evs)
+	if err != nil {
+		return err
+	}
+	for i, r := range rs {
+		if !r.OK() {
+			return fmt.Errorf("event %d: %v", i, r.Code)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		size, err := s.size()
+		if err != nil {
+			return err
+		}
+		if size >= uint64(s.next) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the source's checkpoint did not reach size %d", s.next)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// size reads the size of the source's published checkpoint.
+func (s *source) size() (uint64, error) {
+	raw, err := os.ReadFile(filepath.Join(s.logDir(), "checkpoint"))
+	if err != nil {
+		return 0, err
+	}
+	var origin string
+	var size uint64
+	if _, err := fmt.Sscanf(string(raw), "%s\n%d\n", &origin, &size); err != nil {
+		return 0, fmt.Errorf("source checkpoint: %v", err)
+	}
+	return size, nil
+}
+
+// covered lists every tlog-tiles file a checkpoint of size n covers.
+func covered(n uint64) []string {
+	var ps []string
+	for bi := uint64(0); bi*layout.EntryBundleWidth < n; bi++ {
+		ps = append(ps, layout.EntriesPath(bi, layout.PartialTileSize(0, bi, n)))
+	}
+	for level := uint64(0); n>>(layout.TileHeight*level) > 0; level++ {
+		nodes := n >> (layout.TileHeight * level)
+		for ti := uint64(0); ti*layout.TileWidth < nodes; ti++ {
+			ps = append(ps, layout.TilePath(level, ti, layout.PartialTileSize(level, ti, n)))
+		}
+	}
+	return ps
+}
+
+// sameFiles checks that every file a checkpoint of size n covers is in
+// both directories with the same bytes, and returns how many were compared.
+func sameFiles(t testing.TB, src, dst string, n uint64) int {
+	t.Helper()
+	ps := covered(n)
+	for _, p := range ps {
+		a, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatalf("source: %v", err)
+		}
+		b, err := os.ReadFile(filepath.Join(dst, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatalf("mirror: %v", err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Fatalf("%s differs between the source and the mirror", p)
+		}
+	}
+	return len(ps)
+}
+
+// listFiles returns every file under dir with its contents, but for the
+// mirror's lock file.
+func listFiles(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Name() == ".mirror.lock" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

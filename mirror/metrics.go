@@ -1,0 +1,62 @@
+package mirror
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the mirror's Prometheus metrics, on a registry of its own.
+type metrics struct {
+	reg     *prometheus.Registry
+	size    prometheus.Gauge
+	syncs   *prometheus.CounterVec
+	lastOK  prometheus.Gauge
+	fetched prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		size: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stele_mirror_size",
+			Help: "Size of the checkpoint mirrored (verified and written).",
+		}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stele_mirror_syncs_total",
+			Help: "Catch-ups, by outcome: ok, unreachable (retried), refused (the source showed something that does not verify; needs attention).",
+		}, []string{"outcome"}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stele_mirror_last_success_timestamp_seconds",
+			Help: "Unix time of the last catch-up that succeeded.",
+		}),
+		fetched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stele_mirror_resources_written_total",
+			Help: "Tiles and entry bundles verified and written.",
+		}),
+	}
+	m.reg.MustRegister(m.size, m.syncs, m.lastOK, m.fetched,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(err error) {
+	switch {
+	case err == nil:
+		m.syncs.WithLabelValues("ok").Inc()
+		m.lastOK.Set(float64(time.Now().Unix()))
+	case errors.Is(err, ErrVerification):
+		m.syncs.WithLabelValues("refused").Inc()
+	default:
+		m.syncs.WithLabelValues("unreachable").Inc()
+	}
+}
+
+// MetricsHandler serves the mirror's Prometheus metrics.
+func (m *Mirror) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{})
+}
