@@ -58,6 +58,8 @@ func init() {
 		{"proof", "verify an entry's inclusion proof from the log's tiles", cmdProof},
 		{"consistency", "verify that the log's tree extends an older one (or the trusted state)", cmdConsistency},
 		{"monitor", "follow the log, check witnesses, and alert on identity threats", cmdMonitor},
+		{"report", "write a signed compliance evidence report (HTML, JSON, PDF) for a period", cmdReport},
+		{"verify-report", "check a report directory against its operator signature", cmdVerifyReport},
 	}
 }
 
