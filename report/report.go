@@ -17,9 +17,6 @@ package report
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,7 +27,6 @@ import (
 	"strings"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
 	mproof "github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -39,6 +35,7 @@ import (
 
 	"github.com/stele-dev/stele/audit"
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/cosig"
 	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/payload"
 )
@@ -300,13 +297,16 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	var policy *client.Policy
-	var wvs []witnessVerifier
+	var wvs []cosig.Witness
 	if len(cfg.PolicyText) > 0 {
 		if policy, err = client.ParsePolicy(cfg.PolicyText); err != nil {
 			return nil, err
 		}
-		if r.Witnesses, wvs, err = policyWitnesses(cfg.PolicyText); err != nil {
+		if wvs, err = cosig.Witnesses(cfg.PolicyText); err != nil {
 			return nil, err
+		}
+		for _, w := range wvs {
+			r.Witnesses = append(r.Witnesses, Witness{Name: w.Name, Key: w.Key, KeyHash: w.KeyHash, KeySHA256: w.KeySHA256, URL: w.URL})
 		}
 	}
 
@@ -388,58 +388,12 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	return r, nil
 }
 
-func keyHashes(vkey string) (hash, sum string, err error) {
-	parts := strings.Split(vkey, "+")
-	if len(parts) != 3 {
-		return "", "", fmt.Errorf("verifier key %q is not name+hash+key", vkey)
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil || len(raw) < 2 {
-		return "", "", fmt.Errorf("verifier key %q: bad key encoding", vkey)
-	}
-	s := sha256.Sum256(raw[1:])
-	return parts[1], hex.EncodeToString(s[:]), nil
-}
-
 func logInfo(url, vkey string, v note.Verifier) (LogInfo, error) {
-	h, s, err := keyHashes(vkey)
+	h, s, err := cosig.KeyHashes(vkey)
 	if err != nil {
 		return LogInfo{}, err
 	}
 	return LogInfo{URL: url, Origin: v.Name(), VerifierKey: vkey, KeyHash: h, KeySHA256: s}, nil
-}
-
-type witnessVerifier struct {
-	name string
-	v    note.Verifier
-}
-
-// policyWitnesses reads the witness lines of a C2SP tlog-policy (already
-// validated by client.ParsePolicy).
-func policyWitnesses(text []byte) ([]Witness, []witnessVerifier, error) {
-	var ws []Witness
-	var vs []witnessVerifier
-	for line := range strings.SplitSeq(string(text), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || f[0] != "witness" {
-			continue
-		}
-		v, err := fnote.NewVerifierForCosignatureV1(f[2])
-		if err != nil {
-			return nil, nil, fmt.Errorf("witness policy: witness %s: %w", f[1], err)
-		}
-		h, s, err := keyHashes(f[2])
-		if err != nil {
-			return nil, nil, err
-		}
-		w := Witness{Name: f[1], Key: f[2], KeyHash: h, KeySHA256: s}
-		if len(f) > 3 {
-			w.URL = f[3]
-		}
-		ws = append(ws, w)
-		vs = append(vs, witnessVerifier{f[1], v})
-	}
-	return ws, vs, nil
 }
 
 // readLeaves reads and decodes every entry of the tree of size size. An
@@ -626,22 +580,18 @@ func erasures(ctx context.Context, leaves []*leaf.Leaf, p Period, fetch ErasureF
 
 // checkpointInfo describes cp: its cosignatures by the policy's witnesses
 // and when it existed.
-func checkpointInfo(cp *client.Checkpoint, leaves []*leaf.Leaf, wvs []witnessVerifier, policy *client.Policy) Checkpoint {
+func checkpointInfo(cp *client.Checkpoint, leaves []*leaf.Leaf, wvs []cosig.Witness, policy *client.Policy) Checkpoint {
 	c := Checkpoint{Size: cp.Size, Root: hex.EncodeToString(cp.Root[:]), Raw: string(cp.Raw), Cosigners: []Cosigning{}}
 	var lastAdmitted time.Time
 	if cp.Size > 0 && leaves[cp.Size-1] != nil {
 		lastAdmitted = leaves[cp.Size-1].AdmittedTime.UTC()
 	}
 	for _, wv := range wvs {
-		n, err := note.Open(cp.Raw, note.VerifierList(wv.v))
-		if err != nil || len(n.Sigs) == 0 {
-			continue
-		}
-		ts, ok := cosignatureTime(n.Sigs[0])
+		ts, ok := wv.Time(cp.Raw)
 		if !ok {
 			continue
 		}
-		cs := Cosigning{Witness: wv.name, Time: ts}
+		cs := Cosigning{Witness: wv.Name, Time: ts}
 		if !lastAdmitted.IsZero() {
 			cs.LatencySeconds = ts.Sub(lastAdmitted).Seconds()
 		}
@@ -658,16 +608,6 @@ func checkpointInfo(cp *client.Checkpoint, leaves []*leaf.Leaf, wvs []witnessVer
 		c.PolicyMet = &met
 	}
 	return c
-}
-
-// cosignatureTime reads the timestamp of a verified C2SP tlog-cosignature
-// v1 signature: key hash (4) | timestamp (8, big-endian seconds) | Ed25519 (64).
-func cosignatureTime(s note.Signature) (time.Time, bool) {
-	b, err := base64.StdEncoding.DecodeString(s.Base64)
-	if err != nil || len(b) != 4+8+64 {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(binary.BigEndian.Uint64(b[4:12])), 0).UTC(), true
 }
 
 // consistency proves each checkpoint of the period consistent with the
