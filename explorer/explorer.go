@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -295,9 +296,14 @@ func (e *explorer) apiEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "this server does not serve events to the explorer")
 		return
 	}
+	authz := r.Header.Get("Authorization")
+	if authz != "" && r.TLS == nil && !loopback(r.RemoteAddr) {
+		writeError(w, http.StatusBadRequest, "a token was sent over plain HTTP from off this host, where anyone on the path can read it: use the server over TLS (--tls-cert), and revoke that token")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	ev, err := e.o.Event(ctx, idx, r.Header.Get("Authorization"))
+	ev, err := e.o.Event(ctx, idx, authz)
 	if err != nil {
 		st := status.Convert(err)
 		code := map[codes.Code]int{codes.Unauthenticated: http.StatusUnauthorized, codes.PermissionDenied: http.StatusForbidden,
@@ -325,4 +331,13 @@ func (e *explorer) apiEvent(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func loopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
