@@ -65,6 +65,7 @@ type fileConfig struct {
 	PublicTilesURL     string   `json:"public_tiles_url"`
 	LogKey             string   `json:"log_key"`
 	ClaimLease         duration `json:"claim_lease"`
+	Retention          string   `json:"retention"`
 }
 
 type duration time.Duration
@@ -98,6 +99,7 @@ type flags struct {
 	storage, s3Bucket, s3Prefix, s3Endpoint         *string
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
 	s3PathStyle                                     *bool
+	retention                                       *string
 	cpInterval, witnessTimeout, claimLease          *time.Duration
 	rebuild, witnessFailOpen                        *bool
 	rateLimit                                       *float64
@@ -141,6 +143,7 @@ func newFlags() *flags {
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
+	f.retention = fs.String("retention", "", "aws: S3 Object Lock on every tile and entry bundle, MODE:DURATION (governance|compliance, e.g. compliance:7y); needs a bucket with Object Lock (docs/security.md)")
 	return f
 }
 
@@ -268,6 +271,7 @@ func run() error {
 	}
 	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
+	cfg.Retention = pick("retention", *f.retention, fc.Retention)
 	cfg.ClaimLease = *f.claimLease
 	if !set["claim-lease"] && fc.ClaimLease != 0 {
 		cfg.ClaimLease = time.Duration(fc.ClaimLease)

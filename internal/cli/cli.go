@@ -60,6 +60,7 @@ func init() {
 		{"monitor", "follow the log, check witnesses, and alert on identity threats", cmdMonitor},
 		{"report", "write a signed compliance evidence report (HTML, JSON, PDF) for a period", cmdReport},
 		{"verify-report", "check a report directory against its operator signature", cmdVerifyReport},
+		{"retention-check", "list the log's tiles and bundles whose S3 Object Lock retention is missing or short", cmdRetentionCheck},
 	}
 }
 
