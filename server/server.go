@@ -297,6 +297,9 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.cps = newCheckpoints(s)
 	go s.cps.run(ctx)
+	if s.aws == nil {
+		go s.sealFullTiles(ctx, time.Second)
+	}
 	var marks *watermark
 	var claims *mysqlstore.Store
 	if s.aws == nil {
