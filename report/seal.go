@@ -66,27 +66,20 @@ func VerifyDir(dir string, v note.Verifier) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: the operator's signature does not verify with key %s: %w", SigFile, v.Name(), err)
 	}
-	body, ok := strings.CutPrefix(n.Text, sealHeader)
-	if !ok {
-		return nil, fmt.Errorf("%s is not a stele report seal (want first line %q)", SigFile, strings.TrimSpace(sealHeader))
+	lines, err := parseSeal(n.Text)
+	if err != nil {
+		return nil, err
 	}
 	var names []string
-	for line := range strings.SplitSeq(strings.TrimSuffix(body, "\n"), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "sha256" || !slices.Contains([]string{JSONFile, HTMLFile, PDFFile}, f[2]) || slices.Contains(names, f[2]) {
-			return nil, fmt.Errorf("%s: malformed line %q", SigFile, line)
-		}
-		b, err := os.ReadFile(filepath.Join(dir, f[2]))
+	for _, l := range lines {
+		b, err := os.ReadFile(filepath.Join(dir, l.name))
 		if err != nil {
-			return nil, fmt.Errorf("%s is sealed but cannot be read: %w", f[2], err)
+			return nil, fmt.Errorf("%s is sealed but cannot be read: %w", l.name, err)
 		}
-		if got := Digest(b); got != f[1] {
-			return nil, fmt.Errorf("%s was changed after it was sealed: its SHA-256 is %s, the seal says %s", f[2], got, f[1])
+		if got := Digest(b); got != l.digest {
+			return nil, fmt.Errorf("%s was changed after it was sealed: its SHA-256 is %s, the seal says %s", l.name, got, l.digest)
 		}
-		names = append(names, f[2])
-	}
-	if !slices.Contains(names, JSONFile) || !slices.Contains(names, HTMLFile) {
-		return nil, fmt.Errorf("%s does not cover both %s and %s", SigFile, JSONFile, HTMLFile)
+		names = append(names, l.name)
 	}
 	// The page must show the twin it was rendered with.
 	twin, _ := os.ReadFile(filepath.Join(dir, JSONFile))
@@ -95,4 +88,31 @@ func VerifyDir(dir string, v note.Verifier) ([]string, error) {
 		return nil, fmt.Errorf("%s does not show the SHA-256 of %s", HTMLFile, JSONFile)
 	}
 	return names, nil
+}
+
+type sealLine struct{ digest, name string }
+
+// parseSeal reads the text of a seal strictly: the header, then one
+// "sha256 <64 hex> <file>" line per file, each file at most once, among
+// them report.json and report.html.
+func parseSeal(text string) ([]sealLine, error) {
+	body, ok := strings.CutPrefix(text, sealHeader)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a stele report seal (want first line %q)", SigFile, strings.TrimSpace(sealHeader))
+	}
+	var out []sealLine
+	var names []string
+	for line := range strings.SplitSeq(strings.TrimSuffix(body, "\n"), "\n") {
+		f := strings.Split(line, " ")
+		if len(f) != 3 || f[0] != "sha256" || len(f[1]) != 64 || strings.Trim(f[1], "0123456789abcdef") != "" ||
+			!slices.Contains([]string{JSONFile, HTMLFile, PDFFile}, f[2]) || slices.Contains(names, f[2]) {
+			return nil, fmt.Errorf("%s: malformed line %q", SigFile, line)
+		}
+		out = append(out, sealLine{f[1], f[2]})
+		names = append(names, f[2])
+	}
+	if !slices.Contains(names, JSONFile) || !slices.Contains(names, HTMLFile) {
+		return nil, fmt.Errorf("%s does not cover both %s and %s", SigFile, JSONFile, HTMLFile)
+	}
+	return out, nil
 }

@@ -79,11 +79,14 @@ func Parse(s string) (Retention, error) {
 // an entry bundle: what retention applies to. The checkpoint, which is
 // replaced every second, is not (a versioned bucket keeps its versions).
 func IsLogObject(prefix, key string) bool {
-	rest, ok := strings.CutPrefix(key, strings.Trim(prefix, "/"))
-	if !ok {
-		return false
+	if p := strings.Trim(prefix, "/"); p != "" {
+		rest, ok := strings.CutPrefix(key, p+"/")
+		if !ok {
+			return false
+		}
+		key = rest
 	}
-	return strings.HasPrefix(strings.TrimPrefix(rest, "/"), "tile/")
+	return strings.HasPrefix(key, "tile/")
 }
 
 // Middleware returns an S3 client option that sets r's Object Lock mode
