@@ -38,14 +38,19 @@ type Log struct {
 	PolicyFile  string
 	Policy      []byte
 	WitnessName string
+
+	stop func()
 }
 
-// Start runs a server in a fresh directory; with witness, a real
+// Start runs a server in cfg.DataDir (default: a fresh directory); with witness, a real
 // stele-witness (the witness package over HTTP on loopback) must cosign
 // every checkpoint before it is published.
 func Start(t testing.TB, withWitness bool, cfg server.Config) *Log {
 	t.Helper()
-	dir := t.TempDir()
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +97,7 @@ func Start(t testing.TB, withWitness bool, cfg server.Config) *Log {
 	if l.Client, err = client.Dial(l.GRPC); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	l.stop = func() {
 		l.Client.Close()
 		gs.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -101,8 +106,17 @@ func Start(t testing.TB, withWitness bool, cfg server.Config) *Log {
 			t.Errorf("closing server: %v", err)
 		}
 		hs.Close()
-	})
+	}
+	t.Cleanup(l.Stop)
 	return l
+}
+
+// Stop stops the server (once; it also stops when the test ends).
+func (l *Log) Stop() {
+	if l.stop != nil {
+		l.stop()
+		l.stop = nil
+	}
 }
 
 func listen(t testing.TB) net.Listener {
