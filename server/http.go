@@ -14,6 +14,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.tilesHandler())
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("/ui/", s.explorerHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	return mux
 }

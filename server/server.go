@@ -51,6 +51,11 @@ type Config struct {
 	// created when absent. A named file is never created: replicas on aws
 	// must share one key.
 	LogKeyFile string
+	// Retention, on aws, is "MODE:DURATION" (governance or compliance, e.g.
+	// compliance:7y): every tile and entry bundle is written with that S3
+	// Object Lock retention, and the server refuses to start on a bucket
+	// without Object Lock (internal/worm, docs/security.md).
+	Retention string
 	// ClaimLease is how long, on aws, a replica's claim on an event stands
 	// before another replica may take it over (internal/mysqlstore).
 	// Default 2 minutes.
@@ -304,6 +309,9 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.cps = newCheckpoints(s)
 	go s.cps.run(ctx)
+	if s.aws == nil {
+		go s.sealFullTiles(ctx, time.Second)
+	}
 	var marks *watermark
 	var claims *mysqlstore.Store
 	if s.aws == nil {

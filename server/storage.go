@@ -24,6 +24,7 @@ import (
 	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/internal/tiles"
+	"github.com/stele-dev/stele/internal/worm"
 	"github.com/stele-dev/stele/leaf"
 )
 
@@ -58,6 +59,9 @@ type payloadStore interface {
 func (c *Config) checkStorage() error {
 	switch c.Storage {
 	case StoragePOSIX:
+		if c.Retention != "" {
+			return fmt.Errorf("retention (S3 Object Lock) is for storage %q; on %q full tiles and bundles are made read-only, and WORM is the file system's (docs/security.md)", StorageAWS, StoragePOSIX)
+		}
 		return nil
 	case StorageAWS:
 	default:
@@ -75,6 +79,11 @@ func (c *Config) checkStorage() error {
 	}
 	if c.CheckpointInterval < time.Second {
 		return fmt.Errorf("storage %q publishes at most one checkpoint a second: set the checkpoint interval to 1s or more (it is %s)", StorageAWS, c.CheckpointInterval)
+	}
+	if c.Retention != "" {
+		if _, err := worm.Parse(c.Retention); err != nil {
+			return err
+		}
 	}
 	if c.PublicTilesURL != "" && !strings.HasPrefix(c.PublicTilesURL, "https://") && !strings.HasPrefix(c.PublicTilesURL, "http://") {
 		return fmt.Errorf("public tiles URL %q is not an http(s) URL", c.PublicTilesURL)
@@ -112,15 +121,19 @@ func (s *Server) awsDriver(ctx context.Context) (tessera.Driver, error) {
 		}
 		o.UsePathStyle = s.cfg.S3PathStyle
 	}
-	s.aws.s3 = s3.NewFromConfig(sdk, s3opts)
 	s.aws.bucket, s.aws.prefix = s.cfg.S3Bucket, strings.Trim(s.cfg.S3Prefix, "/")
+	s3opts, err = s.withRetention(ctx, sdk, s3opts)
+	if err != nil {
+		return nil, err
+	}
+	s.aws.s3 = s3.NewFromConfig(sdk, s3opts)
 	dc := tessaws.Config{
 		Bucket:       s.cfg.S3Bucket,
 		BucketPrefix: s.aws.prefix,
 		DSN:          s.cfg.MySQLDSN,
 		HTTPClient:   s.witnessClient(),
 	}
-	if s.cfg.S3Endpoint != "" || s.cfg.S3PathStyle || s.cfg.S3Region != "" {
+	if s.cfg.S3Endpoint != "" || s.cfg.S3PathStyle || s.cfg.S3Region != "" || s.cfg.Retention != "" {
 		// Tessera's driver uses its own defaults unless given a config.
 		dc.SDKConfig, dc.S3Options = &sdk, s3opts
 	}

@@ -69,6 +69,7 @@ type fileConfig struct {
 	HeaderTimeout      duration `json:"header_timeout"`
 	IdleTimeout        duration `json:"idle_timeout"`
 	MaxConns           int      `json:"max_conns"`
+	Retention          string   `json:"retention"`
 }
 
 type duration time.Duration
@@ -103,6 +104,7 @@ type flags struct {
 	storage, s3Bucket, s3Prefix, s3Endpoint         *string
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
 	s3PathStyle                                     *bool
+	retention                                       *string
 	cpInterval, witnessTimeout, claimLease          *time.Duration
 	rebuild, witnessFailOpen                        *bool
 	rateLimit                                       *float64
@@ -153,6 +155,7 @@ func newFlags() *flags {
 	f.idleTimeout = fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close an HTTP keep-alive connection with no request, or a gRPC connection with no call, after this long")
 	f.maxConns = fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on each listener; more wait until one closes")
 	f.fixPermissions = fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
+	f.retention = fs.String("retention", "", "aws: S3 Object Lock on every tile and entry bundle, MODE:DURATION (governance|compliance, e.g. compliance:7y); needs a bucket with Object Lock (docs/security.md)")
 	return f
 }
 
@@ -281,6 +284,7 @@ func run() error {
 	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
 	cfg.FixPermissions = *f.fixPermissions
+	cfg.Retention = pick("retention", *f.retention, fc.Retention)
 	cfg.ClaimLease = *f.claimLease
 	if !set["claim-lease"] && fc.ClaimLease != 0 {
 		cfg.ClaimLease = time.Duration(fc.ClaimLease)

@@ -62,6 +62,9 @@ func init() {
 		{"drift", "compare the ledger's identity state with a Graph snapshot and a baseline", cmdDrift},
 		{"history", "every event naming a subject (UPN, object id, appId, AWS ARN), with inclusion proofs", cmdHistory},
 		{"mirror", "keep a verified, byte-identical copy of the log's tiles (and serve it)", cmdMirror},
+		{"report", "write a signed compliance evidence report (HTML, JSON, PDF) for a period", cmdReport},
+		{"verify-report", "check a report directory against its operator signature", cmdVerifyReport},
+		{"retention-check", "list the log's tiles and bundles whose S3 Object Lock retention is missing or short", cmdRetentionCheck},
 	}
 }
 

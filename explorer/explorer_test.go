@@ -1,0 +1,286 @@
+package explorer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stele-dev/stele/internal/headless"
+	"github.com/stele-dev/stele/internal/steletest"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+	"github.com/stele-dev/stele/server"
+)
+
+var updateScreenshots = flag.Bool("update-screenshots", false, "rewrite docs/explorer-*.png from the test's browser")
+
+func chromium(t *testing.T) string {
+	p := headless.Find()
+	if p == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no Chromium: install Debian's chromium (.ci/services does)")
+		}
+		t.Skip("SKIPPING: no Chromium installed (apt-get install chromium, or set STELE_CHROMIUM)")
+	}
+	return p
+}
+
+// tamperingProxy serves the log through a proxy that flips one bit of the
+// first inclusion-proof hash the explorer's API returns: a server lying
+// about an entry.
+func tamperingProxy(t *testing.T, target string) string {
+	u, _ := url.Parse(target)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(u.ResolveReference(&url.URL{Path: r.URL.Path}).String())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if strings.HasPrefix(r.URL.Path, "/ui/api/entry/") && resp.StatusCode == 200 {
+			var m map[string]any
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Error(err)
+			}
+			proof := m["proof"].([]any)
+			h, _ := base64.StdEncoding.DecodeString(proof[0].(string))
+			h[7] ^= 0x20
+			proof[0] = base64.StdEncoding.EncodeToString(h)
+			body, _ = json.Marshal(m)
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/"
+}
+
+// wait drops a poll's value.
+func wait(a chromedp.Action[bool]) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := a(ctx, t)
+		return err
+	})
+}
+
+func lookupIndex(t *testing.T, ctx context.Context, base string, index int) (status, steps, event string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"ui/"),
+		wait(chromedp.Poll[bool](`document.getElementById('cp-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(20*time.Second))),
+		chromedp.SendKeys("#index", fmt.Sprint(index)),
+		chromedp.Click("button[type=submit]"),
+		wait(chromedp.Poll[bool](`/Verified|FAILED/.test(document.getElementById('entry-status').textContent)`, chromedp.WithPollingTimeout(20*time.Second))),
+	); err != nil {
+		t.Fatal(err)
+	}
+	get := func(js string) string {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	status = get(`document.getElementById('entry-status').textContent`)
+	steps = get(`document.getElementById('proof-steps').innerText`)
+	if strings.Contains(status, "Verified") {
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('event').textContent !== ''`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event = get(`document.getElementById('event').innerText`)
+	return
+}
+
+// TestExplorerInChromium serves the explorer from a real server whose
+// checkpoints a real witness cosigns, and drives it in headless Chromium:
+// a real proof verifies step by step, a tampered one is shown as failed,
+// and the page passes basic accessibility checks.
+func TestExplorerInChromium(t *testing.T) {
+	exe := chromium(t)
+	l := steletest.Start(t, true, server.Config{})
+	var evs []*stelev1.Event
+	for i := range 11 {
+		id := fmt.Sprintf("a1b2c3d4-0000-4000-8000-%012d", i)
+		evs = append(evs, &stelev1.Event{Source: "entra/00000000-0000-0000-0000-000000000001/audit", EventId: id,
+			Kind: "directory.role.member.add", EventTime: timestamppb.New(time.Now().Add(-time.Minute)), Format: "entra.directoryAudit",
+			Record: fmt.Appendf(nil, `{"id":%q,"activityDisplayName":"Add member to role","activityDateTime":"2026-11-25T10:00:00Z","result":"success","category":"RoleManagement","initiatedBy":{"user":{"userPrincipalName":"admin@contoso.example"}}}`, id)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := l.Client.Append(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitSize(t, 11)
+
+	bctx, stop := headless.New(context.Background(), exe)
+	defer stop()
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(900, 1000)); err != nil {
+		t.Fatal(err)
+	}
+
+	status, steps, event := lookupIndex(t, bctx, l.URL, 6)
+	if !strings.Contains(status, "Verified: entry 6 is in the log's tree of size 11") {
+		t.Errorf("status: %q", status)
+	}
+	for _, want := range []string{"Ed25519 signature over the", "verifies (WebCrypto)", "leaf hash SHA-256(0x00", "step 1: sibling", "the computed root equals the checkpoint's root"} {
+		if !strings.Contains(steps, want) {
+			t.Errorf("steps lack %q:\n%s", want, steps)
+		}
+	}
+	if strings.Contains(steps, "FAILED") {
+		t.Errorf("a step failed:\n%s", steps)
+	}
+	if !strings.Contains(event, `"activityDisplayName":"Add member to role"`) || !strings.Contains(event, "Normalised event") {
+		t.Errorf("event: %q", event)
+	}
+	page, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Checkpoint verified: stele.localhost/log holds 11 entries", "w1", "11 events in the last 60 minutes"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	screenshot(t, bctx, "explorer-verified.png")
+	a11y(t, bctx)
+
+	status, steps, _ = lookupIndex(t, bctx, tamperingProxy(t, l.URL), 6)
+	if !strings.Contains(status, "Verification FAILED for entry 6") || !strings.Contains(steps, "✗ FAILED: the computed root") {
+		t.Errorf("a tampered proof: status %q\n%s", status, steps)
+	}
+	if role, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('entry-status').getAttribute('role')`)); role != "alert" {
+		t.Errorf("the failed state is not announced: role %q", role)
+	}
+	screenshot(t, bctx, "explorer-failed.png")
+}
+
+// a11y checks accessibility basics: a language, one h1 and no skipped
+// heading level, a label for every input, named buttons, charts with a
+// text alternative, table headers with a scope.
+func a11y(t *testing.T, ctx context.Context) {
+	t.Helper()
+	problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+	  const p = [];
+	  if (!document.documentElement.lang) p.push("no lang on <html>");
+	  if (document.querySelectorAll("h1").length !== 1) p.push("not exactly one h1");
+	  let prev = 0;
+	  for (const h of document.querySelectorAll("h1,h2,h3,h4,h5,h6")) {
+	    const n = +h.tagName[1];
+	    if (n > prev + 1) p.push("heading level skipped at " + h.textContent);
+	    prev = n;
+	  }
+	  for (const i of document.querySelectorAll("input,select,textarea")) {
+	    if (!(i.labels && i.labels.length) && !i.getAttribute("aria-label")) p.push("input without a label: " + i.id);
+	  }
+	  for (const b of document.querySelectorAll("button")) if (!b.textContent.trim() && !b.getAttribute("aria-label")) p.push("unnamed button");
+	  for (const s of document.querySelectorAll("svg")) if (s.getAttribute("role") !== "img" || !s.getAttribute("aria-label")) p.push("chart without a text alternative");
+	  for (const th of document.querySelectorAll("th")) if (!th.getAttribute("scope")) p.push("th without scope");
+	  if (!document.title) p.push("no title");
+	  return p;
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		t.Errorf("accessibility basics: %v", problems)
+	}
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('h-lookup').scrollIntoView(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("screenshot is not a PNG")
+	}
+	if *updateScreenshots {
+		if err := os.WriteFile("../docs/"+name, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestExplorerEventNeedsReader: on a server with an access policy, the
+// explorer's event route authorises the browser's bearer token as gRPC
+// GetEvent would: no token, or a token without the reader role, is refused;
+// a reader token reads the record.
+func TestExplorerEventNeedsReader(t *testing.T) {
+	dir := t.TempDir()
+	l := steletest.Start(t, false, server.Config{DataDir: dir})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rec := `{"id":"e-1","activityDisplayName":"Add member to role","result":"success"}`
+	if _, err := l.Client.Append(ctx, []*stelev1.Event{{Source: "entra/t/audit", EventId: "e-1", Kind: "directory.role.member.add",
+		EventTime: timestamppb.Now(), Format: "entra.directoryAudit", Record: []byte(rec)}}); err != nil {
+		t.Fatal(err)
+	}
+	l.WaitSize(t, 1)
+	l.Stop()
+
+	hash := func(tok string) string { h := sha256.Sum256([]byte(tok)); return hex.EncodeToString(h[:]) }
+	pol := filepath.Join(t.TempDir(), "auth.json")
+	if err := os.WriteFile(pol, fmt.Appendf(nil, `{"identities":[
+		{"name":"auditor","token_sha256":%q,"roles":["reader"]},
+		{"name":"collector","token_sha256":%q,"roles":["producer"],"sources":["entra/*/audit"]}]}`, hash("reader-token"), hash("producer-token")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l = steletest.Start(t, false, server.Config{DataDir: dir, AuthPolicyFile: pol})
+	get := func(token string) (int, string) {
+		req, _ := http.NewRequest("GET", l.URL+"ui/api/event/0", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(""); code != 401 || !strings.Contains(body, "Unauthenticated") {
+		t.Errorf("no token: %d %s", code, body)
+	}
+	if code, body := get("wrong-token"); code != 401 || !strings.Contains(body, "not valid") {
+		t.Errorf("unknown token: %d %s", code, body)
+	}
+	if code, body := get("producer-token"); code != 403 || !strings.Contains(body, "lacks the reader role") {
+		t.Errorf("producer token: %d %s", code, body)
+	}
+	code, body := get("reader-token")
+	var ev struct{ Record string }
+	if err := json.Unmarshal([]byte(body), &ev); code != 200 || err != nil || ev.Record != rec {
+		t.Errorf("reader token: %d %s", code, body)
+	}
+	// The proof side stays public: leaves hold no personal data.
+	if resp, err := http.Get(l.URL + "ui/api/entry/0"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("entry without a token: %v %v", resp, err)
+	}
+}

@@ -1,0 +1,262 @@
+// Stele log explorer. Plain JavaScript, no dependencies, no build step.
+// Everything shown as verified is checked here, in the browser, with
+// WebCrypto: the checkpoint's Ed25519 signature (C2SP signed note) and the
+// entry's RFC 9162 inclusion proof (SHA-256) up to the checkpoint's root.
+"use strict";
+
+const enc = new TextEncoder();
+const $ = (id) => document.getElementById(id);
+
+function b64dec(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const concat = (...parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+};
+const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+async function sha256(b) { return new Uint8Array(await crypto.subtle.digest("SHA-256", b)); }
+
+class VerifyError extends Error {}
+
+// A step list: each step is shown as it is checked; the first failure ends it.
+class Steps {
+  constructor(ol) { this.ol = ol; ol.replaceChildren(); this.ok = true; }
+  pass(text) { this.add(text, true); }
+  fail(text) { this.add(text, false); this.ok = false; throw new VerifyError(text); }
+  check(cond, okText, failText) { cond ? this.pass(okText) : this.fail(failText); }
+  add(text, ok) {
+    const li = document.createElement("li");
+    li.className = ok ? "ok" : "fail";
+    li.textContent = (ok ? "✓ " : "✗ FAILED: ") + text;
+    this.ol.append(li);
+  }
+}
+
+// parseVerifierKey reads a signed-note Ed25519 verifier key name+hash+base64(0x01||key).
+async function parseVerifierKey(vkey, steps) {
+  // name+hash+key: the base64 key may itself hold '+'.
+  const t = vkey.trim(), i = t.indexOf("+"), j = t.indexOf("+", i + 1);
+  if (i < 0 || j < 0) steps.fail(`the log key ${JSON.stringify(vkey)} is not name+hash+key`);
+  const name = t.slice(0, i), id = t.slice(i + 1, j);
+  let raw;
+  try { raw = b64dec(t.slice(j + 1)); } catch { steps.fail("the log key's base64 does not decode"); }
+  steps.check(raw.length === 33 && raw[0] === 1, `log key ${name} is an Ed25519 key`, "the log key is not an Ed25519 (type 0x01) key");
+  const want = hex((await sha256(concat(enc.encode(name + "\n"), raw))).slice(0, 4));
+  steps.check(want === id, `the key's ID ${id} is SHA-256(name, key), as signed notes require`, `the key's ID ${id} is not its hash ${want}`);
+  return { name, id, pub: raw.slice(1) };
+}
+
+// verifyCheckpoint checks a C2SP checkpoint's log signature and parses it.
+async function verifyCheckpoint(raw, vkey, steps) {
+  const key = await parseVerifierKey(vkey, steps);
+  const split = raw.indexOf("\n\n");
+  if (split < 0) steps.fail("the checkpoint is not a signed note (no blank line before the signatures)");
+  const text = raw.slice(0, split + 1);
+  const sigLines = raw.slice(split + 2).split("\n").filter((l) => l !== "");
+  let sig = null;
+  for (const line of sigLines) {
+    const m = /^\u2014 (\S+) (\S+)$/.exec(line);
+    if (!m) steps.fail(`malformed signature line ${JSON.stringify(line)}`);
+    if (m[1] !== key.name) continue;
+    const b = b64dec(m[2]);
+    if (b.length === 68 && hex(b.slice(0, 4)) === key.id) sig = b.slice(4);
+  }
+  steps.check(sig !== null, `found the log's signature line (${key.name}, key ID ${key.id}) among ${sigLines.length} signature(s)`,
+    `no signature by ${key.name} with key ID ${key.id}`);
+  const k = await crypto.subtle.importKey("raw", key.pub, { name: "Ed25519" }, false, ["verify"]);
+  const ok = await crypto.subtle.verify({ name: "Ed25519" }, k, sig, enc.encode(text));
+  steps.check(ok, `the Ed25519 signature over the ${enc.encode(text).length}-byte checkpoint text verifies (WebCrypto)`,
+    "the Ed25519 signature over the checkpoint text does not verify");
+  const lines = text.split("\n");
+  steps.check(lines[0] === key.name, `the checkpoint's origin is the key's name, ${key.name}`, `the checkpoint's origin ${JSON.stringify(lines[0])} is not the key's name ${key.name}`);
+  steps.check(/^(0|[1-9][0-9]*)$/.test(lines[1]), `tree size ${lines[1]}`, `bad tree size ${JSON.stringify(lines[1])}`);
+  let root;
+  try { root = b64dec(lines[2]); } catch { root = new Uint8Array(); }
+  steps.check(root.length === 32, `root hash ${hex(root)}`, "the root hash is not 32 bytes of base64");
+  return { origin: lines[0], size: BigInt(lines[1]), root, cosigners: sigLines.length - 1 };
+}
+
+// verifyInclusion checks an RFC 9162 inclusion proof of leaf at index in
+// the tree of size with root, showing each hashing step.
+async function verifyInclusion(index, size, leaf, proof, root, steps) {
+  steps.check(index < size, `entry ${index} is inside the tree of size ${size}`, `entry ${index} is outside the tree of size ${size}`);
+  let r = await sha256(concat(new Uint8Array([0]), leaf));
+  steps.pass(`leaf hash SHA-256(0x00 ‖ ${leaf.length}-byte leaf) = ${hex(r)}`);
+  let fn = index, sn = size - 1n;
+  for (let i = 0; i < proof.length; i++) {
+    const p = proof[i];
+    if (p.length !== 32) steps.fail(`proof hash ${i} is ${p.length} bytes, not 32`);
+    if (sn === 0n) steps.fail(`the proof is too long: hash ${i} is left over`);
+    if ((fn & 1n) === 1n || fn === sn) {
+      r = await sha256(concat(new Uint8Array([1]), p, r));
+      steps.pass(`step ${i + 1}: sibling ${hex(p).slice(0, 16)}… on the left → ${hex(r)}`);
+      if ((fn & 1n) === 0n) while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+    } else {
+      r = await sha256(concat(new Uint8Array([1]), r, p));
+      steps.pass(`step ${i + 1}: sibling ${hex(p).slice(0, 16)}… on the right → ${hex(r)}`);
+    }
+    fn >>= 1n; sn >>= 1n;
+  }
+  if (sn !== 0n) steps.fail("the proof is too short for the tree size");
+  steps.check(equal(r, root), `the computed root equals the checkpoint's root ${hex(root)}`,
+    `the computed root ${hex(r)} differs from the checkpoint's root ${hex(root)}`);
+}
+
+// decodeLeaf reads leaf v1 (docs/leaf-v1.md) from the verified bytes.
+function decodeLeaf(b) {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let o = 0;
+  const u8 = () => dv.getUint8(o++);
+  const str = (n) => { const s = new TextDecoder("utf-8", { fatal: true }).decode(b.slice(o, o + n)); o += n; return s; };
+  const i64 = () => { const v = dv.getBigInt64(o); o += 8; return v; };
+  const time = (ns) => new Date(Number(ns / 1000000n)).toISOString();
+  if (u8() !== 1) throw new Error("not leaf v1");
+  const source = str(u8());
+  const seq = dv.getBigUint64(o); o += 8;
+  const idLen = dv.getUint16(o); o += 2;
+  const eventID = str(idLen);
+  const kind = str(u8());
+  const eventTime = time(i64()), admitted = time(i64());
+  const digest = hex(b.slice(o, o + 32)); o += 32;
+  const size = dv.getUint32(o); o += 4;
+  const signed = u8() === 1;
+  return { source, "source_seq": seq.toString(), "event_id": eventID, kind, "event_time": eventTime,
+    "admitted_time": admitted, "payload_digest": digest, "payload_size": size, "producer_signed": signed ? "yes" : "no" };
+}
+
+function banner(el, ok, text) {
+  el.className = "banner " + (ok ? "ok" : "fail");
+  el.setAttribute("role", ok ? "status" : "alert");
+  el.textContent = text;
+}
+
+function facts(dl, obj) {
+  dl.replaceChildren();
+  for (const [k, v] of Object.entries(obj)) {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = k; dd.textContent = v;
+    dl.append(dt, dd);
+  }
+}
+
+async function getJSON(url, headers) {
+  const resp = await fetch(url, { headers: headers || {}, cache: "no-store" });
+  const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+  if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
+  return body;
+}
+
+function rateChart(el, perMinute) {
+  const ns = "http://www.w3.org/2000/svg";
+  const W = 720, H = 160, pad = 30;
+  const total = perMinute.reduce((n, m) => n + m.count, 0);
+  const max = Math.max(1, ...perMinute.map((m) => m.count));
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `Events admitted per minute over the last hour: ${total} in all, at most ${max} in one minute`);
+  const slot = (W - pad) / perMinute.length;
+  perMinute.forEach((m, i) => {
+    const h = (H - pad) * m.count / max;
+    const r = document.createElementNS(ns, "rect");
+    r.setAttribute("x", pad + i * slot + 1); r.setAttribute("width", Math.max(1, slot - 2));
+    r.setAttribute("y", H - pad / 2 - h); r.setAttribute("height", h); r.setAttribute("fill", "#2b5d8a");
+    const t = document.createElementNS(ns, "title");
+    t.textContent = `${m.minute.slice(11, 16)} UTC: ${m.count}`;
+    r.append(t); svg.append(r);
+  });
+  const label = document.createElementNS(ns, "text");
+  label.setAttribute("x", 0); label.setAttribute("y", 12); label.setAttribute("font-size", 11);
+  label.textContent = `max ${max}/min`;
+  svg.append(label);
+  const p = document.createElement("p");
+  p.textContent = `${total} events in the last 60 minutes.`;
+  el.replaceChildren(svg, p);
+}
+
+let logKey = "";
+
+async function loadLog() {
+  const st = $("cp-status");
+  try {
+    const d = await getJSON("api/log");
+    logKey = d.verifier_key;
+    $("origin").textContent = d.origin;
+    $("cp-raw").textContent = d.checkpoint;
+    const steps = new Steps($("cp-steps"));
+    try {
+      const cp = await verifyCheckpoint(d.checkpoint, logKey, steps);
+      banner(st, true, `Checkpoint verified: ${cp.origin} holds ${cp.size} entries, signed by the log and cosigned ${cp.cosigners} time(s).`);
+      facts($("cp-facts"), { "Tree size": cp.size.toString(), "Root hash": hex(cp.root), "Log key": logKey });
+    } catch (e) {
+      banner(st, false, `Checkpoint verification FAILED: ${e.message}`);
+    }
+    const tb = $("witnesses").tBodies[0];
+    tb.replaceChildren();
+    for (const w of d.witnesses) {
+      const tr = tb.insertRow();
+      tr.insertCell().textContent = w.name;
+      tr.insertCell().textContent = w.cosigned_latest ? "yes" : "no";
+      tr.insertCell().textContent = w.last_cosigned ? w.last_cosigned.replace("T", " ") : "not seen since the server started";
+    }
+    if (d.witnesses.length === 0) tb.insertRow().insertCell().textContent = "No witness policy: the log's checkpoints are not cosigned.";
+    rateChart($("rate"), d.per_minute);
+  } catch (e) {
+    banner(st, false, `Could not load the log: ${e.message}`);
+  }
+}
+
+async function lookup(ev) {
+  ev.preventDefault();
+  const st = $("entry-status");
+  const n = $("index").value.trim();
+  $("leaf").replaceChildren(); $("event").replaceChildren();
+  const steps = new Steps($("proof-steps"));
+  try {
+    if (!/^(0|[1-9][0-9]*)$/.test(n)) throw new VerifyError("the index must be a non-negative integer");
+    st.className = ""; st.textContent = `Verifying entry ${n}…`;
+    const d = await getJSON(`api/entry/${n}`);
+    const cp = await verifyCheckpoint(d.checkpoint, logKey, steps);
+    const leaf = b64dec(d.leaf);
+    const proof = d.proof.map(b64dec);
+    await verifyInclusion(BigInt(n), cp.size, leaf, proof, cp.root, steps);
+    banner(st, true, `Verified: entry ${n} is in the log's tree of size ${cp.size}, whose checkpoint the log signed.`);
+    try { facts($("leaf"), decodeLeaf(leaf)); } catch (e) { facts($("leaf"), { error: `the leaf is not leaf v1: ${e.message}` }); }
+  } catch (e) {
+    banner(st, false, `Verification FAILED for entry ${n}: ${e.message}`);
+    return;
+  }
+  const tok = $("token").value.trim();
+  try {
+    const evd = await getJSON(`api/event/${n}`, tok ? { Authorization: `Bearer ${tok}` } : {});
+    const out = [];
+    if (evd.erased) {
+      const p = document.createElement("p");
+      p.textContent = `The payload was erased on ${evd.erased.erased_at} (reason: ${evd.erased.reason}; reference: ${evd.erased.request_reference}; erasure event ${evd.erased.erasure_index}). The leaf and its proof above remain valid.`;
+      out.push(p);
+    } else {
+      for (const [title, body] of [["Normalised event", evd.normalized ? JSON.stringify(evd.normalized, null, 2) : "(none)"], [`Raw record (${evd.format})`, evd.record]]) {
+        const h = document.createElement("h4"); h.textContent = title;
+        const pre = document.createElement("pre"); pre.textContent = body;
+        out.push(h, pre);
+      }
+    }
+    $("event").replaceChildren(...out);
+  } catch (e) {
+    const p = document.createElement("p");
+    p.textContent = `The event's payload is not shown: ${e.message}. Reading payloads needs the reader role: enter a reader token.`;
+    $("event").replaceChildren(p);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("lookup").addEventListener("submit", lookup);
+  loadLog();
+});
