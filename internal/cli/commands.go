@@ -222,7 +222,7 @@ func cmdEvent(e *env, args []string) error {
 
 func cmdVerify(e *env, args []string) error {
 	fs := newFlags("verify")
-	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
+	keyPath := fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)")
 	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
 	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the receipt's checkpoint must carry its quorum of witness cosignatures")
 	pos, err := parse(e, fs, args)
