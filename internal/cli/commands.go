@@ -122,7 +122,7 @@ func cmdSubmit(e *env, args []string) error {
 		}
 	}
 	flush()
-	fmt.Fprintf(e.stderr, "%d admitted, %d duplicates, %d refused\n", admitted, dups, refused)
+	fmt.Fprintf(e.stderr, "%d admitted, %s, %d refused\n", admitted, plural(dups, "duplicate"), refused)
 	if refused > 0 {
 		return errFailed
 	}
@@ -306,4 +306,12 @@ func cmdVerify(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "producer signature OK: signed by key %s\n", k)
 	}
 	return nil
+}
+
+// plural is "1 duplicate", "2 duplicates".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
