@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,4 +159,28 @@ func (c *checkpoints) waitFor(ctx context.Context, size uint64) (*published, err
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// TesseraLogHandler wraps the handler Tessera's klog output goes to (via
+// klog.SetSlogLogger), rewording what would mislead an operator: on a new
+// log, Tessera's "Failed to fetch old checkpoint: file does not exist"
+// (there is no checkpoint yet) is logged as "new log: no checkpoint
+// published yet".
+func TesseraLogHandler(h slog.Handler) slog.Handler { return tesseraHandler{h} }
+
+type tesseraHandler struct{ slog.Handler }
+
+func (t tesseraHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "Failed to fetch old checkpoint") && strings.Contains(r.Message, "does not exist") {
+		r = slog.NewRecord(r.Time, r.Level, "new log: no checkpoint published yet", r.PC)
+	}
+	return t.Handler.Handle(ctx, r)
+}
+
+func (t tesseraHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return tesseraHandler{t.Handler.WithAttrs(as)}
+}
+
+func (t tesseraHandler) WithGroup(name string) slog.Handler {
+	return tesseraHandler{t.Handler.WithGroup(name)}
 }

@@ -317,7 +317,7 @@ func run() error {
 		return fmt.Errorf("--log-format must be text or json")
 	}
 	logger := slog.New(handler)
-	klog.SetSlogLogger(logger) // Tessera logs through klog
+	klog.SetSlogLogger(slog.New(server.TesseraLogHandler(handler))) // Tessera logs through klog
 	cfg.Logger = logger
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

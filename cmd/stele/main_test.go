@@ -86,6 +86,13 @@ func TestScripts(t *testing.T) {
 			"exits":      cmdExits,
 			"within":     cmdWithin,
 			"setenvfile": cmdSetenvFile,
+			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
+				d, err := time.ParseDuration(args[0] + "s")
+				if neg || len(args) != 1 || err != nil {
+					ts.Fatalf("usage: sleep SECONDS")
+				}
+				time.Sleep(d)
+			},
 		},
 		Setup: func(env *testscript.Env) error {
 			ports, err := freePorts(2)

@@ -164,13 +164,19 @@ func indexFlag(fsIndex string) (uint64, error) {
 func cmdReceipt(e *env, args []string) error {
 	fs := newFlags("receipt")
 	sf := addServerFlags(fs)
-	idxS := fs.String("index", "", "index of the entry")
+	ef := addEntryFlags(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
-	idx, err := indexFlag(*idxS)
+	byID, err := ef.byID()
 	if err != nil {
 		return err
+	}
+	var idx uint64
+	if !byID {
+		if idx, err = indexFlag(*ef.index); err != nil {
+			return err
+		}
 	}
 	c, err := sf.dial()
 	if err != nil {
@@ -179,6 +185,14 @@ func cmdReceipt(e *env, args []string) error {
 	defer c.Close()
 	ctx, cancel := sf.request()
 	defer cancel()
+	if byID {
+		resp, err := ef.lookup(ctx, c)
+		if err != nil {
+			return err
+		}
+		_, err = e.stdout.Write(resp.Proof)
+		return err
+	}
 	resp, err := c.Log.GetReceipt(ctx, &stelev1.GetReceiptRequest{Index: idx}, waitReady)
 	if err != nil {
 		return rpcError(err)
@@ -190,13 +204,19 @@ func cmdReceipt(e *env, args []string) error {
 func cmdEvent(e *env, args []string) error {
 	fs := newFlags("event")
 	sf := addServerFlags(fs)
-	idxS := fs.String("index", "", "index of the entry")
+	ef := addEntryFlags(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
-	idx, err := indexFlag(*idxS)
+	byID, err := ef.byID()
 	if err != nil {
 		return err
+	}
+	var idx uint64
+	if !byID {
+		if idx, err = indexFlag(*ef.index); err != nil {
+			return err
+		}
 	}
 	c, err := sf.dial()
 	if err != nil {
@@ -205,8 +225,12 @@ func cmdEvent(e *env, args []string) error {
 	defer c.Close()
 	ctx, cancel := sf.request()
 	defer cancel()
-	resp, err := c.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: idx}, waitReady)
-	if err != nil {
+	var resp *stelev1.GetEventResponse
+	if byID {
+		if resp, err = ef.lookup(ctx, c); err != nil {
+			return err
+		}
+	} else if resp, err = c.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: idx}, waitReady); err != nil {
 		return rpcError(err)
 	}
 	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
@@ -214,7 +238,7 @@ func cmdEvent(e *env, args []string) error {
 		return err
 	}
 	if resp.Tombstone != nil {
-		fmt.Fprintf(e.stderr, "%v\n", &client.ErasedError{Index: idx, Tombstone: resp.Tombstone})
+		fmt.Fprintf(e.stderr, "%v\n", &client.ErasedError{Index: resp.Index, Tombstone: resp.Tombstone})
 	}
 	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 	return err

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +58,8 @@ func cmdImport(e *env, args []string) error {
 	formatName := fs.String("format", "auto", "file format: auto, graph, eventhub, cloudtrail, array or jsonl")
 	batch := fs.Int("batch", 500, "events per Append request")
 	parallel := fs.Int("parallel", 4, "Append requests in flight at once")
+	verbose := fs.Bool("verbose", false, "print a line per record on stdout: its position and index (admitted or duplicate), as submit does")
+	reportPath := fs.String("report", "", "write a JSON Lines report to this file, one object per record: file, record, offset, outcome (admitted, duplicate, rejected, not_imported), index, error")
 	files, err := parse(e, fs, args[1:])
 	if err != nil {
 		return err
@@ -96,6 +100,17 @@ func cmdImport(e *env, args []string) error {
 			return usagef("%s: %v", provider.TenantFlag(), err)
 		}
 	}
+	var report *json.Encoder
+	if *reportPath != "" {
+		f, err := os.Create(*reportPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		bw := bufio.NewWriter(f)
+		defer bw.Flush()
+		report = json.NewEncoder(bw)
+	}
 	c, err := sf.dial()
 	if err != nil {
 		return err
@@ -111,6 +126,8 @@ func cmdImport(e *env, args []string) error {
 		batch:    *batch,
 		parallel: *parallel,
 		groups:   map[string]*reasonGroup{},
+		verbose:  *verbose,
+		report:   report,
 	}
 	run.sub.OnRetry = func(attempt int, wait time.Duration, err error) {
 		run.progress.println(e.stderr, fmt.Sprintf("retrying a batch (attempt %d) in %s: %s", attempt+1, wait.Round(time.Millisecond), oneLine(err.Error())))
@@ -129,6 +146,8 @@ type importRun struct {
 	parallel int
 
 	progress progress
+	verbose  bool          // a line per record on stdout
+	report   *json.Encoder // a JSON object per record, or nil
 
 	records, admitted, dups, rejected, partial int
 	fileErrors                                 int
@@ -299,7 +318,8 @@ type inflight struct {
 	done    chan struct{}
 }
 
-// account counts a submitted batch's items and reports the rejected ones.
+// account counts a submitted batch's items and reports the rejected ones
+// (and, with --verbose or --report, every one).
 func (r *importRun) account(items []item, results []client.SubmitResult) {
 	next := 0
 	for _, it := range items {
@@ -309,6 +329,7 @@ func (r *importRun) account(items []item, results []client.SubmitResult) {
 			if errors.Is(it.err, importer.ErrPartialLine) {
 				r.partial++
 				fmt.Fprintf(r.e.stdout, "%s: not imported: %s\n", position(it), it.err)
+				r.record(it, "not_imported", nil, it.err.Error())
 				continue
 			}
 			r.reject(it, it.err.Error())
@@ -321,10 +342,43 @@ func (r *importRun) account(items []item, results []client.SubmitResult) {
 			r.reject(it, fmt.Sprintf("%s: %s", res.Code, oneLine(res.Message)))
 		case res.Duplicate:
 			r.dups++
+			r.admittedLine(it, res.Index, "duplicate")
 		default:
 			r.admitted++
+			r.admittedLine(it, res.Index, "admitted")
 		}
 	}
+}
+
+// importRecord is one line of the --report file.
+type importRecord struct {
+	File    string  `json:"file"`
+	Record  int     `json:"record"`
+	Offset  int64   `json:"offset"`
+	Outcome string  `json:"outcome"`
+	Index   *uint64 `json:"index,omitempty"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// admittedLine reports a record that is in the log.
+func (r *importRun) admittedLine(it item, index uint64, outcome string) {
+	if r.verbose {
+		r.progress.clear()
+		dup := ""
+		if outcome == "duplicate" {
+			dup = " duplicate"
+		}
+		fmt.Fprintf(r.e.stdout, "%s: index %d%s\n", position(it), index, dup)
+	}
+	r.record(it, outcome, &index, "")
+}
+
+// record writes a record's line of the --report file.
+func (r *importRun) record(it item, outcome string, index *uint64, reason string) {
+	if r.report == nil {
+		return
+	}
+	_ = r.report.Encode(importRecord{File: it.file, Record: it.rec.N, Offset: it.rec.Offset, Outcome: outcome, Index: index, Error: reason})
 }
 
 func position(it item) string {
@@ -333,6 +387,7 @@ func position(it item) string {
 
 func (r *importRun) reject(it item, reason string) {
 	r.rejected++
+	r.record(it, "rejected", nil, oneLine(reason))
 	where := position(it)
 	r.progress.clear()
 	fmt.Fprintf(r.e.stdout, "%s: error: %s\n", where, oneLine(reason))
