@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -24,6 +25,7 @@ func cmdSubmit(e *env, args []string) error {
 	sf := addServerFlags(fs)
 	source := fs.String("source", "", "source for lines that have none")
 	batch := fs.Int("batch", 500, "events per Append request")
+	parallel := fs.Int("parallel", 4, "Append requests in flight at once (results are still printed in line order)")
 	attempts := fs.Int("attempts", 10, "send a batch at most this many times when it fails for a transient reason (Unavailable, ResourceExhausted, DeadlineExceeded)")
 	keyFile := fs.String("signing-key", "", "sign every event with this Ed25519 key file (a note signer key PRIVATE+KEY+..., or the base64 32-byte seed); see docs/security.md")
 	pos, err := parse(e, fs, args)
@@ -38,6 +40,9 @@ func cmdSubmit(e *env, args []string) error {
 	}
 	if *attempts < 1 {
 		return usagef("--attempts must be at least 1")
+	}
+	if *parallel < 1 {
+		return usagef("--parallel must be at least 1")
 	}
 	var in io.Reader = e.stdin
 	if pos[0] != "-" {
@@ -67,21 +72,72 @@ func cmdSubmit(e *env, args []string) error {
 		OnRetry: func(attempt int, wait time.Duration, err error) {
 			fmt.Fprintf(e.stderr, "submit: attempt %d failed (%s), retrying in %s\n", attempt, oneLine(rpcError(err).Error()), wait.Round(time.Millisecond))
 		}}
-	var admitted, dups, refused int
-	var lines []eventfile.Line
-	var events []*stelev1.Event
-	flush := func() {
-		var results []client.SubmitResult
-		if len(events) > 0 {
-			// A failed call leaves the events it could not submit with
-			// the last error's code in their results.
-			results, _ = sub.Submit(context.Background(), events)
+	// One goroutine reads and parses lines into batches, up to --parallel
+	// batches are submitted at once, and results are printed in line order.
+	type lineBatch struct {
+		lines  []eventfile.Line
+		events []*stelev1.Event
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	batches := make(chan lineBatch, 1)
+	var readErr error
+	go func() {
+		defer close(batches)
+		send := func(b lineBatch) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
 		}
+		var b lineBatch
+		r := eventfile.NewReader(in, *source)
+		for {
+			l, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				readErr = err
+				break
+			}
+			if l.Err == nil && key != nil {
+				l.Err = client.SignEvent(l.Event, key)
+			}
+			b.lines = append(b.lines, l)
+			if l.Err == nil {
+				b.events = append(b.events, l.Event)
+			}
+			if len(b.events) >= *batch || len(b.lines) >= 4**batch {
+				if !send(b) {
+					return
+				}
+				b = lineBatch{}
+			}
+		}
+		if len(b.lines) > 0 {
+			send(b)
+		}
+	}()
+	var admitted, dups, refused int
+	ordered(ctx, *parallel, batches, func(b lineBatch) []client.SubmitResult {
+		if len(b.events) == 0 {
+			return nil
+		}
+		// A failed call leaves the events it could not submit with the
+		// last error's code in their results.
+		results, _ := sub.Submit(ctx, b.events)
+		return results
+	}, func(b lineBatch, results []client.SubmitResult) {
+		out := bufio.NewWriter(e.stdout)
+		defer out.Flush()
 		next := 0
-		for _, l := range lines {
+		for _, l := range b.lines {
 			if l.Err != nil {
 				refused++
-				fmt.Fprintf(e.stdout, "line %d: error: %s\n", l.No, oneLine(l.Err.Error()))
+				fmt.Fprintf(out, "line %d: error: %s\n", l.No, oneLine(l.Err.Error()))
 				continue
 			}
 			r := results[next]
@@ -89,39 +145,19 @@ func cmdSubmit(e *env, args []string) error {
 			switch {
 			case !r.OK():
 				refused++
-				fmt.Fprintf(e.stdout, "line %d: error: %s: %s\n", l.No, r.Code, oneLine(r.Message))
+				fmt.Fprintf(out, "line %d: error: %s: %s\n", l.No, r.Code, oneLine(r.Message))
 			case r.Duplicate:
 				dups++
-				fmt.Fprintf(e.stdout, "line %d: index %d duplicate\n", l.No, r.Index)
+				fmt.Fprintf(out, "line %d: index %d duplicate\n", l.No, r.Index)
 			default:
 				admitted++
-				fmt.Fprintf(e.stdout, "line %d: index %d\n", l.No, r.Index)
+				fmt.Fprintf(out, "line %d: index %d\n", l.No, r.Index)
 			}
 		}
-		lines, events = lines[:0], events[:0]
+	})
+	if readErr != nil {
+		return readErr
 	}
-	r := eventfile.NewReader(in, *source)
-	for {
-		l, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			flush()
-			return err
-		}
-		if l.Err == nil && key != nil {
-			l.Err = client.SignEvent(l.Event, key)
-		}
-		lines = append(lines, l)
-		if l.Err == nil {
-			events = append(events, l.Event)
-		}
-		if len(events) >= *batch || len(lines) >= 4**batch {
-			flush()
-		}
-	}
-	flush()
 	fmt.Fprintf(e.stderr, "%d admitted, %s, %d refused\n", admitted, plural(dups, "duplicate"), refused)
 	if refused > 0 {
 		return errFailed

@@ -199,51 +199,40 @@ func (r *importRun) run(ctx context.Context, files []string, container importer.
 	}()
 	// Up to r.parallel batches are in flight at once; results are
 	// accounted in file order.
-	queue := make(chan *inflight, r.parallel)
-	go func() {
-		defer close(queue)
-		sem := make(chan struct{}, r.parallel)
-		for b := range batches {
-			f := &inflight{b: b, done: make(chan struct{})}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+	type submitted struct {
+		results []client.SubmitResult
+		err     error
+	}
+	ordered(ctx, r.parallel, batches, func(b importBatch) submitted {
+		var events []*stelev1.Event
+		for _, it := range b.items {
+			if it.ev != nil {
+				events = append(events, it.ev)
 			}
-			go func() {
-				defer func() { <-sem; close(f.done) }()
-				var events []*stelev1.Event
-				for _, it := range f.b.items {
-					if it.ev != nil {
-						events = append(events, it.ev)
-					}
-				}
-				if len(events) > 0 {
-					f.results, f.err = r.sub.Submit(ctx, events)
-				}
-			}()
-			queue <- f
 		}
-	}()
-	for f := range queue {
-		<-f.done
-		if r.aborted == nil && f.err != nil {
+		var s submitted
+		if len(events) > 0 {
+			s.results, s.err = r.sub.Submit(ctx, events)
+		}
+		return s
+	}, func(b importBatch, s submitted) {
+		if r.aborted == nil && s.err != nil {
 			// The server could not be reached, or the run was
 			// interrupted: nothing later can be submitted either.
-			r.aborted = f.err
+			r.aborted = s.err
 			cancel()
 		}
 		if r.aborted != nil {
-			continue
+			return
 		}
-		r.account(f.b.items, f.results)
-		if f.b.fileDone != "" {
-			r.progress.println(r.e.stderr, f.b.fileDone)
-			if f.b.fileErr {
+		r.account(b.items, s.results)
+		if b.fileDone != "" {
+			r.progress.println(r.e.stderr, b.fileDone)
+			if b.fileErr {
 				r.fileErrors++
 			}
 		}
-	}
+	})
 	stopProgress()
 	r.summary(time.Since(start))
 	if r.aborted != nil || r.rejected > 0 || r.fileErrors > 0 {
@@ -308,14 +297,6 @@ func (r *importRun) readFile(ctx context.Context, name string, container importe
 			items, nsend = nil, 0
 		}
 	}
-}
-
-// inflight is a batch being submitted.
-type inflight struct {
-	b       importBatch
-	results []client.SubmitResult
-	err     error
-	done    chan struct{}
 }
 
 // account counts a submitted batch's items and reports the rejected ones
