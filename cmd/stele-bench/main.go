@@ -53,6 +53,7 @@ func run() error {
 	fs.StringVar(&cfg.Server, "server-binary", "", "stele-server to run (default: next to this program, then $PATH)")
 	fs.DurationVar(&cfg.Interval, "checkpoint-interval", 0, "checkpoint interval of both sides (default 1s)")
 	fs.IntVar(&cfg.Witnesses, "witnesses", 0, "start this many local stele-witness processes; checkpoints (and so receipts) need all of them to cosign")
+	fs.StringVar(&cfg.CLI, "cli-binary", "", "stele to run for the CLI side, `stele submit` of the same events from a file (default: next to this program, then $PATH)")
 	fs.StringVar(&cfg.Witness, "witness-binary", "", "stele-witness to run (default: next to this program, then $PATH)")
 	growth := fs.String("growth", "", "growth mode: grow one log through the server to each of these comma-separated sizes (e.g. 0,1000000,10000000) and at each measure the ingest of --events more events, inclusion-proof latency and RSS")
 	rounds := fs.Int("rounds", 3, "rounds; the table shows per-metric medians")
