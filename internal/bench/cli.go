@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// cliSubmit measures the CLI side: `stele submit` (the real binary) of
-// cfg.Events events, the same records the Stele side sends, from a JSON
+// cliSubmit measures the CLI side: `stele submit` (the real binary, with
+// --batch cfg.Batch and --parallel cfg.Producers) of cfg.Events events, the same records the Stele side sends, from a JSON
 // Lines file against a fresh server. It returns events/s from the start of
 // the process to its exit, so reading, parsing and printing count.
 func cliSubmit(ctx context.Context, cfg Config) (float64, error) {
@@ -31,7 +31,9 @@ func cliSubmit(ctx context.Context, cfg Config) (float64, error) {
 		return 0, err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "submit", "--server", srv.grpcAddr, "--batch", fmt.Sprint(cfg.Batch), path)
+	// The same batch size and as many batches in flight as the Stele side
+	// has producers.
+	cmd := exec.CommandContext(ctx, bin, "submit", "--server", srv.grpcAddr, "--batch", fmt.Sprint(cfg.Batch), "--parallel", fmt.Sprint(cfg.Producers), path)
 	cmd.Stderr = &stderr
 	t0 := time.Now()
 	out, err := cmd.Output()

@@ -25,7 +25,7 @@ func cmdSubmit(e *env, args []string) error {
 	sf := addServerFlags(fs)
 	source := fs.String("source", "", "source for lines that have none")
 	batch := fs.Int("batch", 500, "events per Append request")
-	parallel := fs.Int("parallel", 4, "Append requests in flight at once (results are still printed in line order)")
+	parallel := fs.Int("parallel", 8, "Append requests in flight at once (results are still printed in line order)")
 	attempts := fs.Int("attempts", 10, "send a batch at most this many times when it fails for a transient reason (Unavailable, ResourceExhausted, DeadlineExceeded)")
 	keyFile := fs.String("signing-key", "", "sign every event with this Ed25519 key file (a note signer key PRIVATE+KEY+..., or the base64 32-byte seed); see docs/security.md")
 	pos, err := parse(e, fs, args)

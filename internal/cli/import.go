@@ -57,7 +57,7 @@ func cmdImport(e *env, args []string) error {
 	}
 	formatName := fs.String("format", "auto", "file format: auto, graph, eventhub, cloudtrail, array or jsonl")
 	batch := fs.Int("batch", 500, "events per Append request")
-	parallel := fs.Int("parallel", 4, "Append requests in flight at once")
+	parallel := fs.Int("parallel", 8, "Append requests in flight at once")
 	verbose := fs.Bool("verbose", false, "print a line per record on stdout: its position and index (admitted or duplicate), as submit does")
 	reportPath := fs.String("report", "", "write a JSON Lines report to this file, one object per record: file, record, offset, outcome (admitted, duplicate, rejected, not_imported), index, error")
 	files, err := parse(e, fs, args[1:])
