@@ -123,6 +123,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 		"receipt OK: entry 0", "event OK: the payload",
 		"stele_checkpoint_stalled 1", "witnesses OK: the checkpoint meets the witness policy",
 		"receipt OK: entry 1 ")
+	// The restarted server's old checkpoint (size 1) was cosigned without
+	// a new event: entry 0's receipt verified against the policy at size 1.
+	if !strings.Contains(out, "receipt OK: entry 0 (source entra/00000000-0000-0000-0000-000000000001/audit, event_id a1b2c3d4-0000-4000-8000-000000000001, kind directory.role.member.add) is in stele.localhost/log at tree size 1\nwitnesses OK") {
+		t.Errorf("entry 0's receipt after add-log was not at size 1 with the witness policy met:\n%s", out)
+	}
 	if strings.Contains(out, `"no_event_time"`) {
 		t.Errorf("the walk-through's event shows the no_event_time flag")
 	}
