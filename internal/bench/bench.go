@@ -35,6 +35,7 @@ type Config struct {
 	Interval  time.Duration `json:"checkpoint_interval"` // checkpoint interval of both sides [1s]
 	Witnesses int           `json:"witnesses"`           // local stele-witness processes the server needs all of to cosign [0]
 	Witness   string        `json:"witness_binary"`      // path of the stele-witness binary [next to this program, then $PATH]
+	CLI       string        `json:"cli_binary"`          // path of the stele binary, for the CLI side [next to this program, then $PATH]
 	// Load, when set, adds an open-loop pass on a fresh server at this
 	// fraction of the closed-loop Stele rate just measured (0.5: "ack
 	// latency at half the maximum rate").
@@ -130,6 +131,11 @@ type Result struct {
 	// (OfferedRate), when Config.Load is set.
 	AtLoad      *Side   `json:"at_load,omitempty"`
 	OfferedRate float64 `json:"offered_rate,omitempty"`
+	// CLIEventsPerSec is `stele submit` of the same events from a JSON
+	// Lines file against a fresh server, and CLIRatio that over
+	// Stele.EventsPerSec (the target is at least 0.8).
+	CLIEventsPerSec float64 `json:"cli_submit_events_per_sec"`
+	CLIRatio        float64 `json:"ratio_cli_over_stele"`
 }
 
 // record makes a realistic Entra directoryAudit record of about size bytes.
@@ -382,6 +388,8 @@ func Median(rs []*Result) *Result {
 	m.Tessera.EventsPerSec = med(func(r *Result) float64 { return r.Tessera.EventsPerSec })
 	m.Stele.EventsPerSec = med(func(r *Result) float64 { return r.Stele.EventsPerSec })
 	m.Ratio = med(func(r *Result) float64 { return r.Ratio })
+	m.CLIEventsPerSec = med(func(r *Result) float64 { return r.CLIEventsPerSec })
+	m.CLIRatio = med(func(r *Result) float64 { return r.CLIRatio })
 	m.Tessera.Ack.P50 = med(func(r *Result) float64 { return r.Tessera.Ack.P50 })
 	m.Tessera.Ack.P99 = med(func(r *Result) float64 { return r.Tessera.Ack.P99 })
 	m.Tessera.Ack.P999 = med(func(r *Result) float64 { return r.Tessera.Ack.P999 })
@@ -431,6 +439,8 @@ func Table(w io.Writer, r *Result) {
 	row(fmt.Sprintf("verified inclusion proofs/s (batched %d/call)", r.Read.ProofsPerCall), "", fmt.Sprintf("%.0f", r.Read.BatchedProofsPerSec))
 	row("CPU µs per proof server/client (batched)", "", fmt.Sprintf("%.1f/%.1f", r.Read.BatchedServerCPUPerProofUS, r.Read.BatchedClientCPUPerProofUS))
 	row("entries MB/s (tlog-tiles)", "", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
+	row("stele submit (CLI) events/s", "", fmt.Sprintf("%.0f", r.CLIEventsPerSec))
+	row("ratio CLI/stele", "", fmt.Sprintf("%.3f", r.CLIRatio))
 	if a := r.AtLoad; a != nil {
 		fmt.Fprintf(w, "  open loop at %.2f x the closed-loop rate (%.0f events/s offered):\n", r.Config.Load, r.OfferedRate)
 		row("  events/s", "", fmt.Sprintf("%.0f", a.EventsPerSec))
@@ -451,6 +461,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("stele: %w", err)
 	}
 	r := &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read}
+	if r.CLIEventsPerSec, err = cliSubmit(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("stele submit: %w", err)
+	}
+	r.CLIRatio = r.CLIEventsPerSec / s.EventsPerSec
 	if cfg.Load > 0 {
 		lc := cfg
 		lc.Rate = cfg.Load * s.EventsPerSec

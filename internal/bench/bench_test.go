@@ -15,7 +15,7 @@ func TestRun(t *testing.T) {
 	bin := build(t, "stele-server")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := Config{Events: 2000, Producers: 4, Batch: 100, Size: 700, Receipts: 20, Dir: t.TempDir(), Server: bin, Interval: 200 * time.Millisecond, Load: 0.5}
+	cfg := Config{Events: 2000, Producers: 4, Batch: 100, Size: 700, Receipts: 20, Dir: t.TempDir(), Server: bin, CLI: build(t, "stele"), Interval: 200 * time.Millisecond, Load: 0.5}
 	r, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +39,9 @@ func TestRun(t *testing.T) {
 	}
 	if r.Ratio != r.Stele.EventsPerSec/r.Tessera.EventsPerSec {
 		t.Errorf("ratio %v is not stele/tessera", r.Ratio)
+	}
+	if r.CLIEventsPerSec <= 0 || r.CLIRatio != r.CLIEventsPerSec/r.Stele.EventsPerSec {
+		t.Errorf("CLI side not measured: %v events/s, ratio %v", r.CLIEventsPerSec, r.CLIRatio)
 	}
 	m := Median([]*Result{r, r, r})
 	if m.Ratio != r.Ratio || m.Stele.Ack.P99 != r.Stele.Ack.P99 {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -25,6 +26,7 @@ func cmdSubmit(e *env, args []string) error {
 	sf := addServerFlags(fs)
 	source := fs.String("source", "", "source for lines that have none")
 	batch := fs.Int("batch", 500, "events per Append request")
+	parallel := fs.Int("parallel", 8, "Append requests in flight at once (results are still printed in line order)")
 	attempts := fs.Int("attempts", 10, "send a batch at most this many times when it fails for a transient reason (Unavailable, ResourceExhausted, DeadlineExceeded)")
 	keyFile := fs.String("signing-key", "", "sign every event with this Ed25519 key file (a note signer key PRIVATE+KEY+..., or the base64 32-byte seed); see docs/security.md")
 	pos, err := parse(e, fs, args)
@@ -39,6 +41,9 @@ func cmdSubmit(e *env, args []string) error {
 	}
 	if *attempts < 1 {
 		return usagef("--attempts must be at least 1")
+	}
+	if *parallel < 1 {
+		return usagef("--parallel must be at least 1")
 	}
 	var in io.Reader = e.stdin
 	if pos[0] != "-" {
@@ -68,21 +73,72 @@ func cmdSubmit(e *env, args []string) error {
 		OnRetry: func(attempt int, wait time.Duration, err error) {
 			fmt.Fprintf(e.stderr, "submit: attempt %d failed (%s), retrying in %s\n", attempt, oneLine(rpcError(err).Error()), wait.Round(time.Millisecond))
 		}}
-	var admitted, dups, refused int
-	var lines []eventfile.Line
-	var events []*stelev1.Event
-	flush := func() {
-		var results []client.SubmitResult
-		if len(events) > 0 {
-			// A failed call leaves the events it could not submit with
-			// the last error's code in their results.
-			results, _ = sub.Submit(context.Background(), events)
+	// One goroutine reads and parses lines into batches, up to --parallel
+	// batches are submitted at once, and results are printed in line order.
+	type lineBatch struct {
+		lines  []eventfile.Line
+		events []*stelev1.Event
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	batches := make(chan lineBatch, 1)
+	var readErr error
+	go func() {
+		defer close(batches)
+		send := func(b lineBatch) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
 		}
+		var b lineBatch
+		r := eventfile.NewReader(in, *source)
+		for {
+			l, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				readErr = err
+				break
+			}
+			if l.Err == nil && key != nil {
+				l.Err = client.SignEvent(l.Event, key)
+			}
+			b.lines = append(b.lines, l)
+			if l.Err == nil {
+				b.events = append(b.events, l.Event)
+			}
+			if len(b.events) >= *batch || len(b.lines) >= 4**batch {
+				if !send(b) {
+					return
+				}
+				b = lineBatch{}
+			}
+		}
+		if len(b.lines) > 0 {
+			send(b)
+		}
+	}()
+	var admitted, dups, refused int
+	ordered(ctx, *parallel, batches, func(b lineBatch) []client.SubmitResult {
+		if len(b.events) == 0 {
+			return nil
+		}
+		// A failed call leaves the events it could not submit with the
+		// last error's code in their results.
+		results, _ := sub.Submit(ctx, b.events)
+		return results
+	}, func(b lineBatch, results []client.SubmitResult) {
+		out := bufio.NewWriter(e.stdout)
+		defer out.Flush()
 		next := 0
-		for _, l := range lines {
+		for _, l := range b.lines {
 			if l.Err != nil {
 				refused++
-				fmt.Fprintf(e.stdout, "line %d: error: %s\n", l.No, oneLine(l.Err.Error()))
+				fmt.Fprintf(out, "line %d: error: %s\n", l.No, oneLine(l.Err.Error()))
 				continue
 			}
 			r := results[next]
@@ -90,40 +146,20 @@ func cmdSubmit(e *env, args []string) error {
 			switch {
 			case !r.OK():
 				refused++
-				fmt.Fprintf(e.stdout, "line %d: error: %s: %s\n", l.No, r.Code, oneLine(r.Message))
+				fmt.Fprintf(out, "line %d: error: %s: %s\n", l.No, r.Code, oneLine(r.Message))
 			case r.Duplicate:
 				dups++
-				fmt.Fprintf(e.stdout, "line %d: index %d duplicate\n", l.No, r.Index)
+				fmt.Fprintf(out, "line %d: index %d duplicate\n", l.No, r.Index)
 			default:
 				admitted++
-				fmt.Fprintf(e.stdout, "line %d: index %d\n", l.No, r.Index)
+				fmt.Fprintf(out, "line %d: index %d\n", l.No, r.Index)
 			}
 		}
-		lines, events = lines[:0], events[:0]
+	})
+	if readErr != nil {
+		return readErr
 	}
-	r := eventfile.NewReader(in, *source)
-	for {
-		l, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			flush()
-			return err
-		}
-		if l.Err == nil && key != nil {
-			l.Err = client.SignEvent(l.Event, key)
-		}
-		lines = append(lines, l)
-		if l.Err == nil {
-			events = append(events, l.Event)
-		}
-		if len(events) >= *batch || len(lines) >= 4**batch {
-			flush()
-		}
-	}
-	flush()
-	fmt.Fprintf(e.stderr, "%d admitted, %d duplicates, %d refused\n", admitted, dups, refused)
+	fmt.Fprintf(e.stderr, "%d admitted, %s, %d refused\n", admitted, plural(dups, "duplicate"), refused)
 	if refused > 0 {
 		return errFailed
 	}
@@ -165,13 +201,19 @@ func indexFlag(fsIndex string) (uint64, error) {
 func cmdReceipt(e *env, args []string) error {
 	fs := newFlags("receipt")
 	sf := addServerFlags(fs)
-	idxS := fs.String("index", "", "index of the entry")
+	ef := addEntryFlags(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
-	idx, err := indexFlag(*idxS)
+	byID, err := ef.byID()
 	if err != nil {
 		return err
+	}
+	var idx uint64
+	if !byID {
+		if idx, err = indexFlag(*ef.index); err != nil {
+			return err
+		}
 	}
 	c, err := sf.dial()
 	if err != nil {
@@ -180,6 +222,14 @@ func cmdReceipt(e *env, args []string) error {
 	defer c.Close()
 	ctx, cancel := sf.request()
 	defer cancel()
+	if byID {
+		resp, err := ef.lookup(ctx, c)
+		if err != nil {
+			return err
+		}
+		_, err = e.stdout.Write(resp.Proof)
+		return err
+	}
 	resp, err := c.Log.GetReceipt(ctx, &stelev1.GetReceiptRequest{Index: idx}, waitReady)
 	if err != nil {
 		return rpcError(err)
@@ -191,13 +241,19 @@ func cmdReceipt(e *env, args []string) error {
 func cmdEvent(e *env, args []string) error {
 	fs := newFlags("event")
 	sf := addServerFlags(fs)
-	idxS := fs.String("index", "", "index of the entry")
+	ef := addEntryFlags(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
-	idx, err := indexFlag(*idxS)
+	byID, err := ef.byID()
 	if err != nil {
 		return err
+	}
+	var idx uint64
+	if !byID {
+		if idx, err = indexFlag(*ef.index); err != nil {
+			return err
+		}
 	}
 	c, err := sf.dial()
 	if err != nil {
@@ -206,8 +262,12 @@ func cmdEvent(e *env, args []string) error {
 	defer c.Close()
 	ctx, cancel := sf.request()
 	defer cancel()
-	resp, err := c.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: idx}, waitReady)
-	if err != nil {
+	var resp *stelev1.GetEventResponse
+	if byID {
+		if resp, err = ef.lookup(ctx, c); err != nil {
+			return err
+		}
+	} else if resp, err = c.Log.GetEvent(ctx, &stelev1.GetEventRequest{Index: idx}, waitReady); err != nil {
 		return rpcError(err)
 	}
 	b, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
@@ -215,7 +275,7 @@ func cmdEvent(e *env, args []string) error {
 		return err
 	}
 	if resp.Tombstone != nil {
-		fmt.Fprintf(e.stderr, "%v\n", &client.ErasedError{Index: idx, Tombstone: resp.Tombstone})
+		fmt.Fprintf(e.stderr, "%v\n", &client.ErasedError{Index: resp.Index, Tombstone: resp.Tombstone})
 	}
 	_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 	return err
@@ -223,7 +283,7 @@ func cmdEvent(e *env, args []string) error {
 
 func cmdVerify(e *env, args []string) error {
 	fs := newFlags("verify")
-	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
+	keyPath := fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)")
 	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
 	// RECEIPT may also be a record stele-forwarder delivered, as a SIEM
 	// returns it (see verifyForwarded).
@@ -315,4 +375,12 @@ func cmdVerify(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "producer signature OK: signed by key %s\n", k)
 	}
 	return nil
+}
+
+// plural is "1 duplicate", "2 duplicates".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,7 +57,9 @@ func cmdImport(e *env, args []string) error {
 	}
 	formatName := fs.String("format", "auto", "file format: auto, graph, eventhub, cloudtrail, array, jsonl, object, oktahook, csv or latables")
 	batch := fs.Int("batch", 500, "events per Append request")
-	parallel := fs.Int("parallel", 4, "Append requests in flight at once")
+	parallel := fs.Int("parallel", 8, "Append requests in flight at once")
+	verbose := fs.Bool("verbose", false, "print a line per record on stdout: its position and index (admitted or duplicate), as submit does")
+	reportPath := fs.String("report", "", "write a JSON Lines report to this file, one object per record: file, record, offset, outcome (admitted, duplicate, rejected, not_imported), index, error")
 	files, err := parse(e, fs, args[1:])
 	if err != nil {
 		return err
@@ -96,6 +100,17 @@ func cmdImport(e *env, args []string) error {
 			return usagef("%s: %v", provider.TenantFlag(), err)
 		}
 	}
+	var report *json.Encoder
+	if *reportPath != "" {
+		f, err := os.Create(*reportPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		bw := bufio.NewWriter(f)
+		defer bw.Flush()
+		report = json.NewEncoder(bw)
+	}
 	c, err := sf.dial()
 	if err != nil {
 		return err
@@ -111,6 +126,8 @@ func cmdImport(e *env, args []string) error {
 		batch:    *batch,
 		parallel: *parallel,
 		groups:   map[string]*reasonGroup{},
+		verbose:  *verbose,
+		report:   report,
 	}
 	run.sub.OnRetry = func(attempt int, wait time.Duration, err error) {
 		run.progress.println(e.stderr, fmt.Sprintf("retrying a batch (attempt %d) in %s: %s", attempt+1, wait.Round(time.Millisecond), oneLine(err.Error())))
@@ -129,6 +146,8 @@ type importRun struct {
 	parallel int
 
 	progress progress
+	verbose  bool          // a line per record on stdout
+	report   *json.Encoder // a JSON object per record, or nil
 
 	records, admitted, dups, rejected, partial int
 	fileErrors                                 int
@@ -180,51 +199,40 @@ func (r *importRun) run(ctx context.Context, files []string, container importer.
 	}()
 	// Up to r.parallel batches are in flight at once; results are
 	// accounted in file order.
-	queue := make(chan *inflight, r.parallel)
-	go func() {
-		defer close(queue)
-		sem := make(chan struct{}, r.parallel)
-		for b := range batches {
-			f := &inflight{b: b, done: make(chan struct{})}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
+	type submitted struct {
+		results []client.SubmitResult
+		err     error
+	}
+	ordered(ctx, r.parallel, batches, func(b importBatch) submitted {
+		var events []*stelev1.Event
+		for _, it := range b.items {
+			if it.ev != nil {
+				events = append(events, it.ev)
 			}
-			go func() {
-				defer func() { <-sem; close(f.done) }()
-				var events []*stelev1.Event
-				for _, it := range f.b.items {
-					if it.ev != nil {
-						events = append(events, it.ev)
-					}
-				}
-				if len(events) > 0 {
-					f.results, f.err = r.sub.Submit(ctx, events)
-				}
-			}()
-			queue <- f
 		}
-	}()
-	for f := range queue {
-		<-f.done
-		if r.aborted == nil && f.err != nil {
+		var s submitted
+		if len(events) > 0 {
+			s.results, s.err = r.sub.Submit(ctx, events)
+		}
+		return s
+	}, func(b importBatch, s submitted) {
+		if r.aborted == nil && s.err != nil {
 			// The server could not be reached, or the run was
 			// interrupted: nothing later can be submitted either.
-			r.aborted = f.err
+			r.aborted = s.err
 			cancel()
 		}
 		if r.aborted != nil {
-			continue
+			return
 		}
-		r.account(f.b.items, f.results)
-		if f.b.fileDone != "" {
-			r.progress.println(r.e.stderr, f.b.fileDone)
-			if f.b.fileErr {
+		r.account(b.items, s.results)
+		if b.fileDone != "" {
+			r.progress.println(r.e.stderr, b.fileDone)
+			if b.fileErr {
 				r.fileErrors++
 			}
 		}
-	}
+	})
 	stopProgress()
 	r.summary(time.Since(start))
 	if r.aborted != nil || r.rejected > 0 || r.fileErrors > 0 {
@@ -267,10 +275,10 @@ func (r *importRun) readFile(ctx context.Context, name string, container importe
 	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
-			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, %d records", name, rd.Container(), nrec)})
+			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, %s", name, rd.Container(), plural(nrec, "record"))})
 		}
 		if err != nil {
-			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, stopped after %d records: %v", name, rd.Container(), nrec, err), fileErr: true})
+			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, stopped after %s: %v", name, rd.Container(), plural(nrec, "record"), err), fileErr: true})
 		}
 		nrec++
 		it := item{file: name, rec: rec, err: rec.Err}
@@ -291,15 +299,8 @@ func (r *importRun) readFile(ctx context.Context, name string, container importe
 	}
 }
 
-// inflight is a batch being submitted.
-type inflight struct {
-	b       importBatch
-	results []client.SubmitResult
-	err     error
-	done    chan struct{}
-}
-
-// account counts a submitted batch's items and reports the rejected ones.
+// account counts a submitted batch's items and reports the rejected ones
+// (and, with --verbose or --report, every one).
 func (r *importRun) account(items []item, results []client.SubmitResult) {
 	next := 0
 	for _, it := range items {
@@ -309,6 +310,7 @@ func (r *importRun) account(items []item, results []client.SubmitResult) {
 			if errors.Is(it.err, importer.ErrPartialLine) {
 				r.partial++
 				fmt.Fprintf(r.e.stdout, "%s: not imported: %s\n", position(it), it.err)
+				r.record(it, "not_imported", nil, it.err.Error())
 				continue
 			}
 			r.reject(it, it.err.Error())
@@ -321,10 +323,43 @@ func (r *importRun) account(items []item, results []client.SubmitResult) {
 			r.reject(it, fmt.Sprintf("%s: %s", res.Code, oneLine(res.Message)))
 		case res.Duplicate:
 			r.dups++
+			r.admittedLine(it, res.Index, "duplicate")
 		default:
 			r.admitted++
+			r.admittedLine(it, res.Index, "admitted")
 		}
 	}
+}
+
+// importRecord is one line of the --report file.
+type importRecord struct {
+	File    string  `json:"file"`
+	Record  int     `json:"record"`
+	Offset  int64   `json:"offset"`
+	Outcome string  `json:"outcome"`
+	Index   *uint64 `json:"index,omitempty"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// admittedLine reports a record that is in the log.
+func (r *importRun) admittedLine(it item, index uint64, outcome string) {
+	if r.verbose {
+		r.progress.clear()
+		dup := ""
+		if outcome == "duplicate" {
+			dup = " duplicate"
+		}
+		fmt.Fprintf(r.e.stdout, "%s: index %d%s\n", position(it), index, dup)
+	}
+	r.record(it, outcome, &index, "")
+}
+
+// record writes a record's line of the --report file.
+func (r *importRun) record(it item, outcome string, index *uint64, reason string) {
+	if r.report == nil {
+		return
+	}
+	_ = r.report.Encode(importRecord{File: it.file, Record: it.rec.N, Offset: it.rec.Offset, Outcome: outcome, Index: index, Error: reason})
 }
 
 func position(it item) string {
@@ -333,6 +368,7 @@ func position(it item) string {
 
 func (r *importRun) reject(it item, reason string) {
 	r.rejected++
+	r.record(it, "rejected", nil, oneLine(reason))
 	where := position(it)
 	r.progress.clear()
 	fmt.Fprintf(r.e.stdout, "%s: error: %s\n", where, oneLine(reason))
@@ -353,8 +389,8 @@ func (r *importRun) reject(it item, reason string) {
 func (r *importRun) summary(elapsed time.Duration) {
 	w := r.e.stderr
 	rate := float64(r.records) / max(elapsed.Seconds(), 1e-3)
-	fmt.Fprintf(w, "%d records in %s (%.0f events/s): %d admitted, %d duplicates, %d rejected\n",
-		r.records, elapsed.Round(time.Millisecond), rate, r.admitted, r.dups, r.rejected)
+	fmt.Fprintf(w, "%s in %s (%.0f events/s): %d admitted, %s, %d rejected\n",
+		plural(r.records, "record"), elapsed.Round(time.Millisecond), rate, r.admitted, plural(r.dups, "duplicate"), r.rejected)
 	if r.partial > 0 {
 		fmt.Fprintf(w, "%d incomplete last lines not imported (a blob still being written?): import the file again later\n", r.partial)
 	}

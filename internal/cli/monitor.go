@@ -143,11 +143,24 @@ func cmdMonitor(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "monitor: %s verified at size %d\n", cp.Origin, cp.Size)
 		return nil
 	}
-	err = m.Run(ctx, *interval)
-	if errors.Is(err, context.Canceled) {
-		return nil
+	// Like m.Run, with a heartbeat on stderr for every newly verified
+	// checkpoint, so a healthy monitor is seen to be working.
+	var last *client.Checkpoint
+	for {
+		if err := m.Step(ctx); err != nil && ctx.Err() == nil {
+			warn(err.Error())
+		} else if cp := m.Trusted(); cp != nil && (last == nil || cp.Size != last.Size || cp.Root != last.Root) {
+			last = cp
+			mu.Lock()
+			fmt.Fprintf(e.stderr, "monitor: %s verified at size %d\n", cp.Origin, cp.Size)
+			mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*interval):
+		}
 	}
-	return err
 }
 
 // eventViews reads an entry's payload from the server, checks it against

@@ -41,16 +41,19 @@ type showLeaf struct {
 func cmdShow(e *env, args []string) error {
 	fs := newFlags("show")
 	sf := addServerFlags(fs)
-	idxS := fs.String("index", "", "index of the entry")
+	ef := addEntryFlags(fs)
 	raw := fs.Bool("raw", false, "print the raw record's exact bytes instead of the normalised view (proof status on stderr)")
 	format := fs.String("format", "json", "json: the normalised view with the proof status; ocsf: the event as OCSF 1.8.0 (proof status on stderr)")
-	keyPath := fs.String("log-key", os.Getenv("STELE_LOG_KEY"), "the log's verifier key file (log.pub): verify the entry's inclusion in the signed checkpoint (default $STELE_LOG_KEY)")
+	keyPath := fs.String("log-key", os.Getenv("STELE_LOG_KEY"), "the log's verifier key, its file (log.pub) or the key itself: verify the entry's inclusion in the signed checkpoint (default $STELE_LOG_KEY)")
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
-	idx, err := indexFlag(*idxS)
-	if err != nil {
+	if byID, err := ef.byID(); err != nil {
 		return err
+	} else if !byID {
+		if _, err := indexFlag(*ef.index); err != nil {
+			return err
+		}
 	}
 	if *format != "json" && *format != "ocsf" {
 		return usagef("--format must be json or ocsf, got %q", *format)
@@ -62,6 +65,10 @@ func cmdShow(e *env, args []string) error {
 	defer c.Close()
 	ctx, cancel := sf.request()
 	defer cancel()
+	idx, err := ef.resolve(ctx, c)
+	if err != nil {
+		return err
+	}
 
 	var (
 		l     *leaf.Leaf

@@ -200,24 +200,26 @@ func Parse(line []byte, defaultSource string) (*stelev1.Event, error) {
 	default:
 		return nil, errors.New(`"source" is missing: add it to the line or pass --source`)
 	}
-	for _, f := range []struct {
-		name string
-		v    *string
-		dst  *string
-	}{{"event_id", raw.EventID, &ev.EventId}, {"kind", raw.Kind, &ev.Kind}, {"format", raw.Format, &ev.Format}} {
-		if f.v == nil {
-			return nil, fmt.Errorf("%q is missing", f.name)
+	// event_id, kind and event_time may be left out (no key, or an empty
+	// string): the server derives them from the record when its format
+	// says them, and refuses the event, saying which is missing, when not.
+	if raw.EventID != nil {
+		ev.EventId = *raw.EventID
+	}
+	if raw.Kind != nil {
+		ev.Kind = *raw.Kind
+	}
+	if raw.Format == nil {
+		return nil, errors.New(`"format" is missing`)
+	}
+	ev.Format = *raw.Format
+	if raw.EventTime != nil && *raw.EventTime != "" {
+		t, err := parseRFC3339(*raw.EventTime)
+		if err != nil {
+			return nil, fmt.Errorf(`"event_time" is not an RFC 3339 time: %q`, *raw.EventTime)
 		}
-		*f.dst = *f.v
+		ev.EventTime = timestamppb.New(t)
 	}
-	if raw.EventTime == nil {
-		return nil, errors.New(`"event_time" is missing`)
-	}
-	t, err := parseRFC3339(*raw.EventTime)
-	if err != nil {
-		return nil, fmt.Errorf(`"event_time" is not an RFC 3339 time: %q`, *raw.EventTime)
-	}
-	ev.EventTime = timestamppb.New(t)
 	if len(raw.Record) == 0 || bytes.Equal(raw.Record, []byte("null")) {
 		return nil, errors.New(`"record" is missing or null`)
 	}

@@ -134,6 +134,15 @@ func TestParseAccepts(t *testing.T) {
 		{name: "record with duplicate keys inside kept as is", line: with(map[string]string{"record": `{"a":1,"a":2}`}), wantRecord: `{"a":1,"a":2}`, wantSource: "entra/t1/audit", wantTime: "2026-01-02T03:04:05Z"},
 		// Values are the server's business; Parse only checks shape.
 		{name: "empty event_id kind format accepted", line: with(map[string]string{"event_id": `""`, "kind": `""`, "format": `""`}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit", wantTime: "2026-01-02T03:04:05Z"},
+		// One rule for event_id, kind and event_time: a missing key, null
+		// and "" all mean "let the server derive it from the record".
+		{name: "missing event_id", line: with(map[string]string{"event_id": ""}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit", wantTime: "2026-01-02T03:04:05Z"},
+		{name: "null event_id", line: with(map[string]string{"event_id": "null"}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit", wantTime: "2026-01-02T03:04:05Z"},
+		{name: "missing kind", line: with(map[string]string{"kind": ""}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit", wantTime: "2026-01-02T03:04:05Z"},
+		{name: "missing event_time", line: with(map[string]string{"event_time": ""}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit"},
+		{name: "null event_time", line: with(map[string]string{"event_time": "null"}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit"},
+		{name: "empty event_time", line: with(map[string]string{"event_time": `""`}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit"},
+		{name: "all three missing", line: with(map[string]string{"event_id": "", "kind": "", "event_time": ""}), wantRecord: `{"id":"e-1"}`, wantSource: "entra/t1/audit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +162,11 @@ func TestParseAccepts(t *testing.T) {
 			if ev.SourceSeq != tt.wantSeq {
 				t.Errorf("source_seq = %d, want %d", ev.SourceSeq, tt.wantSeq)
 			}
-			if want := ts(t, tt.wantTime); !proto.Equal(ev.EventTime, want) {
+			if tt.wantTime == "" {
+				if ev.EventTime != nil {
+					t.Errorf("event_time = %v, want none (the server derives it)", ev.EventTime)
+				}
+			} else if want := ts(t, tt.wantTime); !proto.Equal(ev.EventTime, want) {
 				t.Errorf("event_time = %v, want %v", ev.EventTime, want)
 			}
 		})
@@ -197,16 +210,11 @@ func TestParseRejects(t *testing.T) {
 		{name: "missing source no default", line: with(map[string]string{"source": ""}), wantErr: `"source" is missing`},
 		{name: "empty source no default", line: with(map[string]string{"source": `""`}), wantErr: `"source" is missing`},
 		{name: "null source no default", line: with(map[string]string{"source": `null`}), wantErr: `"source" is missing`},
-		{name: "missing event_id", line: with(map[string]string{"event_id": ""}), wantErr: `"event_id" is missing`},
-		{name: "null event_id", line: with(map[string]string{"event_id": "null"}), wantErr: `"event_id" is missing`},
-		{name: "missing kind", line: with(map[string]string{"kind": ""}), wantErr: `"kind" is missing`},
 		{name: "missing format", line: with(map[string]string{"format": ""}), wantErr: `"format" is missing`},
-		{name: "missing event_time", line: with(map[string]string{"event_time": ""}), wantErr: `"event_time" is missing`},
-		{name: "null event_time", line: with(map[string]string{"event_time": "null"}), wantErr: `"event_time" is missing`},
 		{name: "missing record", line: with(map[string]string{"record": ""}), wantErr: `"record" is missing or null`},
 		{name: "null record", line: with(map[string]string{"record": "null"}), wantErr: `"record" is missing or null`},
 		{name: "null record with spaces", line: with(map[string]string{"record": "  null  "}), wantErr: `"record" is missing or null`},
-		{name: "all missing", line: `{}`, defaultSource: "d/s", wantErr: `"event_id" is missing`},
+		{name: "all missing", line: `{}`, defaultSource: "d/s", wantErr: `"format" is missing`},
 		{name: "source number", line: with(map[string]string{"source": "1"}), wantErr: "not an event object"},
 		{name: "source object", line: with(map[string]string{"source": "{}"}), wantErr: "not an event object"},
 		{name: "event_id number", line: with(map[string]string{"event_id": "5"}), wantErr: "not an event object"},
@@ -241,7 +249,6 @@ func TestParseRejects(t *testing.T) {
 		{name: "time without zone", line: with(map[string]string{"event_time": `"2026-01-02T03:04:05"`}), wantErr: "not an RFC 3339 time"},
 		{name: "time with space separator", line: with(map[string]string{"event_time": `"2026-01-02 03:04:05Z"`}), wantErr: "not an RFC 3339 time"},
 		{name: "time date only", line: with(map[string]string{"event_time": `"2026-01-02"`}), wantErr: "not an RFC 3339 time"},
-		{name: "time empty", line: with(map[string]string{"event_time": `""`}), wantErr: "not an RFC 3339 time"},
 		{name: "time words", line: with(map[string]string{"event_time": `"yesterday"`}), wantErr: "not an RFC 3339 time"},
 		{name: "time month 13", line: with(map[string]string{"event_time": `"2026-13-02T03:04:05Z"`}), wantErr: "not an RFC 3339 time"},
 		{name: "time day 32", line: with(map[string]string{"event_time": `"2026-01-32T03:04:05Z"`}), wantErr: "not an RFC 3339 time"},
@@ -384,7 +391,7 @@ func TestReader(t *testing.T) {
 		{name: "CRLF throughout", input: "\r\n" + ev("a") + "\r\n\r\n" + ev("b") + "\r\n", want: []lineSummary{{no: 2, eventID: "a"}, {no: 4, eventID: "b"}}},
 		{name: "mixed endings last without newline", input: ev("a") + "\n" + ev("b") + "\r\n" + ev("c"), want: []lineSummary{{1, "a", ""}, {2, "b", ""}, {3, "c", ""}}},
 		{name: "bad line in the middle does not stop reading", input: ev("a") + "\nnot json\n" + ev("c") + "\n", want: []lineSummary{{1, "a", ""}, {2, "", "not an event object"}, {3, "c", ""}}},
-		{name: "missing field error carries line number", input: "\n\n" + with(map[string]string{"kind": ""}) + "\n" + ev("d"), want: []lineSummary{{3, "", `"kind" is missing`}, {4, "d", ""}}},
+		{name: "missing field error carries line number", input: "\n\n" + with(map[string]string{"format": ""}) + "\n" + ev("d"), want: []lineSummary{{3, "", `"format" is missing`}, {4, "d", ""}}},
 		{name: "CR inside a line is not a line end", input: ev("a") + "\r" + ev("b") + "\n", want: []lineSummary{{1, "", "unexpected data after the event object"}}},
 	}
 	for _, tt := range tests {

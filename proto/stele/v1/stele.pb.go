@@ -1203,6 +1203,105 @@ func (x *GetEventRequest) GetIndex() uint64 {
 	return 0
 }
 
+// GetEventByIDRequest names an event by its source and event id, as it was
+// admitted.
+type GetEventByIDRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	EventId       string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventByIDRequest) Reset() {
+	*x = GetEventByIDRequest{}
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventByIDRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventByIDRequest) ProtoMessage() {}
+
+func (x *GetEventByIDRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventByIDRequest.ProtoReflect.Descriptor instead.
+func (*GetEventByIDRequest) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetEventByIDRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *GetEventByIDRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+// GetEventByIDResponse is what GetEvent answers for the entry found.
+type GetEventByIDResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Event         *GetEventResponse      `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventByIDResponse) Reset() {
+	*x = GetEventByIDResponse{}
+	mi := &file_stele_v1_stele_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventByIDResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventByIDResponse) ProtoMessage() {}
+
+func (x *GetEventByIDResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventByIDResponse.ProtoReflect.Descriptor instead.
+func (*GetEventByIDResponse) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetEventByIDResponse) GetEvent() *GetEventResponse {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 // GetEventResponse is an entry's payload with everything needed to check it.
 type GetEventResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1232,7 +1331,7 @@ type GetEventResponse struct {
 
 func (x *GetEventResponse) Reset() {
 	*x = GetEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	mi := &file_stele_v1_stele_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1343,7 @@ func (x *GetEventResponse) String() string {
 func (*GetEventResponse) ProtoMessage() {}
 
 func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[20]
+	mi := &file_stele_v1_stele_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1356,7 @@ func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
 func (*GetEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{20}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetEventResponse) GetIndex() uint64 {
@@ -1341,7 +1440,7 @@ type EraseEventRequest struct {
 
 func (x *EraseEventRequest) Reset() {
 	*x = EraseEventRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[21]
+	mi := &file_stele_v1_stele_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1452,7 @@ func (x *EraseEventRequest) String() string {
 func (*EraseEventRequest) ProtoMessage() {}
 
 func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[21]
+	mi := &file_stele_v1_stele_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1465,7 @@ func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventRequest.ProtoReflect.Descriptor instead.
 func (*EraseEventRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{21}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EraseEventRequest) GetIndex() uint64 {
@@ -1403,7 +1502,7 @@ type EraseEventResponse struct {
 
 func (x *EraseEventResponse) Reset() {
 	*x = EraseEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[22]
+	mi := &file_stele_v1_stele_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1514,7 @@ func (x *EraseEventResponse) String() string {
 func (*EraseEventResponse) ProtoMessage() {}
 
 func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[22]
+	mi := &file_stele_v1_stele_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1527,7 @@ func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventResponse.ProtoReflect.Descriptor instead.
 func (*EraseEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{22}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EraseEventResponse) GetTombstone() *EraseTombstone {
@@ -1464,7 +1563,7 @@ type EraseTombstone struct {
 
 func (x *EraseTombstone) Reset() {
 	*x = EraseTombstone{}
-	mi := &file_stele_v1_stele_proto_msgTypes[23]
+	mi := &file_stele_v1_stele_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1575,7 @@ func (x *EraseTombstone) String() string {
 func (*EraseTombstone) ProtoMessage() {}
 
 func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[23]
+	mi := &file_stele_v1_stele_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1588,7 @@ func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseTombstone.ProtoReflect.Descriptor instead.
 func (*EraseTombstone) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{23}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EraseTombstone) GetIndex() uint64 {
@@ -1610,7 +1709,12 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\x05proof\x18\x01 \x01(\fR\x05proof\x12\x12\n" +
 	"\x04leaf\x18\x02 \x01(\fR\x04leaf\"'\n" +
 	"\x0fGetEventRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x88\x02\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"H\n" +
+	"\x13GetEventByIDRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\"H\n" +
+	"\x14GetEventByIDResponse\x120\n" +
+	"\x05event\x18\x01 \x01(\v2\x1a.stele.v1.GetEventResponseR\x05event\"\x88\x02\n" +
 	"\x10GetEventResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04leaf\x18\x02 \x01(\fR\x04leaf\x12\x18\n" +
@@ -1636,7 +1740,7 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12+\n" +
 	"\x11request_reference\x18\x05 \x01(\tR\x10requestReference\x12#\n" +
-	"\rerasure_index\x18\x06 \x01(\x04R\ferasureIndex2\xb1\x06\n" +
+	"\rerasure_index\x18\x06 \x01(\x04R\ferasureIndex2\x80\a\n" +
 	"\n" +
 	"LogService\x12;\n" +
 	"\x06Append\x12\x17.stele.v1.AppendRequest\x1a\x18.stele.v1.AppendResponse\x12Q\n" +
@@ -1649,7 +1753,8 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"GetEntries\x12\x1b.stele.v1.GetEntriesRequest\x1a\x1c.stele.v1.GetEntriesResponse0\x01\x12G\n" +
 	"\n" +
 	"GetReceipt\x12\x1b.stele.v1.GetReceiptRequest\x1a\x1c.stele.v1.GetReceiptResponse\x12A\n" +
-	"\bGetEvent\x12\x19.stele.v1.GetEventRequest\x1a\x1a.stele.v1.GetEventResponse\x12G\n" +
+	"\bGetEvent\x12\x19.stele.v1.GetEventRequest\x1a\x1a.stele.v1.GetEventResponse\x12M\n" +
+	"\fGetEventByID\x12\x1d.stele.v1.GetEventByIDRequest\x1a\x1e.stele.v1.GetEventByIDResponse\x12G\n" +
 	"\n" +
 	"EraseEvent\x12\x1b.stele.v1.EraseEventRequest\x1a\x1c.stele.v1.EraseEventResponseB3Z1github.com/stele-dev/stele/proto/stele/v1;stelev1b\x06proto3"
 
@@ -1665,7 +1770,7 @@ func file_stele_v1_stele_proto_rawDescGZIP() []byte {
 	return file_stele_v1_stele_proto_rawDescData
 }
 
-var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_stele_v1_stele_proto_goTypes = []any{
 	(*Event)(nil),                       // 0: stele.v1.Event
 	(*ProducerSignature)(nil),           // 1: stele.v1.ProducerSignature
@@ -1687,48 +1792,53 @@ var file_stele_v1_stele_proto_goTypes = []any{
 	(*GetReceiptRequest)(nil),           // 17: stele.v1.GetReceiptRequest
 	(*GetReceiptResponse)(nil),          // 18: stele.v1.GetReceiptResponse
 	(*GetEventRequest)(nil),             // 19: stele.v1.GetEventRequest
-	(*GetEventResponse)(nil),            // 20: stele.v1.GetEventResponse
-	(*EraseEventRequest)(nil),           // 21: stele.v1.EraseEventRequest
-	(*EraseEventResponse)(nil),          // 22: stele.v1.EraseEventResponse
-	(*EraseTombstone)(nil),              // 23: stele.v1.EraseTombstone
-	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
+	(*GetEventByIDRequest)(nil),         // 20: stele.v1.GetEventByIDRequest
+	(*GetEventByIDResponse)(nil),        // 21: stele.v1.GetEventByIDResponse
+	(*GetEventResponse)(nil),            // 22: stele.v1.GetEventResponse
+	(*EraseEventRequest)(nil),           // 23: stele.v1.EraseEventRequest
+	(*EraseEventResponse)(nil),          // 24: stele.v1.EraseEventResponse
+	(*EraseTombstone)(nil),              // 25: stele.v1.EraseTombstone
+	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
 }
 var file_stele_v1_stele_proto_depIdxs = []int32{
-	24, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
+	26, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: stele.v1.Event.producer_signature:type_name -> stele.v1.ProducerSignature
 	0,  // 2: stele.v1.AppendRequest.events:type_name -> stele.v1.Event
 	3,  // 3: stele.v1.AppendResponse.results:type_name -> stele.v1.AppendResult
 	0,  // 4: stele.v1.AppendStreamRequest.events:type_name -> stele.v1.Event
 	3,  // 5: stele.v1.AppendStreamResponse.results:type_name -> stele.v1.AppendResult
 	10, // 6: stele.v1.GetInclusionProofsResponse.proofs:type_name -> stele.v1.GetInclusionProofResponse
-	23, // 7: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	23, // 8: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	24, // 9: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
-	2,  // 10: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
-	5,  // 11: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
-	7,  // 12: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
-	9,  // 13: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
-	11, // 14: stele.v1.LogService.GetInclusionProofs:input_type -> stele.v1.GetInclusionProofsRequest
-	13, // 15: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
-	15, // 16: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
-	17, // 17: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
-	19, // 18: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
-	21, // 19: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
-	4,  // 20: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
-	6,  // 21: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
-	8,  // 22: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
-	10, // 23: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
-	12, // 24: stele.v1.LogService.GetInclusionProofs:output_type -> stele.v1.GetInclusionProofsResponse
-	14, // 25: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
-	16, // 26: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
-	18, // 27: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
-	20, // 28: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
-	22, // 29: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
-	20, // [20:30] is the sub-list for method output_type
-	10, // [10:20] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	22, // 7: stele.v1.GetEventByIDResponse.event:type_name -> stele.v1.GetEventResponse
+	25, // 8: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	25, // 9: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	26, // 10: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
+	2,  // 11: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
+	5,  // 12: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
+	7,  // 13: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
+	9,  // 14: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
+	11, // 15: stele.v1.LogService.GetInclusionProofs:input_type -> stele.v1.GetInclusionProofsRequest
+	13, // 16: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
+	15, // 17: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
+	17, // 18: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
+	19, // 19: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
+	20, // 20: stele.v1.LogService.GetEventByID:input_type -> stele.v1.GetEventByIDRequest
+	23, // 21: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
+	4,  // 22: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
+	6,  // 23: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
+	8,  // 24: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
+	10, // 25: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
+	12, // 26: stele.v1.LogService.GetInclusionProofs:output_type -> stele.v1.GetInclusionProofsResponse
+	14, // 27: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
+	16, // 28: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
+	18, // 29: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
+	22, // 30: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
+	21, // 31: stele.v1.LogService.GetEventByID:output_type -> stele.v1.GetEventByIDResponse
+	24, // 32: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_stele_v1_stele_proto_init() }
@@ -1746,7 +1856,7 @@ func file_stele_v1_stele_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stele_v1_stele_proto_rawDesc), len(file_stele_v1_stele_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	LogService_GetEntries_FullMethodName          = "/stele.v1.LogService/GetEntries"
 	LogService_GetReceipt_FullMethodName          = "/stele.v1.LogService/GetReceipt"
 	LogService_GetEvent_FullMethodName            = "/stele.v1.LogService/GetEvent"
+	LogService_GetEventByID_FullMethodName        = "/stele.v1.LogService/GetEventByID"
 	LogService_EraseEvent_FullMethodName          = "/stele.v1.LogService/EraseEvent"
 )
 
@@ -77,6 +78,12 @@ type LogServiceClient interface {
 	// an inclusion proof against the latest published checkpoint, waiting like
 	// GetReceipt until a checkpoint covers the entry.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
+	// GetEventByID finds an entry by its (source, event_id), through the
+	// same index that deduplicates admissions, and returns what GetEvent
+	// returns for its index, index included. It needs the reader role, and the
+	// source must be readable by the caller. An event that is not in the log
+	// is NOT_FOUND.
+	GetEventByID(ctx context.Context, in *GetEventByIDRequest, opts ...grpc.CallOption) (*GetEventByIDResponse, error)
 	// EraseEvent erases the payload (and its salt) behind an entry, for the
 	// right to be forgotten; it needs the admin role. The leaf stays, so every
 	// proof still verifies. First an erasure event (source "stele/erasure",
@@ -198,6 +205,16 @@ func (c *logServiceClient) GetEvent(ctx context.Context, in *GetEventRequest, op
 	return out, nil
 }
 
+func (c *logServiceClient) GetEventByID(ctx context.Context, in *GetEventByIDRequest, opts ...grpc.CallOption) (*GetEventByIDResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEventByIDResponse)
+	err := c.cc.Invoke(ctx, LogService_GetEventByID_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *logServiceClient) EraseEvent(ctx context.Context, in *EraseEventRequest, opts ...grpc.CallOption) (*EraseEventResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EraseEventResponse)
@@ -251,6 +268,12 @@ type LogServiceServer interface {
 	// an inclusion proof against the latest published checkpoint, waiting like
 	// GetReceipt until a checkpoint covers the entry.
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
+	// GetEventByID finds an entry by its (source, event_id), through the
+	// same index that deduplicates admissions, and returns what GetEvent
+	// returns for its index, index included. It needs the reader role, and the
+	// source must be readable by the caller. An event that is not in the log
+	// is NOT_FOUND.
+	GetEventByID(context.Context, *GetEventByIDRequest) (*GetEventByIDResponse, error)
 	// EraseEvent erases the payload (and its salt) behind an entry, for the
 	// right to be forgotten; it needs the admin role. The leaf stays, so every
 	// proof still verifies. First an erasure event (source "stele/erasure",
@@ -296,6 +319,9 @@ func (UnimplementedLogServiceServer) GetReceipt(context.Context, *GetReceiptRequ
 }
 func (UnimplementedLogServiceServer) GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedLogServiceServer) GetEventByID(context.Context, *GetEventByIDRequest) (*GetEventByIDResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEventByID not implemented")
 }
 func (UnimplementedLogServiceServer) EraseEvent(context.Context, *EraseEventRequest) (*EraseEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EraseEvent not implemented")
@@ -465,6 +491,24 @@ func _LogService_GetEvent_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_GetEventByID_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEventByIDRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).GetEventByID(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_GetEventByID_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).GetEventByID(ctx, req.(*GetEventByIDRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LogService_EraseEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EraseEventRequest)
 	if err := dec(in); err != nil {
@@ -517,6 +561,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEvent",
 			Handler:    _LogService_GetEvent_Handler,
+		},
+		{
+			MethodName: "GetEventByID",
+			Handler:    _LogService_GetEventByID_Handler,
 		},
 		{
 			MethodName: "EraseEvent",
