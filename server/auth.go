@@ -27,7 +27,9 @@ import (
 )
 
 // watched is a value loaded from files and loaded again whenever one of
-// them changes (size or modification time), checked on each use.
+// them changes (size, modification or status-change time, inode or
+// device: a same-size replacement that keeps the modification time, as
+// cp -p and rsync -a make, is still seen), checked on each use.
 type watched[T any] struct {
 	paths []string
 	load  func() (T, error)
@@ -60,7 +62,7 @@ func (w *watched[T]) stat() string {
 			fmt.Fprintf(&b, "%s:err;", p)
 			continue
 		}
-		fmt.Fprintf(&b, "%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&b, "%s:%d:%d:%s;", p, fi.Size(), fi.ModTime().UnixNano(), fileIdentity(fi))
 	}
 	return b.String()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -77,8 +76,8 @@ func checkEraseText(name, v string) error {
 	if len(v) > maxEraseText {
 		return status.Errorf(codes.InvalidArgument, "%s is %d bytes, over the limit of %d", name, len(v), maxEraseText)
 	}
-	if !utf8.ValidString(v) {
-		return status.Errorf(codes.InvalidArgument, "%s is not valid UTF-8", name)
+	if err := printable(name, v); err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	return nil
 }

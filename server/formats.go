@@ -37,6 +37,19 @@ func checkRecord(format string, record []byte) error {
 	return nil
 }
 
+// printable is the one rule for the free-text fields a caller sets
+// (Event.origin, EraseEvent's reason and request_reference): printable
+// UTF-8 text, no control characters, so that a log line or a report
+// shows what is there.
+func printable(name, v string) error {
+	for i, r := range v {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return fmt.Errorf("%s has a non-printable character at byte %d: keep it to printable text such as \"file=export.json record=17\"", name, i)
+		}
+	}
+	return nil
+}
+
 // maxOriginLen bounds Event.origin, the producer's note of where it found
 // the record.
 const maxOriginLen = 1024
@@ -62,10 +75,8 @@ func normalizeEvent(ev *stelev1.Event) (normalized, error) {
 	if len(ev.Origin) > maxOriginLen {
 		return n, fmt.Errorf("origin is %d bytes, over the limit of %d", len(ev.Origin), maxOriginLen)
 	}
-	for i, r := range ev.Origin {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return n, fmt.Errorf("origin has a non-printable character at byte %d: keep it to printable text such as \"file=export.json record=17\"", i)
-		}
+	if err := printable("origin", ev.Origin); err != nil {
+		return n, err
 	}
 	view, err := normalizer.Normalize(ev.Format, ev.Record)
 	if err != nil {
