@@ -14,7 +14,9 @@ import (
 
 	"github.com/transparency-dev/tessera"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
+	normalizer "github.com/stele-dev/stele/identity"
 	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/leaf"
@@ -154,9 +156,49 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 		diffs = append(diffs, fmt.Sprintf("source_seq %d, not %d", l.SourceSeq, p.sourceSeq))
 	}
 	if format != p.format || !bytes.Equal(record, p.record) {
+		if len(diffs) == 0 && format != p.format && sameEvent(p.key.source, format, record, p.format, p.record) {
+			// The same event in another export format (a Graph record and
+			// its diagnostic-settings copy): a duplicate of what is logged.
+			return fp, "", true
+		}
 		diffs = append(diffs, "another format or record")
 	}
 	return fp, conflictMessage(idx, strings.Join(diffs, "; ")), true
+}
+
+// sameEvent reports whether two records of different formats are one
+// event (docs/decisions.md, "One event in two export formats"): the
+// current normaliser reads both to the same normalised content, once
+// what only says how the record was delivered is set aside: the
+// envelope (source stream, envelope time), the normaliser's name and
+// flags, the time as written, the origin note and the raw record. The
+// tenants named, by either record and by the source (its second segment,
+// as in entra/<tenant>/audit), must agree.
+func sameEvent(source, format1 string, record1 []byte, format2 string, record2 []byte) bool {
+	a, err := normalizer.Normalize(format1, record1)
+	if err != nil {
+		return false
+	}
+	b, err := normalizer.Normalize(format2, record2)
+	if err != nil {
+		return false
+	}
+	tenant := ""
+	for _, v := range []*stelev1.IdentityEvent{a, b} {
+		t := v.GetSource().GetTenant()
+		if segs := strings.Split(source, "/"); t != "" && len(segs) > 1 && segs[0] == v.GetSource().GetProvider() && segs[1] != t {
+			return false
+		}
+		if t != "" && tenant != "" && t != tenant {
+			return false
+		}
+		tenant = max(tenant, t)
+	}
+	for _, v := range []*stelev1.IdentityEvent{a, b} {
+		v.Source, v.EnvelopeTime, v.EnvelopeTimeText, v.EventTimeText = nil, nil, "", ""
+		v.Normalizer, v.NormalizerVersion, v.Flags, v.Origin, v.RawRecord, v.Format = "", "", nil, "", nil, ""
+	}
+	return proto.Equal(a, b)
 }
 
 func conflictMessage(idx uint64, detail string) string {
@@ -282,10 +324,13 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 				r.duplicate = true
 				if built[w.pos].fp != w.f.fp {
 					msg := conflictMessage(r.index, "")
-					if _, diff, read := a.admitted(ctx, built[w.pos], r.index); read && diff != "" {
+					_, diff, read := a.admitted(ctx, built[w.pos], r.index)
+					if read && diff != "" {
 						msg = diff
 					}
-					r = result{index: r.index, code: codes.AlreadyExists, msg: msg}
+					if !read || diff != "" {
+						r = result{index: r.index, code: codes.AlreadyExists, msg: msg}
+					}
 				}
 			}
 			results[w.pos] = r
