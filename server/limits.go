@@ -189,14 +189,20 @@ func readSlots(cfg *Config) int {
 // slot, waiting for one (in turn: the wait is first come, first served) as
 // long as ctx allows.
 func (l *limits) read(ctx context.Context, name string, f func() error) error {
-	l.mu.Lock()
-	mine := l.readsBy[name]
-	if mine == nil {
-		mine = make(chan struct{}, max(1, cap(l.reads)/2))
-		l.readsBy[name] = mine
+	sems := []chan struct{}{l.reads}
+	if name != "anonymous" {
+		// Without an access policy every caller is "anonymous": sharing
+		// would serve no one.
+		l.mu.Lock()
+		mine := l.readsBy[name]
+		if mine == nil {
+			mine = make(chan struct{}, max(1, cap(l.reads)/2))
+			l.readsBy[name] = mine
+		}
+		l.mu.Unlock()
+		sems = []chan struct{}{mine, l.reads}
 	}
-	l.mu.Unlock()
-	for _, sem := range []chan struct{}{mine, l.reads} {
+	for _, sem := range sems {
 		select {
 		case sem <- struct{}{}:
 			defer func() { <-sem }()
