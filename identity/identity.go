@@ -97,6 +97,19 @@ func Formats() []string {
 	return names
 }
 
+// Known reports whether Normalize has a normaliser for format.
+func Known(format string) bool {
+	_, ok := normalizers[format]
+	return ok
+}
+
+// ObjectRecords reports whether format is known and its records must be
+// JSON objects (every format but "json", which takes any JSON value).
+func ObjectRecords(format string) bool {
+	n, ok := normalizers[format]
+	return ok && !n.anyValue
+}
+
 // KindAuthoritative reports whether the normaliser's kind for format is
 // binding on producers. It is false for "json", whose generic normaliser
 // proposes a kind only as a default.

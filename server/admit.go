@@ -14,7 +14,9 @@ import (
 
 	"github.com/transparency-dev/tessera"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
+	normalizer "github.com/stele-dev/stele/identity"
 	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/leaf"
@@ -28,6 +30,9 @@ type result struct {
 	duplicate bool
 	code      codes.Code
 	msg       string
+	// denied is the stele_auth_denied_total reason of a refusal by the
+	// access policy.
+	denied string
 }
 
 func (r result) proto() *stelev1.AppendResult {
@@ -81,6 +86,8 @@ type pending struct {
 	fp    [32]byte
 	store store.Payload
 	// What a resubmission is compared on.
+	format    string
+	record    []byte
 	kind      string
 	eventTime time.Time
 	sourceSeq uint64
@@ -89,9 +96,9 @@ type pending struct {
 
 // fingerprint covers what a resubmission of an event must repeat exactly:
 // everything but its dedup key, salt, admission time and the normalised
-// view (content is recordContent: a newer normaliser or another origin note
-// does not make a redelivery a different event).
-func fingerprint(sourceSeq uint64, kind string, eventTime time.Time, content []byte) [32]byte {
+// view (content is the format and raw record: a newer normaliser or another
+// origin note does not make a redelivery a different event).
+func fingerprint(sourceSeq uint64, kind string, eventTime time.Time, format string, record []byte) [32]byte {
 	h := sha256.New()
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], sourceSeq)
@@ -100,26 +107,21 @@ func fingerprint(sourceSeq uint64, kind string, eventTime time.Time, content []b
 	h.Write([]byte{0})
 	binary.BigEndian.PutUint64(b[:], uint64(eventTime.UnixNano()))
 	h.Write(b[:])
-	h.Write(content)
+	h.Write([]byte(format))
+	h.Write([]byte{0})
+	h.Write(record)
 	return [32]byte(h.Sum(nil))
 }
 
 // recordContent is the part of a payload that identifies the event: its
-// format and raw record (the payload bytes themselves if they do not
-// decode).
-func recordContent(payloadBytes []byte) []byte {
+// format and raw record (no format and the payload bytes themselves if
+// they do not decode).
+func recordContent(payloadBytes []byte) (format string, record []byte) {
 	p, err := payload.Unmarshal(payloadBytes)
 	if err != nil {
-		return payloadBytes
+		return "", payloadBytes
 	}
-	return eventContent(p.Format, p.Record)
-}
-
-// eventContent is recordContent for an event's format and record.
-func eventContent(format string, record []byte) []byte {
-	c := make([]byte, 0, len(format)+1+len(record))
-	c = append(append(c, format...), 0)
-	return append(c, record...)
+	return p.Format, p.Record
 }
 
 // admitted returns the fingerprint of the event admitted at idx and how p
@@ -138,8 +140,8 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	if err != nil {
 		return fp, "", false
 	}
-	content := recordContent(data)
-	fp = fingerprint(l.SourceSeq, l.Kind, l.EventTime, content)
+	format, record := recordContent(data)
+	fp = fingerprint(l.SourceSeq, l.Kind, l.EventTime, format, record)
 	if fp == p.fp {
 		return fp, "", true
 	}
@@ -153,10 +155,50 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	if l.SourceSeq != p.sourceSeq {
 		diffs = append(diffs, fmt.Sprintf("source_seq %d, not %d", l.SourceSeq, p.sourceSeq))
 	}
-	if !bytes.Equal(content, recordContent(p.store.Data)) {
+	if format != p.format || !bytes.Equal(record, p.record) {
+		if len(diffs) == 0 && format != p.format && sameEvent(p.key.source, format, record, p.format, p.record) {
+			// The same event in another export format (a Graph record and
+			// its diagnostic-settings copy): a duplicate of what is logged.
+			return fp, "", true
+		}
 		diffs = append(diffs, "another format or record")
 	}
 	return fp, conflictMessage(idx, strings.Join(diffs, "; ")), true
+}
+
+// sameEvent reports whether two records of different formats are one
+// event (docs/decisions.md, "One event in two export formats"): the
+// current normaliser reads both to the same normalised content, once
+// what only says how the record was delivered is set aside: the
+// envelope (source stream, envelope time), the normaliser's name and
+// flags, the time as written, the origin note and the raw record. The
+// tenants named, by either record and by the source (its second segment,
+// as in entra/<tenant>/audit), must agree.
+func sameEvent(source, format1 string, record1 []byte, format2 string, record2 []byte) bool {
+	a, err := normalizer.Normalize(format1, record1)
+	if err != nil {
+		return false
+	}
+	b, err := normalizer.Normalize(format2, record2)
+	if err != nil {
+		return false
+	}
+	tenant := ""
+	for _, v := range []*stelev1.IdentityEvent{a, b} {
+		t := v.GetSource().GetTenant()
+		if segs := strings.Split(source, "/"); t != "" && len(segs) > 1 && segs[0] == v.GetSource().GetProvider() && segs[1] != t {
+			return false
+		}
+		if t != "" && tenant != "" && t != tenant {
+			return false
+		}
+		tenant = max(tenant, t)
+	}
+	for _, v := range []*stelev1.IdentityEvent{a, b} {
+		v.Source, v.EnvelopeTime, v.EnvelopeTimeText, v.EventTimeText = nil, nil, "", ""
+		v.Normalizer, v.NormalizerVersion, v.Flags, v.Origin, v.RawRecord, v.Format = "", "", nil, "", nil, ""
+	}
+	return proto.Equal(a, b)
 }
 
 func conflictMessage(idx uint64, detail string) string {
@@ -166,7 +208,8 @@ func conflictMessage(idx uint64, detail string) string {
 	return fmt.Sprintf("(source, event_id) was admitted at index %d with different content%s; this copy was not admitted", idx, detail)
 }
 
-// admit admits a batch and returns one result per event, in order.
+// admit admits a batch and returns one result per event, in order. The
+// caller counts the results (metrics.observeBatch).
 func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result {
 	start := a.now()
 	results := make([]result, len(events))
@@ -281,10 +324,13 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 				r.duplicate = true
 				if built[w.pos].fp != w.f.fp {
 					msg := conflictMessage(r.index, "")
-					if _, diff, read := a.admitted(ctx, built[w.pos], r.index); read && diff != "" {
+					_, diff, read := a.admitted(ctx, built[w.pos], r.index)
+					if read && diff != "" {
 						msg = diff
 					}
-					r = result{index: r.index, code: codes.AlreadyExists, msg: msg}
+					if !read || diff != "" {
+						r = result{index: r.index, code: codes.AlreadyExists, msg: msg}
+					}
 				}
 			}
 			results[w.pos] = r
@@ -292,7 +338,6 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			results[w.pos] = refuse(codes.DeadlineExceeded, "a copy of this event is still being committed; resubmit it to learn its index")
 		}
 	}
-	a.m.observeBatch(results, a.now().Sub(start))
 	return results
 }
 
@@ -373,7 +418,9 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	}
 	return &pending{
 		key:       dedupKey{ev.Source, norm.eventID},
-		fp:        fingerprint(ev.SourceSeq, norm.kind, et, eventContent(ev.Format, ev.Record)),
+		fp:        fingerprint(ev.SourceSeq, norm.kind, et, ev.Format, ev.Record),
+		format:    ev.Format,
+		record:    ev.Record,
 		kind:      norm.kind,
 		eventTime: et,
 		sourceSeq: ev.SourceSeq,

@@ -17,16 +17,19 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/stele-dev/stele/leaf"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
 // watched is a value loaded from files and loaded again whenever one of
-// them changes (size or modification time), checked on each use.
+// them changes (size, modification or status-change time, inode or
+// device: a same-size replacement that keeps the modification time, as
+// cp -p and rsync -a make, is still seen), checked on each use.
 type watched[T any] struct {
 	paths []string
 	load  func() (T, error)
@@ -59,7 +62,7 @@ func (w *watched[T]) stat() string {
 			fmt.Fprintf(&b, "%s:err;", p)
 			continue
 		}
-		fmt.Fprintf(&b, "%s:%d:%d;", p, fi.Size(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&b, "%s:%d:%d:%s;", p, fi.Size(), fi.ModTime().UnixNano(), fileIdentity(fi))
 	}
 	return b.String()
 }
@@ -219,16 +222,14 @@ func (s *Server) TLSConfig(nextProtos ...string) *tls.Config {
 func (s *Server) HTTPTLSConfig() *tls.Config { return s.TLSConfig("h2", "http/1.1") }
 
 // GRPCOptions are GRPCServerOptions with the configured request size and
-// stream limits, plus, when configured, TLS transport credentials and the
-// authentication and authorisation interceptors.
+// stream limits, the tap that authenticates and authorises every call
+// before its request is read (with an access policy) and, when
+// configured, TLS transport credentials.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
 	opts := append(GRPCServerOptions(), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
-		grpc.InTapHandle(s.tapAppend))
+		grpc.InTapHandle(s.tap), grpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2(grpcproto.Name)}))
 	if c := s.TLSConfig("h2"); c != nil {
 		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(c), s.auth.denied}))
-	}
-	if s.auth.policy != nil {
-		opts = append(opts, grpc.ChainUnaryInterceptor(s.auth.unary), grpc.ChainStreamInterceptor(s.auth.stream))
 	}
 	return opts
 }
@@ -310,53 +311,53 @@ func (a *authState) authenticate(ctx context.Context) (principal, error) {
 }
 
 // resolve maps a principal to its identity under the current policy.
-func (a *authState) resolve(p principal) (*identity, error) {
+func (a *authState) resolve(p principal) (*policy, *identity, error) {
 	pol, err := a.policy.get(false)
 	if err != nil {
-		return nil, a.deny(codes.Unavailable, "policy_invalid", "the server's access policy failed to load; retry later")
+		return nil, nil, a.deny(codes.Unavailable, "policy_invalid", "the server's access policy failed to load; retry later")
 	}
 	var id *identity
 	if p.hasToken {
 		id = pol.byToken[p.token]
 		if id == nil {
-			return nil, a.deny(codes.Unauthenticated, "unknown_token", "the bearer token is not valid (unknown or revoked)")
+			return nil, nil, a.deny(codes.Unauthenticated, "unknown_token", "the bearer token is not valid (unknown or revoked)")
 		}
 	} else {
 		id = pol.byCert[p.cert]
 		if id == nil {
-			return nil, a.deny(codes.Unauthenticated, "unknown_certificate", "client certificate identity %q is not in the access policy (unknown or revoked)", p.cert)
+			return nil, nil, a.deny(codes.Unauthenticated, "unknown_certificate", "client certificate identity %q is not in the access policy (unknown or revoked)", p.cert)
 		}
 	}
-	return id, nil
+	return pol, id, nil
 }
 
-// authorize checks a call to method. Health checks need nothing; the
-// LogService methods need the roles in docs/security.md; other services
-// (reflection) need any identity.
-func (a *authState) authorize(ctx context.Context, method string) (context.Context, error) {
+// authorize checks a call to method (from the tap, before the request is
+// read). Health checks need nothing; the LogService methods need the roles
+// in docs/security.md; other services (reflection) need any identity.
+func (a *authState) authorize(ctx context.Context, method string) (context.Context, caller, error) {
 	if strings.HasPrefix(method, "/grpc.health.v1.Health/") {
-		return ctx, nil
+		return ctx, caller{}, nil
 	}
 	p, err := a.authenticate(ctx)
 	if err != nil {
-		return nil, err
+		return nil, caller{}, err
 	}
-	id, err := a.resolve(p)
+	pol, id, err := a.resolve(p)
 	if err != nil {
-		return nil, err
+		return nil, caller{}, err
 	}
 	switch method {
 	case stelev1.LogService_Append_FullMethodName, stelev1.LogService_AppendStream_FullMethodName:
 		if !id.has(RoleProducer) {
-			return nil, a.deny(codes.PermissionDenied, "not_producer", "identity %q may not append: it lacks the producer role", id.name)
+			return nil, caller{}, a.deny(codes.PermissionDenied, "not_producer", "identity %q may not append: it lacks the producer role", id.name)
 		}
 	case stelev1.LogService_GetEvent_FullMethodName, stelev1.LogService_GetEventByID_FullMethodName:
 		if !id.has(RoleReader) && !id.has(RoleAdmin) {
-			return nil, a.deny(codes.PermissionDenied, "not_reader", "identity %q may not read payloads: it lacks the reader role", id.name)
+			return nil, caller{}, a.deny(codes.PermissionDenied, "not_reader", "identity %q may not read payloads: it lacks the reader role", id.name)
 		}
 	case stelev1.LogService_EraseEvent_FullMethodName:
 		if !id.has(RoleAdmin) {
-			return nil, a.deny(codes.PermissionDenied, "not_admin", "identity %q may not erase: it lacks the admin role", id.name)
+			return nil, caller{}, a.deny(codes.PermissionDenied, "not_admin", "identity %q may not erase: it lacks the admin role", id.name)
 		}
 	case stelev1.LogService_GetCheckpoint_FullMethodName, stelev1.LogService_GetInclusionProof_FullMethodName,
 		stelev1.LogService_GetInclusionProofs_FullMethodName, stelev1.LogService_GetConsistencyProof_FullMethodName, stelev1.LogService_GetEntries_FullMethodName,
@@ -364,33 +365,10 @@ func (a *authState) authorize(ctx context.Context, method string) (context.Conte
 	default:
 		if strings.HasPrefix(method, "/stele.") {
 			// A method with no rule yet is denied rather than left open.
-			return nil, a.deny(codes.PermissionDenied, "no_rule", "no access rule for %s", method)
+			return nil, caller{}, a.deny(codes.PermissionDenied, "no_rule", "no access rule for %s", method)
 		}
 	}
-	return context.WithValue(ctx, principalKey{}, p), nil
-}
-
-func (a *authState) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	ctx, err := a.authorize(ctx, info.FullMethod)
-	if err != nil {
-		return nil, err
-	}
-	return h(ctx, req)
-}
-
-type authStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s authStream) Context() context.Context { return s.ctx }
-
-func (a *authState) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	ctx, err := a.authorize(ss.Context(), info.FullMethod)
-	if err != nil {
-		return err
-	}
-	return h(srv, authStream{ss, ctx})
+	return context.WithValue(ctx, principalKey{}, p), caller{p: p, id: id, pol: pol}, nil
 }
 
 // callerName is the access-policy name of the caller, or "anonymous" on a
@@ -403,7 +381,7 @@ func (s *Server) callerName(ctx context.Context) string {
 	if !ok {
 		return "anonymous"
 	}
-	id, err := s.auth.resolve(p)
+	_, id, err := s.auth.resolve(p)
 	if err != nil {
 		return "unknown"
 	}
@@ -421,7 +399,7 @@ func (s *Server) mayRead(ctx context.Context, source string) error {
 	if !ok {
 		return status.Error(codes.Unauthenticated, "no identity")
 	}
-	id, err := a.resolve(p)
+	_, id, err := a.resolve(p)
 	if err != nil {
 		return err
 	}
@@ -429,73 +407,4 @@ func (s *Server) mayRead(ctx context.Context, source string) error {
 		return a.deny(codes.PermissionDenied, "read_not_granted", "identity %q may not read payloads of source %q: it is not in its read_sources", id.name, source)
 	}
 	return nil
-}
-
-// admitAs admits the events of a batch the caller is granted and refuses
-// the others with PermissionDenied, each in its place. The identity is
-// resolved again for every batch, so a revocation also ends a stream.
-func (s *Server) admitAs(ctx context.Context, events []*stelev1.Event) []result {
-	if reservedIn(events) {
-		return s.admitUnreserved(ctx, events)
-	}
-	a := s.auth
-	if a.policy == nil {
-		return s.admit.admit(ctx, events)
-	}
-	results := make([]result, len(events))
-	p, ok := ctx.Value(principalKey{}).(principal)
-	var id *identity
-	err := status.Error(codes.Unauthenticated, "no identity")
-	if ok {
-		id, err = a.resolve(p)
-	}
-	if err == nil && !id.has(RoleProducer) {
-		err = a.deny(codes.PermissionDenied, "not_producer", "identity %q may not append: it lacks the producer role", id.name)
-	}
-	if err != nil {
-		st := status.Convert(err)
-		for i := range results {
-			results[i] = result{code: st.Code(), msg: st.Message()}
-		}
-		return results
-	}
-	var allowed []*stelev1.Event
-	var pos []int
-	denied := 0
-	pol, _ := a.policy.get(false)
-	unsigned := 0
-	for i, ev := range events {
-		// An invalid source is admission's to refuse, with its reason.
-		if ev != nil && leaf.ValidateSource(ev.Source) == nil && !id.granted(ev.Source) {
-			results[i] = refuse(codes.PermissionDenied, "identity %q is not granted source %q", id.name, ev.Source)
-			denied++
-			continue
-		}
-		if ev != nil && pol != nil {
-			if r, ok := checkSigners(pol, id, ev); !ok {
-				results[i] = r
-				unsigned++
-				continue
-			}
-		}
-		allowed = append(allowed, ev)
-		pos = append(pos, i)
-	}
-	if unsigned > 0 {
-		a.denied.WithLabelValues(codes.Unauthenticated.String(), "producer_signature").Add(float64(unsigned))
-		s.m.events.WithLabelValues("refused").Add(float64(unsigned))
-		s.m.refused.WithLabelValues(codes.Unauthenticated.String()).Add(float64(unsigned))
-	}
-	if denied > 0 {
-		a.denied.WithLabelValues(codes.PermissionDenied.String(), "source_not_granted").Add(float64(denied))
-		s.m.events.WithLabelValues("refused").Add(float64(denied))
-		s.m.refused.WithLabelValues(codes.PermissionDenied.String()).Add(float64(denied))
-		a.log.Info("events refused: source not granted", "identity", id.name, "events", denied)
-	}
-	if len(allowed) > 0 {
-		for i, r := range s.admit.admit(ctx, allowed) {
-			results[pos[i]] = r
-		}
-	}
-	return results
 }

@@ -71,11 +71,11 @@ func TestEveryMethodHasARule(t *testing.T) {
 		methods = append(methods, m.StreamName)
 	}
 	for _, m := range methods {
-		if _, err := a.authorize(ctx, "/"+sd.ServiceName+"/"+m); err != nil {
+		if _, _, err := a.authorize(ctx, "/"+sd.ServiceName+"/"+m); err != nil {
 			t.Errorf("%s: %v", m, err)
 		}
 	}
-	if _, err := a.authorize(ctx, "/"+sd.ServiceName+"/NoSuchMethod"); err == nil {
+	if _, _, err := a.authorize(ctx, "/"+sd.ServiceName+"/NoSuchMethod"); err == nil {
 		t.Error("a method with no rule was allowed")
 	}
 }
@@ -95,7 +95,7 @@ func BenchmarkAuthorize(b *testing.B) {
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer tok"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := a.authorize(ctx, stelev1.LogService_Append_FullMethodName); err != nil {
+		if _, _, err := a.authorize(ctx, stelev1.LogService_Append_FullMethodName); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -70,39 +69,6 @@ func parseTombstone(b []byte) (*tombstone, error) {
 
 func reserved(source string) bool { return strings.HasPrefix(source, ReservedSourcePrefix) }
 
-func reservedIn(events []*stelev1.Event) bool {
-	for _, ev := range events {
-		if ev != nil && reserved(ev.Source) {
-			return true
-		}
-	}
-	return false
-}
-
-// admitUnreserved refuses the events of a batch on reserved sources and
-// admits the others, each result in its place.
-func (s *Server) admitUnreserved(ctx context.Context, events []*stelev1.Event) []result {
-	results := make([]result, len(events))
-	var rest []*stelev1.Event
-	var pos []int
-	for i, ev := range events {
-		if ev != nil && reserved(ev.Source) {
-			results[i] = refuse(codes.PermissionDenied, "source %q is reserved: sources under %q are written by the server itself", ev.Source, ReservedSourcePrefix)
-			s.m.events.WithLabelValues("refused").Inc()
-			s.m.refused.WithLabelValues(codes.PermissionDenied.String()).Inc()
-			continue
-		}
-		rest = append(rest, ev)
-		pos = append(pos, i)
-	}
-	if len(rest) > 0 {
-		for i, r := range s.admitAs(ctx, rest) {
-			results[pos[i]] = r
-		}
-	}
-	return results
-}
-
 func checkEraseText(name, v string) error {
 	if strings.TrimSpace(v) == "" {
 		return status.Errorf(codes.InvalidArgument, "%s is empty: it is required (and goes into the public log, so it must hold no personal data)", name)
@@ -110,8 +76,8 @@ func checkEraseText(name, v string) error {
 	if len(v) > maxEraseText {
 		return status.Errorf(codes.InvalidArgument, "%s is %d bytes, over the limit of %d", name, len(v), maxEraseText)
 	}
-	if !utf8.ValidString(v) {
-		return status.Errorf(codes.InvalidArgument, "%s is not valid UTF-8", name)
+	if err := printable(name, v); err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	return nil
 }
@@ -194,7 +160,10 @@ func (s *Server) erase(ctx context.Context, req *stelev1.EraseEventRequest) (*st
 		Source: ErasureSource, EventId: ErasureEventID(req.Index), Kind: ErasureKind,
 		EventTime: timestamppb.New(now), Format: "json", Record: rb,
 	}
-	r := s.admit.admit(ctx, []*stelev1.Event{ev})[0]
+	start := s.admit.now()
+	rs := s.admit.admit(ctx, []*stelev1.Event{ev})
+	s.m.observeBatch(rs, s.admit.now().Sub(start))
+	r := rs[0]
 	switch {
 	case r.code == codes.OK:
 	case r.code == codes.AlreadyExists:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode"
@@ -14,34 +13,13 @@ import (
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
-// recordFormats lists the raw record formats Stele admits, and whether the
-// record must be a JSON object. Each has a normaliser in package identity
-// (normalizeEvent), which also checks the record is one JSON value; the
-// object check here gives the first, plainest error.
-var recordFormats = map[string]bool{
-	"entra.directoryAudit": true,  // Microsoft Graph directoryAudit
-	"entra.signIn":         true,  // Microsoft Graph signIn
-	"entra.diagnostic":     true,  // Entra diagnostic-settings record (Event Hub / storage)
-	"okta.systemLog":       true,  // Okta System Log LogEvent
-	"aws.cloudtrail":       true,  // one CloudTrail record
-	"ocsf":                 true,  // an OCSF event
-	"json":                 false, // any JSON value, for sources without a dedicated format
-}
-
-// Formats returns the names of the record formats the server admits.
-func Formats() []string {
-	names := make([]string, 0, len(recordFormats))
-	for n := range recordFormats {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+// Formats returns the names of the record formats the server admits: those
+// package identity has a normaliser for, the one list of them.
+func Formats() []string { return normalizer.Formats() }
 
 // checkRecord checks that record is parseable for its declared format.
 func checkRecord(format string, record []byte) error {
-	object, ok := recordFormats[format]
-	if !ok {
+	if !normalizer.Known(format) {
 		if format == "" {
 			return fmt.Errorf("format is empty: name the record's format, one of %s", strings.Join(Formats(), ", "))
 		}
@@ -52,8 +30,22 @@ func checkRecord(format string, record []byte) error {
 	}
 	// Whether it is JSON at all is the normaliser's first step
 	// (normalizeEvent): parsing it here too cost a pass over every record.
-	if object && !bytes.HasPrefix(bytes.TrimLeft(record, " \t\r\n"), []byte("{")) {
+	// The object check gives the first, plainest error.
+	if normalizer.ObjectRecords(format) && !bytes.HasPrefix(bytes.TrimLeft(record, " \t\r\n"), []byte("{")) {
 		return fmt.Errorf("record for format %q must be a JSON object", format)
+	}
+	return nil
+}
+
+// printable is the one rule for the free-text fields a caller sets
+// (Event.origin, EraseEvent's reason and request_reference): printable
+// UTF-8 text, no control characters, so that a log line or a report
+// shows what is there.
+func printable(name, v string) error {
+	for i, r := range v {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return fmt.Errorf("%s has a non-printable character at byte %d: keep it to printable text such as \"file=export.json record=17\"", name, i)
+		}
 	}
 	return nil
 }
@@ -83,10 +75,8 @@ func normalizeEvent(ev *stelev1.Event) (normalized, error) {
 	if len(ev.Origin) > maxOriginLen {
 		return n, fmt.Errorf("origin is %d bytes, over the limit of %d", len(ev.Origin), maxOriginLen)
 	}
-	for i, r := range ev.Origin {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return n, fmt.Errorf("origin has a non-printable character at byte %d: keep it to printable text such as \"file=export.json record=17\"", i)
-		}
+	if err := printable("origin", ev.Origin); err != nil {
+		return n, err
 	}
 	view, err := normalizer.Normalize(ev.Format, ev.Record)
 	if err != nil {

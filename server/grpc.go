@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
-	"sync"
 	"time"
 
 	"github.com/transparency-dev/formats/proof"
@@ -27,94 +25,18 @@ const maxReceiptWait = 30 * time.Second
 const streamParallelism = 8
 
 // RegisterGRPC registers the LogService on g.
+// Append and AppendStream take the admission pipeline (admission.go), and
+// every request is decoded strictly; register it on a server built with
+// Server.GRPCOptions, whose tap authenticates callers before their
+// requests are read.
 func (s *Server) RegisterGRPC(g grpc.ServiceRegistrar) {
-	stelev1.RegisterLogServiceServer(g, &logService{s: s})
+	l := &logService{s: s}
+	g.RegisterService(l.serviceDesc(), l)
 }
 
 type logService struct {
 	stelev1.UnimplementedLogServiceServer
 	s *Server
-}
-
-func (l *logService) checkBatch(n int) error {
-	if n == 0 {
-		return status.Error(codes.InvalidArgument, "the batch holds no events")
-	}
-	if n > l.s.cfg.MaxBatchEvents {
-		return status.Errorf(codes.ResourceExhausted, "the batch holds %d events, over the limit of %d: split it", n, l.s.cfg.MaxBatchEvents)
-	}
-	return nil
-}
-
-func toProto(rs []result) []*stelev1.AppendResult {
-	out := make([]*stelev1.AppendResult, len(rs))
-	for i, r := range rs {
-		out[i] = r.proto()
-	}
-	return out
-}
-
-func (l *logService) Append(ctx context.Context, req *stelev1.AppendRequest) (*stelev1.AppendResponse, error) {
-	if err := l.checkBatch(len(req.Events)); err != nil {
-		return nil, err
-	}
-	rs, err := l.s.appendLimited(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	return &stelev1.AppendResponse{Results: toProto(rs)}, nil
-}
-
-func (l *logService) AppendStream(stream grpc.BidiStreamingServer[stelev1.AppendStreamRequest, stelev1.AppendStreamResponse]) error {
-	ctx := stream.Context()
-	var (
-		wg      sync.WaitGroup
-		sendMu  sync.Mutex
-		sendErr error
-		sem     = make(chan struct{}, streamParallelism)
-	)
-	send := func(r *stelev1.AppendStreamResponse) {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		if sendErr == nil {
-			sendErr = stream.Send(r)
-		}
-	}
-	defer wg.Wait()
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			wg.Wait()
-			sendMu.Lock()
-			defer sendMu.Unlock()
-			return sendErr
-		}
-		if err != nil {
-			return err
-		}
-		if err := l.checkBatch(len(req.Events)); err != nil {
-			// One bad batch does not end the stream: answer it with the
-			// reason for every event.
-			st := status.Convert(err)
-			rs := make([]*stelev1.AppendResult, len(req.Events))
-			for i := range rs {
-				rs[i] = &stelev1.AppendResult{Code: int32(st.Code()), Message: st.Message()}
-			}
-			send(&stelev1.AppendStreamResponse{BatchId: req.BatchId, Results: rs})
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			rs := l.s.batchLimited(ctx, req)
-			send(&stelev1.AppendStreamResponse{BatchId: req.BatchId, Results: toProto(rs)})
-		}()
-	}
 }
 
 func (l *logService) latest() (*published, error) {

@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,13 +12,8 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/tap"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
 // overloadRetry is the retry hint given when the server-wide in-flight cap
@@ -41,6 +34,12 @@ type limits struct {
 	maxBytes int64
 	refused  *prometheus.CounterVec
 
+	// reads holds a slot per unary Append body being read; readsBy, per
+	// identity, at most half of them, so that one identity cannot hold
+	// them all.
+	reads   chan struct{}
+	readsBy map[string]chan struct{}
+
 	mu       sync.Mutex
 	limiters map[string]*bucket
 	inflight int64
@@ -59,6 +58,8 @@ func newLimits(cfg *Config, reg prometheus.Registerer) *limits {
 		def:      rateSpec{perSecond: cfg.RateLimit, burst: cfg.RateBurst},
 		maxBytes: cfg.MaxInflightBytes,
 		limiters: map[string]*bucket{},
+		reads:    make(chan struct{}, readSlots(cfg)),
+		readsBy:  map[string]chan struct{}{},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_limit_refused_total",
 			Help: "Append calls (or stream batches) refused by a limit, by identity and reason (rate, burst, overload).",
@@ -125,91 +126,149 @@ func (l *limits) allow(name string, spec rateSpec, n int) error {
 	return nil
 }
 
-// acquire reserves size bytes of the server-wide in-flight cap, or refuses
-// at once: under overload callers are pushed back, never queued.
-func (l *limits) acquire(name string, size int64) (release func(), err error) {
-	if l.maxBytes <= 0 {
-		return func() {}, nil
-	}
-	l.mu.Lock()
-	if l.inflight+size > l.maxBytes && l.inflight > 0 {
-		l.mu.Unlock()
-		l.refused.WithLabelValues(name, "overload").Inc()
-		return nil, retryable(overloadRetry, "the server is overloaded: at its limit of %d in-flight request bytes", l.maxBytes)
-	}
-	l.inflight += size
-	l.mu.Unlock()
-	return func() {
-		l.mu.Lock()
-		l.inflight -= size
-		l.mu.Unlock()
-	}, nil
+// reservation is a share of the server-wide in-flight cap held by one
+// Append request or stream batch, in bytes of memory it may use.
+type reservation struct {
+	l    *limits
+	name string
+	size int64
 }
 
-// spec is the rate limit of the calling identity: its own from the access
-// policy, or the server's default.
+// reserve takes size bytes of the server-wide in-flight cap for identity
+// name, or refuses at once: under overload callers are pushed back, never
+// queued. A request larger than the whole cap is let through alone.
+func (l *limits) reserve(name string, size int64) (*reservation, error) {
+	r := &reservation{l: l, name: name}
+	return r, r.resize(size)
+}
+
+// resize changes the reservation to size bytes (a request's body, reserved
+// at the largest size before it is read, becomes what its decoded events
+// cost). On refusal the reservation holds nothing.
+func (r *reservation) resize(size int64) error {
+	l := r.l
+	if l.maxBytes <= 0 {
+		return nil
+	}
+	l.mu.Lock()
+	l.inflight -= r.size
+	r.size = 0
+	if l.inflight+size > l.maxBytes && l.inflight > 0 {
+		l.mu.Unlock()
+		l.refused.WithLabelValues(r.name, "overload").Inc()
+		return retryable(overloadRetry, "the server is overloaded: at its limit of %d in-flight request bytes", l.maxBytes)
+	}
+	l.inflight += size
+	r.size = size
+	l.mu.Unlock()
+	return nil
+}
+
+// release gives the reservation back.
+func (r *reservation) release() {
+	l := r.l
+	l.mu.Lock()
+	l.inflight -= r.size
+	r.size = 0
+	l.mu.Unlock()
+}
+
+// readSlots is how many unary Append bodies may be read at once: as many
+// requests of the largest size as fit in the in-flight cap, counted twice
+// (reading a body holds it twice for a moment: gRPC's buffer and the copy
+// handed over), at least two. A body is read whole before its size is
+// known.
+func readSlots(cfg *Config) int {
+	if cfg.MaxInflightBytes <= 0 {
+		return 64
+	}
+	return int(max(2, min(64, cfg.MaxInflightBytes/(2*int64(cfg.MaxRequestBytes)))))
+}
+
+// read runs f, which reads a request body of identity name, in a read
+// slot, waiting for one (in turn: the wait is first come, first served) as
+// long as ctx allows.
+func (l *limits) read(ctx context.Context, name string, f func() error) error {
+	sems := []chan struct{}{l.reads}
+	if name != "anonymous" {
+		// Without an access policy every caller is "anonymous": sharing
+		// would serve no one.
+		l.mu.Lock()
+		mine := l.readsBy[name]
+		if mine == nil {
+			mine = make(chan struct{}, max(1, cap(l.reads)/2))
+			l.readsBy[name] = mine
+		}
+		l.mu.Unlock()
+		sems = []chan struct{}{mine, l.reads}
+	}
+	for _, sem := range sems {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return f()
+}
+
+// full reports whether the in-flight cap is used up.
+func (l *limits) full() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.maxBytes > 0 && l.inflight >= l.maxBytes
+}
+
+// waitRoom waits until the in-flight cap is not used up. A stream reads
+// its next batch only then, so HTTP/2 flow control holds a producer back
+// while the server is full.
+func (l *limits) waitRoom(ctx context.Context) error {
+	for l.full() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Decoded cost of a batch: what admitting it holds in memory, estimated
+// from its encoded size and its number of events. The decoded request
+// holds its bytes once more plus an Event per event; admission builds a
+// payload (record and normalised view) and a leaf per event. An empty
+// event costs 2 bytes on the wire and a few hundred decoded, which is why
+// the count matters as much as the size (docs/security.md, "Limits").
+const (
+	costPerByte  = 3
+	costPerEvent = 1024
+)
+
+// batchCost is the in-flight cost of a batch of n events in wire bytes.
+func batchCost(wire, n int) int64 {
+	return int64(costPerByte)*int64(wire) + int64(costPerEvent)*int64(n)
+}
+
+// MemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit) that
+// stele-server sets unless GOMEMLIMIT is: twice the in-flight cap plus
+// 64 MiB for everything else. Admission keeps what it holds within the
+// cap; without a limit the Go collector lets the heap grow to twice what
+// is live, so a server at its cap would double it again.
+func (s *Server) MemoryLimit() int64 {
+	if s.cfg.MaxInflightBytes <= 0 {
+		return math.MaxInt64
+	}
+	return 2*s.cfg.MaxInflightBytes + 64<<20
+}
+
+// rateOf is the rate limit of the calling identity: its own from the
+// access policy, or the server's default.
 func (s *Server) rateOf(id *identity) rateSpec {
 	if id != nil && id.rate != nil {
 		return *id.rate
 	}
 	return s.limits.def
-}
-
-// limitAppend applies the limits to one Append request (or stream batch)
-// before admission. On success the caller must call release once the
-// batch is answered.
-func (s *Server) limitAppend(ctx context.Context, events []*stelev1.Event, size int) (release func(), err error) {
-	name, id := "anonymous", (*identity)(nil)
-	if s.auth.policy != nil {
-		if p, ok := ctx.Value(principalKey{}).(principal); ok {
-			if got, err := s.auth.resolve(p); err == nil {
-				name, id = got.name, got
-			}
-		}
-	}
-	if err := s.limits.allow(name, s.rateOf(id), len(events)); err != nil {
-		s.countLimited(len(events), err)
-		return nil, err
-	}
-	release, err = s.limits.acquire(name, int64(size))
-	if err != nil {
-		s.countLimited(len(events), err)
-		return nil, err
-	}
-	return release, nil
-}
-
-// countLimited counts the events of a batch refused by a limit in the
-// append metrics, like any other refusal.
-func (s *Server) countLimited(n int, err error) {
-	s.m.events.WithLabelValues("refused").Add(float64(n))
-	s.m.refused.WithLabelValues(status.Code(err).String()).Add(float64(n))
-}
-
-// appendLimited admits a unary Append request under the limits.
-func (s *Server) appendLimited(ctx context.Context, req *stelev1.AppendRequest) ([]result, error) {
-	release, err := s.limitAppend(ctx, req.Events, proto.Size(req))
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return s.admitAs(ctx, req.Events), nil
-}
-
-// batchLimited admits a stream batch under the limits; a refusal is the
-// result of every event in it.
-func (s *Server) batchLimited(ctx context.Context, req *stelev1.AppendStreamRequest) []result {
-	release, err := s.limitAppend(ctx, req.Events, proto.Size(req))
-	if err != nil {
-		st := status.Convert(err)
-		rs := make([]result, len(req.Events))
-		for i := range rs {
-			rs[i] = result{code: st.Code(), msg: st.Message()}
-		}
-		return rs
-	}
-	defer release()
-	return s.admitAs(ctx, req.Events)
 }
 
 // checkLimits validates the limit settings against each other.
@@ -233,62 +292,22 @@ func (c *Config) checkLimits() error {
 // framing next to one maximum-size record.
 const requestOverhead = 64 << 10
 
-// tapAppend runs as each new gRPC call arrives, before its request is
-// read: a unary Append from an identity whose bucket is empty, or arriving
-// while the in-flight cap is full, is refused without reading (or
-// decoding) its body. Only token callers and anonymous ones are known this
-// early; certificate callers are limited in the handler, after decoding.
-func (s *Server) tapAppend(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if info.FullMethodName != stelev1.LogService_Append_FullMethodName {
-		return ctx, nil
-	}
-	name, spec, ok := s.tapIdentity(info.Header)
-	if !ok {
-		return ctx, nil
-	}
-	l := s.limits
+// precheck refuses a unary Append before its body is read when the
+// caller's bucket could not pay for a batch like its last refused one, or
+// the in-flight cap is full.
+func (l *limits) precheck(name string, spec rateSpec) error {
 	if spec.perSecond > 0 {
 		b := l.limiter(name, spec)
 		need := float64(min(max(b.need.Load(), 1), int64(spec.burst)))
 		if tokens := b.TokensAt(time.Now()); tokens < need {
 			l.refused.WithLabelValues(name, "rate").Inc()
 			wait := time.Duration((need - tokens) / spec.perSecond * float64(time.Second))
-			return nil, retryable(wait, "identity %q is over its rate limit of %g events/s (burst %d)", name, spec.perSecond, spec.burst)
+			return retryable(wait, "identity %q is over its rate limit of %g events/s (burst %d)", name, spec.perSecond, spec.burst)
 		}
 	}
-	l.mu.Lock()
-	full := l.maxBytes > 0 && l.inflight >= l.maxBytes
-	l.mu.Unlock()
-	if full {
+	if l.full() {
 		l.refused.WithLabelValues(name, "overload").Inc()
-		return nil, retryable(overloadRetry, "the server is overloaded: at its limit of %d in-flight request bytes", l.maxBytes)
+		return retryable(overloadRetry, "the server is overloaded: at its limit of %d in-flight request bytes", l.maxBytes)
 	}
-	return ctx, nil
-}
-
-// tapIdentity names the caller from the request headers alone: the
-// identity of a known bearer token, or "anonymous" without a policy. ok is
-// false when that cannot be known yet (a certificate, an unknown or
-// malformed token: the interceptors refuse those with their reasons).
-func (s *Server) tapIdentity(md metadata.MD) (name string, spec rateSpec, ok bool) {
-	if s.auth.policy == nil {
-		return "anonymous", s.limits.def, true
-	}
-	vals := md.Get("authorization")
-	if len(vals) != 1 {
-		return "", rateSpec{}, false
-	}
-	scheme, tok, found := strings.Cut(vals[0], " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", rateSpec{}, false
-	}
-	pol, err := s.auth.policy.get(false)
-	if err != nil {
-		return "", rateSpec{}, false
-	}
-	id := pol.byToken[sha256.Sum256([]byte(strings.TrimSpace(tok)))]
-	if id == nil {
-		return "", rateSpec{}, false
-	}
-	return id.name, s.rateOf(id), true
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own so
@@ -89,6 +90,14 @@ func newMetrics() *metrics {
 	return m
 }
 
+// refuseBatch counts the n events of a batch refused whole (by a limit,
+// for its size, or because it does not decode).
+func (m *metrics) refuseBatch(n int, err error) {
+	m.events.WithLabelValues("refused").Add(float64(n))
+	m.refused.WithLabelValues(status.Code(err).String()).Add(float64(n))
+}
+
+// observeBatch counts the results of a batch that reached admission.
 func (m *metrics) observeBatch(rs []result, d time.Duration) {
 	m.batchSize.Observe(float64(len(rs)))
 	m.batchSeconds.Observe(d.Seconds())

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -366,6 +367,9 @@ func run() error {
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(srv.MemoryLimit())
 	}
 	if !srv.AuthEnabled() {
 		logger.Warn("no --auth-policy: the server accepts anyone who can connect, to append and to read payloads; fine on loopback, see docs/security.md otherwise")
