@@ -25,7 +25,7 @@ func (s *Server) explorerHandler() http.Handler {
 			}
 			if s.AuthEnabled() {
 				var err error
-				if ctx, err = s.auth.authorize(ctx, stelev1.LogService_GetEvent_FullMethodName); err != nil {
+				if ctx, _, err = s.auth.authorize(ctx, stelev1.LogService_GetEvent_FullMethodName); err != nil {
 					return nil, err
 				}
 			}
