@@ -59,9 +59,10 @@ type Batch struct {
 	CaughtUp bool
 }
 
-// Emit hands a batch over and returns once it is acknowledged and the
-// cursor saved. It fails only when the collector is stopping (the cursor
-// is then not advanced past the batch).
+// Emit hands a batch over and returns nil once it is acknowledged and the
+// cursor saved (even when the collector is stopping: the source checks its
+// context). It fails when the collector stops before the batch is in (the
+// cursor is then not advanced past it) or the cursor cannot be saved.
 type Emit func(ctx context.Context, b Batch) error
 
 // Source reads one feed.
@@ -132,6 +133,10 @@ func newSource(sc SourceConfig, from time.Time, log *slog.Logger) (Source, error
 	switch {
 	case sc.EntraStorage != nil:
 		return NewStorageSource(*sc.EntraStorage, from, log)
+	case sc.CloudTrail != nil:
+		return NewCloudTrailSource(*sc.CloudTrail, from, log)
+	case sc.EventHub != nil:
+		return NewEventHubSource(*sc.EventHub, from, log)
 	}
 	return nil, errors.New("no source section")
 }
@@ -277,10 +282,7 @@ func (r *runner) emit(ctx, drainCtx context.Context, b Batch) error {
 		r.fail("cursor", err)
 		return err
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return nil
+	return nil // acknowledged and saved, even if the collector is stopping
 }
 
 // transient tells a result worth resending: the call failed (the server

@@ -52,6 +52,10 @@ type SourceConfig struct {
 	Name string `json:"name"`
 	// EntraStorage reads Entra diagnostic logs from a storage account.
 	EntraStorage *StorageConfig `json:"entra_storage,omitempty"`
+	// CloudTrail reads AWS CloudTrail log files from S3.
+	CloudTrail *CloudTrailConfig `json:"cloudtrail_s3,omitempty"`
+	// EventHub reads Entra diagnostic logs from an Event Hub (Kafka endpoint).
+	EventHub *EventHubConfig `json:"entra_eventhub,omitempty"`
 }
 
 // kind names the section that is set.
@@ -60,9 +64,15 @@ func (s *SourceConfig) kind() (string, error) {
 	if s.EntraStorage != nil {
 		set = append(set, "entra_storage")
 	}
+	if s.CloudTrail != nil {
+		set = append(set, "cloudtrail_s3")
+	}
+	if s.EventHub != nil {
+		set = append(set, "entra_eventhub")
+	}
 	switch len(set) {
 	case 0:
-		return "", fmt.Errorf("source %q: give exactly one of entra_storage", s.Name)
+		return "", fmt.Errorf("source %q: give exactly one of entra_storage, entra_eventhub, cloudtrail_s3", s.Name)
 	case 1:
 		return set[0], nil
 	}
@@ -183,6 +193,10 @@ func (c *Config) check() error {
 		switch kind {
 		case "entra_storage":
 			err = s.EntraStorage.check()
+		case "cloudtrail_s3":
+			err = s.CloudTrail.check()
+		case "entra_eventhub":
+			err = s.EventHub.check()
 		}
 		if err != nil {
 			return fmt.Errorf("source %q: %w", s.Name, err)

@@ -58,7 +58,15 @@ type feed interface {
 // SIGTERM. Every record must be in the log once, byte for byte.
 func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
 	bin := collectorBinary(t)
-	logDir := t.TempDir()
+	logDir, err := os.MkdirTemp("", "stele-collector-logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if !t.Failed() {
+			os.RemoveAll(logDir)
+		}
+	}()
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
@@ -103,7 +111,7 @@ func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
+	err = cmd.Wait()
 	dump(-1, stderr)
 	if err != nil {
 		t.Errorf("the collector did not exit cleanly on SIGTERM: %v\n%s", err, stderr)
