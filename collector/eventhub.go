@@ -146,6 +146,7 @@ func NewEventHubSource(cfg EventHubConfig, from time.Time, log *slog.Logger) (*E
 		kgo.BlockRebalanceOnPoll(),
 		// Event Hubs' Kafka endpoint documents these bounds.
 		kgo.SessionTimeout(cfg.SessionTimeout.or(30 * time.Second)),
+		kgo.HeartbeatInterval(cfg.SessionTimeout.or(30*time.Second) / 10),
 		kgo.RequestTimeoutOverhead(60 * time.Second),
 		kgo.MetadataMaxAge(3 * time.Minute),
 	}

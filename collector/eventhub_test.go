@@ -66,7 +66,7 @@ func newEventHub(t testing.TB) *eventHub {
 	cert, ca := selfSigned(t)
 	topic := "insights-logs-auditlogs"
 	cs := "Endpoint=sb://stele-test.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c3RlbGUtdGVzdC1rZXk=;EntityPath=" + topic
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic), kfake.EnableSASL(),
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic), kfake.EnableSASL(), kfake.GroupMinSessionTimeout(500*time.Millisecond),
 		kfake.Superuser("PLAIN", "$ConnectionString", cs), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func ehConfig(ts *testServer, stateDir string, h *eventHub) string {
   "listen": "-",
   "sources": [{"name": "entra-eventhub", "entra_eventhub": {
     "brokers": [%q], "connection_string_env": "STELE_TEST_EVENTHUB_CONN", "consumer_group": "stele",
-    "tls_ca": %q, "session_timeout": "6s"}}]
+    "tls_ca": %q, "session_timeout": "1s"}}]
 }`, ts.addr, stateDir, h.cluster.ListenAddrs()[0], h.ca)
 }
 

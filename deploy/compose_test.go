@@ -95,7 +95,7 @@ func TestCompose(t *testing.T) {
 	env := envExample(t, "compose/stele.env.example")
 	gitignore, _ := os.ReadFile("compose/.gitignore")
 
-	var servers, witnesses int
+	var servers, witnesses, collectors int
 	for name, s := range c.Services {
 		where := "compose service " + name
 		for dep := range s.DependsOn {
@@ -165,6 +165,20 @@ func TestCompose(t *testing.T) {
 			if setting(vals, cfg, "storage") == "aws" {
 				checkComposeAWS(t, where, c, cfg, env)
 			}
+		case bin == "stele-collector" && sub == "run":
+			collectors++
+			src := bindSource(s.Volumes, vals["config"])
+			if src == "" {
+				t.Errorf("%s: --config %s is not a file mounted from deploy/compose", where, vals["config"])
+				continue
+			}
+			cfg := collectorConfig(t, filepath.Join("compose", src))
+			httpPort = portOf(t, where, cfg.Listen)
+			listenPorts = []string{httpPort}
+			dataDir = cfg.StateDir
+			if host, _, _ := net.SplitHostPort(cfg.Server.Address); c.Services[host].Image == "" {
+				t.Errorf("%s: server.address %s names no service of the file", where, cfg.Server.Address)
+			}
 		case bin == "stele-witness" && sub == "run":
 			witnesses++
 			httpPort = portOf(t, where, vals["listen"])
@@ -202,8 +216,8 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s: health check path %s: %s does not answer 200 there", where, m[2], bin)
 		}
 	}
-	if servers != 1 || witnesses != 2 {
-		t.Errorf("compose runs %d servers and %d witnesses, want 1 and 2", servers, witnesses)
+	if servers != 1 || witnesses != 2 || collectors != 1 {
+		t.Errorf("compose runs %d servers, %d witnesses and %d collectors, want 1, 2 and 1", servers, witnesses, collectors)
 	}
 }
 

@@ -44,6 +44,7 @@ type manifests struct {
 	statefulSets map[string]*appsv1.StatefulSet
 	services     map[string]*corev1.Service
 	pdbs         map[string]*policyv1.PodDisruptionBudget
+	pvcs         map[string]*corev1.PersistentVolumeClaim
 }
 
 // loadManifests decodes every resource of the kustomization strictly into
@@ -98,6 +99,8 @@ func loadManifests(t *testing.T) manifests {
 			obj = &corev1.Namespace{}
 		case "v1 ServiceAccount":
 			obj = &corev1.ServiceAccount{}
+		case "v1 PersistentVolumeClaim":
+			obj = &corev1.PersistentVolumeClaim{}
 		case "v1 Secret":
 			t.Errorf("%s is a Secret: keep secret values out of deploy/, reference Secrets the operator creates", f)
 			continue
@@ -118,6 +121,11 @@ func loadManifests(t *testing.T) manifests {
 			m.services[o.Name] = o
 		case *policyv1.PodDisruptionBudget:
 			m.pdbs[o.Name] = o
+		case *corev1.PersistentVolumeClaim:
+			if m.pvcs == nil {
+				m.pvcs = map[string]*corev1.PersistentVolumeClaim{}
+			}
+			m.pvcs[o.Name] = o
 		}
 	}
 	return m
