@@ -45,7 +45,8 @@ type CloudTrailConfig struct {
 	// its name and still be read (default 6h): newer file names are
 	// remembered one by one, older ones only as a high-water mark.
 	SettleAfter Duration `json:"settle_after,omitempty"`
-	// BatchRecords caps the records per batch (default 500).
+	// BatchRecords caps the records per batch (default 2000): a batch is
+	// acknowledged as a whole before the cursor moves past it.
 	BatchRecords int `json:"batch_records,omitempty"`
 }
 
@@ -88,7 +89,7 @@ func NewCloudTrailSource(cfg CloudTrailConfig, from time.Time, log *slog.Logger)
 		return nil, err
 	}
 	if cfg.BatchRecords == 0 {
-		cfg.BatchRecords = 500
+		cfg.BatchRecords = 2000
 	}
 	var opts []func(*awsconfig.LoadOptions) error
 	if cfg.Region != "" {

@@ -46,7 +46,8 @@ type EventHubConfig struct {
 	TLSCA string `json:"tls_ca,omitempty"`
 	// Tenant is the tenant for records that do not carry tenantId.
 	Tenant string `json:"tenant,omitempty"`
-	// BatchRecords caps the records per batch (default 500).
+	// BatchRecords caps the records per batch (default 2000): a batch is
+	// acknowledged as a whole before the cursor moves past it.
 	BatchRecords int `json:"batch_records,omitempty"`
 	// SessionTimeout is the consumer group session timeout (default 30s;
 	// Event Hubs accepts 6s to 300s): how long a collector that died
@@ -118,7 +119,7 @@ func NewEventHubSource(cfg EventHubConfig, from time.Time, log *slog.Logger) (*E
 		cfg.ConsumerGroup = "$Default"
 	}
 	if cfg.BatchRecords == 0 {
-		cfg.BatchRecords = 500
+		cfg.BatchRecords = 2000
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLSCA != "" {

@@ -57,7 +57,8 @@ type StorageConfig struct {
 	// for growth (default 24h). Blobs of older hours are read once fully
 	// and then forgotten.
 	SettleAfter Duration `json:"settle_after,omitempty"`
-	// BatchRecords caps the records per batch (default 500).
+	// BatchRecords caps the records per batch (default 2000): a batch is
+	// acknowledged as a whole before the cursor moves past it.
 	BatchRecords int `json:"batch_records,omitempty"`
 }
 
@@ -129,7 +130,7 @@ func NewStorageSource(cfg StorageConfig, from time.Time, log *slog.Logger) (*Sto
 		cfg.Containers = DefaultStorageContainers
 	}
 	if cfg.BatchRecords == 0 {
-		cfg.BatchRecords = 500
+		cfg.BatchRecords = 2000
 	}
 	var (
 		cl  *azblob.Client
