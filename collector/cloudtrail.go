@@ -237,8 +237,25 @@ func (s *CloudTrailSource) poll(ctx context.Context, pos *ctPosition, emit Emit)
 		if err != nil {
 			return err
 		}
+		// Files are gathered into batches: the cursor moves (and the log
+		// is asked) once per batch, not once per small file.
+		var items []Item
 		for _, key := range keys {
-			if err := s.readFile(ctx, key, folders[folder], pos, st, emit); err != nil {
+			its, err := s.readFile(ctx, key, folders[folder])
+			if err != nil {
+				return err
+			}
+			items = append(items, its...)
+			st.Done = append(st.Done, key)
+			if len(items) >= s.cfg.BatchRecords {
+				if err := emit(ctx, Batch{Items: items, Position: pos}); err != nil {
+					return err
+				}
+				items = nil
+			}
+		}
+		if len(items) > 0 {
+			if err := emit(ctx, Batch{Items: items, Position: pos}); err != nil {
 				return err
 			}
 		}
@@ -300,44 +317,36 @@ func keyDay(folder, key string) (time.Time, bool) {
 	return d, err == nil
 }
 
-// readFile submits one log file's records; the file counts as read once
-// all are acknowledged (a crash in the middle reads it again: duplicates).
-func (s *CloudTrailSource) readFile(ctx context.Context, key, account string, pos *ctPosition, st *ctFolder, emit Emit) error {
+// readFile reads one log file's records. The file counts as read once the
+// batch holding them is acknowledged (a crash before reads it again:
+// duplicates).
+func (s *CloudTrailSource) readFile(ctx context.Context, key, account string) ([]Item, error) {
 	out, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {
-		return fmt.Errorf("reading s3://%s/%s: %w", s.cfg.Bucket, key, err)
+		return nil, fmt.Errorf("reading s3://%s/%s: %w", s.cfg.Bucket, key, err)
 	}
 	defer out.Body.Close()
 	where := "s3://" + s.cfg.Bucket + "/" + key
-	var items []Item
 	rd, err := importer.NewReader(out.Body, importer.CloudTrail)
 	if err != nil {
 		// A file that cannot be read at all is reported as one bad item.
-		items = append(items, Item{Position: where, Err: err})
+		return []Item{{Position: where, Err: err}}, nil
 	}
-	for rd != nil {
+	var items []Item
+	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return items, nil
 		}
 		if err != nil {
 			var se *importer.StopError
 			if !errors.As(err, &se) {
-				return fmt.Errorf("reading %s: %w", where, err) // a network error: try again
+				return nil, fmt.Errorf("reading %s: %w", where, err) // a network error: try again
 			}
-			items = append(items, Item{Position: fmt.Sprintf("%s offset=%d", where, se.Offset), Err: err})
-			break
+			return append(items, Item{Position: fmt.Sprintf("%s offset=%d", where, se.Offset), Err: err}), nil
 		}
 		items = append(items, Item{Raw: rec.Raw, Err: rec.Err, Tenant: account, Position: fmt.Sprintf("%s record=%d", where, rec.N)})
-		if len(items) >= s.cfg.BatchRecords {
-			if err := emit(ctx, Batch{Items: items}); err != nil {
-				return err
-			}
-			items = nil
-		}
 	}
-	st.Done = append(st.Done, key)
-	return emit(ctx, Batch{Items: items, Position: pos})
 }
 
 // settle folds the keys older than the settle window into After.

@@ -53,6 +53,10 @@ type EventHubConfig struct {
 	// Event Hubs accepts 6s to 300s): how long a collector that died
 	// holds its partitions before another takes them.
 	SessionTimeout Duration `json:"session_timeout,omitempty"`
+	// RebalanceTimeout bounds how long a group rebalance waits for its
+	// members to rejoin (default 60s): a collector killed during a
+	// rebalance holds it up no longer than this.
+	RebalanceTimeout Duration `json:"rebalance_timeout,omitempty"`
 }
 
 func (c *EventHubConfig) check() error {
@@ -148,6 +152,7 @@ func NewEventHubSource(cfg EventHubConfig, from time.Time, log *slog.Logger) (*E
 		// Event Hubs' Kafka endpoint documents these bounds.
 		kgo.SessionTimeout(cfg.SessionTimeout.or(30 * time.Second)),
 		kgo.HeartbeatInterval(cfg.SessionTimeout.or(30*time.Second) / 10),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout.or(time.Minute)),
 		kgo.RequestTimeoutOverhead(60 * time.Second),
 		kgo.MetadataMaxAge(3 * time.Minute),
 	}

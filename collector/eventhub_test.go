@@ -123,7 +123,7 @@ func ehConfig(ts *testServer, stateDir string, h *eventHub) string {
   "listen": "-",
   "sources": [{"name": "entra-eventhub", "entra_eventhub": {
     "brokers": [%q], "connection_string_env": "STELE_TEST_EVENTHUB_CONN", "consumer_group": "stele",
-    "tls_ca": %q, "session_timeout": "1s"}}]
+    "tls_ca": %q, "session_timeout": "1s", "rebalance_timeout": "2s"}}]
 }`, ts.addr, stateDir, h.cluster.ListenAddrs()[0], h.ca)
 }
 

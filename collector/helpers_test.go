@@ -191,7 +191,7 @@ func startAzurite(t testing.TB) *azurite {
 		// test binary's process group cleanup or on its own at exit.
 		azuriteStop = func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) }
 		ep := fmt.Sprintf("http://127.0.0.1:%d/%s", port, azuriteAccount)
-		for i := 0; i < 200; i++ {
+		for i := 0; i < 1200; i++ { // up to a minute: node starts slowly on a busy machine
 			if resp, err := http.Get(ep + "?comp=list"); err == nil {
 				resp.Body.Close()
 				azuriteSvc = &azurite{endpoint: ep, connStr: connString(ep)}
