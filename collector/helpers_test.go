@@ -220,6 +220,9 @@ func connString(ep string) string {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	azuriteStop()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	os.Exit(code)
 }
 
