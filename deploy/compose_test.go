@@ -98,7 +98,7 @@ func TestCompose(t *testing.T) {
 	env := envExample(t, "compose/stele.env.example")
 	gitignore, _ := os.ReadFile("compose/.gitignore")
 
-	var servers, witnesses, forwarders int
+	var servers, witnesses, forwarders, collectors int
 	for name, s := range c.Services {
 		where := "compose service " + name
 		for dep := range s.DependsOn {
@@ -184,6 +184,20 @@ func TestCompose(t *testing.T) {
 			httpPort = portOf(t, where, fc.Listen)
 			listenPorts = []string{httpPort}
 			dataDir = fc.StateDir
+		case bin == "stele-collector" && sub == "run":
+			collectors++
+			src := bindSource(s.Volumes, vals["config"])
+			if src == "" {
+				t.Errorf("%s: --config %s is not a file mounted from deploy/compose", where, vals["config"])
+				continue
+			}
+			cfg := collectorConfig(t, filepath.Join("compose", src))
+			httpPort = portOf(t, where, cfg.Listen)
+			listenPorts = []string{httpPort}
+			dataDir = cfg.StateDir
+			if host, _, _ := net.SplitHostPort(cfg.Server.Address); c.Services[host].Image == "" {
+				t.Errorf("%s: server.address %s names no service of the file", where, cfg.Server.Address)
+			}
 		case bin == "stele-witness" && sub == "run":
 			witnesses++
 			httpPort = portOf(t, where, vals["listen"])
@@ -229,8 +243,8 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s: health check path %s: %s does not answer 200 there", where, m[2], bin)
 		}
 	}
-	if servers != 1 || witnesses != 2 || forwarders != 1 {
-		t.Errorf("compose runs %d servers, %d witnesses and %d forwarders, want 1, 2 and 1", servers, witnesses, forwarders)
+	if servers != 1 || witnesses != 2 || forwarders != 1 || collectors != 1 {
+		t.Errorf("compose runs %d servers, %d witnesses, %d forwarders and %d collectors, want 1, 2, 1 and 1", servers, witnesses, forwarders, collectors)
 	}
 }
 

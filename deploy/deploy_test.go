@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stele-dev/stele/collector"
 )
 
 // coverage maps every file in deploy/ to the check that validates it. A new
@@ -43,6 +45,7 @@ var coverage = []struct{ pattern, check string }{
 	{"config/stele-server*.json", "TestSystemd; strict config loader: cmd/stele-server TestDeployConfigsLoad"},
 	{"config/*.env.example", "TestSystemd"},
 	{"config/stele-witness.json", "TestWitnessConfig"},
+	{"*/stele-collector.json", "TestSystemd, TestCompose, TestKubernetes with the collector's strict loader (collectorConfig)"},
 	{"config/auth-policy.example.json", "server TestExamplePolicyLoads (server/auth_test.go)"},
 	{"config/stele-forwarder.json", "TestForwarderDeploy (deploy/forwarder_test.go)"},
 	{"compose/stele-forwarder.json", "TestCompose, with the forwarder's strict loader"},
@@ -245,12 +248,12 @@ func commandLine(t *testing.T, where string, argv []string) (bin, sub string, va
 			sub, args = args[0], args[1:]
 		}
 		return bin, sub, parseArgs(t, where, flagsOf(t, "stele-witness", sub), args)
-	case "stele-forwarder":
+	case "stele-forwarder", "stele-collector":
 		sub = "run"
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 			sub, args = args[0], args[1:]
 		}
-		return bin, sub, parseArgs(t, where, flagsOf(t, "stele-forwarder", sub), args)
+		return bin, sub, parseArgs(t, where, flagsOf(t, bin, sub), args)
 	default:
 		t.Errorf("%s: runs %q, not a Stele command", where, argv[0])
 		return bin, "", nil
@@ -301,6 +304,14 @@ func serves(t *testing.T, bin, path string) bool {
 		args = []string{"--data-dir", dir, "--grpc-addr", freeAddr(t), "--http-addr", addr}
 	case "stele-witness":
 		args = []string{"run", "--data-dir", dir, "--listen", addr}
+	case "stele-collector":
+		// A collector whose source cannot be reached still serves its
+		// endpoints (the source's errors show in /status and /metrics).
+		cfg := filepath.Join(dir, "collector.json")
+		os.WriteFile(cfg, []byte(`{"server": {"address": "`+freeAddr(t)+`"}, "state_dir": "`+dir+`/state", "listen": "`+addr+`",
+  "sources": [{"name": "s", "entra_storage": {"auth": "connection_string", "connection_string_env": "STELE_DEPLOY_TEST_CONN"}}]}`), 0o600)
+		args = []string{"run", "--config", cfg}
+		t.Setenv("STELE_DEPLOY_TEST_CONN", "DefaultEndpointsProtocol=http;AccountName=x;AccountKey=eA==;BlobEndpoint=http://"+freeAddr(t)+"/x;")
 	default:
 		t.Fatalf("no way to start %s", bin)
 	}
@@ -353,4 +364,15 @@ func readRepoFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// collectorConfig loads a stele-collector config with the collector's own
+// strict loader.
+func collectorConfig(t *testing.T, path string) *collector.Config {
+	t.Helper()
+	c, err := collector.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -111,6 +111,9 @@ func TestSystemd(t *testing.T) {
 		if bin == "stele-forwarder" {
 			continue // its state directory is in its config: TestForwarderDeploy
 		}
+		if bin == "stele-collector" && vals["config"] != "" {
+			cfg = map[string]any{"data_dir": collectorConfig(t, filepath.Join("config", filepath.Base(vals["config"]))).StateDir}
+		}
 		// The data directory is the unit's state directory, and writable.
 		dataDir := vals["data-dir"]
 		if dataDir == "" {
@@ -142,7 +145,7 @@ func TestSystemd(t *testing.T) {
 			}
 		}
 	}
-	for _, b := range []string{"stele-server", "stele-witness"} {
+	for _, b := range []string{"stele-server", "stele-witness", "stele-collector"} {
 		if !ran[b] {
 			t.Errorf("no systemd unit runs %s", b)
 		}

@@ -1,0 +1,262 @@
+// Command stele-collector streams identity events from the providers into
+// a Stele log with durable cursors (see docs/collector.md).
+//
+//	stele-collector [run] --config FILE [--from TIME]   collect (the default)
+//	stele-collector status --config FILE [--json]       per source: cursor, lag, events/s, last error
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/collector"
+)
+
+const defaultListen = "127.0.0.1:9465"
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: stele-collector [command] [flags]
+commands:
+  run     collect from the configured sources (the default)
+  status  show each source's cursor, lag, events/s and last error
+Run "stele-collector <command> -h" for a command's flags.
+`
+
+// Main runs stele-collector with args and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = run(args, stderr)
+	case "status":
+		err = status(args, stdout)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "stele-collector: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "stele-collector %s: %v\n", cmd, err)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "stele-collector %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (strict JSON; see docs/collector.md)")
+	from := fs.String("from", "", "for sources without a cursor yet: start at this time (RFC 3339 or YYYY-MM-DD) instead of everything the provider holds")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *cfgPath == "" {
+		return usageError{"--config FILE is required"}
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return usageError{fmt.Sprintf("--log-level: %v", err)}
+	}
+	var fromT time.Time
+	if *from != "" {
+		var err error
+		if fromT, err = parseTime(*from); err != nil {
+			return usageError{fmt.Sprintf("--from: %v", err)}
+		}
+	}
+	cfg, err := collector.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	opts, err := dialOptions(cfg.Server)
+	if err != nil {
+		return err
+	}
+	cl, err := client.Dial(cfg.Server.Address, opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	sub := &client.Submitter{Client: cl, BatchEvents: cfg.Server.BatchEvents, AttemptTimeout: time.Duration(cfg.Server.Timeout), WaitForReady: true}
+	sub.OnRetry = func(attempt int, wait time.Duration, err error) {
+		log.Warn("retrying a batch", "attempt", attempt+1, "wait", wait, "err", err)
+	}
+	c, err := collector.New(collector.Options{Config: cfg, Submitter: sub, Logger: log, From: fromT})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	listen := cfg.Listen
+	if listen == "" {
+		listen = defaultListen
+	}
+	if listen != "-" {
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		hs := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		log.Info("collector listening", "addr", ln.Addr().String())
+	}
+	log.Info("collector starting", "sources", len(cfg.Sources), "server", cfg.Server.Address)
+	return c.Run(ctx)
+}
+
+// dialOptions turns the server section into client.Dial options.
+func dialOptions(s collector.ServerConfig) ([]grpc.DialOption, error) {
+	if s.TLSCA == "" && s.TLSCert == "" && s.TokenFile == "" {
+		return nil, nil
+	}
+	tlsOpt, err := client.WithTLS(s.TLSCA, s.TLSCert, s.TLSKey)
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{tlsOpt}
+	if s.TokenFile != "" {
+		b, err := os.ReadFile(s.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.token_file: %w", err)
+		}
+		opts = append(opts, client.WithToken(strings.TrimSpace(string(b))))
+	}
+	return opts, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2026-12-01T00:00:00Z) or a date (2026-12-01)", s)
+}
+
+func status(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	cfgPath := fs.String("config", "", "configuration file")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		return usageError{"--config FILE is required"}
+	}
+	cfg, err := collector.LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = defaultListen
+	}
+	var sts []collector.SourceStatus
+	running := false
+	if listen != "-" {
+		hc := &http.Client{Timeout: 5 * time.Second}
+		if resp, err := hc.Get("http://" + listen + "/status"); err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&sts)
+			resp.Body.Close()
+			running = err == nil
+		}
+	}
+	if !running {
+		// Not running (or not reachable): the cursors on disk.
+		store, err := collector.OpenCursorStore(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		sts = nil
+		for _, s := range cfg.Sources {
+			cur, err := store.Load(s.Name)
+			if err != nil {
+				return err
+			}
+			sts = append(sts, collector.SourceStatus{Name: s.Name, Cursor: cur.Position, Saved: cur.Saved, Lag: -1})
+		}
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"running": running, "sources": sts})
+	}
+	if !running {
+		fmt.Fprintf(stdout, "collector not running (nothing answers on %s); cursors on disk:\n", listen)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tLAG\tEVENTS/S\tCURSOR SAVED\tLAST ERROR\tCURSOR")
+	for _, s := range sts {
+		lag, rate := "-", "-"
+		if running {
+			lag, rate = fmt.Sprintf("%.0fs", s.Lag), fmt.Sprintf("%.1f", s.Rate)
+		}
+		saved := "never"
+		if !s.Saved.IsZero() {
+			saved = s.Saved.UTC().Format(time.RFC3339)
+		}
+		cur := string(s.Cursor)
+		if len(cur) > 120 {
+			cur = cur[:117] + "..."
+		}
+		if cur == "" {
+			cur = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, lag, rate, saved, oneLine(s.LastErr), cur)
+	}
+	return tw.Flush()
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,248 @@
+package collector_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/collector"
+)
+
+// ackClock records when each record (by id) was acknowledged.
+type ackClock struct {
+	mu   sync.Mutex
+	at   map[string]time.Time
+	done chan struct{}
+	want int
+}
+
+func newAckClock(want int) *ackClock {
+	return &ackClock{at: map[string]time.Time{}, done: make(chan struct{}), want: want}
+}
+
+func (a *ackClock) after(_ string, items []collector.Item) {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, it := range items {
+		if it.Raw == nil {
+			continue
+		}
+		var v struct {
+			Properties struct{ ID string } `json:"properties"`
+			EventID    string              `json:"eventID"`
+		}
+		json.Unmarshal(it.Raw, &v)
+		id := v.Properties.ID + v.EventID
+		if _, ok := a.at[id]; !ok {
+			a.at[id] = now
+		}
+	}
+	if len(a.at) >= a.want && a.want > 0 {
+		a.want = 0
+		close(a.done)
+	}
+}
+
+func (a *ackClock) wait(b *testing.B, d time.Duration) {
+	select {
+	case <-a.done:
+	case <-time.After(d):
+		b.Fatalf("not every record acknowledged within %s (%d)", d, len(a.at))
+	}
+}
+
+func startBenchCollector(b *testing.B, cfgPath string, cli *client.Client, ack *ackClock) func() {
+	cfg, err := collector.LoadConfig(cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := collector.New(collector.Options{Config: cfg, Submitter: &client.Submitter{Client: cli}, Logger: quiet(), AfterBatch: ack.after})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// latency reports p50 and p99 of ack time minus write time.
+func latency(b *testing.B, written map[string]time.Time, ack *ackClock) (p50, p99 time.Duration) {
+	ack.mu.Lock()
+	defer ack.mu.Unlock()
+	var ds []time.Duration
+	for id, w := range written {
+		if a, ok := ack.at[id]; ok {
+			ds = append(ds, a.Sub(w))
+		}
+	}
+	if len(ds) == 0 {
+		b.Fatal("no latency samples")
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[len(ds)*99/100]
+}
+
+// benchSource measures one source: events/s over a backlog of n records
+// already written, then the latency of records written while it runs
+// (rate per second for dur).
+func benchSource(b *testing.B, name string, poll time.Duration, n int, backlog func(n int) map[string][]byte, live func() map[string]time.Time, cfg func(ts *testServer, state string) string) {
+	for range b.N {
+		ts := startServer(b, b.TempDir(), "")
+		recs := backlog(n)
+		total := len(recs) // (the map may grow with the live records)
+		ack := newAckClock(total)
+		cfgPath := writeConfig(b, b.TempDir(), cfg(ts, b.TempDir()))
+		start := time.Now()
+		stop := startBenchCollector(b, cfgPath, ts.cli, ack)
+		ack.wait(b, 5*time.Minute)
+		el := time.Since(start)
+		// Live: records written while the collector runs.
+		ack.mu.Lock()
+		ack.want, ack.done = len(ack.at)+1, make(chan struct{})
+		ack.mu.Unlock()
+		written := live()
+		ack.mu.Lock()
+		ack.want = len(ack.at) + len(written)
+		if ack.want <= len(ack.at) {
+			close(ack.done)
+		}
+		ack.mu.Unlock()
+		ack.wait(b, 2*time.Minute)
+		p50, p99 := latency(b, written, ack)
+		stop()
+		b.ReportMetric(float64(total)/el.Seconds(), "events/s")
+		b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
+		b.ReportMetric(float64(p99.Milliseconds()), "p99-ms")
+		fmt.Fprintf(os.Stderr, "%s: %d backlog records in %s = %.0f events/s; live latency (write to ack) p50 %s p99 %s with poll interval %s\n",
+			name, total, el.Round(time.Millisecond), float64(total)/el.Seconds(), p50.Round(time.Millisecond), p99.Round(time.Millisecond), poll)
+	}
+}
+
+// BenchmarkStorage: Azurite append blobs.
+// go test ./collector -run '^$' -bench BenchmarkStorage -benchtime 1x
+func BenchmarkStorage(b *testing.B) {
+	az := startAzurite(b)
+	b.Setenv("STELE_TEST_COLLECTOR_CONN", az.connStr)
+	var g *entraGen
+	bl := newBlobs(b, az, "insights-logs-auditlogs", "insights-logs-signinlogs")
+	poll := 500 * time.Millisecond
+	name := ""
+	backlog := func(n int) map[string][]byte {
+		g = newEntraGen(b)
+		name = hourBlob(g.tenant, time.Now())
+		bl.create("insights-logs-auditlogs", name)
+		out := map[string][]byte{}
+		var buf bytes.Buffer
+		for i := range n {
+			id, rec := g.record("audit")
+			out[id] = rec
+			buf.Write(rec)
+			buf.WriteByte('\n')
+			if buf.Len() > 2<<20 || i == n-1 {
+				bl.append("insights-logs-auditlogs", name, buf.Bytes())
+				buf.Reset()
+			}
+		}
+		return out
+	}
+	live := func() map[string]time.Time {
+		w := map[string]time.Time{}
+		for range 50 { // 5 s at 100 records per 100 ms
+			var buf bytes.Buffer
+			var ids []string
+			for range 100 {
+				id, rec := g.record("audit")
+				ids = append(ids, id)
+				buf.Write(rec)
+				buf.WriteByte('\n')
+			}
+			bl.append("insights-logs-auditlogs", name, buf.Bytes())
+			now := time.Now()
+			for _, id := range ids {
+				w[id] = now
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return w
+	}
+	benchSource(b, "entra_storage", poll, 20000, backlog, live, func(ts *testServer, state string) string {
+		return strings.Replace(storageConfig(ts, state, az, g.tenant), `"poll_interval": "100ms"`, `"poll_interval": "`+poll.String()+`"`, 1)
+	})
+}
+
+// BenchmarkEventHub: kfake with TLS and SASL PLAIN.
+func BenchmarkEventHub(b *testing.B) {
+	var h *eventHub
+	backlog := func(n int) map[string][]byte {
+		h = newEventHub(b)
+		b.Setenv("STELE_TEST_EVENTHUB_CONN", h.connStr)
+		for left := n; left > 0; left -= 200 {
+			h.message(b, min(left, 200))
+		}
+		return h.wanted
+	}
+	live := func() map[string]time.Time {
+		w := map[string]time.Time{}
+		for range 50 {
+			seen := map[string]bool{}
+			for id := range h.wanted {
+				seen[id] = true
+			}
+			h.message(b, 100)
+			now := time.Now()
+			for id := range h.wanted {
+				if !seen[id] {
+					w[id] = now
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return w
+	}
+	benchSource(b, "entra_eventhub", 0, 20000, backlog, live, func(ts *testServer, state string) string { return ehConfig(ts, state, h) })
+}
+
+// BenchmarkCloudTrail: versitygw.
+func BenchmarkCloudTrail(b *testing.B) {
+	env := newS3Env(b)
+	var g *ctGen
+	poll := 500 * time.Millisecond
+	backlog := func(n int) map[string][]byte {
+		g = newCTGen(b, env)
+		for left := n; left > 0; left -= 500 {
+			g.file(b, g.folders[left%len(g.folders)], time.Now().Add(-time.Hour), min(left, 500))
+		}
+		return g.wanted
+	}
+	live := func() map[string]time.Time {
+		w := map[string]time.Time{}
+		for i := range 50 {
+			seen := map[string]bool{}
+			for id := range g.wanted {
+				seen[id] = true
+			}
+			g.file(b, g.folders[i%len(g.folders)], time.Now(), 100)
+			now := time.Now()
+			for id := range g.wanted {
+				if !seen[id] {
+					w[id] = now
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return w
+	}
+	benchSource(b, "cloudtrail_s3", poll, 20000, backlog, live, func(ts *testServer, state string) string {
+		return strings.Replace(ctConfig(ts, state, env, g.prefix), `"poll_interval": "100ms"`, `"poll_interval": "`+poll.String()+`"`, 1)
+	})
+}

@@ -1,0 +1,196 @@
+package collector_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Run the long torture with: go test ./collector -run Crash -torture-cycles 20 -timeout 30m
+var tortureCycles = flag.Int("torture-cycles", 3, "SIGKILL cycles of the collector in the crash tests")
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// collectorBinary builds cmd/stele-collector once per test run.
+func collectorBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "stele-collector-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "stele-collector")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/stele-collector").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// feed writes a source's records into its emulator, a little at a time.
+type feed interface {
+	// step writes some records; false once all are written.
+	step(t testing.TB) bool
+	// want is every record written, by id.
+	want() map[string][]byte
+}
+
+// torture runs the real collector binary against a feed that is being
+// written, SIGKILLs it at random moments, stops the log server for a while
+// during one cycle, then lets a last run catch up and stops it with
+// SIGTERM. Every record must be in the log once, byte for byte.
+func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
+	bin := collectorBinary(t)
+	logDir, err := os.MkdirTemp("", "stele-collector-logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if !t.Failed() {
+			os.RemoveAll(logDir)
+		}
+	}()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for f.step(t) {
+			time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+		}
+	}()
+	start := func(cycle int) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, "run", "--config", cfgPath)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &stderr
+	}
+	dump := func(cycle int, b *bytes.Buffer) {
+		os.WriteFile(filepath.Join(logDir, fmt.Sprintf("cycle-%d.log", cycle)), b.Bytes(), 0o644)
+	}
+	for cycle := range *tortureCycles {
+		cmd, stderr := start(cycle)
+		time.Sleep(time.Duration(200+rand.IntN(1300)) * time.Millisecond)
+		if cycle == 1 {
+			// The log goes away for a while: the collector waits.
+			dir, addr := ts.dir, ts.addr
+			ts.stop()
+			time.Sleep(1500 * time.Millisecond)
+			next := startServer(t, dir, addr)
+			*ts, next.down = *next, true // stopped once, through ts
+			time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		dump(cycle, stderr)
+	}
+	<-written
+	cmd, stderr := start(-1)
+	l := newLogged()
+	want := f.want()
+	deadline := time.Now().Add(2 * time.Minute)
+	for l.sync(t, ts.cli); len(l.records) < len(want) && time.Now().Before(deadline); l.sync(t, ts.cli) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	dump(-1, stderr)
+	if err != nil {
+		t.Errorf("the collector did not exit cleanly on SIGTERM: %v\n%s", err, stderr)
+	}
+	l.sync(t, ts.cli)
+	checkExactlyOnce(t, l, want)
+	if t.Failed() {
+		t.Logf("collector logs kept in %s", logDir)
+	}
+}
+
+// storageFeed grows append blobs over three hours in two containers,
+// splitting records across appends.
+type storageFeed struct {
+	g      *entraGen
+	bl     *blobs
+	blobs  [][2]string // container, name
+	carry  map[int][]byte
+	left   int
+	wanted map[string][]byte
+}
+
+func newStorageFeed(t testing.TB, az *azurite, total int) *storageFeed {
+	g := newEntraGen(t)
+	bl := newBlobs(t, az, "insights-logs-auditlogs", "insights-logs-signinlogs")
+	now := time.Now().UTC().Truncate(time.Hour)
+	f := &storageFeed{g: g, bl: bl, carry: map[int][]byte{}, left: total, wanted: map[string][]byte{}}
+	for _, c := range []string{"insights-logs-auditlogs", "insights-logs-signinlogs"} {
+		for _, h := range []time.Time{now.Add(-2 * time.Hour), now.Add(-time.Hour), now} {
+			name := hourBlob(g.tenant, h)
+			bl.create(c, name)
+			f.blobs = append(f.blobs, [2]string{c, name})
+		}
+	}
+	return f
+}
+
+func (f *storageFeed) step(t testing.TB) bool {
+	if f.left == 0 {
+		for i, rest := range f.carry {
+			f.bl.append(f.blobs[i][0], f.blobs[i][1], rest)
+		}
+		f.carry = nil
+		return false
+	}
+	i := rand.IntN(len(f.blobs))
+	kind := "audit"
+	if f.blobs[i][0] == "insights-logs-signinlogs" {
+		kind = "signin"
+	}
+	var buf bytes.Buffer
+	buf.Write(f.carry[i])
+	delete(f.carry, i)
+	for range min(f.left, 1+rand.IntN(20)) {
+		id, rec := f.g.record(kind)
+		f.wanted[id] = rec
+		buf.Write(rec)
+		buf.WriteByte('\n')
+		f.left--
+	}
+	b := buf.Bytes()
+	if rand.IntN(3) == 0 {
+		// End this append in the middle of the last record.
+		cut := len(b) - 1 - rand.IntN(200)
+		f.carry[i] = bytes.Clone(b[cut:])
+		b = b[:cut]
+	}
+	f.bl.append(f.blobs[i][0], f.blobs[i][1], b)
+	return true
+}
+
+func (f *storageFeed) want() map[string][]byte { return f.wanted }
+
+// TestCrashStorage SIGKILLs the collector while it reads growing blobs.
+func TestCrashStorage(t *testing.T) {
+	az := startAzurite(t)
+	ts := startServer(t, t.TempDir(), "")
+	f := newStorageFeed(t, az, 400*(*tortureCycles)+200)
+	t.Setenv("STELE_TEST_COLLECTOR_CONN", az.connStr)
+	cfg := writeConfig(t, t.TempDir(), storageConfig(ts, t.TempDir(), az, f.g.tenant))
+	torture(t, ts, cfg, f)
+}
