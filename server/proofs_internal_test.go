@@ -71,7 +71,7 @@ func TestProofsMatchTessera(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			got, err := r.inclusionProof(ctx, idx, size)
+			got, err := r.inclusionProof(ctx, idx, size, size)
 			if err != nil {
 				t.Fatalf("inclusion %d: %v", idx, err)
 			}
@@ -87,13 +87,13 @@ func TestProofsMatchTessera(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := r.consistencyProof(ctx, from, size)
+		got, err := r.consistencyProof(ctx, from, size, size)
 		if err != nil {
 			t.Fatalf("consistency %d: %v", from, err)
 		}
 		same(fmt.Sprintf("consistency %d..%d", from, size), got, want)
 	}
-	if _, err := r.inclusionProof(ctx, n, size); err == nil {
+	if _, err := r.inclusionProof(ctx, n, size, size); err == nil {
 		t.Fatal("an inclusion proof for an index past the tree")
 	}
 }
@@ -134,7 +134,7 @@ func BenchmarkInclusionProof(b *testing.B) {
 	r := newCachingReader(dirTiles{dir: dir})
 	b.Run("stele", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := r.inclusionProof(ctx, rand.Uint64N(n), n); err != nil {
+			if _, err := r.inclusionProof(ctx, rand.Uint64N(n), n, n); err != nil {
 				b.Fatal(err)
 			}
 		}
