@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -155,13 +156,10 @@ func (l *logService) treeSize(want uint64) (uint64, *published, error) {
 func (s *Server) inclusion(ctx context.Context, idx, size uint64, cp *published, leafHash []byte) ([][]byte, error) {
 	h, err := s.reader.inclusionProof(ctx, idx, size, cp.size)
 	if err == nil {
-		err = s.checkInclusion(ctx, idx, size, leafHash, h, cp)
+		err = s.reader.checkInclusion(ctx, idx, size, leafHash, h, cp)
 	}
 	if err != nil {
-		if _, ok := status.FromError(err); ok {
-			return nil, err
-		}
-		return nil, status.Errorf(codes.Internal, "building inclusion proof for %d in %d: %v", idx, size, err)
+		return nil, s.checked(fmt.Sprintf("inclusion proof for %d in %d", idx, size), err)
 	}
 	return h, nil
 }
@@ -263,13 +261,10 @@ func (l *logService) GetConsistencyProof(ctx context.Context, req *stelev1.GetCo
 	}
 	h, err := l.s.reader.consistencyProof(ctx, req.FromSize, to, cp.size)
 	if err == nil {
-		err = l.s.checkConsistency(ctx, req.FromSize, to, h, cp)
+		err = l.s.reader.checkConsistency(ctx, req.FromSize, to, h, cp)
 	}
 	if err != nil {
-		if _, ok := status.FromError(err); ok {
-			return nil, err
-		}
-		return nil, status.Errorf(codes.Internal, "building consistency proof %d..%d: %v", req.FromSize, to, err)
+		return nil, l.s.checked(fmt.Sprintf("consistency proof %d..%d", req.FromSize, to), err)
 	}
 	return &stelev1.GetConsistencyProofResponse{FromSize: req.FromSize, ToSize: to, Hashes: h}, nil
 }
