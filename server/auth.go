@@ -222,7 +222,7 @@ func (s *Server) HTTPTLSConfig() *tls.Config { return s.TLSConfig("h2", "http/1.
 // stream limits, plus, when configured, TLS transport credentials and the
 // authentication and authorisation interceptors.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
-	opts := append(GRPCServerOptions(), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
+	opts := append(append(GRPCServerOptions(), s.recoveryOptions()...), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.InTapHandle(s.tapAppend))
 	if c := s.TLSConfig("h2"); c != nil {
 		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(c), s.auth.denied}))
