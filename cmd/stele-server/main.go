@@ -305,6 +305,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if err := srv.ExportOTelMetrics(); err != nil {
+		return err
+	}
 	if !srv.AuthEnabled() {
 		logger.Warn("no --auth-policy: the server accepts anyone who can connect, to append and to read payloads; fine on loopback, see docs/security.md otherwise")
 	}
