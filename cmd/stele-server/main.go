@@ -97,6 +97,7 @@ type flags struct {
 	tlsCert, tlsKey, clientCA, authPolicy           *string
 	storage, s3Bucket, s3Prefix, s3Endpoint         *string
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
+	logKeyPKCS11, pkcs11PINFile                     *string
 	s3PathStyle                                     *bool
 	cpInterval, witnessTimeout, claimLease          *time.Duration
 	rebuild, witnessFailOpen                        *bool
@@ -140,6 +141,8 @@ func newFlags() *flags {
 	f.mysqlDSN = fs.String("mysql-dsn", "", "aws: MySQL DSN user:password@tcp(host:port)/database; empty: the STELE_MYSQL_DSN environment variable")
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
+	f.logKeyPKCS11 = fs.String("log-key-pkcs11", "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)")
+	f.pkcs11PINFile = fs.String("pkcs11-pin-file", "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
 	return f
 }
@@ -163,6 +166,9 @@ func loadFileConfig(path string) (fileConfig, error) {
 func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
 		return migrate(os.Args[2:])
+	}
+	if len(os.Args) > 1 && os.Args[1] == "pkcs11-keygen" {
+		return pkcs11Keygen(os.Args[2:])
 	}
 	f := newFlags()
 	fs := f.fs
@@ -268,6 +274,17 @@ func run() error {
 	}
 	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
+	if *f.logKeyPKCS11 != "" {
+		if cfg.LogKeyFile != "" {
+			return errors.New("--log-key and --log-key-pkcs11 name two keys: give one")
+		}
+		key, k, err := openPKCS11Key(*f.logKeyPKCS11, *f.pkcs11PINFile, cfg.Origin)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		cfg.LogKey = key
+	}
 	cfg.ClaimLease = *f.claimLease
 	if !set["claim-lease"] && fc.ClaimLease != 0 {
 		cfg.ClaimLease = time.Duration(fc.ClaimLease)
