@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -19,7 +21,8 @@ import (
 
 // Client is a connection to a Stele server.
 type Client struct {
-	conn *grpc.ClientConn
+	conn   *grpc.ClientConn
+	target string
 	// Log is the raw gRPC client, for calls this package does not wrap.
 	Log stelev1.LogServiceClient
 }
@@ -39,12 +42,17 @@ func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 		grpc.WithInitialWindowSize(4 << 20),
 		grpc.WithInitialConnWindowSize(16 << 20),
+		// A server that is starting refuses connections for a moment: try
+		// again within a second rather than after gRPC's growing backoff.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
+		}, MinConnectTimeout: 5 * time.Second}),
 	}, opts...)
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", target, err)
 	}
-	return &Client{conn: conn, Log: stelev1.NewLogServiceClient(conn)}, nil
+	return &Client{conn: conn, target: target, Log: stelev1.NewLogServiceClient(conn)}, nil
 }
 
 // Close closes the connection.

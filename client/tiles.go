@@ -44,6 +44,7 @@ type TileLog struct {
 // NewTileLog returns a reader for the tlog-tiles API rooted at logURL whose
 // checkpoints must carry a signature by verifier. hc may be nil.
 func NewTileLog(logURL string, verifier note.Verifier, hc *http.Client) (*TileLog, error) {
+	logURL = LogURL(logURL)
 	if !strings.HasSuffix(logURL, "/") {
 		logURL += "/"
 	}
@@ -58,6 +59,25 @@ func NewTileLog(logURL string, verifier note.Verifier, hc *http.Client) (*TileLo
 		hc = &http.Client{Timeout: time.Minute}
 	}
 	return &TileLog{root: u, hc: hc, verifier: verifier}, nil
+}
+
+// LogURL completes a log URL given as a bare host:port (or host:port/path)
+// with "http://".
+func LogURL(s string) string {
+	if s != "" && !strings.Contains(s, "://") {
+		return "http://" + s
+	}
+	return s
+}
+
+// explainHTTPError recognises a gRPC server answering an HTTP/1 request:
+// its first bytes are an HTTP/2 SETTINGS frame, which net/http reports as a
+// malformed response.
+func explainHTTPError(req *http.Request, err error) error {
+	if strings.Contains(err.Error(), `malformed HTTP response "\x00\x00`) {
+		return fmt.Errorf("it answers with HTTP/2 frames, not HTTP/1: this looks like the gRPC port; the tlog-tiles HTTP API is on stele-server's --http-addr (by default the port after gRPC's: try --log http://%s/)", neighbour(req.URL.Host, +1))
+	}
+	return err
 }
 
 // Verifier is the log's checkpoint verifier.
@@ -80,7 +100,7 @@ func httpGet(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, &UnreachableError{URL: u, Err: err}
+		return nil, &UnreachableError{URL: u, Err: explainHTTPError(req, err)}
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/formats/proof"
@@ -32,7 +33,7 @@ type Checkpoint struct {
 func ParseCheckpoint(raw []byte, logVerifier note.Verifier) (*Checkpoint, error) {
 	cp, ext, n, err := log.ParseCheckpoint(raw, logVerifier.Name(), logVerifier)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
+		return nil, fmt.Errorf("checkpoint: %w", explainSignature(raw, logVerifier, err))
 	}
 	if len(cp.Hash) != 32 {
 		return nil, fmt.Errorf("checkpoint: root hash is %d bytes, want 32", len(cp.Hash))
@@ -41,6 +42,22 @@ func ParseCheckpoint(raw []byte, logVerifier note.Verifier) (*Checkpoint, error)
 		return nil, errors.New("checkpoint: body is not in canonical form (leading zeros or bad base64?)")
 	}
 	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: [32]byte(cp.Hash), Note: n, Raw: raw}, nil
+}
+
+// explainSignature turns "note has no verifiable signatures" into which
+// origin and keys the checkpoint is signed by and which key was given.
+func explainSignature(raw []byte, v note.Verifier, err error) error {
+	var ue *note.UnverifiedNoteError
+	if _, oerr := note.Open(raw, note.VerifierList(v)); !errors.As(oerr, &ue) {
+		return err
+	}
+	var by []string
+	for _, s := range ue.Note.UnverifiedSigs {
+		by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+	}
+	origin, _, _ := strings.Cut(ue.Note.Text, "\n")
+	return fmt.Errorf("the checkpoint of origin %q is signed by key %s, but the key given is %s+%08x: is it this log's log.pub? (%w)",
+		origin, strings.Join(by, ", "), v.Name(), v.KeyHash(), err)
 }
 
 // Receipt is a verified receipt: a leaf proven to be in a signed checkpoint.

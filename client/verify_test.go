@@ -148,9 +148,9 @@ func TestParseCheckpoint(t *testing.T) {
 		raw  []byte
 		want string
 	}{
-		{"signed by another key with the same name", signNote(t, checkpointBody(testOrigin, treeSize, f.root), other), "checkpoint: failed to verify signatures"},
-		{"signed by another key with another name", signNote(t, checkpointBody(testOrigin, treeSize, f.root), otherName), "checkpoint: failed to verify signatures"},
-		{"signed only by a witness", signNote(t, checkpointBody(testOrigin, treeSize, f.root), witness), "checkpoint: failed to verify signatures"},
+		{"signed by another key with the same name", signNote(t, checkpointBody(testOrigin, treeSize, f.root), other), "is signed by key example.com/stele-test+e20bf7fe, but the key given is example.com/stele-test+7d4b13b0"},
+		{"signed by another key with another name", signNote(t, checkpointBody(testOrigin, treeSize, f.root), otherName), "is signed by key example.com/other+874b5cf1, but the key given is example.com/stele-test+7d4b13b0"},
+		{"signed only by a witness", signNote(t, checkpointBody(testOrigin, treeSize, f.root), witness), "is signed by key witness.example+5e5755e4, but the key given"},
 		{"body altered after signing", bytes.Replace(f.checkpoint, []byte("\n37\n"), []byte("\n38\n"), 1), "checkpoint: failed to verify signatures"},
 		{"signature stripped", []byte(checkpointBody(testOrigin, treeSize, f.root) + "\n"), "checkpoint: failed to verify signatures"},
 		{"empty", nil, "checkpoint: failed to verify signatures"},
@@ -255,7 +255,7 @@ type textTamper struct {
 const (
 	errNotProof     = "receipt is not a c2sp.org/tlog-proof@v1"
 	errNotCanonical = "receipt is not in canonical tlog-proof form"
-	errCheckpoint   = "receipt checkpoint: failed to verify signatures"
+	errCheckpoint   = "receipt checkpoint: "
 )
 
 // replaceLine replaces line number n (0-based) of b.
@@ -394,10 +394,10 @@ func TestVerifyReceiptTampering(t *testing.T) {
 		{"bit flipped in a hash", func(p *proof.TLogProof) { p.Hashes[3][31] ^= 0x80 }, errInclusion + "13 "},
 		{"checkpoint signed by another key", func(p *proof.TLogProof) {
 			p.Checkpoint = signNote(t, checkpointBody(testOrigin, treeSize, f.root), other)
-		}, errCheckpoint},
+		}, errCheckpoint + "the checkpoint of origin \"example.com/stele-test\" is signed by key example.com/stele-test+e20bf7fe, but the key given is example.com/stele-test+7d4b13b0"},
 		{"checkpoint signed by another log", func(p *proof.TLogProof) {
 			p.Checkpoint = signNote(t, checkpointBody(testOrigin, treeSize, f.root), otherName)
-		}, errCheckpoint},
+		}, errCheckpoint + "the checkpoint of origin \"example.com/stele-test\" is signed by key example.com/other+874b5cf1"},
 		{"checkpoint with other origin", func(p *proof.TLogProof) {
 			p.Checkpoint = signNote(t, checkpointBody("example.com/other", treeSize, f.root), f.key)
 		}, `receipt checkpoint: got Origin "example.com/other"`},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/transparency-dev/formats/log"
+
+	"github.com/stele-dev/stele/client"
 )
 
 // published is a checkpoint the log has published.
@@ -17,12 +19,16 @@ type published struct {
 	raw  []byte
 	size uint64
 	root []byte
+	// unwitnessed says why the checkpoint does not meet the witness
+	// policy (empty when it does, or without a policy).
+	unwitnessed string
 }
 
 // checkpoints follows the published checkpoint and wakes those waiting for
 // a tree size to be covered.
 type checkpoints struct {
-	s *Server
+	s      *Server
+	policy *client.Policy // nil: every checkpoint counts
 
 	mu      sync.Mutex
 	cur     *published
@@ -31,7 +37,7 @@ type checkpoints struct {
 }
 
 func newCheckpoints(s *Server) *checkpoints {
-	c := &checkpoints{s: s, changed: make(chan struct{}), since: time.Now()}
+	c := &checkpoints{s: s, policy: s.witnessPolicy(), changed: make(chan struct{}), since: time.Now()}
 	_ = c.refresh(context.Background())
 	return c
 }
@@ -59,6 +65,7 @@ func (c *checkpoints) run(ctx context.Context) {
 func (c *checkpoints) refresh(ctx context.Context) error {
 	raw, err := c.s.reader.ReadCheckpoint(ctx)
 	if errors.Is(err, os.ErrNotExist) {
+		c.observe(nil) // a new log whose first checkpoint is not out yet
 		return nil
 	}
 	if err != nil {
@@ -76,6 +83,15 @@ func (c *checkpoints) refresh(ctx context.Context) error {
 		return fmt.Errorf("the published checkpoint does not verify with the log key: %w", err)
 	}
 	p := &published{raw: raw, size: cp.Size, root: cp.Hash}
+	if c.policy != nil {
+		ccp, err := client.ParseCheckpoint(raw, c.s.key.Verifier)
+		if err == nil {
+			err = c.policy.Check(ccp)
+		}
+		if err != nil {
+			p.unwitnessed = err.Error()
+		}
+	}
 	c.mu.Lock()
 	if c.cur == nil || p.size >= c.cur.size {
 		c.cur = p
@@ -88,25 +104,35 @@ func (c *checkpoints) refresh(ctx context.Context) error {
 	return nil
 }
 
+// observe updates the checkpoint metrics. p is the latest published
+// checkpoint, nil before the first. Publishing is stalled when entries wait
+// longer than a round of witnessing for a checkpoint, or when the latest
+// checkpoint does not meet the witness policy (a restart with a new policy)
+// for that long.
 func (c *checkpoints) observe(p *published) {
-	c.s.m.cpSize.Set(float64(p.size))
-	c.mu.Lock()
-	c.s.m.cpAge.Set(time.Since(c.since).Seconds())
-	c.mu.Unlock()
-
 	c.mu.Lock()
 	age := time.Since(c.since)
 	c.mu.Unlock()
+	c.s.m.cpAge.Set(age.Seconds())
+	var size uint64
+	if p != nil {
+		size = p.size
+		c.s.m.cpSize.Set(float64(size))
+	}
+	patience := c.s.cfg.CheckpointInterval + c.s.cfg.WitnessTimeout + time.Second
+	stalled := 0.0
 	if n, err := c.s.reader.IntegratedSize(context.Background()); err == nil {
 		c.s.m.treeSize.Set(float64(n))
-		lag := n - min(n, p.size)
+		lag := n - min(n, size)
 		c.s.m.lag.Set(float64(lag))
-		stalled := 0.0
-		if lag > 0 && age > c.s.cfg.CheckpointInterval+c.s.cfg.WitnessTimeout+time.Second {
+		if lag > 0 && age > patience {
 			stalled = 1
 		}
-		c.s.m.stalled.Set(stalled)
 	}
+	if age > patience && (p == nil && c.policy != nil || p != nil && p.unwitnessed != "") {
+		stalled = 1
+	}
+	c.s.m.stalled.Set(stalled)
 }
 
 // latest returns the latest published checkpoint, or nil before the first.

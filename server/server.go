@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -291,7 +292,18 @@ func (s *Server) start(ctx context.Context) error {
 		opts.WithWitnesses(wg, &tessera.WitnessOptions{Timeout: s.cfg.WitnessTimeout, FailOpen: s.cfg.WitnessFailOpen})
 		s.log.Info("witness policy", "witnesses", len(wg.Endpoints()), "timeout", s.cfg.WitnessTimeout, "fail_open", s.cfg.WitnessFailOpen)
 	}
+	s.rewitnessAtStart(s.witnessPolicy())
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
+	if err != nil && len(s.cfg.WitnessPolicy) > 0 && s.aws == nil && strings.Contains(err.Error(), "failed to publish checkpoint") {
+		// A new posix log publishes its empty checkpoint while starting;
+		// Tessera gives up when the witnesses refuse it (one that does not
+		// know the log yet answers 404). The log's directory now exists, so
+		// a second start opens it without publishing, and the checkpoint
+		// goes to the witnesses at every tick until they cosign it: the
+		// server runs, admits, and reports stele_checkpoint_stalled.
+		s.log.Warn("the new log's first checkpoint was not cosigned by the witness policy's quorum; starting anyway, checkpoints are published once the witnesses cosign", "err", err)
+		appender, shutdown, reader, err = tessera.NewAppender(ctx, driver, opts)
+	}
 	if err != nil {
 		return fmt.Errorf("starting log appender: %w", err)
 	}

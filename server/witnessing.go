@@ -1,17 +1,30 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/stele-dev/stele/client"
 )
 
-// witnessTransport measures every request Tessera makes to a witness.
+// witnessTransport measures every request Tessera makes to a witness, and
+// tells the operator what to do when a witness does not know the log.
 type witnessTransport struct {
 	base    http.RoundTripper
 	latency *prometheus.HistogramVec
+	unknown *unknownOrigin
 }
 
 func (t witnessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -20,16 +33,105 @@ func (t witnessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	code := "error"
 	if err == nil {
 		code = strconv.Itoa(resp.StatusCode)
+		if resp.StatusCode == http.StatusNotFound && strings.HasSuffix(req.URL.Path, "/add-checkpoint") {
+			t.unknown.warn(req.URL.String())
+		}
 	}
 	t.latency.WithLabelValues(req.URL.Host+req.URL.Path, code).Observe(time.Since(start).Seconds())
 	return resp, err
 }
 
+// unknownOrigin warns, at most once a minute per witness, that a witness
+// answered 404 to add-checkpoint: it does not know the log's origin, so no
+// checkpoint can be published until its operator adds the log.
+type unknownOrigin struct {
+	log         *slog.Logger
+	origin, key string
+	names       map[string]string // witness URL prefix → policy name
+
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (u *unknownOrigin) warn(url string) {
+	name := url
+	for prefix, n := range u.names {
+		if strings.HasPrefix(url, prefix) {
+			name = n
+		}
+	}
+	u.mu.Lock()
+	if time.Since(u.last[name]) < time.Minute {
+		u.mu.Unlock()
+		return
+	}
+	u.last[name] = time.Now()
+	u.mu.Unlock()
+	u.log.Warn("a witness does not know this log (404 unknown origin): checkpoints stay unpublished (ingest goes on) until it cosigns; on the witness, run the command given, and publishing resumes by itself",
+		"witness", name, "url", url,
+		"run", fmt.Sprintf("stele-witness add-log --origin %s --key %s", u.origin, u.key))
+}
+
+// policyWitnessURLs maps the URL of each witness line of a C2SP
+// tlog-policy ("witness NAME VKEY URL") to its name.
+func policyWitnessURLs(policy []byte) map[string]string {
+	names := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(policy))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 4 && f[0] == "witness" {
+			names[f[3]] = f[1]
+		}
+	}
+	return names
+}
+
 // witnessClient is the HTTP client Tessera uses to reach witnesses.
 func (s *Server) witnessClient() *http.Client {
 	return &http.Client{
-		Transport: witnessTransport{base: http.DefaultTransport, latency: s.m.witnessLatency},
+		Transport: witnessTransport{base: http.DefaultTransport, latency: s.m.witnessLatency, unknown: &unknownOrigin{
+			log: s.log, origin: s.cfg.Origin, key: s.key.VKey, names: policyWitnessURLs(s.cfg.WitnessPolicy), last: map[string]time.Time{},
+		}},
 		// Tessera bounds each round by the policy timeout; this is a backstop.
 		Timeout: s.cfg.WitnessTimeout + 5*time.Second,
+	}
+}
+
+// witnessPolicy is the parsed policy, nil without one or when failing open
+// (then any checkpoint counts).
+func (s *Server) witnessPolicy() *client.Policy {
+	if len(s.cfg.WitnessPolicy) == 0 || s.cfg.WitnessFailOpen {
+		return nil
+	}
+	p, err := client.ParsePolicy(s.cfg.WitnessPolicy)
+	if err != nil {
+		return nil // start refuses such a policy before this matters
+	}
+	return p
+}
+
+// rewitnessAtStart makes Tessera republish (and so send to the witnesses)
+// a posix log's latest checkpoint at its first tick when that checkpoint
+// does not meet the witness policy: a server restarted with a policy, or
+// with new witnesses, would otherwise serve it until the next event (or
+// Tessera's 10-minute republish). Tessera republishes an unchanged
+// checkpoint once it is older than the republish interval, so the file's
+// time is set back.
+func (s *Server) rewitnessAtStart(policy *client.Policy) {
+	if policy == nil || s.aws != nil {
+		return
+	}
+	path := filepath.Join(s.logDir, layout.CheckpointPath)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return // a new log: its first checkpoint goes to the witnesses anyway
+	}
+	cp, err := client.ParseCheckpoint(raw, s.key.Verifier)
+	if err != nil || policy.Check(cp) == nil {
+		return
+	}
+	s.log.Warn("the latest checkpoint does not meet the witness policy: sending it to the witnesses now", "size", cp.Size, "reason", policy.Check(cp))
+	if err := os.Chtimes(path, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
+		s.log.Warn("could not mark the checkpoint for republication; it is sent to the witnesses with the next event", "err", err)
 	}
 }

@@ -25,10 +25,19 @@ import (
 
 func main() {
 	if err := run(); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "stele-bench: %v\nusage: stele-bench -h\n", err)
+			os.Exit(2)
+		}
 		fmt.Fprintf(os.Stderr, "stele-bench: %v\n", err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a command-line mistake: exit status 2, as in every Stele
+// binary.
+type usageError struct{ error }
 
 func run() error {
 	fs := flag.NewFlagSet("stele-bench", flag.ContinueOnError)
@@ -48,14 +57,17 @@ func run() error {
 	growth := fs.String("growth", "", "growth mode: grow one log through the server to each of these comma-separated sizes (e.g. 0,1000000,10000000) and at each measure the ingest of --events more events, inclusion-proof latency and RSS")
 	rounds := fs.Int("rounds", 3, "rounds; the table shows per-metric medians")
 	jsonPath := fs.String("json", "", "also write every round and the medians as JSON to this file")
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
 			return nil
 		}
-		return err
+		return usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *rounds < 1 || cfg.Events < 0 || cfg.Producers < 0 || cfg.Batch < 0 || cfg.Size < 0 || cfg.Rate < 0 || cfg.Witnesses < 0 || cfg.Load < 0 {
 		return errors.New("counts and rates must be positive")

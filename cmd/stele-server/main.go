@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"k8s.io/klog/v2"
 
+	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/server"
 )
 
@@ -84,9 +86,40 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 
 func main() {
 	if err := run(); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			// The mistake first, then where the flags are listed.
+			fmt.Fprintf(os.Stderr, "stele-server: %v\nusage: stele-server -h\n", err)
+			os.Exit(2)
+		}
 		fmt.Fprintf(os.Stderr, "stele-server: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// usageError is a command-line mistake: exit status 2, as in every Stele
+// binary.
+type usageError struct{ error }
+
+// parseFlags parses args, printing the flags on -h (stdout) and returning
+// parse errors as usage errors (without printing the flags first).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			if fs.Usage != nil {
+				fs.Usage()
+			}
+			fs.PrintDefaults()
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
 }
 
 // flags are the command-line flags.
@@ -182,14 +215,12 @@ func run() error {
 		rebuild    = f.rebuild
 		logFormat  = f.logFormat
 	)
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: stele-server [migrate] [flags]") }
+	if err := parseFlags(fs, os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q; see stele-server -h", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -345,7 +376,14 @@ func run() error {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	httpSrv := &http.Server{Handler: srv.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: srv.HTTPTLSConfig(),
+	// Name the gRPC address on every HTTP answer, so that a gRPC client
+	// pointed at this port can say where to go instead.
+	httpHandler := srv.HTTPHandler()
+	grpcHere := gl.Addr().String()
+	httpSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(client.GRPCAddrHeader, grpcHere)
+		httpHandler.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second, TLSConfig: srv.HTTPTLSConfig(),
 		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
 	if httpSrv.TLSConfig != nil {
 		hl = tls.NewListener(hl, httpSrv.TLSConfig)
@@ -408,14 +446,14 @@ func migrate(args []string) error {
 		fmt.Fprintln(f.fs.Output(), "usage: stele-server migrate --from DATA-DIR --s3-bucket B [--s3-endpoint URL ...] [--mysql-dsn DSN] [--log-key FILE]")
 		fmt.Fprintln(f.fs.Output(), "Copies a posix log (tiles, payloads, tombstones, dedup index) to the aws backend and checks that the roots match.")
 	}
-	if err := f.fs.Parse(args); err != nil {
+	if err := parseFlags(f.fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	if *from == "" || f.fs.NArg() > 0 {
-		return errors.New("migrate needs --from DATA-DIR and no other argument; see stele-server migrate -h")
+	if *from == "" {
+		return usageError{errors.New("migrate needs --from DATA-DIR")}
 	}
 	cfg := server.Config{
 		Storage: server.StorageAWS, S3Bucket: *f.s3Bucket, S3Prefix: *f.s3Prefix, S3Endpoint: *f.s3Endpoint,

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/stele-dev/stele/witness"
 )
 
@@ -85,7 +87,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "stele-witness %s: %s\n", cmd, ue.msg)
+		fmt.Fprintf(stderr, "stele-witness %s: %s\nusage: stele-witness %s -h\n", cmd, ue.msg, cmd)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "stele-witness %s: %v\n", cmd, err)
@@ -234,12 +236,24 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// keyArg is a --key value: the key itself, or a file (such as log.pub) that
+// holds it. What is neither is passed on, for the witness's own error.
+func keyArg(k string) string {
+	if _, err := note.NewVerifier(k); err == nil {
+		return k
+	}
+	if b, err := os.ReadFile(k); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return k
+}
+
 func addLog(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("add-log", stderr)
 	dataDir := fs.String("data-dir", defaultDataDir, "the witness's data directory")
 	origin := fs.String("origin", "", "the log's checkpoint origin (required)")
 	var keys multiFlag
-	fs.Var(&keys, "key", "the log's verifier key <name>+<id>+<key> (required; repeat for key rotation)")
+	fs.Var(&keys, "key", "the log's verifier key <name>+<id>+<key>, or a file holding it such as the log's log.pub (required; repeat for key rotation)")
 	pull := fs.String("pull", "", "the log's tlog-tiles URL prefix, to fetch its checkpoints instead of waiting for pushes")
 	interval := fs.Duration("pull-interval", 0, "how often to pull (default 1m)")
 	if err := parse(fs, args, stderr); err != nil {
@@ -250,6 +264,9 @@ func addLog(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(keys) == 0 {
 		return usageError{"--key is required (the log's verifier key, e.g. the contents of its log.pub)"}
+	}
+	for i, k := range keys {
+		keys[i] = keyArg(k)
 	}
 	return manage(*dataDir, func(m witness.Manager) error {
 		rec, err := m.AddLog(witness.LogConfig{Origin: *origin, Keys: keys, PullURL: *pull, PullInterval: witness.Duration(*interval)})

@@ -8,11 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -21,8 +21,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the scripts' expected output (testscript UpdateScripts)")
 
-// serverBinDir holds the stele-server binary built for the scripts.
+// serverBinDir holds the binaries built for the scripts: stele-server,
+// stele-witness, stele-bench and stele.
 var serverBinDir string
+
+// allBinDir holds every binary, stele included, as "go build -o bin/
+// ./cmd/..." leaves them (the walk-through tests).
+var allBinDir string
 
 // commands are the programs testscript runs inside this test binary.
 var commands = map[string]func(){
@@ -42,12 +47,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	exe := "stele-server"
-	if runtime.GOOS == "windows" {
-		exe += ".exe"
-	}
 	// The test runs in cmd/stele; go test puts its own go first on PATH.
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, exe), "../stele-server")
+	// stele-witness and stele-bench are there for the walk-throughs and
+	// for the usage checks every binary shares.
+	// The walk-throughs also need stele itself as a binary: it goes to
+	// allBinDir, with the others, off the scripts' PATH (where stele is
+	// this test binary).
+	build := exec.Command("sh", "-c", `go build -o "$1/" ../stele-server ../stele-witness ../stele-bench && mkdir "$1/all" && cp "$1"/stele-* "$1/all/" && go build -o "$1/all/" .`, "sh", dir)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		os.RemoveAll(dir)
@@ -55,6 +61,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	serverBinDir = dir
+	allBinDir = filepath.Join(dir, "all")
 	testscript.Main(cleanupM{m, dir}, commands)
 }
 
@@ -76,7 +83,9 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		UpdateScripts:       *update,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits": cmdExits,
+			"exits":      cmdExits,
+			"within":     cmdWithin,
+			"setenvfile": cmdSetenvFile,
 		},
 		Setup: func(env *testscript.Env) error {
 			ports, err := freePorts(2)
@@ -116,6 +125,33 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdWithin is "within DURATION exits N program [args...]": exits, and
+// check that the program was done within DURATION. It pins promises about
+// waiting (an unreachable server reported in seconds, not minutes).
+func cmdWithin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 || args[1] != "exits" {
+		ts.Fatalf("usage: within DURATION exits N program [args...]")
+	}
+	d, err := time.ParseDuration(args[0])
+	if err != nil {
+		ts.Fatalf("within: %v", err)
+	}
+	start := time.Now()
+	cmdExits(ts, false, args[2:])
+	if took := time.Since(start); took > d {
+		ts.Fatalf("%s took %s, want at most %s", args[3], took.Round(time.Millisecond), d)
+	}
+}
+
+// cmdSetenvFile is "setenvfile VAR FILE": VAR is FILE's contents without
+// surrounding space, as "$(cat FILE)" would give.
+func cmdSetenvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setenvfile VAR FILE")
+	}
+	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
 }
 
 var (

@@ -19,7 +19,7 @@ import (
 func cmdAudit(e *env, args []string) error {
 	fs := newFlags("audit")
 	logURL := fs.String("log", "", "root URL of the log's tlog-tiles HTTP API, e.g. http://127.0.0.1:8080/")
-	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
+	keyPath := fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)")
 	statePath := fs.String("state", "", "resume from, and save to, this state file (and FILE.dedup)")
 	reportPath := fs.String("report", "", "write the JSON report to this file instead of standard output")
 	workers := fs.Int("workers", 4, "parallel fetches")
@@ -53,7 +53,7 @@ func cmdAudit(e *env, args []string) error {
 			return err
 		}
 	}
-	cfg := audit.Config{LogURL: *logURL, Verifier: v, Workers: *workers, State: st,
+	cfg := audit.Config{LogURL: client.LogURL(*logURL), Verifier: v, Workers: *workers, State: st,
 		MaxEventAhead: *ahead, MaxAdmittedBackstep: *back}
 	if *policyPath != "" {
 		text, err := os.ReadFile(*policyPath)

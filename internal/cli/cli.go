@@ -4,6 +4,7 @@
 //	0  success: everything submitted or verified
 //	1  a failure: some event refused, a verification failed, the server erred
 //	2  usage: bad flags or arguments
+//	3  unreachable: the server (or log, or a witness) could not be reached
 package cli
 
 import (
@@ -95,7 +96,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case errors.Is(err, flag.ErrHelp):
 			return ExitOK
 		case errors.As(err, &ue):
-			fmt.Fprintf(stderr, "stele %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "stele %s: %v\nusage: stele %s -h\n", c.name, err, c.name)
 			return ExitUsage
 		case errors.Is(err, errFailed):
 			return ExitFailure

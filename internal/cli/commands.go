@@ -122,7 +122,7 @@ func cmdSubmit(e *env, args []string) error {
 		}
 	}
 	flush()
-	fmt.Fprintf(e.stderr, "%d admitted, %d duplicates, %d refused\n", admitted, dups, refused)
+	fmt.Fprintf(e.stderr, "%d admitted, %s, %d refused\n", admitted, plural(dups, "duplicate"), refused)
 	if refused > 0 {
 		return errFailed
 	}
@@ -222,7 +222,7 @@ func cmdEvent(e *env, args []string) error {
 
 func cmdVerify(e *env, args []string) error {
 	fs := newFlags("verify")
-	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
+	keyPath := fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)")
 	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
 	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the receipt's checkpoint must carry its quorum of witness cosignatures")
 	pos, err := parse(e, fs, args)
@@ -306,4 +306,12 @@ func cmdVerify(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "producer signature OK: signed by key %s\n", k)
 	}
 	return nil
+}
+
+// plural is "1 duplicate", "2 duplicates".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -267,10 +267,10 @@ func (r *importRun) readFile(ctx context.Context, name string, container importe
 	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
-			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, %d records", name, rd.Container(), nrec)})
+			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, %s", name, rd.Container(), plural(nrec, "record"))})
 		}
 		if err != nil {
-			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, stopped after %d records: %v", name, rd.Container(), nrec, err), fileErr: true})
+			return send(importBatch{items: items, fileDone: fmt.Sprintf("%s: %s, stopped after %s: %v", name, rd.Container(), plural(nrec, "record"), err), fileErr: true})
 		}
 		nrec++
 		it := item{file: name, rec: rec, err: rec.Err}
@@ -353,8 +353,8 @@ func (r *importRun) reject(it item, reason string) {
 func (r *importRun) summary(elapsed time.Duration) {
 	w := r.e.stderr
 	rate := float64(r.records) / max(elapsed.Seconds(), 1e-3)
-	fmt.Fprintf(w, "%d records in %s (%.0f events/s): %d admitted, %d duplicates, %d rejected\n",
-		r.records, elapsed.Round(time.Millisecond), rate, r.admitted, r.dups, r.rejected)
+	fmt.Fprintf(w, "%s in %s (%.0f events/s): %d admitted, %s, %d rejected\n",
+		plural(r.records, "record"), elapsed.Round(time.Millisecond), rate, r.admitted, plural(r.dups, "duplicate"), r.rejected)
 	if r.partial > 0 {
 		fmt.Fprintf(w, "%d incomplete last lines not imported (a blob still being written?): import the file again later\n", r.partial)
 	}

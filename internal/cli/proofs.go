@@ -54,7 +54,7 @@ func addTileFlags(fs interface {
 }) tileFlags {
 	return tileFlags{
 		logURL:  fs.String("log", "", "root URL of the log's tlog-tiles HTTP API, e.g. http://127.0.0.1:8080/"),
-		keyPath: fs.String("log-key", "", "the log's verifier key file (log.pub)"),
+		keyPath: fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)"),
 		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long"),
 	}
 }

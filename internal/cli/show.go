@@ -44,7 +44,7 @@ func cmdShow(e *env, args []string) error {
 	idxS := fs.String("index", "", "index of the entry")
 	raw := fs.Bool("raw", false, "print the raw record's exact bytes instead of the normalised view (proof status on stderr)")
 	format := fs.String("format", "json", "json: the normalised view with the proof status; ocsf: the event as OCSF 1.8.0 (proof status on stderr)")
-	keyPath := fs.String("log-key", os.Getenv("STELE_LOG_KEY"), "the log's verifier key file (log.pub): verify the entry's inclusion in the signed checkpoint (default $STELE_LOG_KEY)")
+	keyPath := fs.String("log-key", os.Getenv("STELE_LOG_KEY"), "the log's verifier key, its file (log.pub) or the key itself: verify the entry's inclusion in the signed checkpoint (default $STELE_LOG_KEY)")
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}

@@ -106,8 +106,13 @@ func VerifierKey(skey string) (string, error) {
 	return note.NewEd25519VerifierKey(s.Name(), pub)
 }
 
-// ReadVerifier reads a verifier key file such as log.pub.
+// ReadVerifier reads a verifier key file such as log.pub, or takes path
+// itself as the key when it is one (name+hash+key, as in
+// --log-key "$(cat stele-data/log.pub)").
 func ReadVerifier(path string) (note.Verifier, error) {
+	if v, err := note.NewVerifier(strings.TrimSpace(path)); err == nil {
+		return v, nil
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading log verifier key: %w", err)
