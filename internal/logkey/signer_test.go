@@ -25,7 +25,7 @@ func TestFromSignerMatchesNote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := strings.Split(skey, "+")
+	parts := strings.SplitN(skey, "+", 5) // PRIVATE+KEY+name+hash+key; the key's base64 may hold "+"
 	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
 	if err != nil {
 		t.Fatal(err)
