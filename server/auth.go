@@ -226,7 +226,7 @@ func (s *Server) HTTPTLSConfig() *tls.Config { return s.TLSConfig("h2", "http/1.
 // before its request is read (with an access policy) and, when
 // configured, TLS transport credentials.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
-	opts := append(GRPCServerOptions(), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
+	opts := append(append(GRPCServerOptions(), s.recoveryOptions()...), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.InTapHandle(s.tap), grpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2(grpcproto.Name)}))
 	if c := s.TLSConfig("h2"); c != nil {
 		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(c), s.auth.denied}))

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/transparency-dev/formats/proof"
@@ -55,31 +56,38 @@ func (l *logService) GetCheckpoint(ctx context.Context, _ *stelev1.GetCheckpoint
 	return &stelev1.GetCheckpointResponse{Checkpoint: cp.raw, Size: cp.size}, nil
 }
 
-// treeSize resolves a requested tree size against the latest checkpoint.
-func (l *logService) treeSize(want uint64) (uint64, error) {
+// treeSize resolves a requested tree size against the latest checkpoint,
+// which it returns too: proofs are checked against it before they leave.
+func (l *logService) treeSize(want uint64) (uint64, *published, error) {
 	cp, err := l.latest()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if want == 0 {
-		return cp.size, nil
+		return cp.size, cp, nil
 	}
 	if want > cp.size {
-		return 0, status.Errorf(codes.OutOfRange, "tree size %d is past the latest checkpoint's size %d", want, cp.size)
+		return 0, nil, status.Errorf(codes.OutOfRange, "tree size %d is past the latest checkpoint's size %d", want, cp.size)
 	}
-	return want, nil
+	return want, cp, nil
 }
 
-func (s *Server) inclusion(ctx context.Context, idx, size uint64) ([][]byte, error) {
-	h, err := s.reader.inclusionProof(ctx, idx, size)
+// inclusion builds the inclusion proof of idx in a tree of size (≤ cp.size)
+// and checks it against the signed checkpoint cp before it is handed out.
+// leafHash is the leaf's hash where the caller has read the leaf, else nil.
+func (s *Server) inclusion(ctx context.Context, idx, size uint64, cp *published, leafHash []byte) ([][]byte, error) {
+	h, err := s.reader.inclusionProof(ctx, idx, size, cp.size)
+	if err == nil {
+		err = s.reader.checkInclusion(ctx, idx, size, leafHash, h, cp)
+	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "building inclusion proof for %d in %d: %v", idx, size, err)
+		return nil, s.checked(fmt.Sprintf("inclusion proof for %d in %d", idx, size), err)
 	}
 	return h, nil
 }
 
 func (l *logService) GetInclusionProof(ctx context.Context, req *stelev1.GetInclusionProofRequest) (*stelev1.GetInclusionProofResponse, error) {
-	size, err := l.treeSize(req.TreeSize)
+	size, cp, err := l.treeSize(req.TreeSize)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +113,7 @@ func (l *logService) GetInclusionProof(ctx context.Context, req *stelev1.GetIncl
 	if err := inTree(idx, size); err != nil {
 		return nil, err
 	}
-	return l.inclusionProof(ctx, idx, size)
+	return l.inclusionProof(ctx, idx, size, cp)
 }
 
 // inTree refuses an index that is not in a tree of size.
@@ -119,8 +127,8 @@ func inTree(idx, size uint64) error {
 // inclusionProof is GetInclusionProof's answer for idx in a tree of size
 // (resolved by treeSize, idx checked by inTree), shared by
 // GetInclusionProofs.
-func (l *logService) inclusionProof(ctx context.Context, idx, size uint64) (*stelev1.GetInclusionProofResponse, error) {
-	h, err := l.s.inclusion(ctx, idx, size)
+func (l *logService) inclusionProof(ctx context.Context, idx, size uint64, cp *published) (*stelev1.GetInclusionProofResponse, error) {
+	h, err := l.s.inclusion(ctx, idx, size, cp, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +148,7 @@ func (l *logService) GetInclusionProofs(ctx context.Context, req *stelev1.GetInc
 	if n > MaxInclusionProofsPerCall {
 		return nil, status.Errorf(codes.InvalidArgument, "the request names %d indexes, over the limit of %d per call: split it into calls of at most %d", n, MaxInclusionProofsPerCall, MaxInclusionProofsPerCall)
 	}
-	size, err := l.treeSize(req.TreeSize)
+	size, cp, err := l.treeSize(req.TreeSize)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +164,7 @@ func (l *logService) GetInclusionProofs(ctx context.Context, req *stelev1.GetInc
 		if err := ctx.Err(); err != nil {
 			return nil, status.FromContextError(err).Err()
 		}
-		p, err := l.inclusionProof(ctx, idx, size)
+		p, err := l.inclusionProof(ctx, idx, size, cp)
 		if err != nil {
 			return nil, err
 		}
@@ -166,16 +174,19 @@ func (l *logService) GetInclusionProofs(ctx context.Context, req *stelev1.GetInc
 }
 
 func (l *logService) GetConsistencyProof(ctx context.Context, req *stelev1.GetConsistencyProofRequest) (*stelev1.GetConsistencyProofResponse, error) {
-	to, err := l.treeSize(req.ToSize)
+	to, cp, err := l.treeSize(req.ToSize)
 	if err != nil {
 		return nil, err
 	}
 	if req.FromSize > to {
 		return nil, status.Errorf(codes.InvalidArgument, "from_size %d is larger than to_size %d", req.FromSize, to)
 	}
-	h, err := l.s.reader.consistencyProof(ctx, req.FromSize, to)
+	h, err := l.s.reader.consistencyProof(ctx, req.FromSize, to, cp.size)
+	if err == nil {
+		err = l.s.reader.checkConsistency(ctx, req.FromSize, to, h, cp)
+	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "building consistency proof %d..%d: %v", req.FromSize, to, err)
+		return nil, l.s.checked(fmt.Sprintf("consistency proof %d..%d", req.FromSize, to), err)
 	}
 	return &stelev1.GetConsistencyProofResponse{FromSize: req.FromSize, ToSize: to, Hashes: h}, nil
 }
@@ -217,13 +228,13 @@ func (l *logService) GetEntries(req *stelev1.GetEntriesRequest, stream grpc.Serv
 
 // receipt builds a C2SP tlog-proof for idx under checkpoint cp.
 func (s *Server) receipt(ctx context.Context, idx uint64, cp *published) ([]byte, []byte, error) {
-	h, err := s.inclusion(ctx, idx, cp.size)
-	if err != nil {
-		return nil, nil, err
-	}
 	lf, err := s.readLeaf(ctx, idx, cp.size)
 	if err != nil {
 		return nil, nil, status.Errorf(codes.Internal, "reading leaf %d: %v", idx, err)
+	}
+	h, err := s.inclusion(ctx, idx, cp.size, cp, leafHashOf(lf))
+	if err != nil {
+		return nil, nil, err
 	}
 	// The leaf rides in the proof's extra line, so a receipt is one
 	// self-contained C2SP tlog-proof file.

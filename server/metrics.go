@@ -26,6 +26,8 @@ type metrics struct {
 
 	witnessLatency *prometheus.HistogramVec
 	stalled        prometheus.Gauge
+	selfCheck      *prometheus.CounterVec
+	panics         *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -83,7 +85,15 @@ func newMetrics() *metrics {
 		Name: "stele_checkpoint_stalled",
 		Help: "1 while entries wait for a checkpoint longer than an interval plus the witness timeout (e.g. the witness policy cannot be met).",
 	})
-	m.reg.MustRegister(m.witnessLatency, m.stalled)
+	m.selfCheck = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stele_self_check_failures_total",
+		Help: "Proofs the server built and refused to hand out because they did not verify against the signed checkpoint (damaged tiles or cache), by proof: inclusion, consistency, root.",
+	}, []string{"proof"})
+	m.panics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stele_rpc_panics_total",
+		Help: "RPCs that panicked and were answered Internal instead of taking the server down, by method.",
+	}, []string{"method"})
+	m.reg.MustRegister(m.witnessLatency, m.stalled, m.selfCheck, m.panics, collectors.NewBuildInfoCollector())
 	m.reg.MustRegister(m.erasures)
 	m.reg.MustRegister(m.events, m.refused, m.batchSize, m.batchSeconds, m.treeSize, m.cpSize, m.cpAge, m.lag, m.fatal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -70,20 +70,24 @@ func (c *cachingReader) proofHashes(ctx context.Context, nodes proof.Nodes, size
 	return nodes.Rehash(hs, rfc6962.DefaultHasher.HashChildren)
 }
 
-// inclusionProof returns the inclusion proof of leaf idx in a tree of size.
-func (c *cachingReader) inclusionProof(ctx context.Context, idx, size uint64) ([][]byte, error) {
+// inclusionProof returns the inclusion proof of leaf idx in a tree of size,
+// reading the tiles of the tree of readSize ≥ size (the latest checkpoint's
+// size: a partial tile of an older size may have been replaced by a wider
+// one, whose prefix it is).
+func (c *cachingReader) inclusionProof(ctx context.Context, idx, size, readSize uint64) ([][]byte, error) {
 	nodes, err := proof.Inclusion(idx, size)
 	if err != nil {
 		return nil, err
 	}
-	return c.proofHashes(ctx, nodes, size)
+	return c.proofHashes(ctx, nodes, max(size, readSize))
 }
 
-// consistencyProof returns the consistency proof between two tree sizes.
-func (c *cachingReader) consistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
+// consistencyProof returns the consistency proof between two tree sizes,
+// reading the tiles of the tree of readSize ≥ to.
+func (c *cachingReader) consistencyProof(ctx context.Context, from, to, readSize uint64) ([][]byte, error) {
 	nodes, err := proof.Consistency(from, to)
 	if err != nil {
 		return nil, err
 	}
-	return c.proofHashes(ctx, nodes, to)
+	return c.proofHashes(ctx, nodes, max(to, readSize))
 }

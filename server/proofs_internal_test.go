@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
@@ -71,7 +74,7 @@ func TestProofsMatchTessera(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			got, err := r.inclusionProof(ctx, idx, size)
+			got, err := r.inclusionProof(ctx, idx, size, size)
 			if err != nil {
 				t.Fatalf("inclusion %d: %v", idx, err)
 			}
@@ -87,13 +90,13 @@ func TestProofsMatchTessera(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := r.consistencyProof(ctx, from, size)
+		got, err := r.consistencyProof(ctx, from, size, size)
 		if err != nil {
 			t.Fatalf("consistency %d: %v", from, err)
 		}
 		same(fmt.Sprintf("consistency %d..%d", from, size), got, want)
 	}
-	if _, err := r.inclusionProof(ctx, n, size); err == nil {
+	if _, err := r.inclusionProof(ctx, n, size, size); err == nil {
 		t.Fatal("an inclusion proof for an index past the tree")
 	}
 }
@@ -118,7 +121,8 @@ func TestTileNodesRefusesBadTile(t *testing.T) {
 // BenchmarkInclusionProof compares building one inclusion proof for a random
 // index of a 70k-entry log with the server's cached subtrees and with
 // Tessera's ProofBuilder (which rehashes up to 255 nodes per tile), both
-// reading tiles through the same tile cache:
+// reading tiles through the same tile cache, and what the server's
+// self-check adds to each proof:
 //
 //	go test ./server -run '^$' -bench InclusionProof
 func BenchmarkInclusionProof(b *testing.B) {
@@ -134,11 +138,41 @@ func BenchmarkInclusionProof(b *testing.B) {
 	r := newCachingReader(dirTiles{dir: dir})
 	b.Run("stele", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := r.inclusionProof(ctx, rand.Uint64N(n), n); err != nil {
+			if _, err := r.inclusionProof(ctx, rand.Uint64N(n), n, n); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+	// The same, checked against the signed root before it is handed out,
+	// as every proof the server serves is (selfcheck.go); at an older size
+	// the root is proven once and then cached.
+	last, err := r.node(ctx, compact.NewNodeID(0, n-1), n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path, err := r.inclusionProof(ctx, n-1, n, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, n-1, n, last, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cp := &published{size: n, root: root}
+	for _, size := range []uint64{n, n / 2} {
+		b.Run(fmt.Sprintf("stele+self-check/size=%d", size), func(b *testing.B) {
+			for b.Loop() {
+				idx := rand.Uint64N(size)
+				h, err := r.inclusionProof(ctx, idx, size, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := r.checkInclusion(ctx, idx, size, nil, h, cp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("tessera-proofbuilder", func(b *testing.B) {
 		for b.Loop() {
 			pb, _ := tclient.NewProofBuilder(ctx, n, r.ReadTile)

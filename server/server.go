@@ -57,6 +57,11 @@ type Config struct {
 	// Object Lock retention, and the server refuses to start on a bucket
 	// without Object Lock (internal/worm, docs/security.md).
 	Retention string
+	// LogKey, when set, is the log's key, held elsewhere (an HSM through
+	// PKCS#11: logkey.FromSigner over internal/hsm); LogKeyFile and the data
+	// directory's log.key are then not read. Its verifier key is written to
+	// DataDir/log.pub. The caller closes whatever holds it after Close.
+	LogKey *logkey.Key
 	// ClaimLease is how long, on aws, a replica's claim on an event stands
 	// before another replica may take it over (internal/mysqlstore).
 	// Default 2 minutes.
@@ -224,9 +229,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	var key *logkey.Key
-	if cfg.LogKeyFile != "" {
+	switch {
+	case cfg.LogKey != nil:
+		key = cfg.LogKey
+		if cfg.Origin != "" && key.Signer.Name() != cfg.Origin {
+			return nil, fmt.Errorf("the log key is for origin %q but the origin is set to %q", key.Signer.Name(), cfg.Origin)
+		}
+		if err := durable.WriteAtomic(filepath.Join(cfg.DataDir, logkey.PublicFile), []byte(key.VKey+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("writing verifier key: %w", err)
+		}
+	case cfg.LogKeyFile != "":
 		key, err = logkey.Load(cfg.LogKeyFile, cfg.Origin)
-	} else {
+	default:
 		key, err = logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin)
 	}
 	if err != nil {

@@ -26,6 +26,9 @@ type cachingReader struct {
 	tiles   *lru.Cache[tileKey, []byte]
 	bundles *lru.Cache[tileKey, []byte]
 	nodes   *lru.Cache[tileKey, tileNodes]
+	// roots holds tree roots below the latest checkpoint's size that the
+	// self-check has proven consistent with a signed checkpoint.
+	roots *lru.Cache[uint64, []byte]
 }
 
 // The caches are bounded by entries, sized for memory: a tile is at most
@@ -38,6 +41,7 @@ const (
 	tileCacheEntries   = 2048
 	bundleCacheEntries = 256
 	nodeCacheEntries   = 2048
+	rootCacheEntries   = 4096
 )
 
 func newCachingReader(r tessera.LogReader) *cachingReader {
@@ -46,11 +50,13 @@ func newCachingReader(r tessera.LogReader) *cachingReader {
 		tiles:     newLRU[[]byte](tileCacheEntries),
 		bundles:   newLRU[[]byte](bundleCacheEntries),
 		nodes:     newLRU[tileNodes](nodeCacheEntries),
+		roots:     must(lru.New[uint64, []byte](rootCacheEntries)),
 	}
 }
 
-func newLRU[V any](n int) *lru.Cache[tileKey, V] {
-	c, err := lru.New[tileKey, V](n)
+func newLRU[V any](n int) *lru.Cache[tileKey, V] { return must(lru.New[tileKey, V](n)) }
+
+func must[C any](c C, err error) C {
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}

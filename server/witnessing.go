@@ -112,13 +112,14 @@ func (s *Server) witnessPolicy() *client.Policy {
 
 // rewitnessAtStart makes Tessera republish (and so send to the witnesses)
 // a posix log's latest checkpoint at its first tick when that checkpoint
-// does not meet the witness policy: a server restarted with a policy, or
-// with new witnesses, would otherwise serve it until the next event (or
-// Tessera's 10-minute republish). Tessera republishes an unchanged
-// checkpoint once it is older than the republish interval, so the file's
-// time is set back.
+// does not meet the witness policy, or is not signed by the log's key (the
+// key was rotated: docs/operations.md): a server restarted with a policy,
+// new witnesses or a new key would otherwise serve no acceptable checkpoint
+// until the next event (or Tessera's 10-minute republish). Tessera
+// republishes an unchanged checkpoint once it is older than the republish
+// interval, so the file's time is set back.
 func (s *Server) rewitnessAtStart(policy *client.Policy) {
-	if policy == nil || s.aws != nil {
+	if s.aws != nil {
 		return
 	}
 	path := filepath.Join(s.logDir, layout.CheckpointPath)
@@ -127,11 +128,15 @@ func (s *Server) rewitnessAtStart(policy *client.Policy) {
 		return // a new log: its first checkpoint goes to the witnesses anyway
 	}
 	cp, err := client.ParseCheckpoint(raw, s.key.Verifier)
-	if err != nil || policy.Check(cp) == nil {
+	switch {
+	case err != nil:
+		s.log.Warn("the latest checkpoint is not signed by the log's key (a key rotation?): publishing it again signed by this key", "err", err)
+	case policy != nil && policy.Check(cp) != nil:
+		s.log.Warn("the latest checkpoint does not meet the witness policy: sending it to the witnesses now", "size", cp.Size, "reason", policy.Check(cp))
+	default:
 		return
 	}
-	s.log.Warn("the latest checkpoint does not meet the witness policy: sending it to the witnesses now", "size", cp.Size, "reason", policy.Check(cp))
 	if err := os.Chtimes(path, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
-		s.log.Warn("could not mark the checkpoint for republication; it is sent to the witnesses with the next event", "err", err)
+		s.log.Warn("could not mark the checkpoint for republication; it is republished with the next event", "err", err)
 	}
 }

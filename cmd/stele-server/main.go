@@ -138,6 +138,7 @@ type flags struct {
 	tlsCert, tlsKey, clientCA, authPolicy           *string
 	storage, s3Bucket, s3Prefix, s3Endpoint         *string
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
+	logKeyPKCS11, pkcs11PINFile                     *string
 	s3PathStyle                                     *bool
 	retention                                       *string
 	cpInterval, witnessTimeout, claimLease          *time.Duration
@@ -185,6 +186,8 @@ func newFlags() *flags {
 	f.mysqlDSN = fs.String("mysql-dsn", "", "aws: MySQL DSN user:password@tcp(host:port)/database; empty: the STELE_MYSQL_DSN environment variable")
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
+	f.logKeyPKCS11 = fs.String("log-key-pkcs11", "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)")
+	f.pkcs11PINFile = fs.String("pkcs11-pin-file", "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
 	f.headerTimeout = fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)")
 	f.idleTimeout = fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close an HTTP keep-alive connection with no request, or a gRPC connection with no call, after this long")
@@ -213,6 +216,9 @@ func loadFileConfig(path string) (fileConfig, error) {
 func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
 		return migrate(os.Args[2:])
+	}
+	if len(os.Args) > 1 && os.Args[1] == "pkcs11-keygen" {
+		return pkcs11Keygen(os.Args[2:])
 	}
 	f := newFlags()
 	fs := f.fs
@@ -318,6 +324,17 @@ func run() error {
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
 	cfg.FixPermissions = *f.fixPermissions
 	cfg.Retention = pick("retention", *f.retention, fc.Retention)
+	if *f.logKeyPKCS11 != "" {
+		if cfg.LogKeyFile != "" {
+			return errors.New("--log-key and --log-key-pkcs11 name two keys: give one")
+		}
+		key, k, err := openPKCS11Key(*f.logKeyPKCS11, *f.pkcs11PINFile, cfg.Origin)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		cfg.LogKey = key
+	}
 	cfg.ClaimLease = *f.claimLease
 	if !set["claim-lease"] && fc.ClaimLease != 0 {
 		cfg.ClaimLease = time.Duration(fc.ClaimLease)
@@ -370,6 +387,9 @@ func run() error {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(srv.MemoryLimit())
+	}
+	if err := srv.ExportOTelMetrics(); err != nil {
+		return err
 	}
 	if !srv.AuthEnabled() {
 		logger.Warn("no --auth-policy: the server accepts anyone who can connect, to append and to read payloads; fine on loopback, see docs/security.md otherwise")
