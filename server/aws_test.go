@@ -36,8 +36,14 @@ func awsConfig(e awstest.Env) server.Config {
 }
 
 // copyKey gives a second replica's data directory the first one's log key.
+// copyKey copies the log key into another replica's data directory,
+// which it makes private first (the server refuses a data directory others
+// can read once it holds files, and t.TempDir's is 0755).
 func copyKey(t *testing.T, from, to string) {
 	t.Helper()
+	if err := os.Chmod(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	b, err := os.ReadFile(filepath.Join(from, logkey.PrivateFile))
 	if err != nil {
 		t.Fatal(err)

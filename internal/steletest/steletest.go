@@ -51,6 +51,12 @@ func Start(t testing.TB, withWitness bool, cfg server.Config) *Log {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	// A data directory must be private (the server refuses one others can
+	// read once it holds files, and the key is written first); t.TempDir's
+	// is 0755.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)
