@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -72,12 +74,31 @@ func LogURL(s string) string {
 
 // explainHTTPError recognises a gRPC server answering an HTTP/1 request:
 // its first bytes are an HTTP/2 SETTINGS frame, which net/http reports as a
-// malformed response.
+// malformed response — or, when the server's frame arrives before the
+// request is written (a gRPC server speaks first), as a failed read on an
+// idle connection, in which case the address is probed once.
 func explainHTTPError(req *http.Request, err error) error {
-	if strings.Contains(err.Error(), `malformed HTTP response "\x00\x00`) {
+	if strings.Contains(err.Error(), `malformed HTTP response "\x00\x00`) || (!errors.Is(err, syscall.ECONNREFUSED) && speaksHTTP2First(req.URL.Host)) {
 		return fmt.Errorf("it answers with HTTP/2 frames, not HTTP/1: this looks like the gRPC port; the tlog-tiles HTTP API is on stele-server's --http-addr (by default the port after gRPC's: try --log http://%s/)", neighbour(req.URL.Host, +1))
 	}
 	return err
+}
+
+// speaksHTTP2First reports whether the server at host sends an HTTP/2
+// SETTINGS frame as soon as a connection opens, as a gRPC server does and
+// an HTTP/1 server never would.
+func speaksHTTP2First(host string) bool {
+	c, err := net.DialTimeout("tcp", host, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	var h [9]byte // an HTTP/2 frame header: length (3), type, flags, stream (4)
+	if _, err := io.ReadFull(c, h[:]); err != nil {
+		return false
+	}
+	return h[3] == 0x04 && h[5]|h[6]|h[7]|h[8] == 0 // SETTINGS on stream 0
 }
 
 // Verifier is the log's checkpoint verifier.
