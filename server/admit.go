@@ -166,6 +166,43 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	return fp, conflictMessage(idx, strings.Join(diffs, "; ")), true
 }
 
+// loggedElsewhere refuses a provider record whose exact bytes (same format,
+// same record) are already logged under another source: its event id comes
+// from the record, so the two sources differ only by what the producer was
+// told — an import with the wrong --tenant, say (docs/decisions.md, "One
+// event in two export formats"). Generic json records are exempt: without a
+// native id the same record may legitimately appear in two streams. An
+// entry that cannot be read back is passed over (the event is admitted).
+func (a *admitter) loggedElsewhere(ctx context.Context, p *pending) (result, bool) {
+	if !normalizer.KindAuthoritative(p.format) {
+		return result{}, false
+	}
+	others, err := a.store.EventElsewhere(p.key.eventID, p.key.source)
+	if err != nil {
+		return refuse(codes.Unavailable, "dedup index unavailable: %v", err), true
+	}
+	for _, o := range others {
+		raw, err := a.readLeaf(ctx, o.Index)
+		if err != nil {
+			continue
+		}
+		l, err := leaf.Unmarshal(raw)
+		if err != nil {
+			continue
+		}
+		_, data, err := a.store.GetPayload(payloadRef(l))
+		if err != nil {
+			continue
+		}
+		if format, record := recordContent(data); format == p.format && bytes.Equal(record, p.record) {
+			return result{index: o.Index, code: codes.AlreadyExists, msg: fmt.Sprintf(
+				"this exact record (format %s, event id %q) is already logged at index %d under source %q; it was not admitted again under %q: the record names its event, so only the source differs (was the tenant, org or account given to the importer wrong?)",
+				p.format, p.key.eventID, o.Index, o.Source, p.key.source)}, true
+		}
+	}
+	return result{}, false
+}
+
 // sameEvent reports whether two records of different formats are one
 // event (docs/decisions.md, "One event in two export formats"): the
 // current normaliser reads both to the same normalised content, once
@@ -291,6 +328,15 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			}
 			a.finish(p, result{index: idx})
 		default:
+			if r, ok := a.loggedElsewhere(ctx, p); ok {
+				if shared != nil {
+					// Not sequenced: the claim goes back at once.
+					_ = shared.Release([]mysqlstore.Key{{Source: p.key.source, EventID: p.key.eventID}})
+				}
+				a.finish(p, r)
+				results[p.pos] = p.f.res
+				continue
+			}
 			todo = append(todo, p)
 		}
 	}

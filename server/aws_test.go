@@ -332,3 +332,32 @@ func TestAWSHealthFailsWithoutBackends(t *testing.T) {
 	s3.setCut(false)
 	waitHealth(200, `"ok"`)
 }
+
+// TestAWSSameRecordUnderAnotherSource: on the aws backend (MySQL's dedup
+// table, looked up by event id) a provider record already logged under
+// another source is refused as on posix (TestSameRecordUnderAnotherSource).
+func TestAWSSameRecordUnderAnotherSource(t *testing.T) {
+	env := awstest.New(t)
+	ts := startServer(t, t.TempDir(), awsConfig(env))
+	right, wrong := "entra/t-right/audit", "entra/t-wrong/audit"
+	first := mustAppend(t, ts.cli, []*stelev1.Event{event(right, "aws-graph-1", 400)})[0]
+	rs, err := ts.cli.Append(ctxT(t, time.Minute), []*stelev1.Event{event(wrong, "aws-graph-1", 400), event(wrong, "aws-graph-2", 400)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rs[0]; codes.Code(r.Code) != codes.AlreadyExists || r.Index != first.Index || !strings.Contains(r.Message, right) {
+		t.Errorf("the same record under another source: %v, want AlreadyExists naming index %d and %s", r, first.Index, right)
+	}
+	if r := rs[1]; r.Code != 0 || r.Duplicate {
+		t.Errorf("another record: %v, want admitted", r)
+	}
+	// The refused copy's claim was released: resubmitting it is refused
+	// again at once, not held as busy by a dangling claim.
+	rs, err = ts.cli.Append(ctxT(t, time.Minute), []*stelev1.Event{event(wrong, "aws-graph-1", 400)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes.Code(rs[0].Code) != codes.AlreadyExists {
+		t.Errorf("the refused copy resubmitted: %v", rs[0])
+	}
+}

@@ -47,6 +47,7 @@ type payloadStore interface {
 	Tombstone(digest [32]byte) ([]byte, error)
 	ErasePayload(ctx context.Context, r store.Ref, tombstone []byte) (existing []byte, already bool, err error)
 	LookupEvent(source, eventID string) (uint64, bool, error)
+	EventElsewhere(eventID, source string) ([]store.Located, error)
 	LookupLeafHash(h [32]byte) (uint64, bool, error)
 	PutIndexes([]store.Indexed) error
 	Watermark() (uint64, error)

@@ -30,7 +30,7 @@ import (
 )
 
 // SchemaVersion is the schema version this package creates and reads.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations[v-1] brings a database from schema version v-1 to v. Never
 // change a shipped step; add one.
@@ -63,6 +63,12 @@ var migrations = [][]string{
 			PRIMARY KEY (id)
 		)`,
 		`INSERT IGNORE INTO stele_state (id, watermark) VALUES (0, 0)`,
+	},
+	{ // 2: the sources holding an event id (a record logged under two sources).
+		// MySQL has no CREATE INDEX IF NOT EXISTS; a step interrupted after
+		// this statement meets ER_DUP_KEYNAME on its next run, which
+		// migrate accepts.
+		`CREATE INDEX stele_dedup_event_id ON stele_dedup (event_id)`,
 	},
 }
 
@@ -155,6 +161,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	for ; v < SchemaVersion; v++ {
 		for _, stmt := range migrations[v] {
 			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				if me := (*mysql.MySQLError)(nil); errors.As(err, &me) && me.Number == 1061 { // ER_DUP_KEYNAME
+					continue
+				}
 				return fmt.Errorf("migrating schema to version %d: %w", v+1, err)
 			}
 		}
@@ -318,6 +327,31 @@ func (s *Store) LookupEvent(source, eventID string) (uint64, bool, error) {
 		return 0, false, fmt.Errorf("reading dedup index: %w", err)
 	}
 	return uint64(idx.Int64), true, nil
+}
+
+// EventElsewhere returns up to store.MaxElsewhere indexed entries whose
+// event id is eventID under a source other than source, in source order.
+func (s *Store) EventElsewhere(eventID, source string) ([]store.Located, error) {
+	ctx, cancel := bg()
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, `SELECT source, idx FROM stele_dedup WHERE event_id = ? AND source <> ? AND idx IS NOT NULL ORDER BY source LIMIT ?`,
+		eventID, source, store.MaxElsewhere)
+	if err != nil {
+		return nil, fmt.Errorf("reading dedup index by event id: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Located
+	for rows.Next() {
+		var l store.Located
+		if err := rows.Scan(&l.Source, &l.Index); err != nil {
+			return nil, fmt.Errorf("reading dedup index by event id: %w", err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading dedup index by event id: %w", err)
+	}
+	return out, nil
 }
 
 // LookupLeafHash returns the index of the entry with the given leaf hash.

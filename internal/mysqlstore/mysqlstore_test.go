@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -246,5 +247,38 @@ func TestStaleClaim(t *testing.T) {
 	defer cancel()
 	if r := dead.NewClaims().Claim(ctx, k2, noNext); r[0].Err != nil || r[0].Admitted {
 		t.Fatalf("claim after release: %+v", r[0])
+	}
+}
+
+// TestEventElsewhere: the indexed entries holding an event id under other
+// sources, as the posix store answers (internal/store TestEventElsewhere).
+func TestEventElsewhere(t *testing.T) {
+	env := awstest.New(t)
+	s := open(t, env.DSN, 0)
+	es := []store.Indexed{
+		{Source: "entra/t1/audit", EventID: "e1", Index: 0},
+		{Source: "entra/t2/audit", EventID: "e1", Index: 1},
+		{Source: "entra/t3/audit", EventID: "e1", Index: 2},
+		{Source: "entra/t2/audit", EventID: "e10", Index: 3},
+	}
+	for i := range es {
+		es[i].LeafHash[0] = byte(i + 1)
+	}
+	if err := s.PutIndexes(es); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.EventElsewhere("e1", "entra/t2/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Located{{Source: "entra/t1/audit", Index: 0}, {Source: "entra/t3/audit", Index: 2}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("EventElsewhere(e1) = %v, want %v", got, want)
+	}
+	if got, err := s.EventElsewhere("e10", "entra/t2/audit"); err != nil || len(got) != 0 {
+		t.Errorf("the source's own entry: %v %v", got, err)
+	}
+	if got, err := s.EventElsewhere("e2", "x"); err != nil || len(got) != 0 {
+		t.Errorf("an unknown id: %v %v", got, err)
 	}
 }

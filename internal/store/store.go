@@ -41,6 +41,7 @@ var ErrNotFound = errors.New("not found")
 const (
 	prefixDedup    = 'd' // d | u8 len(source) | source | event_id -> u64 index
 	prefixLeafHash = 'h' // h | leaf hash (32)                      -> u64 index
+	prefixEventID  = 'e' // e | u16 len(event_id) | event_id | source -> u64 index
 	prefixPayload  = 'P' // P | admitted (u64 ns) | digest (32)     -> salt (32) | payload
 	prefixLegacy   = 'p' // p | digest (32)                         -> salt (32) | payload, without an admission time
 	prefixErased   = 't' // t | digest (32)                         -> tombstone (opaque to the store)
@@ -387,6 +388,9 @@ func (s *Store) PutIndexes(es []Indexed) error {
 		if err := b.Set(leafHashKey(e.LeafHash), v[:], nil); err != nil {
 			return fmt.Errorf("staging leaf hash entry: %w", err)
 		}
+		if err := b.Set(eventIDKey(e.EventID, e.Source), v[:], nil); err != nil {
+			return fmt.Errorf("staging event id entry: %w", err)
+		}
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("writing indexes: %w", err)
@@ -419,7 +423,7 @@ func (s *Store) SetWatermark(size uint64) error {
 func (s *Store) ResetIndexes() error {
 	b := s.idx.NewBatch()
 	defer b.Close()
-	for _, p := range []byte{prefixDedup, prefixLeafHash} {
+	for _, p := range []byte{prefixDedup, prefixLeafHash, prefixEventID} {
 		if err := b.DeleteRange([]byte{p}, []byte{p + 1}, nil); err != nil {
 			return fmt.Errorf("staging index reset: %w", err)
 		}
@@ -438,6 +442,67 @@ func dedupKey(source, eventID string) []byte {
 	k = append(k, prefixDedup, byte(len(source)))
 	k = append(k, source...)
 	return append(k, eventID...)
+}
+
+// eventIDKey indexes an entry by its event id first, so that the sources
+// holding one event id are one prefix scan apart.
+func eventIDKey(eventID, source string) []byte {
+	k := make([]byte, 0, 3+len(eventID)+len(source))
+	k = append(k, prefixEventID, byte(len(eventID)>>8), byte(len(eventID)))
+	k = append(k, eventID...)
+	return append(k, source...)
+}
+
+// Located is an entry of the log found by its event id under a source.
+type Located struct {
+	Source string
+	Index  uint64
+}
+
+// MaxElsewhere is the most entries EventElsewhere returns.
+const MaxElsewhere = 8
+
+// EventElsewhere returns up to MaxElsewhere entries whose event id is
+// eventID under a source other than source, in source order.
+func (s *Store) EventElsewhere(eventID, source string) ([]Located, error) {
+	if len(eventID) > 0xffff {
+		return nil, nil // no event id this long is indexed (the leaf limits it far lower)
+	}
+	prefix := eventIDKey(eventID, "")
+	it, err := s.idx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("reading event id index: %w", err)
+	}
+	defer it.Close()
+	var out []Located
+	for it.First(); it.Valid() && len(out) < MaxElsewhere; it.Next() {
+		src := string(it.Key()[len(prefix):])
+		if src == source {
+			continue
+		}
+		v := it.Value()
+		if len(v) != 8 {
+			return nil, fmt.Errorf("event id index record is corrupt: %d bytes", len(v))
+		}
+		out = append(out, Located{Source: src, Index: binary.BigEndian.Uint64(v)})
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("reading event id index: %w", err)
+	}
+	return out, nil
+}
+
+// successor is the least key greater than every key that starts with
+// prefix (nil when there is none: all 0xff).
+func successor(prefix []byte) []byte {
+	for i := len(prefix) - 1; i >= 0; i-- {
+		if prefix[i] != 0xff {
+			s := append([]byte(nil), prefix[:i+1]...)
+			s[i]++
+			return s
+		}
+	}
+	return nil
 }
 
 func leafHashKey(h [32]byte) []byte {

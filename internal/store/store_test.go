@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -495,5 +496,44 @@ func TestAdmissionOrderLayout(t *testing.T) {
 		if _, _, err := s.GetPayload(r); !errors.Is(err, store.ErrErased) {
 			t.Fatalf("GetPayload(%v) after erasure: %v, want ErrErased", r.Admitted, err)
 		}
+	}
+}
+
+// TestEventElsewhere: the entries holding an event id under other sources,
+// never the asking source's own, nor an id that only shares a prefix.
+func TestEventElsewhere(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	es := []store.Indexed{
+		{Source: "entra/t1/audit", EventID: "e1", LeafHash: digest("0"), Index: 0},
+		{Source: "entra/t2/audit", EventID: "e1", LeafHash: digest("1"), Index: 1},
+		{Source: "entra/t3/audit", EventID: "e1", LeafHash: digest("2"), Index: 2},
+		{Source: "entra/t2/audit", EventID: "e10", LeafHash: digest("3"), Index: 3},
+		{Source: "entra/t2/audit", EventID: "e", LeafHash: digest("4"), Index: 4},
+	}
+	if err := s.PutIndexes(es); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.EventElsewhere("e1", "entra/t2/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Located{{Source: "entra/t1/audit", Index: 0}, {Source: "entra/t3/audit", Index: 2}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("EventElsewhere(e1) = %v, want %v", got, want)
+	}
+	for _, id := range []string{"e2", "E1", ""} {
+		if got, err := s.EventElsewhere(id, "x/y/z"); err != nil || len(got) != 0 {
+			t.Errorf("EventElsewhere(%q) = %v, %v; want none", id, got, err)
+		}
+	}
+	if got, _ := s.EventElsewhere("e10", "entra/t2/audit"); len(got) != 0 {
+		t.Errorf("the source's own entry was returned: %v", got)
+	}
+	if err := s.ResetIndexes(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.EventElsewhere("e1", "entra/t2/audit"); len(got) != 0 {
+		t.Errorf("after ResetIndexes: %v", got)
 	}
 }
