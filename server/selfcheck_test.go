@@ -127,6 +127,9 @@ func TestSelfCheckRefusesDamagedProofs(t *testing.T) {
 	if total < 6 {
 		t.Fatalf("stele_self_check_failures_total adds up to %d, want at least 6 refusals:\n%s", total, body)
 	}
+	// The logs are read once the process has exited (its stderr is copied
+	// by another goroutine while it runs).
+	stopProcess(t, p)
 	if !strings.Contains(p.logs.String(), "self-check failed") {
 		t.Fatalf("no ERROR log names the failed self-check:\n%s", p.logs)
 	}
