@@ -63,7 +63,29 @@ const (
 	// FlagViaPIMService: a directory role change performed by the PIM
 	// service principal, the directory's half of a PIM operation.
 	FlagViaPIMService = "via_pim_service"
+	// FlagTenantFromSource: the record does not name its tenant (org,
+	// account) — a Graph record, say — and source.tenant is the one the
+	// producer's source names (entra/<tenant>/…), set by the server at
+	// admission (TenantFromSource).
+	FlagTenantFromSource = "tenant_from_source"
 )
+
+// TenantFromSource fills an empty source.tenant of ev from the log source
+// it is admitted under ("provider/tenant/stream"), when the source's
+// provider is ev's, and flags it: records that do not name their tenant
+// (Graph exports, Okta events) are placed by the producer, and the view
+// then says where. A tenant the record names is never replaced.
+func TenantFromSource(ev *stelev1.IdentityEvent, source string) {
+	if ev.GetSource() == nil || ev.Source.Tenant != "" {
+		return
+	}
+	segs := strings.SplitN(source, "/", 3)
+	if len(segs) < 2 || segs[0] != ev.Source.Provider || segs[1] == "" {
+		return
+	}
+	ev.Source.Tenant = segs[1]
+	ev.Flags = append(ev.Flags, FlagTenantFromSource)
+}
 
 // normalizer turns one record into an event. It fills everything but the
 // fields Normalize sets for every format.
@@ -378,7 +400,8 @@ func JSON(ev *stelev1.IdentityEvent) ([]byte, error) {
 
 // Views returns a stored payload's normalised view as stored, and the view
 // the current normaliser derives from its raw record, with the fields the
-// server settled on admission (kind, native id, origin) carried over so the
+// server settled on admission (kind, native id, origin, a tenant taken from
+// the source) carried over so the
 // two compare on what the normaliser derives. stored is nil when the
 // payload holds no view; currentErr is the current normaliser's error, if
 // it cannot read the record. err is set only when the stored view does not
@@ -394,6 +417,12 @@ func Views(p *payload.Payload) (stored, current *stelev1.IdentityEvent, currentE
 		current.Kind, current.NativeId, current.Origin = stored.Kind, stored.NativeId, stored.Origin
 		if !slices.Contains(stored.Flags, FlagNoNativeID) {
 			current.Flags = slices.DeleteFunc(current.Flags, func(f string) bool { return f == FlagNoNativeID })
+		}
+		if slices.Contains(stored.Flags, FlagTenantFromSource) && current.GetSource() != nil && current.Source.Tenant == "" {
+			// Settled at admission from the source, which the payload does
+			// not hold.
+			current.Source.Tenant = stored.GetSource().GetTenant()
+			current.Flags = append(current.Flags, FlagTenantFromSource)
 		}
 	}
 	return stored, current, currentErr, nil

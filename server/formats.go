@@ -83,6 +83,7 @@ func normalizeEvent(ev *stelev1.Event) (normalized, error) {
 		return n, fmt.Errorf("record cannot be normalised: %w", err)
 	}
 	view.Origin = ev.Origin
+	normalizer.TenantFromSource(view, ev.Source)
 	noNativeID := slices.Contains(view.Flags, normalizer.FlagNoNativeID)
 	switch {
 	case ev.EventId == "":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +186,40 @@ func TestIdentityAdmission(t *testing.T) {
 func TestEveryFormatHasANormaliser(t *testing.T) {
 	if got, want := strings.Join(server.Formats(), ","), strings.Join(identity.Formats(), ","); got != want {
 		t.Fatalf("server formats %s, normalisers %s", got, want)
+	}
+}
+
+// TestTenantFromSource: a Graph record does not name its tenant; admitted
+// under entra/<tenant>/audit, its stored view carries that tenant, flagged
+// tenant_from_source, and a view re-derived from the payload (identity.Views)
+// keeps it. A record that names its tenant keeps its own.
+func TestTenantFromSource(t *testing.T) {
+	ts := startServer(t, t.TempDir(), server.Config{})
+	const tenant = "33333333-3333-4333-8333-333333333333"
+	graph := event("entra/"+tenant+"/audit", "tfs-1", 500)
+	diag := event("entra/"+tenant+"/audit", "tfs-2", 500)
+	diag.Format, diag.Record = "entra.diagnostic", diagnostic(tenant, record("tfs-2", 500))
+	rs := mustAppend(t, ts.cli, []*stelev1.Event{graph, diag})
+	for i, want := range []bool{true, false} {
+		got, err := ts.cli.Event(ctxT(t, time.Minute), rs[i].Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := payload.Unmarshal(got.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, current, curErr, err := identity.Views(p)
+		if err != nil || curErr != nil {
+			t.Fatal(err, curErr)
+		}
+		for what, v := range map[string]*stelev1.IdentityEvent{"stored": stored, "re-derived": current} {
+			if v.GetSource().GetTenant() != tenant {
+				t.Errorf("event %d: %s view's tenant %q, want %q", i, what, v.GetSource().GetTenant(), tenant)
+			}
+			if slices.Contains(v.Flags, identity.FlagTenantFromSource) != want {
+				t.Errorf("event %d: %s view's flags %v: tenant_from_source should be %v", i, what, v.Flags, want)
+			}
+		}
 	}
 }
