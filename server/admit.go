@@ -167,7 +167,8 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 }
 
 // loggedElsewhere refuses a provider record whose exact bytes (same format,
-// same record) are already logged under another source: its event id comes
+// same record) are already logged under the same provider and stream of
+// another tenant (sameStreamOtherTenant): its event id comes
 // from the record, so the two sources differ only by what the producer was
 // told — an import with the wrong --tenant, say (docs/decisions.md, "One
 // event in two export formats"). Generic json records are exempt: without a
@@ -182,6 +183,9 @@ func (a *admitter) loggedElsewhere(ctx context.Context, p *pending) (result, boo
 		return refuse(codes.Unavailable, "dedup index unavailable: %v", err), true
 	}
 	for _, o := range others {
+		if !sameStreamOtherTenant(o.Source, p.key.source) {
+			continue
+		}
 		raw, err := a.readLeaf(ctx, o.Index)
 		if err != nil {
 			continue
@@ -201,6 +205,15 @@ func (a *admitter) loggedElsewhere(ctx context.Context, p *pending) (result, boo
 		}
 	}
 	return result{}, false
+}
+
+// sameStreamOtherTenant reports whether two sources name the same provider
+// and stream under different tenants (entra/<t1>/audit, entra/<t2>/audit):
+// the shape of a record placed under the wrong tenant, org or account.
+// Records of one tenant in two streams are left to the per-source dedup.
+func sameStreamOtherTenant(a, b string) bool {
+	sa, sb := strings.SplitN(a, "/", 3), strings.SplitN(b, "/", 3)
+	return len(sa) == 3 && len(sb) == 3 && sa[0] == sb[0] && sa[2] == sb[2] && sa[1] != sb[1]
 }
 
 // sameEvent reports whether two records of different formats are one
