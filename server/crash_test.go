@@ -191,7 +191,7 @@ func TestCrashDuringIngest(t *testing.T) {
 				for b := 0; !stop.Load(); b++ {
 					evs := make([]*stelev1.Event, 100)
 					for i := range evs {
-						evs[i] = event(fmt.Sprintf("entra/crash-%d/audit", w), fmt.Sprintf("c%d-b%d-i%d", cycle, b, i), 1024)
+						evs[i] = event(fmt.Sprintf("entra/crash-%d/audit", w), fmt.Sprintf("w%d-c%d-b%d-i%d", w, cycle, b, i), 1024)
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					rs, err := p.cli.Append(ctx, evs)

@@ -159,7 +159,7 @@ func appendConcurrently(t *testing.T, c *client.Client, producers, batches, perB
 			for b := range batches {
 				evs := make([]*stelev1.Event, perBatch)
 				for i := range evs {
-					evs[i] = event(fmt.Sprintf("entra/tenant-%d/audit", p), fmt.Sprintf("ev-%d-%d", b, i), size)
+					evs[i] = event(fmt.Sprintf("entra/tenant-%d/audit", p), fmt.Sprintf("p%d-ev-%d-%d", p, b, i), size)
 				}
 				rs := mustAppend(t, c, evs)
 				mu.Lock()
