@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stele-dev/stele/internal/durable"
 )
@@ -34,7 +35,7 @@ const algCosignatureV1 = 0x04
 
 // witnessKey is the loaded cosigning key.
 type witnessKey struct {
-	signer *fnote.Signer
+	signer note.Signer
 	vkey   string
 }
 

@@ -24,6 +24,7 @@ package witness
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -65,6 +66,10 @@ type Options struct {
 	// kept besides its first one; older ones are dropped and counted.
 	// 0 means DefaultEvidenceKeep.
 	EvidenceKeep int
+	// KeySigner, if set, is the witness's Ed25519 key held outside the data
+	// directory (an HSM through PKCS#11, a cloud KMS); Name must then be
+	// given, and the data directory must hold no witness.key.
+	KeySigner crypto.Signer
 }
 
 // DefaultEvidenceKeep is how many of a log's latest evidence records the
@@ -106,7 +111,12 @@ func Open(dataDir string, o Options) (*Witness, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadOrCreateKey(dataDir, o.Name)
+	var key *witnessKey
+	if o.KeySigner != nil {
+		key, err = keyFromSigner(dataDir, o.Name, o.KeySigner)
+	} else {
+		key, err = loadOrCreateKey(dataDir, o.Name)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -139,6 +139,7 @@ type flags struct {
 	storage, s3Bucket, s3Prefix, s3Endpoint         *string
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
 	logKeyPKCS11, pkcs11PINFile                     *string
+	logKeyKMS                                       *string
 	s3PathStyle                                     *bool
 	retention                                       *string
 	cpInterval, witnessTimeout, claimLease          *time.Duration
@@ -187,6 +188,7 @@ func newFlags() *flags {
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
 	f.logKeyPKCS11 = fs.String("log-key-pkcs11", "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)")
+	f.logKeyKMS = fs.String("log-key-kms", "", "the log's Ed25519 key in AWS KMS (key spec ECC_NIST_EDWARDS25519): its ARN, key ID or alias/NAME; needs --origin; credentials from the AWS SDK's standard chain (docs/operations.md)")
 	f.pkcs11PINFile = fs.String("pkcs11-pin-file", "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
 	f.headerTimeout = fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)")
@@ -324,10 +326,17 @@ func run() error {
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
 	cfg.FixPermissions = *f.fixPermissions
 	cfg.Retention = pick("retention", *f.retention, fc.Retention)
-	if *f.logKeyPKCS11 != "" {
-		if cfg.LogKeyFile != "" {
-			return errors.New("--log-key and --log-key-pkcs11 name two keys: give one")
+	if n := nonEmpty(cfg.LogKeyFile, *f.logKeyPKCS11, *f.logKeyKMS); n > 1 {
+		return errors.New("--log-key, --log-key-pkcs11 and --log-key-kms name different keys: give one")
+	}
+	if *f.logKeyKMS != "" {
+		key, err := openKMSKey(*f.logKeyKMS, cfg.Origin)
+		if err != nil {
+			return err
 		}
+		cfg.LogKey = key
+	}
+	if *f.logKeyPKCS11 != "" {
 		key, k, err := openPKCS11Key(*f.logKeyPKCS11, *f.pkcs11PINFile, cfg.Origin)
 		if err != nil {
 			return err

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 
 	"github.com/stele-dev/stele/internal/hsm"
+	"github.com/stele-dev/stele/internal/kmskey"
 	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/server"
 )
@@ -31,6 +33,30 @@ func openPKCS11Key(ref, pinFile, origin string) (*logkey.Key, *hsm.Key, error) {
 		return nil, nil, err
 	}
 	return key, k, nil
+}
+
+// openKMSKey opens the log key in AWS KMS (--log-key-kms) under origin,
+// which must be given: a key in KMS carries no log name.
+func openKMSKey(ref, origin string) (*logkey.Key, error) {
+	if origin == "" {
+		return nil, errors.New("--log-key-kms needs --origin: a key in KMS carries no log name")
+	}
+	k, err := kmskey.Open(context.Background(), ref)
+	if err != nil {
+		return nil, err
+	}
+	return logkey.FromSigner(origin, k)
+}
+
+// nonEmpty counts the non-empty strings.
+func nonEmpty(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // pkcs11Keygen is `stele-server pkcs11-keygen`: generate the log's Ed25519
