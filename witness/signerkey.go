@@ -27,9 +27,6 @@ func keyFromSigner(dir, name string, s crypto.Signer) (*witnessKey, error) {
 	if name == "" {
 		return nil, errors.New("a witness key in a token or KMS carries no name: give --name (the cosigner name logs put in their policies, e.g. witness.example.com/w1)")
 	}
-	if err := checkKeyName(name); err != nil {
-		return nil, fmt.Errorf("witness name: %w", err)
-	}
 	pub, ok := s.Public().(ed25519.PublicKey)
 	if !ok || len(pub) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("witness key is a %T, not an Ed25519 public key: cosignatures (tlog-cosignature v1) are Ed25519", s.Public())
@@ -37,8 +34,10 @@ func keyFromSigner(dir, name string, s crypto.Signer) (*witnessKey, error) {
 	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil {
 		return nil, fmt.Errorf("%s holds a witness key file (%s) and another key was named outside it: one witness has one key; use another data directory for the witness whose key is outside, or move %s away to rotate (docs/witness.md)", dir, KeyFile, KeyFile)
 	}
-	hash := keyHash(name, pub)
-	vkey := fmt.Sprintf("%s+%08x+%s", name, hash, base64.StdEncoding.EncodeToString(append([]byte{algCosignatureV1}, pub...)))
+	vkey, err := VerifierKeyFor(name, pub)
+	if err != nil {
+		return nil, err
+	}
 	pubPath := filepath.Join(dir, PubFile)
 	if old, err := os.ReadFile(pubPath); err == nil && strings.TrimSpace(string(old)) != vkey {
 		return nil, fmt.Errorf("%s is %s but the key and --name give %s: a witness's name and key are its identity; use the same ones, or another data directory for a new witness", pubPath, strings.TrimSpace(string(old)), vkey)
@@ -46,7 +45,20 @@ func keyFromSigner(dir, name string, s crypto.Signer) (*witnessKey, error) {
 	if err := durable.WriteAtomic(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing witness verifier key: %w", err)
 	}
-	return &witnessKey{signer: &cosignerV1{name: name, hash: hash, s: s}, vkey: vkey}, nil
+	return &witnessKey{signer: &cosignerV1{name: name, hash: keyHash(name, pub), s: s}, vkey: vkey}, nil
+}
+
+// VerifierKeyFor is the tlog-cosignature v1 (type 0x04) verifier key of a
+// witness named name with Ed25519 public key pub: what logs put in their
+// witness policies.
+func VerifierKeyFor(name string, pub ed25519.PublicKey) (string, error) {
+	if err := checkKeyName(name); err != nil {
+		return "", fmt.Errorf("witness name: %w", err)
+	}
+	if len(pub) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("witness key: %d bytes is not an Ed25519 public key", len(pub))
+	}
+	return fmt.Sprintf("%s+%08x+%s", name, keyHash(name, pub), base64.StdEncoding.EncodeToString(append([]byte{algCosignatureV1}, pub...))), nil
 }
 
 // cosignerV1 is a note.Signer making tlog-cosignature v1 (type 0x04)

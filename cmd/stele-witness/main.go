@@ -55,6 +55,7 @@ commands:
   remove-log  stop witnessing a log added with add-log (its state is kept)
   list-logs   list the logs and the latest cosigned size of each
   evidence    print recorded conflicting checkpoints as JSON
+  pkcs11-keygen  make the witness key inside a PKCS#11 token: --key-pkcs11 REF --name NAME
 Run "stele-witness <command> -h" for a command's flags.
 `
 
@@ -76,6 +77,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = listLogs(args, stdout, stderr)
 	case "evidence":
 		err = evidence(args, stdout, stderr)
+	case "pkcs11-keygen":
+		err = pkcs11Keygen(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stderr, usage)
 		return 0
@@ -133,6 +136,7 @@ func run(args []string, stderr io.Writer) error {
 	headerTimeout := fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its request headers")
 	idleTimeout := fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close a keep-alive connection with no request after this long")
 	maxConns := fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on the HTTP listener; more wait until one closes")
+	keys := keyFlags{}.add(fs)
 	fixPerms := fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
@@ -170,10 +174,16 @@ func run(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	keySigner, keyCloser, err := keys.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer keyCloser.Close()
 	opts := witness.Options{
-		Name:   pick("name", *name, fc.Name),
-		Logs:   fc.Logs,
-		Logger: logger,
+		KeySigner: keySigner,
+		Name:      pick("name", *name, fc.Name),
+		Logs:      fc.Logs,
+		Logger:    logger,
 
 		FixPermissions: *fixPerms,
 	}
