@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/stele-dev/stele/internal/tracing"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -48,6 +49,7 @@ func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
 			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
 		}, MinConnectTimeout: 5 * time.Second}),
 	}, opts...)
+	opts = append(opts, tracing.DialOptions()...)
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", target, err)

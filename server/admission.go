@@ -561,6 +561,7 @@ func (s *Server) appendEvents(ctx context.Context, c caller, events []*stelev1.E
 	b.admit(func(evs []*stelev1.Event) []result { return s.admit.admit(ctx, evs) })
 	s.m.observeBatch(b.results, s.admit.now().Sub(start))
 	s.countDenied(c, b.results)
+	traceBatch(ctx, events, b.results)
 	return b.results
 }
 

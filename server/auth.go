@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/stele-dev/stele/internal/tracing"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -228,6 +229,7 @@ func (s *Server) HTTPTLSConfig() *tls.Config { return s.TLSConfig("h2", "http/1.
 func (s *Server) GRPCOptions() []grpc.ServerOption {
 	opts := append(append(GRPCServerOptions(), s.recoveryOptions()...), grpc.MaxRecvMsgSize(s.cfg.MaxRequestBytes), grpc.MaxConcurrentStreams(s.cfg.MaxConcurrentStreams),
 		grpc.InTapHandle(s.tap), grpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2(grpcproto.Name)}))
+	opts = append(opts, tracing.ServerOptions()...)
 	if c := s.TLSConfig("h2"); c != nil {
 		opts = append(opts, grpc.Creds(countingCreds{credentials.NewTLS(c), s.auth.denied}))
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/collector"
+	"github.com/stele-dev/stele/internal/tracing"
 )
 
 const defaultListen = "127.0.0.1:9465"
@@ -85,6 +86,7 @@ func run(args []string, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "configuration file (strict JSON; see docs/collector.md)")
 	from := fs.String("from", "", "for sources without a cursor yet: start at this time (RFC 3339 or YYYY-MM-DD) instead of everything the provider holds")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	otlpEndpoint := fs.String("otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,6 +112,11 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	stopTracing, err := tracing.Setup(context.Background(), *otlpEndpoint, "stele-collector")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.Background())
 	opts, err := dialOptions(cfg.Server)
 	if err != nil {
 		return err

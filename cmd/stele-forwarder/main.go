@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/forwarder"
+	"github.com/stele-dev/stele/internal/tracing"
 )
 
 func main() {
@@ -50,6 +51,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("stele-forwarder "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "the configuration file (strict JSON, docs/forwarder.md)")
+	otlpEndpoint := fs.String("otlp-endpoint", "", "run: send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default")
 	var err error
 	switch cmd {
 	case "run", "status", "check-config":
@@ -75,7 +77,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if cfg, err = forwarder.LoadConfig(*configPath); err == nil {
 			switch cmd {
 			case "run":
-				err = run(cfg, stderr)
+				var stopTracing func(context.Context) error
+				if stopTracing, err = tracing.Setup(context.Background(), *otlpEndpoint, "stele-forwarder"); err == nil {
+					err = run(cfg, stderr)
+					stopTracing(context.Background())
+				}
 			case "status":
 				err = status(cfg, stdout)
 			case "check-config":

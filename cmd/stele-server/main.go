@@ -30,6 +30,7 @@ import (
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/connlimit"
 	"github.com/stele-dev/stele/internal/durable"
+	"github.com/stele-dev/stele/internal/tracing"
 	"github.com/stele-dev/stele/server"
 )
 
@@ -140,6 +141,7 @@ type flags struct {
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
 	logKeyPKCS11, pkcs11PINFile                     *string
 	logKeyKMS                                       *string
+	otlpEndpoint                                    *string
 	s3PathStyle                                     *bool
 	retention                                       *string
 	cpInterval, witnessTimeout, claimLease          *time.Duration
@@ -189,6 +191,7 @@ func newFlags() *flags {
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
 	f.logKeyPKCS11 = fs.String("log-key-pkcs11", "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)")
 	f.logKeyKMS = fs.String("log-key-kms", "", "the log's Ed25519 key in AWS KMS (key spec ECC_NIST_EDWARDS25519): its ARN, key ID or alias/NAME; needs --origin; credentials from the AWS SDK's standard chain (docs/operations.md)")
+	f.otlpEndpoint = fs.String("otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default; the OTEL_EXPORTER_OTLP_* variables also turn it on (docs/operations.md)")
 	f.pkcs11PINFile = fs.String("pkcs11-pin-file", "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
 	f.headerTimeout = fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)")
@@ -380,6 +383,11 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	stopTracing, err := tracing.Setup(ctx, *f.otlpEndpoint, "stele-server")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.Background())
 
 	gl, err := net.Listen("tcp", grpcListen)
 	if err != nil {
