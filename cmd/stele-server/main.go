@@ -31,6 +31,9 @@ import (
 	"github.com/stele-dev/stele/internal/connlimit"
 	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/server"
+	"github.com/stele-dev/stele/server/backend"
+	awsbackend "github.com/stele-dev/stele/server/backend/aws"
+	"github.com/stele-dev/stele/server/backend/posix"
 )
 
 // fileConfig is the optional JSON config file. Flags given on the command
@@ -177,7 +180,7 @@ func newFlags() *flags {
 	f.maxRequestBytes = fs.Int("max-request-bytes", 64<<20, "largest gRPC request (Append batch) accepted, in bytes")
 	f.maxInflightBytes = fs.Int64("max-inflight-bytes", 256<<20, "bytes of Append requests admitted at once across the server; beyond it callers are pushed back with ResourceExhausted")
 	f.maxStreams = fs.Uint("max-concurrent-streams", 100, "concurrent gRPC calls per connection")
-	f.storage = fs.String("storage", server.StoragePOSIX, "storage backend: posix (the data directory) or aws (S3-compatible bucket + MySQL-compatible database, for several replicas; docs/configuration.md)")
+	f.storage = fs.String("storage", "posix", "storage backend: posix (the data directory) or aws (S3-compatible bucket + MySQL-compatible database, for several replicas; docs/configuration.md)")
 	f.s3Bucket = fs.String("s3-bucket", "", "aws: bucket for tiles, entry bundles and checkpoints")
 	f.s3Prefix = fs.String("s3-prefix", "", "aws: optional object-key prefix inside the bucket")
 	f.s3Endpoint = fs.String("s3-endpoint", "", "aws: S3 endpoint URL for an S3-compatible store (empty: AWS S3); credentials come from the standard AWS sources")
@@ -309,21 +312,26 @@ func run() error {
 	if !set["max-concurrent-streams"] && fc.MaxStreams != 0 {
 		cfg.MaxConcurrentStreams = fc.MaxStreams
 	}
-	cfg.Storage = pick("storage", *f.storage, fc.Storage)
-	cfg.S3Bucket = pick("s3-bucket", *f.s3Bucket, fc.S3Bucket)
-	cfg.S3Prefix = pick("s3-prefix", *f.s3Prefix, fc.S3Prefix)
-	cfg.S3Endpoint = pick("s3-endpoint", *f.s3Endpoint, fc.S3Endpoint)
-	cfg.S3Region = pick("s3-region", *f.s3Region, fc.S3Region)
-	cfg.S3PathStyle = *f.s3PathStyle || (!set["s3-path-style"] && fc.S3PathStyle)
-	cfg.MySQLDSN = pick("mysql-dsn", *f.mysqlDSN, fc.MySQLDSN)
-	if cfg.MySQLDSN == "" {
-		// Keeps the database password off the command line.
-		cfg.MySQLDSN = os.Getenv("STELE_MYSQL_DSN")
+	ac := awsbackend.Config{
+		Bucket:         pick("s3-bucket", *f.s3Bucket, fc.S3Bucket),
+		Prefix:         pick("s3-prefix", *f.s3Prefix, fc.S3Prefix),
+		Endpoint:       pick("s3-endpoint", *f.s3Endpoint, fc.S3Endpoint),
+		Region:         pick("s3-region", *f.s3Region, fc.S3Region),
+		PathStyle:      *f.s3PathStyle || (!set["s3-path-style"] && fc.S3PathStyle),
+		DSN:            pick("mysql-dsn", *f.mysqlDSN, fc.MySQLDSN),
+		PublicTilesURL: pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL),
+		Retention:      pick("retention", *f.retention, fc.Retention),
+		ClaimLease:     *f.claimLease,
 	}
-	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
+	if !set["claim-lease"] && fc.ClaimLease != 0 {
+		ac.ClaimLease = time.Duration(fc.ClaimLease)
+	}
+	var err error
+	if cfg.Backend, err = storageBackend(pick("storage", *f.storage, fc.Storage), ac); err != nil {
+		return err
+	}
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
 	cfg.FixPermissions = *f.fixPermissions
-	cfg.Retention = pick("retention", *f.retention, fc.Retention)
 	if *f.logKeyPKCS11 != "" {
 		if cfg.LogKeyFile != "" {
 			return errors.New("--log-key and --log-key-pkcs11 name two keys: give one")
@@ -334,10 +342,6 @@ func run() error {
 		}
 		defer k.Close()
 		cfg.LogKey = key
-	}
-	cfg.ClaimLease = *f.claimLease
-	if !set["claim-lease"] && fc.ClaimLease != 0 {
-		cfg.ClaimLease = time.Duration(fc.ClaimLease)
 	}
 	limits := connlimit.Limits{HeaderTimeout: *f.headerTimeout, IdleTimeout: *f.idleTimeout, MaxConns: *f.maxConns}
 	if !set["header-timeout"] && fc.HeaderTimeout != 0 {
@@ -460,6 +464,31 @@ func run() error {
 	return nil
 }
 
+// storageBackend is the backend named by --storage.
+func storageBackend(name string, ac awsbackend.Config) (backend.Backend, error) {
+	ac.DSN = mysqlDSN(ac.DSN)
+	switch name {
+	case "posix":
+		if ac.Retention != "" {
+			return nil, fmt.Errorf("retention (S3 Object Lock) is for storage %q; on %q full tiles and bundles are made read-only, and WORM is the file system's (docs/security.md)", "aws", "posix")
+		}
+		return posix.New(), nil
+	case "aws":
+		return awsbackend.New(ac)
+	default:
+		return nil, fmt.Errorf("storage %q is not a backend: use %q (a data directory) or %q (S3-compatible bucket and MySQL-compatible database)", name, "posix", "aws")
+	}
+}
+
+// mysqlDSN is dsn, or when empty the STELE_MYSQL_DSN environment variable,
+// which keeps the database password off the command line.
+func mysqlDSN(dsn string) string {
+	if dsn == "" {
+		return os.Getenv("STELE_MYSQL_DSN")
+	}
+	return dsn
+}
+
 // loopback reports whether a listen address binds only loopback
 // interfaces ("localhost", 127.0.0.0/8, ::1).
 func loopback(addr string) bool {
@@ -492,19 +521,21 @@ func migrate(args []string) error {
 	if *from == "" {
 		return usageError{errors.New("migrate needs --from DATA-DIR")}
 	}
-	cfg := server.Config{
-		Storage: server.StorageAWS, S3Bucket: *f.s3Bucket, S3Prefix: *f.s3Prefix, S3Endpoint: *f.s3Endpoint,
-		S3Region: *f.s3Region, S3PathStyle: *f.s3PathStyle, MySQLDSN: *f.mysqlDSN, LogKeyFile: *f.logKey,
-		Origin: *f.origin, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-	}
-	if cfg.MySQLDSN == "" {
-		cfg.MySQLDSN = os.Getenv("STELE_MYSQL_DSN")
-	}
-	klog.SetSlogLogger(cfg.Logger)
-	n, err := server.MigrateToAWS(context.Background(), cfg, *from, *workers)
+	dst, err := awsbackend.New(awsbackend.Config{
+		Bucket: *f.s3Bucket, Prefix: *f.s3Prefix, Endpoint: *f.s3Endpoint,
+		Region: *f.s3Region, PathStyle: *f.s3PathStyle, DSN: mysqlDSN(*f.mysqlDSN),
+	})
 	if err != nil {
 		return err
 	}
-	cfg.Logger.Info("migration complete: start stele-server --storage aws with the same key", "entries", n)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	klog.SetSlogLogger(logger)
+	n, err := dst.Migrate(context.Background(), awsbackend.MigrateOptions{
+		SrcDir: *from, LogKeyFile: *f.logKey, Origin: *f.origin, Workers: *workers, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("migration complete: start stele-server --storage aws with the same key", "entries", n)
 	return nil
 }
