@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -90,6 +89,20 @@ func newFlags() *flags {
 	return f
 }
 
+// parse parses args, then the config file named by --config for the
+// settings that no flag on the command line gave.
+func (f *flags) parse(args []string) error {
+	if err := parseFlags(f.fs, args); err != nil {
+		return err
+	}
+	if f.configPath == "" {
+		return nil
+	}
+	given := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	return loadFile(f.configPath, f.opts, given)
+}
+
 // loadFileConfig reads a JSON config file strictly, over the defaults.
 func loadFileConfig(path string) (*settings, error) {
 	f := newFlags()
@@ -106,62 +119,13 @@ func run() error {
 	f := newFlags()
 	fs := f.fs
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: stele-server [migrate] [flags]") }
-	if err := parseFlags(fs, os.Args[1:]); err != nil {
+	if err := f.parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	if f.configPath != "" {
-		given := map[string]bool{}
-		fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-		if err := loadFile(f.configPath, f.opts, given); err != nil {
-			return err
-		}
-	}
-	if f.minFreeDisk < 0 {
-		return fmt.Errorf("--min-free-disk-mib %d: the reserve cannot be negative", f.minFreeDisk)
-	}
-	if f.maxStreams > math.MaxUint32 {
-		return fmt.Errorf("--max-concurrent-streams %d: at most %d", f.maxStreams, uint32(math.MaxUint32))
-	}
-	cfg := server.Config{
-		DataDir:              f.dataDir,
-		Origin:               f.origin,
-		CheckpointInterval:   f.cpInterval,
-		BatchMaxSize:         f.batchMaxSize,
-		BatchMaxAge:          f.batchMaxAge,
-		MaxRecordBytes:       f.maxRecordBytes,
-		MaxBatchEvents:       f.maxBatchEvents,
-		MaxClockSkew:         f.maxClockSkew,
-		RebuildIndexes:       f.rebuild,
-		MinFreeDiskMiB:       f.minFreeDisk,
-		WitnessTimeout:       f.witnessTimeout,
-		WitnessFailOpen:      f.witnessFailOpen,
-		TLSCertFile:          f.tlsCert,
-		TLSKeyFile:           f.tlsKey,
-		ClientCAFile:         f.clientCA,
-		AuthPolicyFile:       f.authPolicy,
-		RateLimit:            f.rateLimit,
-		RateBurst:            f.rateBurst,
-		MaxRequestBytes:      f.maxRequestBytes,
-		MaxInflightBytes:     f.maxInflightBytes,
-		MaxConcurrentStreams: uint32(f.maxStreams),
-		LogKeyFile:           f.logKey,
-		FixPermissions:       f.fixPermissions,
-	}
-	if f.witnessPolicy != "" {
-		b, err := os.ReadFile(f.witnessPolicy)
-		if err != nil {
-			return fmt.Errorf("reading witness policy: %w", err)
-		}
-		cfg.WitnessPolicy = b
-	}
-	var err error
-	cfg.Backend, err = storageBackend(f.storage, awsbackend.Config{
-		Bucket: f.s3Bucket, Prefix: f.s3Prefix, Endpoint: f.s3Endpoint, Region: f.s3Region, PathStyle: f.s3PathStyle,
-		DSN: f.mysqlDSN, PublicTilesURL: f.publicTilesURL, Retention: f.retention, ClaimLease: f.claimLease,
-	})
+	cfg, err := f.serverConfig()
 	if err != nil {
 		return err
 	}
@@ -225,6 +189,14 @@ func run() error {
 	if !srv.TLSEnabled() {
 		logger.Warn("no --tls-cert: the listeners speak plaintext")
 	}
+	return serve(ctx, srv, gl, hl, limits, handler)
+}
+
+// serve serves srv's gRPC service on gl and its HTTP handler on hl until
+// ctx ends or a listener fails, then shuts down: gRPC calls are let finish
+// (30s at most), and srv waits for its final checkpoint (60s at most).
+func serve(ctx context.Context, srv *server.Server, gl, hl net.Listener, limits connlimit.Limits, handler slog.Handler) error {
+	logger := slog.New(handler)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
 	"github.com/stele-dev/stele/internal/connlimit"
 	"github.com/stele-dev/stele/server"
+	awsbackend "github.com/stele-dev/stele/server/backend/aws"
 )
 
 // settings are stele-server's settings, as the command line and the config
@@ -102,6 +104,57 @@ func (s *settings) options() []option {
 		opt("fix-permissions", "", &s.fixPermissions, false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start"),
 		opt("retention", "retention", &s.retention, "", "aws: S3 Object Lock on every tile and entry bundle, MODE:DURATION (governance|compliance, e.g. compliance:7y); needs a bucket with Object Lock (docs/security.md)"),
 	}
+}
+
+// serverConfig is the server.Config the settings describe.
+func (s *settings) serverConfig() (server.Config, error) {
+	if s.minFreeDisk < 0 {
+		return server.Config{}, fmt.Errorf("--min-free-disk-mib %d: the reserve cannot be negative", s.minFreeDisk)
+	}
+	if s.maxStreams > math.MaxUint32 {
+		return server.Config{}, fmt.Errorf("--max-concurrent-streams %d: at most %d", s.maxStreams, uint32(math.MaxUint32))
+	}
+	cfg := server.Config{
+		DataDir:              s.dataDir,
+		Origin:               s.origin,
+		CheckpointInterval:   s.cpInterval,
+		BatchMaxSize:         s.batchMaxSize,
+		BatchMaxAge:          s.batchMaxAge,
+		MaxRecordBytes:       s.maxRecordBytes,
+		MaxBatchEvents:       s.maxBatchEvents,
+		MaxClockSkew:         s.maxClockSkew,
+		RebuildIndexes:       s.rebuild,
+		MinFreeDiskMiB:       s.minFreeDisk,
+		WitnessTimeout:       s.witnessTimeout,
+		WitnessFailOpen:      s.witnessFailOpen,
+		TLSCertFile:          s.tlsCert,
+		TLSKeyFile:           s.tlsKey,
+		ClientCAFile:         s.clientCA,
+		AuthPolicyFile:       s.authPolicy,
+		RateLimit:            s.rateLimit,
+		RateBurst:            s.rateBurst,
+		MaxRequestBytes:      s.maxRequestBytes,
+		MaxInflightBytes:     s.maxInflightBytes,
+		MaxConcurrentStreams: uint32(s.maxStreams),
+		LogKeyFile:           s.logKey,
+		FixPermissions:       s.fixPermissions,
+	}
+	if s.witnessPolicy != "" {
+		b, err := os.ReadFile(s.witnessPolicy)
+		if err != nil {
+			return server.Config{}, fmt.Errorf("reading witness policy: %w", err)
+		}
+		cfg.WitnessPolicy = b
+	}
+	var err error
+	cfg.Backend, err = storageBackend(s.storage, awsbackend.Config{
+		Bucket: s.s3Bucket, Prefix: s.s3Prefix, Endpoint: s.s3Endpoint, Region: s.s3Region, PathStyle: s.s3PathStyle,
+		DSN: s.mysqlDSN, PublicTilesURL: s.publicTilesURL, Retention: s.retention, ClaimLease: s.claimLease,
+	})
+	if err != nil {
+		return server.Config{}, err
+	}
+	return cfg, nil
 }
 
 // register defines the options that have a flag on fs.

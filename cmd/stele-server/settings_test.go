@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,15 +31,7 @@ func settingsFrom(t *testing.T, fileJSON string, args ...string) (*flags, error)
 		}
 		args = append([]string{"--config", p}, args...)
 	}
-	if err := parseFlags(f.fs, args); err != nil {
-		t.Fatalf("flags %v: %v", args, err)
-	}
-	given := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-	if f.configPath == "" {
-		return f, nil
-	}
-	return f, loadFile(f.configPath, f.opts, given)
+	return f, f.parse(args)
 }
 
 // TestSettingsPrecedence: a flag on the command line wins over the config
