@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.st, s.store = st, st.Payloads()
 	if err := s.start(bg); err != nil {
 		cancel()
-		s.store.Close()
+		s.st.Close()
 		return nil, err
 	}
 	return s, nil
@@ -351,7 +351,7 @@ func (s *Server) Close(ctx context.Context) error {
 			s.closeErr = fmt.Errorf("waiting for the final checkpoint: %w", err)
 		}
 		s.cancel()
-		if err := s.store.Close(); err != nil && s.closeErr == nil {
+		if err := s.st.Close(); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
 	})
