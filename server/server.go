@@ -228,18 +228,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: m, auth: auth, limits: newLimits(&cfg, m.reg)}
-	// Tessera's driver runs until Close, not until ctx ends.
-	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	st, err := cfg.Backend.Open(bg, backend.Env{
+	st, err := cfg.Backend.Open(ctx, backend.Env{
 		DataDir: cfg.DataDir, VerifierKey: key.VKey, CheckpointInterval: cfg.CheckpointInterval,
 		HTTPClient: s.witnessClient(), Logger: cfg.Logger,
 	})
 	if err != nil {
-		cancel()
 		return nil, err
 	}
 	s.st, s.store = st, st.Payloads()
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
 	if err := s.start(bg); err != nil {
 		cancel()
 		s.st.Close()

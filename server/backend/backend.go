@@ -26,7 +26,8 @@ import (
 // Backend is a storage backend not yet opened: what server.Config.Backend
 // holds (posix.New, aws.New).
 type Backend interface {
-	// Open opens the log's storage for the server described by env.
+	// Open opens the log's storage for the server described by env. ctx
+	// bounds the opening only: the Storage outlives it.
 	Open(ctx context.Context, env Env) (Storage, error)
 }
 

@@ -102,8 +102,8 @@ func (s *Storage) Maintain(ctx context.Context, published func() uint64) {
 	s.sealFullTiles(ctx, published, time.Second)
 }
 
-// ReadOnlyMode is what Maintain leaves complete tiles and bundles with.
-const ReadOnlyMode = 0o444
+// readOnlyMode is what Maintain leaves complete tiles and bundles with.
+const readOnlyMode = 0o444
 
 // sealFullTiles makes every full tile and entry bundle covered by the
 // published checkpoint read-only (0444) as the log grows; partial ones and
@@ -135,7 +135,7 @@ func (s *Storage) sealFullTiles(ctx context.Context, published func() uint64, ev
 // to has and a tree of size from had not.
 func sealRange(dir string, from, to uint64) error {
 	seal := func(p string) error {
-		err := os.Chmod(filepath.Join(dir, p), ReadOnlyMode)
+		err := os.Chmod(filepath.Join(dir, p), readOnlyMode)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // not written yet (or never, for levels above the tree)
 		}
