@@ -17,11 +17,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	normalizer "github.com/stele-dev/stele/identity"
-	"github.com/stele-dev/stele/internal/mysqlstore"
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/payload"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+	"github.com/stele-dev/stele/server/backend"
 )
 
 // result is the outcome of admitting one event.
@@ -59,7 +59,7 @@ type admitter struct {
 	// claims, on aws, claims each event in the shared database before it
 	// is sequenced, so that replicas dedup exactly; nil on posix, where
 	// the inflight map is the claim.
-	claims *mysqlstore.Store
+	claims backend.Claimer
 	// next is the log's next unassigned index (for stale claims).
 	next func(context.Context) (uint64, error)
 	add  tessera.AddFn
@@ -303,13 +303,13 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 		claimed = append(claimed, p)
 	}
 	a.mu.Unlock()
-	var shared *mysqlstore.Claims
-	var sharedRes []mysqlstore.ClaimResult
+	var shared backend.Claims
+	var sharedRes []backend.ClaimResult
 	if a.claims != nil && len(claimed) > 0 {
 		shared = a.claims.NewClaims()
-		keys := make([]mysqlstore.Key, len(claimed))
+		keys := make([]backend.Key, len(claimed))
 		for i, p := range claimed {
-			keys[i] = mysqlstore.Key{Source: p.key.source, EventID: p.key.eventID}
+			keys[i] = backend.Key{Source: p.key.source, EventID: p.key.eventID}
 		}
 		sharedRes = shared.Claim(ctx, keys, a.next)
 	}
@@ -323,7 +323,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			idx, ok, err = a.store.LookupEvent(p.key.source, p.key.eventID)
 		}
 		switch {
-		case errors.Is(err, mysqlstore.ErrBusy):
+		case errors.Is(err, backend.ErrBusy):
 			a.finish(p, refuse(codes.Unavailable, "another replica is committing this (source, event_id) and did not finish in time; resubmit it to learn its index"))
 			results[p.pos] = p.f.res
 		case err != nil:
@@ -344,7 +344,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			if r, ok := a.loggedElsewhere(ctx, p); ok {
 				if shared != nil {
 					// Not sequenced: the claim goes back at once.
-					_ = shared.Release([]mysqlstore.Key{{Source: p.key.source, EventID: p.key.eventID}})
+					_ = shared.Release([]backend.Key{{Source: p.key.source, EventID: p.key.eventID}})
 				}
 				a.finish(p, r)
 				results[p.pos] = p.f.res
@@ -501,15 +501,15 @@ func (a *admitter) finish(p *pending, r result) {
 // commit writes payloads durably, sequences the leaves, indexes them and
 // resolves every flight in ps. On aws, shared holds ps's claims: those whose
 // leaves are known not to be sequenced are released.
-func (a *admitter) commit(ctx context.Context, ps []*pending, shared *mysqlstore.Claims) {
+func (a *admitter) commit(ctx context.Context, ps []*pending, shared backend.Claims) {
 	finish := a.finish
 	release := func(ps []*pending) {
 		if shared == nil {
 			return
 		}
-		keys := make([]mysqlstore.Key, len(ps))
+		keys := make([]backend.Key, len(ps))
 		for i, p := range ps {
-			keys[i] = mysqlstore.Key{Source: p.key.source, EventID: p.key.eventID}
+			keys[i] = backend.Key{Source: p.key.source, EventID: p.key.eventID}
 		}
 		// On failure the claims stay until their lease runs out.
 		_ = shared.Release(keys)

@@ -25,14 +25,24 @@ import (
 	"github.com/stele-dev/stele/internal/logkey"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/server"
+	awsbackend "github.com/stele-dev/stele/server/backend/aws"
 )
 
-func awsConfig(e awstest.Env) server.Config {
-	return server.Config{
-		Storage: server.StorageAWS, S3Bucket: e.Bucket, S3Prefix: e.Prefix, S3Endpoint: e.Endpoint,
-		S3Region: e.Region, S3PathStyle: true, MySQLDSN: e.DSN,
-		CheckpointInterval: time.Second, ClaimLease: 5 * time.Second,
+// awsConfig is a server on the aws backend of e, with edits applied to the
+// backend's configuration.
+func awsConfig(e awstest.Env, edits ...func(*awsbackend.Config)) server.Config {
+	c := awsbackend.Config{
+		Bucket: e.Bucket, Prefix: e.Prefix, Endpoint: e.Endpoint,
+		Region: e.Region, PathStyle: true, DSN: e.DSN, ClaimLease: 5 * time.Second,
 	}
+	for _, edit := range edits {
+		edit(&c)
+	}
+	b, err := awsbackend.New(c)
+	if err != nil {
+		panic(err) // the tests' own configurations
+	}
+	return server.Config{Backend: b, CheckpointInterval: time.Second}
 }
 
 // copyKey gives a second replica's data directory the first one's log key.
@@ -180,8 +190,7 @@ func TestAWSEndToEnd(t *testing.T) {
 	// first one's events, and redirects tile reads to the public URL.
 	dir2 := t.TempDir()
 	copyKey(t, dir, dir2)
-	cfg2 := awsConfig(env)
-	cfg2.PublicTilesURL = "https://tiles.example/log/"
+	cfg2 := awsConfig(env, func(c *awsbackend.Config) { c.PublicTilesURL = "https://tiles.example/log/" })
 	ts2 := startServer(t, dir2, cfg2)
 	r2 := mustAppend(t, ts2.cli, []*stelev1.Event{all[20].ev, event("entra/tenant-9/audit", "fresh-on-2", 500)})
 	if !r2[0].Duplicate || r2[0].Index != all[20].idx || r2[1].Duplicate {
@@ -292,20 +301,18 @@ func healthz(t *testing.T, base string) (int, string) {
 // culprit, while the database or the object store is unreachable.
 func TestAWSHealthFailsWithoutBackends(t *testing.T) {
 	env := awstest.New(t)
-	cfg := awsConfig(env)
 	dsn, err := mysql.ParseDSN(env.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	db := newCutter(t, dsn.Addr)
 	dsn.Addr = db.l.Addr().String()
-	cfg.MySQLDSN = dsn.FormatDSN()
 	u, err := url.Parse(env.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s3 := newCutter(t, u.Host)
-	cfg.S3Endpoint = "http://" + s3.l.Addr().String()
+	cfg := awsConfig(env, func(c *awsbackend.Config) { c.DSN, c.Endpoint = dsn.FormatDSN(), "http://"+s3.l.Addr().String() })
 	ts := startServer(t, t.TempDir(), cfg)
 	mustAppend(t, ts.cli, []*stelev1.Event{event("entra/t/audit", "h1", 300)})
 	waitHealth := func(want int, substr string) {

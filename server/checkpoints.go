@@ -44,10 +44,20 @@ func newCheckpoints(s *Server) *checkpoints {
 	return c
 }
 
+// publishedSize is the size of the latest published checkpoint, 0 before
+// the first.
+func (c *checkpoints) publishedSize() uint64 {
+	if cp := c.latest(); cp != nil {
+		return cp.size
+	}
+	return 0
+}
+
 func (c *checkpoints) run(ctx context.Context) {
 	every := min(c.s.cfg.CheckpointInterval/10, 50*time.Millisecond)
-	if c.s.aws != nil {
-		// Each look is a GET from the bucket, from every replica.
+	if c.s.st.Shared() != nil {
+		// A log shared by replicas: each look is a GET from the object
+		// store, from every replica.
 		every = 250 * time.Millisecond
 	}
 	t := time.NewTicker(every)

@@ -19,6 +19,7 @@ import (
 	"github.com/stele-dev/stele/internal/tiles"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/server"
+	awsbackend "github.com/stele-dev/stele/server/backend/aws"
 )
 
 // TestMigratePOSIXToAWS migrates a posix log (with an erased entry) to the
@@ -43,9 +44,9 @@ func TestMigratePOSIXToAWS(t *testing.T) {
 	}
 	ts.stop(t)
 
-	cfg := awsConfig(env)
-	cfg.Logger = quietLogger()
-	n, err := server.MigrateToAWS(ctx, cfg, dir, 4)
+	dst := awsConfig(env).Backend.(*awsbackend.Backend)
+	opts := awsbackend.MigrateOptions{SrcDir: dir, Workers: 4, Logger: quietLogger()}
+	n, err := dst.Migrate(ctx, opts)
 	if err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -53,7 +54,7 @@ func TestMigratePOSIXToAWS(t *testing.T) {
 		t.Fatalf("migrated %d entries, want 601", n)
 	}
 	// Again: resumes, changes nothing.
-	if n2, err := server.MigrateToAWS(ctx, cfg, dir, 4); err != nil || n2 != n {
+	if n2, err := dst.Migrate(ctx, opts); err != nil || n2 != n {
 		t.Fatalf("second migrate: %d %v", n2, err)
 	}
 

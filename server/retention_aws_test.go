@@ -16,6 +16,7 @@ import (
 	"github.com/stele-dev/stele/internal/awstest"
 	"github.com/stele-dev/stele/internal/cli"
 	"github.com/stele-dev/stele/server"
+	awsbackend "github.com/stele-dev/stele/server/backend/aws"
 )
 
 func s3Client(t *testing.T, env awstest.Env) *s3.Client {
@@ -43,8 +44,7 @@ func TestAWSRetention(t *testing.T) {
 	}
 
 	// Without Object Lock: refused, with the way out.
-	cfg := awsConfig(env)
-	cfg.Retention = "governance:1h"
+	cfg := awsConfig(env, func(c *awsbackend.Config) { c.Retention = "governance:1h" })
 	dir := t.TempDir()
 	cfg.DataDir = dir
 	cfg.Logger = quietLogger()
@@ -52,8 +52,7 @@ func TestAWSRetention(t *testing.T) {
 		t.Fatalf("server on a bucket without Object Lock: %v", err)
 	}
 
-	cfg = awsConfig(env)
-	cfg.S3Bucket, cfg.Retention = lockBucket, "governance:1h"
+	cfg = awsConfig(env, func(c *awsbackend.Config) { c.Bucket, c.Retention = lockBucket, "governance:1h" })
 	ts := startServer(t, dir, cfg)
 	all := appendConcurrently(t, ts.cli, 1, 2, 300, 300)
 	if _, err := ts.cli.Receipt(ctx, uint64(len(all)-1)); err != nil {

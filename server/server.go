@@ -19,8 +19,8 @@ import (
 
 	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/logkey"
-	"github.com/stele-dev/stele/internal/mysqlstore"
-	"github.com/stele-dev/stele/internal/store"
+	"github.com/stele-dev/stele/server/backend"
+	"github.com/stele-dev/stele/server/backend/posix"
 )
 
 // DefaultOrigin is the origin of a log created without one.
@@ -29,43 +29,22 @@ const DefaultOrigin = "stele.localhost/log"
 // Config configures a Server. Zero values take the documented defaults.
 type Config struct {
 	// DataDir holds the log, the payload store and the log key.
-	// Default "./stele-data". With Storage "aws" it holds only the log key.
+	// Default "./stele-data". With the aws backend it holds only the log key.
 	DataDir string
-	// Storage is the backend: StoragePOSIX (default) or StorageAWS.
-	Storage string
-	// S3Bucket, S3Prefix (an optional object-key prefix), S3Endpoint (empty:
-	// AWS's), S3Region and S3PathStyle locate the log's objects on aws.
-	// Credentials come from the standard AWS sources (environment, shared
-	// config, instance or pod identity).
-	S3Bucket    string
-	S3Prefix    string
-	S3Endpoint  string
-	S3Region    string
-	S3PathStyle bool
-	// MySQLDSN names the MySQL-compatible database on aws
-	// (go-sql-driver/mysql syntax: user:password@tcp(host:port)/database).
-	MySQLDSN string
-	// PublicTilesURL, on aws, makes the tlog-tiles routes redirect (302)
-	// to this base URL (the bucket or a CDN) instead of proxying reads.
-	PublicTilesURL string
+	// Backend is where the log is kept: posix.New() (the default: DataDir)
+	// from server/backend/posix, or aws.New(...) from server/backend/aws
+	// (an S3-compatible bucket and a MySQL-compatible database shared by
+	// replicas).
+	Backend backend.Backend
 	// LogKeyFile is the log's private key file. Empty: DataDir/log.key,
 	// created when absent. A named file is never created: replicas on aws
 	// must share one key.
 	LogKeyFile string
-	// Retention, on aws, is "MODE:DURATION" (governance or compliance, e.g.
-	// compliance:7y): every tile and entry bundle is written with that S3
-	// Object Lock retention, and the server refuses to start on a bucket
-	// without Object Lock (internal/worm, docs/security.md).
-	Retention string
 	// LogKey, when set, is the log's key, held elsewhere (an HSM through
 	// PKCS#11: logkey.FromSigner over internal/hsm); LogKeyFile and the data
 	// directory's log.key are then not read. Its verifier key is written to
 	// DataDir/log.pub. The caller closes whatever holds it after Close.
 	LogKey *logkey.Key
-	// ClaimLease is how long, on aws, a replica's claim on an event stands
-	// before another replica may take it over (internal/mysqlstore).
-	// Default 2 minutes.
-	ClaimLease time.Duration
 	// Origin names the log in its checkpoints. Empty means the existing
 	// key's origin, or DefaultOrigin for a new log.
 	Origin string
@@ -141,8 +120,8 @@ func (c *Config) setDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = "./stele-data"
 	}
-	if c.Storage == "" {
-		c.Storage = StoragePOSIX
+	if c.Backend == nil {
+		c.Backend = posix.New()
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
@@ -189,7 +168,7 @@ type Server struct {
 	log      *slog.Logger
 	key      *logkey.Key
 	store    payloadStore
-	aws      *awsBackend // nil on posix
+	st       backend.Storage
 	reader   *cachingReader
 	shutdown func(context.Context) error
 	admit    *admitter
@@ -198,7 +177,6 @@ type Server struct {
 	auth     *authState
 	limits   *limits
 	cancel   context.CancelFunc
-	logDir   string
 
 	eraseMu sync.Mutex
 
@@ -211,9 +189,6 @@ type Server struct {
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.checkLimits(); err != nil {
-		return nil, err
-	}
-	if err := cfg.checkStorage(); err != nil {
 		return nil, err
 	}
 	fixed, err := durable.PrivateDir(cfg.DataDir, cfg.FixPermissions)
@@ -252,51 +227,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: m, auth: auth, limits: newLimits(&cfg, m.reg), logDir: filepath.Join(cfg.DataDir, "log")}
-	if cfg.Storage == StorageAWS {
-		shared, err := mysqlstore.Open(ctx, cfg.MySQLDSN, mysqlstore.Options{ClaimLease: cfg.ClaimLease})
-		if err != nil {
-			return nil, err
-		}
-		if err := shared.BindLogKey(ctx, key.VKey); err != nil {
-			shared.Close()
-			return nil, err
-		}
-		s.store, s.aws = shared, &awsBackend{shared: shared}
-	} else {
-		st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{})
-		if err != nil {
-			return nil, err
-		}
-		// Finish erasures that a crash interrupted before their bytes left the disk.
-		if n, err := st.PurgePending(ctx); err != nil {
-			st.Close()
-			return nil, err
-		} else if n > 0 {
-			cfg.Logger.Info("finished interrupted erasures", "payloads", n)
-		}
-		s.store = st
+	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: m, auth: auth, limits: newLimits(&cfg, m.reg)}
+	st, err := cfg.Backend.Open(ctx, backend.Env{
+		DataDir: cfg.DataDir, VerifierKey: key.VKey, CheckpointInterval: cfg.CheckpointInterval,
+		HTTPClient: s.witnessClient(), Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
 	}
+	s.st, s.store = st, st.Payloads()
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if err := s.start(bg); err != nil {
 		cancel()
-		s.store.Close()
+		s.st.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
 func (s *Server) start(ctx context.Context) error {
-	driver, err := s.driver(ctx)
-	if err != nil {
-		return err
-	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(s.key.Signer).
 		WithCheckpointInterval(s.cfg.CheckpointInterval).
 		WithBatching(s.cfg.BatchMaxSize, s.cfg.BatchMaxAge)
-	s.tuneAppend(opts)
+	s.st.TuneAppend(opts)
 	if len(s.cfg.WitnessPolicy) > 0 {
 		wg, err := tessera.NewWitnessGroupFromPolicy(s.cfg.WitnessPolicy)
 		if err != nil {
@@ -309,8 +264,8 @@ func (s *Server) start(ctx context.Context) error {
 		s.log.Info("witness policy", "witnesses", len(wg.Endpoints()), "timeout", s.cfg.WitnessTimeout, "fail_open", s.cfg.WitnessFailOpen)
 	}
 	s.rewitnessAtStart(s.witnessPolicy())
-	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
-	if err != nil && len(s.cfg.WitnessPolicy) > 0 && s.aws == nil && strings.Contains(err.Error(), "failed to publish checkpoint") {
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, s.st.Driver(), opts)
+	if err != nil && len(s.cfg.WitnessPolicy) > 0 && s.st.Shared() == nil && strings.Contains(err.Error(), "failed to publish checkpoint") {
 		// A new posix log publishes its empty checkpoint while starting;
 		// Tessera gives up when the witnesses refuse it (one that does not
 		// know the log yet answers 404). The log's directory now exists, so
@@ -318,7 +273,7 @@ func (s *Server) start(ctx context.Context) error {
 		// goes to the witnesses at every tick until they cosign it: the
 		// server runs, admits, and reports stele_checkpoint_stalled.
 		s.log.Warn("the new log's first checkpoint was not cosigned by the witness policy's quorum; starting anyway, checkpoints are published once the witnesses cosign", "err", err)
-		appender, shutdown, reader, err = tessera.NewAppender(ctx, driver, opts)
+		appender, shutdown, reader, err = tessera.NewAppender(ctx, s.st.Driver(), opts)
 	}
 	if err != nil {
 		return fmt.Errorf("starting log appender: %w", err)
@@ -335,15 +290,12 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.cps = newCheckpoints(s)
 	go s.cps.run(ctx)
-	if s.aws == nil {
-		go s.sealFullTiles(ctx, time.Second)
-	}
+	go s.st.Maintain(ctx, s.cps.publishedSize)
 	var marks *watermark
-	var claims *mysqlstore.Store
-	if s.aws == nil {
+	claims := s.st.Shared()
+	if claims == nil {
 		marks = newWatermark(s.store, s.log, size)
 	} else {
-		claims = s.aws.shared
 		go s.followIndexes(ctx, time.Second)
 	}
 	s.admit = &admitter{
@@ -397,7 +349,7 @@ func (s *Server) Close(ctx context.Context) error {
 			s.closeErr = fmt.Errorf("waiting for the final checkpoint: %w", err)
 		}
 		s.cancel()
-		if err := s.store.Close(); err != nil && s.closeErr == nil {
+		if err := s.st.Close(); err != nil && s.closeErr == nil {
 			s.closeErr = err
 		}
 	})

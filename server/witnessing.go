@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/stele-dev/stele/client"
 )
@@ -111,32 +108,23 @@ func (s *Server) witnessPolicy() *client.Policy {
 }
 
 // rewitnessAtStart makes Tessera republish (and so send to the witnesses)
-// a posix log's latest checkpoint at its first tick when that checkpoint
-// does not meet the witness policy, or is not signed by the log's key (the
-// key was rotated: docs/operations.md): a server restarted with a policy,
-// new witnesses or a new key would otherwise serve no acceptable checkpoint
-// until the next event (or Tessera's 10-minute republish). Tessera
-// republishes an unchanged checkpoint once it is older than the republish
-// interval, so the file's time is set back.
+// the log's latest checkpoint at its first tick when that checkpoint does
+// not meet the witness policy, or is not signed by the log's key (the key
+// was rotated: docs/operations.md): a server restarted with a policy, new
+// witnesses or a new key would otherwise serve no acceptable checkpoint
+// until the next event (or Tessera's 10-minute republish). How is the
+// backend's (Storage.RepublishStale).
 func (s *Server) rewitnessAtStart(policy *client.Policy) {
-	if s.aws != nil {
-		return
-	}
-	path := filepath.Join(s.logDir, layout.CheckpointPath)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return // a new log: its first checkpoint goes to the witnesses anyway
-	}
-	cp, err := client.ParseCheckpoint(raw, s.key.Verifier)
-	switch {
-	case err != nil:
-		s.log.Warn("the latest checkpoint is not signed by the log's key (a key rotation?): publishing it again signed by this key", "err", err)
-	case policy != nil && policy.Check(cp) != nil:
-		s.log.Warn("the latest checkpoint does not meet the witness policy: sending it to the witnesses now", "size", cp.Size, "reason", policy.Check(cp))
-	default:
-		return
-	}
-	if err := os.Chtimes(path, time.Unix(0, 0), time.Unix(0, 0)); err != nil {
-		s.log.Warn("could not mark the checkpoint for republication; it is republished with the next event", "err", err)
-	}
+	s.st.RepublishStale(func(raw []byte) bool {
+		cp, err := client.ParseCheckpoint(raw, s.key.Verifier)
+		switch {
+		case err != nil:
+			s.log.Warn("the latest checkpoint is not signed by the log's key (a key rotation?): publishing it again signed by this key", "err", err)
+		case policy != nil && policy.Check(cp) != nil:
+			s.log.Warn("the latest checkpoint does not meet the witness policy: sending it to the witnesses now", "size", cp.Size, "reason", policy.Check(cp))
+		default:
+			return true
+		}
+		return false
+	})
 }

@@ -9,25 +9,19 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stele-dev/stele/server/backend"
 )
 
-// Key is a dedup key.
-type Key struct{ Source, EventID string }
-
-// ClaimResult is the outcome of claiming one key.
-type ClaimResult struct {
-	// Admitted is true when the key is already in the log, at Index. When
-	// it is false and Err is nil, the key is claimed by this Claims: the
-	// caller sequences its leaf and then records it with PutIndexes.
-	Admitted bool
-	Index    uint64
-	// Err is ErrBusy when another replica's claim stood until ctx ended,
-	// or a database error.
-	Err error
-}
+// Key, ClaimResult and ErrBusy are the backend interface's claim
+// vocabulary (server/backend), which Claims implements.
+type (
+	Key         = backend.Key
+	ClaimResult = backend.ClaimResult
+)
 
 // ErrBusy says that another replica is committing the same event.
-var ErrBusy = errors.New("another replica is committing this (source, event_id)")
+var ErrBusy = backend.ErrBusy
 
 // Claims is one batch's claims; each batch takes a new token, so a claim
 // left behind by a failed commit is never mistaken for a live one.

@@ -1,13 +1,15 @@
-package server
+package aws
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -17,45 +19,57 @@ import (
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/internal/tiles"
 	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/server/backend"
 )
 
-// MigrateToAWS copies the posix log in srcDir (a stopped stele-server's
-// --data-dir) to the aws backend that cfg names: Tessera's migration copies
-// the entry bundles and rebuilds the tree, and fails unless the new tree's
-// root equals the source checkpoint's; then the payloads, erasure tombstones
-// and dedup and leaf-hash indexes are copied into the database. The log key
-// is cfg.LogKeyFile, or srcDir's log.key. Running it again resumes. It
-// returns the migrated log size; start stele-server on aws with the same
-// key to go on appending.
-func MigrateToAWS(ctx context.Context, cfg Config, srcDir string, workers uint) (uint64, error) {
-	cfg.setDefaults()
-	cfg.Storage = StorageAWS
-	if err := cfg.checkStorage(); err != nil {
-		return 0, err
+// MigrateOptions says what Migrate copies.
+type MigrateOptions struct {
+	// SrcDir is the posix log's data directory (a stopped stele-server's
+	// --data-dir).
+	SrcDir string
+	// LogKeyFile is the log's key; empty: SrcDir's log.key.
+	LogKeyFile string
+	// Origin, when set, must be the key's origin.
+	Origin string
+	// Workers is how many entry bundles are copied at once.
+	Workers uint
+	// Logger receives progress. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Migrate copies the posix log in o.SrcDir to the aws backend b: Tessera's
+// migration copies the entry bundles and rebuilds the tree, and fails
+// unless the new tree's root equals the source checkpoint's; then the
+// payloads, erasure tombstones and dedup and leaf-hash indexes are copied
+// into the database. Running it again resumes. It returns the migrated log
+// size; start stele-server on aws with the same key to go on appending.
+func (b *Backend) Migrate(ctx context.Context, o MigrateOptions) (uint64, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
-	keyFile := cfg.LogKeyFile
+	keyFile := o.LogKeyFile
 	if keyFile == "" {
-		keyFile = filepath.Join(srcDir, logkey.PrivateFile)
+		keyFile = filepath.Join(o.SrcDir, logkey.PrivateFile)
 	}
-	key, err := logkey.Load(keyFile, cfg.Origin)
+	key, err := logkey.Load(keyFile, o.Origin)
 	if err != nil {
 		return 0, err
 	}
-	logDir := filepath.Join(srcDir, "log")
+	logDir := filepath.Join(o.SrcDir, "log")
 	raw, err := os.ReadFile(filepath.Join(logDir, layout.CheckpointPath))
 	if err != nil {
-		return 0, fmt.Errorf("reading the source checkpoint (is %s a stele-server data directory?): %w", srcDir, err)
+		return 0, fmt.Errorf("reading the source checkpoint (is %s a stele-server data directory?): %w", o.SrcDir, err)
 	}
 	cp, _, _, err := log.ParseCheckpoint(raw, key.Signer.Name(), key.Verifier)
 	if err != nil {
 		return 0, fmt.Errorf("the source checkpoint does not verify with the log key %s: %w", keyFile, err)
 	}
-	src, err := store.Open(filepath.Join(srcDir, "store"), store.Options{})
+	src, err := store.Open(filepath.Join(o.SrcDir, "store"), store.Options{})
 	if err != nil {
 		return 0, err
 	}
 	defer src.Close()
-	shared, err := mysqlstore.Open(ctx, cfg.MySQLDSN, mysqlstore.Options{})
+	shared, err := mysqlstore.Open(ctx, b.cfg.DSN, mysqlstore.Options{})
 	if err != nil {
 		return 0, err
 	}
@@ -63,8 +77,8 @@ func MigrateToAWS(ctx context.Context, cfg Config, srcDir string, workers uint) 
 	if err := shared.BindLogKey(ctx, key.VKey); err != nil {
 		return 0, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: newMetrics(), aws: &awsBackend{shared: shared}}
-	driver, err := s.awsDriver(ctx)
+	s := &Storage{cfg: b.cfg, shared: shared}
+	driver, err := s.openDriver(ctx, backend.Env{Logger: o.Logger})
 	if err != nil {
 		return 0, err
 	}
@@ -73,14 +87,14 @@ func MigrateToAWS(ctx context.Context, cfg Config, srcDir string, workers uint) 
 		return 0, fmt.Errorf("starting the migration: %w", err)
 	}
 	dir := tiles.DirReader(logDir)
-	s.log.Info("migrating the log", "from", srcDir, "size", cp.Size, "bucket", cfg.S3Bucket, "prefix", cfg.S3Prefix)
-	if err := mt.Migrate(ctx, workers, cp.Size, cp.Hash, dir.ReadEntryBundle); err != nil {
+	o.Logger.Info("migrating the log", "from", o.SrcDir, "size", cp.Size, "bucket", b.cfg.Bucket, "prefix", b.cfg.Prefix)
+	if err := mt.Migrate(ctx, o.Workers, cp.Size, cp.Hash, dir.ReadEntryBundle); err != nil {
 		return 0, fmt.Errorf("migrating the log: %w", err)
 	}
 	if err := shared.AdvanceSequencer(ctx, cp.Size); err != nil {
 		return 0, err
 	}
-	s.log.Info("log migrated; copying payloads and indexes", "size", cp.Size)
+	o.Logger.Info("log migrated; copying payloads and indexes", "size", cp.Size)
 	if err := copyStore(ctx, dir, cp.Size, src, shared); err != nil {
 		return 0, err
 	}
@@ -119,7 +133,7 @@ func copyStore(ctx context.Context, dir tiles.Reader, size uint64, src *store.St
 			if err != nil {
 				return fmt.Errorf("leaf %d does not parse as leaf v1: %w", idx, err)
 			}
-			salt, data, err := src.GetPayload(payloadRef(l))
+			salt, data, err := src.GetPayload(store.Ref{Admitted: l.AdmittedTime, Digest: l.PayloadDigest})
 			switch {
 			case errors.Is(err, store.ErrErased):
 				t, err := src.Tombstone(l.PayloadDigest)
@@ -134,7 +148,7 @@ func copyStore(ctx context.Context, dir tiles.Reader, size uint64, src *store.St
 			default:
 				ps = append(ps, store.Payload{Digest: l.PayloadDigest, Admitted: l.AdmittedTime, Salt: salt, Data: data})
 			}
-			ix = append(ix, store.Indexed{Source: l.Source, EventID: l.EventID, LeafHash: leafHash(e), Index: idx})
+			ix = append(ix, store.Indexed{Source: l.Source, EventID: l.EventID, LeafHash: [32]byte(rfc6962.DefaultHasher.HashLeaf(e)), Index: idx})
 			if len(ix) >= flushAt {
 				if err := flush(); err != nil {
 					return err
