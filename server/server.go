@@ -17,6 +17,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 
+	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/internal/mysqlstore"
@@ -135,6 +136,15 @@ type Config struct {
 	FixPermissions bool
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+	// ReadOnly serves the log without ever starting the appender: nothing
+	// is written, and Append and EraseEvent answer FailedPrecondition
+	// (readonly.go). A frozen log is always served read-only.
+	ReadOnly bool
+	// SuccessorKey and SuccessorURL name the log that continues this one
+	// (its verifier key, whose name is its origin, and where it is served),
+	// for read-only refusals; a frozen log's freeze statement names its own.
+	SuccessorKey string
+	SuccessorURL string
 }
 
 func (c *Config) setDefaults() {
@@ -199,6 +209,8 @@ type Server struct {
 	limits   *limits
 	cancel   context.CancelFunc
 	logDir   string
+	readOnly bool           // readonly.go
+	frozen   *client.Freeze // freeze.go
 
 	eraseMu sync.Mutex
 
@@ -228,8 +240,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if cfg.Storage == StoragePOSIX && !cfg.ReadOnly {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "log", client.FreezePath)); err == nil {
+			cfg.Logger.Warn("the log is frozen: serving it read-only", "data_dir", cfg.DataDir)
+			cfg.ReadOnly = true
+		}
+	}
 	var key *logkey.Key
 	switch {
+	case cfg.ReadOnly:
+		key, err = readOnlyKey(&cfg)
 	case cfg.LogKey != nil:
 		key = cfg.LogKey
 		if cfg.Origin != "" && key.Signer.Name() != cfg.Origin {
@@ -258,18 +278,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := shared.BindLogKey(ctx, key.VKey); err != nil {
+		if cfg.ReadOnly {
+			// Nothing is written: the key binding is only checked at a writer's start.
+		} else if err := shared.BindLogKey(ctx, key.VKey); err != nil {
 			shared.Close()
 			return nil, err
 		}
 		s.store, s.aws = shared, &awsBackend{shared: shared}
 	} else {
-		st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{})
+		st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.Options{ReadOnly: cfg.ReadOnly})
 		if err != nil {
 			return nil, err
 		}
 		// Finish erasures that a crash interrupted before their bytes left the disk.
-		if n, err := st.PurgePending(ctx); err != nil {
+		if cfg.ReadOnly {
+			// (left to the next writer)
+		} else if n, err := st.PurgePending(ctx); err != nil {
 			st.Close()
 			return nil, err
 		} else if n > 0 {
@@ -291,6 +315,16 @@ func (s *Server) start(ctx context.Context) error {
 	driver, err := s.driver(ctx)
 	if err != nil {
 		return err
+	}
+	if s.cfg.ReadOnly {
+		return s.startReadOnly(ctx)
+	}
+	if f, err := s.readFreeze(ctx); err != nil || f != nil {
+		if err != nil {
+			return err
+		}
+		s.log.Warn("the log is frozen: serving it read-only")
+		return s.startReadOnly(ctx)
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(s.key.Signer).

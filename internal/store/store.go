@@ -57,6 +57,9 @@ type Options struct {
 	// InMemory keeps everything in memory (for tests of code that is not
 	// about durability).
 	InMemory bool
+	// ReadOnly opens the store without writing to it (a read-only server):
+	// writes fail.
+	ReadOnly bool
 }
 
 // Store is the payload and index store. It is safe for concurrent use.
@@ -84,6 +87,7 @@ func Open(dir string, o Options) (*Store, error) {
 			MemTableSize:                memtable,
 			MemTableStopWritesThreshold: 4,
 			Logger:                      quietLogger{},
+			ReadOnly:                    o.ReadOnly,
 		}
 		// Bloom filters let a lookup for an absent key (every new event's
 		// dedup check) skip reading data blocks.
