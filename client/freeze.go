@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // FreezePath is where a frozen log serves its freeze statement, beside its
@@ -216,4 +219,58 @@ func (l *TileLog) Freeze(ctx context.Context) (*Freeze, *Checkpoint, error) {
 			ErrVerification, f.Origin, f.Size, f.Root, cp.Size, cp.Root)
 	}
 	return f, cp, nil
+}
+
+// The google.rpc.ErrorInfo a read-only or frozen log attaches to the
+// FailedPrecondition with which it refuses an append or an erasure. Its
+// metadata holds the log's origin, the frozen size (a frozen log only) and
+// the successor log when one is known.
+const (
+	ReadOnlyReason   = "LOG_READ_ONLY"
+	ErrorDomain      = "stele.dev"
+	MetaOrigin       = "origin"
+	MetaFrozenSize   = "frozen_size"
+	MetaSuccessor    = "successor_origin"
+	MetaSuccessorKey = "successor_key"
+	MetaSuccessorURL = "successor_url"
+)
+
+// ReadOnlyError is a read-only or frozen log's refusal of a write.
+type ReadOnlyError struct {
+	Origin string
+	// Frozen says the log is frozen (at FrozenSize entries), not only
+	// served read-only.
+	Frozen     bool
+	FrozenSize uint64
+	// Successor, SuccessorKey and SuccessorURL name the log to send new
+	// events to; empty when the server knows none. The key is as the
+	// refusing server says: check it against the freeze statement
+	// (Chain.Next) before trusting the successor's checkpoints with it.
+	Successor, SuccessorKey, SuccessorURL string
+	Message                               string
+}
+
+func (e *ReadOnlyError) Error() string { return e.Message }
+
+// AsReadOnly reports whether err is a read-only or frozen log's refusal.
+func AsReadOnly(err error) (*ReadOnlyError, bool) {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.FailedPrecondition {
+		return nil, false
+	}
+	for _, d := range st.Details() {
+		ei, ok := d.(*errdetails.ErrorInfo)
+		if !ok || ei.Domain != ErrorDomain || ei.Reason != ReadOnlyReason {
+			continue
+		}
+		m := ei.Metadata
+		e := &ReadOnlyError{Origin: m[MetaOrigin], Successor: m[MetaSuccessor], SuccessorKey: m[MetaSuccessorKey], SuccessorURL: m[MetaSuccessorURL], Message: st.Message()}
+		if s, ok := m[MetaFrozenSize]; ok {
+			if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+				e.Frozen, e.FrozenSize = true, n
+			}
+		}
+		return e, true
+	}
+	return nil, false
 }

@@ -27,19 +27,6 @@ import (
 // the bucket or the database. Append, AppendStream and EraseEvent answer
 // FailedPrecondition, naming the successor log when there is one.
 
-// FrozenReason is the google.rpc.ErrorInfo reason that a read-only or frozen
-// log's refusal of an append or an erasure carries, with the successor in
-// its metadata (SuccessorOrigin, SuccessorKey, SuccessorURL) when known.
-const (
-	FrozenReason     = "LOG_READ_ONLY"
-	FrozenDomain     = "stele.dev"
-	MetaOrigin       = "origin"
-	MetaFrozenSize   = "frozen_size"
-	MetaSuccessor    = "successor_origin"
-	MetaSuccessorKey = "successor_key"
-	MetaSuccessorURL = "successor_url"
-)
-
 // readOnlyKey is the log's key for a read-only server, which signs
 // nothing: the configured key if any (a key file is only read), else the
 // data directory's log.key if present, else its log.pub.
@@ -152,10 +139,10 @@ func (s *Server) successor() (origin, key, url string) {
 // to what would write: append or erase.
 func (s *Server) refuseWrites(what string) error {
 	var b strings.Builder
-	meta := map[string]string{MetaOrigin: s.cfg.Origin}
+	meta := map[string]string{client.MetaOrigin: s.cfg.Origin}
 	if f := s.frozen; f != nil {
 		fmt.Fprintf(&b, "log %s is frozen at size %d: it takes no more %s", s.cfg.Origin, f.Size, what)
-		meta[MetaFrozenSize] = strconv.FormatUint(f.Size, 10)
+		meta[client.MetaFrozenSize] = strconv.FormatUint(f.Size, 10)
 	} else {
 		fmt.Fprintf(&b, "log %s is served read-only: it takes no %s here", s.cfg.Origin, what)
 	}
@@ -165,13 +152,13 @@ func (s *Server) refuseWrites(what string) error {
 			fmt.Fprintf(&b, " at %s", url)
 		}
 		b.WriteString(": send new events there")
-		meta[MetaSuccessor], meta[MetaSuccessorKey] = origin, key
+		meta[client.MetaSuccessor], meta[client.MetaSuccessorKey] = origin, key
 		if url != "" {
-			meta[MetaSuccessorURL] = url
+			meta[client.MetaSuccessorURL] = url
 		}
 	}
 	st := status.New(codes.FailedPrecondition, b.String())
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: FrozenReason, Domain: FrozenDomain, Metadata: meta}); err == nil {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: client.ReadOnlyReason, Domain: client.ErrorDomain, Metadata: meta}); err == nil {
 		st = d
 	}
 	return st.Err()

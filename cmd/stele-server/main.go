@@ -151,6 +151,7 @@ type flags struct {
 	headerTimeout, idleTimeout                      *time.Duration
 	maxConns                                        *int
 	fixPermissions                                  *bool
+	lc                                              lifecycleFlags // lifecycle.go
 }
 
 func newFlags() *flags {
@@ -194,6 +195,7 @@ func newFlags() *flags {
 	f.maxConns = fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on each listener; more wait until one closes")
 	f.fixPermissions = fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
 	f.retention = fs.String("retention", "", "aws: S3 Object Lock on every tile and entry bundle, MODE:DURATION (governance|compliance, e.g. compliance:7y); needs a bucket with Object Lock (docs/security.md)")
+	f.lc = addLifecycleFlags(fs)
 	return f
 }
 
@@ -232,8 +234,13 @@ func run() error {
 		rebuild    = f.rebuild
 		logFormat  = f.logFormat
 	)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: stele-server [migrate] [flags]") }
-	if err := parseFlags(fs, os.Args[1:]); err != nil {
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: stele-server [migrate|pkcs11-keygen|freeze] [flags]") }
+	args := os.Args[1:]
+	freezing := len(args) > 0 && args[0] == "freeze" // lifecycle.go
+	if freezing {
+		args = args[1:]
+	}
+	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -371,6 +378,12 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if err := f.lc.apply(&cfg); err != nil {
+		return err
+	}
+	if freezing {
+		return freezeLog(ctx, cfg, f.lc, logger)
+	}
 
 	gl, err := net.Listen("tcp", grpcListen)
 	if err != nil {
