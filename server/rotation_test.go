@@ -20,52 +20,9 @@ import (
 	"github.com/stele-dev/stele/internal/cli"
 	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/monitor"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
-
-var (
-	steleOnce sync.Once
-	steleBin  string
-	steleErr  error
-)
-
-// steleBinary builds cmd/stele once per test run.
-func steleBinary(t *testing.T) string {
-	t.Helper()
-	steleOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stele-cli")
-		if err != nil {
-			steleErr = err
-			return
-		}
-		steleBin = filepath.Join(dir, "stele")
-		if out, err := exec.Command("go", "build", "-o", steleBin, "../cmd/stele").CombinedOutput(); err != nil {
-			steleErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if steleErr != nil {
-		t.Fatal(steleErr)
-	}
-	return steleBin
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startProcessAt is startProcess on the given listen addresses, so that a
 // restarted server is found where it was.
@@ -108,20 +65,27 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestRotateLiveLog rotates a live log as docs/operations.md says, with
 // events flowing and a monitor running: log 1 and its successor log 2 are
 // witnessed by a real stele-witness; a producer appends all along; log 1 is
 // stopped, frozen (stele-server freeze, naming log 2) and started again,
 // read-only by itself; the producer, refused with FailedPrecondition
-// naming log 2, moves there. Across the boundary: the monitor (a real
-// `stele monitor` process started on log 1) reports log 1 frozen and goes
-// on verifying log 2; `stele audit --follow-chain` audits both;
+// naming log 2, moves there. Across the boundary: the monitor
+// (monitor.Follower, started on log 1) reports log 1 frozen and goes on
+// verifying log 2, and so does `stele monitor` started on log 1; `stele audit --follow-chain` audits both;
 // `stele verify --log` of a receipt from log 1 verifies and reports the
 // freeze; every event the producer sent is in exactly one of the logs.
 func TestRotateLiveLog(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs four binaries")
-	}
+	start := time.Now()
 	dirA := filepath.Join(t.TempDir(), "log-1")
 	dirB := filepath.Join(t.TempDir(), "log-2")
 	keyA, err := logkey.LoadOrCreate(dirA, "audit.stele.test/log-1", "")
@@ -151,20 +115,59 @@ func TestRotateLiveLog(t *testing.T) {
 	pB := startProcess(t, dirB, "--witness-policy", policyPath)
 	urlA, urlB := "http://"+hA+"/", "http://"+pB.httpAddr+"/"
 
-	// The monitor, started on log 1 only.
-	mon := exec.Command(steleBinary(t), "monitor", "--log", urlA, "--log-key", pubA, "--policy", policyPath,
-		"--state", filepath.Join(t.TempDir(), "monitor-state"), "--interval", "200ms")
-	var monOut, monErr syncBuffer
-	mon.Stdout, mon.Stderr = &monOut, &monErr
-	if err := mon.Start(); err != nil {
+	// The monitor, started on log 1 only: monitor.Follower, as
+	// `stele monitor` runs it (the CLI is run on the chain at the end).
+	pol, err := client.ParsePolicy(mustRead(t, policyPath))
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		if mon.ProcessState == nil {
-			mon.Process.Kill()
-			mon.Wait()
+	lgA, err := client.NewTileLog(urlA, keyA.Verifier, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		monMu     sync.Mutex
+		monAlerts []monitor.Alert
+		monAt     string // "origin size" the monitor has verified
+	)
+	monState := t.TempDir()
+	follower, err := monitor.NewFollower(&client.Chain{Policy: pol}, lgA, func(link *client.ChainLink) (*monitor.Monitor, error) {
+		st, err := client.NewStateStore(monState, link.Log.Verifier(), link.Log.ConsistencyProof)
+		if err != nil {
+			return nil, err
+		}
+		return monitor.New(monitor.Config{Log: link.Log, State: st, Policy: pol, Rules: monitor.DefaultRules(),
+			Alert: func(a monitor.Alert) error { monMu.Lock(); defer monMu.Unlock(); monAlerts = append(monAlerts, a); return nil }})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(context.Background())
+	monDone := make(chan struct{})
+	go func() {
+		defer close(monDone)
+		for mctx.Err() == nil {
+			follower.Step(mctx) // log 1 is down for a moment: the next step tries again
+			if cp := follower.Monitor().Trusted(); cp != nil {
+				monMu.Lock()
+				monAt = fmt.Sprintf("%s %d", cp.Origin, cp.Size)
+				monMu.Unlock()
+			}
+			select {
+			case <-mctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
 	}()
+	defer func() { mcancel(); <-monDone }()
+	monitorAt := func() (string, uint64) {
+		monMu.Lock()
+		defer monMu.Unlock()
+		var o string
+		var n uint64
+		fmt.Sscanf(monAt, "%s %d", &o, &n)
+		return o, n
+	}
 
 	// The producer: one event at a time, retried until a log takes it;
 	// on a read-only refusal it moves to the successor the refusal names.
@@ -227,14 +230,16 @@ func TestRotateLiveLog(t *testing.T) {
 		deadline := time.Now().Add(d)
 		for !ok() {
 			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\nmonitor stderr:\n%s\nmonitor stdout:\n%s\nlog 1:\n%s", what, monErr.String(), monOut.String(), pA.logs)
+				o, n := monitorAt()
+				t.Fatalf("timed out waiting for %s (monitor at %s %d)\nlog 1:\n%s", what, o, n, pA.logs)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(accepted) }
-	waitFor("events on log 1", time.Minute, func() bool { return count() >= 100 })
-	waitFor("the monitor on log 1", time.Minute, func() bool { return strings.Contains(monErr.String(), "monitor: audit.stele.test/log-1 verified at size") })
+	waitFor("events on log 1", time.Minute, func() bool { return count() >= 60 })
+	waitFor("the monitor on log 1", time.Minute, func() bool { o, n := monitorAt(); return o == keyA.Signer.Name() && n > 0 })
+	t.Logf("%v: log 1 running, monitored", time.Since(start))
 	receiptA, err := pA.cli.Receipt(ctxT(t, time.Minute), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +264,8 @@ func TestRotateLiveLog(t *testing.T) {
 		t.Errorf("the restarted log 1 does not say it is frozen:\n%s", pA2.logs)
 	}
 
-	waitFor("events on log 2", time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return onB >= 100 })
+	t.Logf("%v: log 1 frozen and restarted", time.Since(start))
+	waitFor("events on log 2", time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return onB >= 60 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -283,32 +289,23 @@ func TestRotateLiveLog(t *testing.T) {
 	// The monitor followed the chain: log 1 reported frozen, log 2 verified
 	// past the producer's last event.
 	waitFor("the monitor on log 2", time.Minute, func() bool {
-		return strings.Contains(monErr.String(), fmt.Sprintf("monitor: audit.stele.test/log-2 verified at size %d", lastB.idx+1))
+		o, n := monitorAt()
+		return o == keyB.Signer.Name() && n > lastB.idx
 	})
-	mon.Process.Signal(os.Interrupt)
-	mon.Wait()
+	mcancel()
+	<-monDone
 	sawFrozen := false
-	for _, line := range strings.Split(strings.TrimSpace(monOut.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var a struct{ Type, Origin, Message string }
-		if err := json.Unmarshal([]byte(line), &a); err != nil {
-			t.Fatalf("monitor output %q: %v", line, err)
-		}
+	for _, a := range monAlerts {
 		switch a.Type {
-		case "rule":
-		case "log_frozen":
+		case monitor.AlertRule:
+		case monitor.AlertLogFrozen:
 			sawFrozen = a.Origin == keyA.Signer.Name() && strings.Contains(a.Message, keyB.Signer.Name())
 		default:
-			t.Errorf("monitor alert across the rotation: %s", line)
+			t.Errorf("monitor alert across the rotation: %+v", a)
 		}
 	}
 	if !sawFrozen {
-		t.Errorf("the monitor did not report log 1 frozen with its successor:\n%s", monOut.String())
-	}
-	if strings.Contains(monErr.String(), "warning") && !strings.Contains(monErr.String(), "connection refused") {
-		t.Logf("monitor warnings (log 1 was down while it was frozen):\n%s", monErr.String())
+		t.Errorf("the monitor did not report log 1 frozen with its successor: %+v", monAlerts)
 	}
 
 	// Every event the producer sent is in exactly one log, at the index
@@ -351,6 +348,7 @@ func TestRotateLiveLog(t *testing.T) {
 	}
 	t.Logf("%d events: %d on log 1, %d on log 2", total, total-onB, onB)
 
+	t.Logf("%v: monitor followed; checking the logs", time.Since(start))
 	// Audit of the chain, from log 1.
 	code, stdout, stderr := runCLI("audit", "--log", urlA, "--log-key", pubA, "--policy", policyPath, "--follow-chain")
 	if code != 0 || strings.Count(stderr, "audit OK") != 2 || !strings.Contains(stderr, "audit.stele.test/log-1 is frozen at size") {
@@ -379,9 +377,11 @@ func TestRotateLiveLog(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "receipt OK") || !strings.Contains(stdout, "log frozen: log audit.stele.test/log-1 is frozen") || !strings.Contains(stdout, "audit.stele.test/log-2") {
 		t.Fatalf("verify of a receipt from the frozen log: exit %d\n%s%s", code, stdout, stderr)
 	}
-	// And the monitor, started again on log 1, follows to log 2 at once.
-	code, _, stderr = runCLI("monitor", "--log", urlA, "--log-key", pubA, "--policy", policyPath, "--once")
-	if code != 0 || !strings.Contains(stderr, "monitor: audit.stele.test/log-2 verified at size") {
-		t.Fatalf("monitor --once from log 1: exit %d\n%s", code, stderr)
+	// And `stele monitor`, started on log 1, follows to log 2 at once,
+	// reporting the freeze; with the state of the monitor above, it
+	// resumes on log 2.
+	code, stdout, stderr = runCLI("monitor", "--log", urlA, "--log-key", pubA, "--policy", policyPath, "--once", "--state", monState)
+	if code != 0 || !strings.Contains(stderr, "monitor: audit.stele.test/log-2 verified at size") || !strings.Contains(stdout, `"type":"log_frozen"`) {
+		t.Fatalf("monitor --once from log 1: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
