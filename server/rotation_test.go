@@ -137,7 +137,12 @@ func TestRotateLiveLog(t *testing.T) {
 			return nil, err
 		}
 		return monitor.New(monitor.Config{Log: link.Log, State: st, Policy: pol, Rules: monitor.DefaultRules(),
-			Alert: func(a monitor.Alert) error { monMu.Lock(); defer monMu.Unlock(); monAlerts = append(monAlerts, a); return nil }})
+			Alert: func(a monitor.Alert) error {
+				monMu.Lock()
+				defer monMu.Unlock()
+				monAlerts = append(monAlerts, a)
+				return nil
+			}})
 	})
 	if err != nil {
 		t.Fatal(err)
