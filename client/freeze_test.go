@@ -83,8 +83,8 @@ func TestFreezeRefuses(t *testing.T) {
 	_, otherV, _ := freezeKey(t, "a.example/log", 7)
 	for _, tc := range []struct {
 		name, body, want string
-		signer             note.Signer
-		verifier           note.Verifier
+		signer           note.Signer
+		verifier         note.Verifier
 	}{
 		{"another key", body, "not signed by the log key", s, otherV},
 		{"header", strings.Replace(body, "stele.dev/freeze/v1", "stele.dev/freeze/v2", 1), "first line", s, v},
