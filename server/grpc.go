@@ -32,7 +32,7 @@ const streamParallelism = 8
 // requests are read.
 func (s *Server) RegisterGRPC(g grpc.ServiceRegistrar) {
 	l := &logService{s: s}
-	g.RegisterService(l.serviceDesc(), l)
+	g.RegisterService(s.readOnlyDesc(l.serviceDesc()), l)
 }
 
 type logService struct {

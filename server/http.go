@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stele-dev/stele/client"
 )
 
 // HTTPHandler serves the C2SP tlog-tiles read API at its root (checkpoint,
@@ -14,6 +16,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.tilesHandler())
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /"+client.FreezePath, s.serveFreeze) // freeze.go
 	mux.Handle("/ui/", s.explorerHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	return mux

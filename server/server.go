@@ -17,6 +17,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 
+	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/server/backend"
@@ -114,6 +115,15 @@ type Config struct {
 	FixPermissions bool
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+	// ReadOnly serves the log without ever starting the appender: nothing
+	// is written, and Append and EraseEvent answer FailedPrecondition
+	// (readonly.go). A frozen log is always served read-only.
+	ReadOnly bool
+	// SuccessorKey and SuccessorURL name the log that continues this one
+	// (its verifier key, whose name is its origin, and where it is served),
+	// for read-only refusals; a frozen log's freeze statement names its own.
+	SuccessorKey string
+	SuccessorURL string
 }
 
 func (c *Config) setDefaults() {
@@ -177,6 +187,8 @@ type Server struct {
 	auth     *authState
 	limits   *limits
 	cancel   context.CancelFunc
+	readOnly bool           // readonly.go
+	frozen   *client.Freeze // freeze.go
 
 	eraseMu sync.Mutex
 
@@ -203,8 +215,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if _, isPOSIX := cfg.Backend.(posix.Backend); isPOSIX && !cfg.ReadOnly {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "log", client.FreezePath)); err == nil {
+			cfg.Logger.Warn("the log is frozen: serving it read-only", "data_dir", cfg.DataDir)
+			cfg.ReadOnly = true
+		}
+	}
 	var key *logkey.Key
 	switch {
+	case cfg.ReadOnly:
+		key, err = readOnlyKey(&cfg)
 	case cfg.LogKey != nil:
 		key = cfg.LogKey
 		if cfg.Origin != "" && key.Signer.Name() != cfg.Origin {
@@ -221,7 +241,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Origin = key.Signer.Name()
+	cfg.Origin = key.Verifier.Name()
 	m := newMetrics()
 	auth, err := newAuth(&cfg, m.reg)
 	if err != nil {
@@ -230,7 +250,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: m, auth: auth, limits: newLimits(&cfg, m.reg)}
 	st, err := cfg.Backend.Open(ctx, backend.Env{
 		DataDir: cfg.DataDir, VerifierKey: key.VKey, CheckpointInterval: cfg.CheckpointInterval,
-		HTTPClient: s.witnessClient(), Logger: cfg.Logger,
+		HTTPClient: s.witnessClient(), Logger: cfg.Logger, ReadOnly: cfg.ReadOnly,
 	})
 	if err != nil {
 		return nil, err
@@ -247,6 +267,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 func (s *Server) start(ctx context.Context) error {
+	if s.cfg.ReadOnly {
+		return s.startReadOnly(ctx)
+	}
+	if f, err := s.readFreeze(ctx); err != nil || f != nil {
+		if err != nil {
+			return err
+		}
+		s.log.Warn("the log is frozen: serving it read-only")
+		return s.startReadOnly(ctx)
+	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(s.key.Signer).
 		WithCheckpointInterval(s.cfg.CheckpointInterval).

@@ -119,8 +119,13 @@ func run() error {
 	}
 	f := newFlags()
 	fs := f.fs
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: stele-server [migrate] [flags]") }
-	if err := f.parse(os.Args[1:]); err != nil {
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), "usage: stele-server [migrate|pkcs11-keygen|freeze] [flags]") }
+	args := os.Args[1:]
+	freezing := len(args) > 0 && args[0] == "freeze" // lifecycle.go
+	if freezing {
+		args = args[1:]
+	}
+	if err := f.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -176,6 +181,12 @@ func run() error {
 		return err
 	}
 	defer stopTracing(context.Background())
+	if err := f.applyLifecycle(&cfg); err != nil {
+		return err
+	}
+	if freezing {
+		return freezeLog(ctx, cfg, f.freezeTimeout, logger)
+	}
 
 	gl, err := net.Listen("tcp", grpcListen)
 	if err != nil {

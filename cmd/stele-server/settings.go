@@ -40,6 +40,9 @@ type settings struct {
 	claimLease                                      time.Duration
 	logKey, logKeyPKCS11, pkcs11PINFile             string
 	logKeyKMS, otlpEndpoint                         string
+	readOnly                                        bool          // lifecycle.go
+	successorKey, successorURL                      string        // lifecycle.go
+	freezeTimeout                                   time.Duration // lifecycle.go
 	headerTimeout, idleTimeout                      time.Duration
 	maxConns                                        int
 }
@@ -99,6 +102,10 @@ func (s *settings) options() []option {
 		opt("log-key-pkcs11", "", &s.logKeyPKCS11, "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)"),
 		opt("log-key-kms", "", &s.logKeyKMS, "", "the log's Ed25519 key in AWS KMS (key spec ECC_NIST_EDWARDS25519): its ARN, key ID or alias/NAME; needs --origin; credentials from the AWS SDK's standard chain (docs/operations.md)"),
 		opt("otlp-endpoint", "otlp_endpoint", &s.otlpEndpoint, "", "send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default; the OTEL_EXPORTER_OTLP_* variables also turn it on (docs/operations.md)"),
+		opt("read-only", "", &s.readOnly, false, "serve the log (tiles, checkpoint, proofs, receipts, payloads) without ever appending: Append and EraseEvent answer FailedPrecondition; nothing is written. A frozen log is always served so"),
+		opt("successor-key", "", &s.successorKey, "", "the verifier key (or a file holding it) of the log that continues this one; read-only refusals and `freeze` name it"),
+		opt("successor-url", "", &s.successorURL, "", "where the successor log's tlog-tiles API is served (http(s) URL), named with --successor-key"),
+		opt("freeze-timeout", "", &s.freezeTimeout, 2*time.Minute, "freeze: how long to wait for the final checkpoint to be published and cosigned"),
 		opt("pkcs11-pin-file", "", &s.pkcs11PINFile, "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)"),
 		opt("claim-lease", "claim_lease", &s.claimLease, 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)"),
 		opt("header-timeout", "header_timeout", &s.headerTimeout, connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)"),

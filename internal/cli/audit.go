@@ -28,6 +28,10 @@ func cmdAudit(e *env, args []string) error {
 	back := fs.Duration("max-admitted-backstep", audit.DefaultMaxAdmittedBackstep, "flag an admitted_time earlier than the previous entry's by more than this")
 	server := fs.String("server", "", "also check every payload against its leaf's commitment, fetching it from this Stele server (host:port; needs the reader role)")
 	conn := addConnFlags(fs)
+	follow := fs.Bool("follow-chain", false, "when the log is frozen, audit its successor too (verified with the key its freeze statement names), and so on to the open log; the report is then {\"logs\": [one report per log]}")
+	cf := addChainFlags(fs)
+	var successorServers stringList
+	fs.Var(&successorServers, "successor-server", "ORIGIN=HOST:PORT: with --server and --follow-chain, check successor log ORIGIN's payloads on this server (repeatable)")
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
@@ -36,6 +40,9 @@ func cmdAudit(e *env, args []string) error {
 	}
 	if *keyPath == "" {
 		return usagef("--log-key FILE is required")
+	}
+	if *follow && *statePath != "" {
+		return usagef("--state resumes one log: audit each log of the chain with its own --state, or drop --follow-chain")
 	}
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
@@ -81,12 +88,66 @@ func cmdAudit(e *env, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, newState, runErr := audit.Run(ctx, cfg)
-	if progress {
-		fmt.Fprintln(e.stderr)
+	chain, err := cf.chain(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	servers, err := originMap("--successor-server", successorServers)
+	if err != nil {
+		return err
+	}
+	first, err := client.NewTileLog(cfg.LogURL, v, nil)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	link := &client.ChainLink{Log: first, URL: cfg.LogURL}
+	var reps []*audit.Report
+	var rep *audit.Report
+	var newState *audit.State
+	var runErr error
+	earlierFailed := false // a finding in a log before the last
+	for {
+		// Whether the log is frozen is read before its audit, so that a
+		// frozen log is audited to its final checkpoint.
+		next, nextErr := chain.Next(ctx, link)
+		if nextErr != nil && link.Freeze == nil {
+			return nextErr
+		}
+		rep, newState, runErr = audit.Run(ctx, cfg)
+		if progress {
+			fmt.Fprintln(e.stderr)
+		}
+		reps = append(reps, rep)
+		if runErr == nil && link.Freeze != nil && (rep.Checkpoint == nil || rep.Checkpoint.Size != link.Freeze.Size) {
+			runErr = fmt.Errorf("%w: %s is frozen at size %d but was audited at another size", audit.ErrVerification, link.Origin(), link.Freeze.Size)
+		}
+		if runErr != nil || !*follow || link.Freeze == nil || link.Freeze.Successor == "" {
+			break
+		}
+		if nextErr != nil {
+			return nextErr
+		}
+		if summarizeAudit(e, rep, nil, link) != nil {
+			earlierFailed = true
+		}
+		cfg.LogURL, cfg.Verifier, cfg.State, cfg.Payloads = next.URL, next.Log.Verifier(), nil, nil
+		if addr := servers[next.Origin()]; addr != "" {
+			c, err := conn.dial(addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			cfg.Payloads = payloadFetcher(c)
+		}
+		link = next
 	}
 
-	out, err := json.MarshalIndent(rep, "", "  ")
+	var out []byte
+	if *follow {
+		out, err = json.MarshalIndent(map[string]any{"logs": reps}, "", "  ")
+	} else {
+		out, err = json.MarshalIndent(rep, "", "  ")
+	}
 	if err != nil {
 		return err
 	}
@@ -104,23 +165,38 @@ func cmdAudit(e *env, args []string) error {
 			return fmt.Errorf("saving state: %v", err)
 		}
 	}
+	if err := summarizeAudit(e, rep, runErr, link); err != nil || !earlierFailed {
+		return err
+	}
+	return errFailed
+}
 
+// summarizeAudit prints the one-line result of a log's audit, saying when
+// the log is frozen and naming its successor.
+func summarizeAudit(e *env, rep *audit.Report, runErr error, link *client.ChainLink) error {
 	origin, size := "", uint64(0)
 	if rep.Checkpoint != nil {
 		origin, size = rep.Checkpoint.Origin, rep.Checkpoint.Size
+	}
+	frozen := ""
+	if f := link.Freeze; f != nil {
+		frozen = fmt.Sprintf("; %s", f)
 	}
 	rate := fmt.Sprintf("read %d entries in %.2fs (%.0f entries/s)", rep.EntriesRead, rep.Seconds, rep.EntriesPerSec)
 	switch {
 	case runErr != nil && !errors.Is(runErr, audit.ErrVerification):
 		return runErr
+	case runErr != nil && rep.FailureCount == 0:
+		fmt.Fprintf(e.stderr, "audit FAILED: %s; %s\n", oneLine(runErr.Error()), rate)
+		return errFailed
 	case runErr != nil:
 		fmt.Fprintf(e.stderr, "audit FAILED: %d failure(s), first: %s; %s\n", rep.FailureCount, oneLine(rep.Failures[0].Message), rate)
 		return errFailed
 	case rep.FindingCount > 0:
-		fmt.Fprintf(e.stderr, "audit: %s verified at size %d, %d finding(s), first: %s; %s\n", origin, size, rep.FindingCount, oneLine(rep.Findings[0].Message), rate)
+		fmt.Fprintf(e.stderr, "audit: %s verified at size %d, %d finding(s), first: %s; %s%s\n", origin, size, rep.FindingCount, oneLine(rep.Findings[0].Message), rate, frozen)
 		return errFailed
 	default:
-		fmt.Fprintf(e.stderr, "audit OK: %s verified at size %d, no findings; %s\n", origin, size, rate)
+		fmt.Fprintf(e.stderr, "audit OK: %s verified at size %d, no findings; %s%s\n", origin, size, rate, frozen)
 		return nil
 	}
 }

@@ -288,6 +288,7 @@ func cmdVerify(e *env, args []string) error {
 	// RECEIPT may also be a record stele-forwarder delivered, as a SIEM
 	// returns it (see verifyForwarded).
 	policyPath := fs.String("policy", "", "a C2SP tlog-policy: the receipt's checkpoint must carry its quorum of witness cosignatures")
+	logURL := fs.String("log", "", "also ask the log (its tlog-tiles URL) whether it is frozen, and if so check the receipt against its final checkpoint and name its successor (chain.go)")
 	pos, err := parse(e, fs, args)
 	if err != nil {
 		return err
@@ -339,6 +340,11 @@ func cmdVerify(e *env, args []string) error {
 		r.Index, r.Leaf.Source, r.Leaf.EventID, r.Leaf.Kind, r.Checkpoint.Origin, r.Checkpoint.Size)
 	if policy != nil {
 		fmt.Fprintln(e.stdout, "witnesses OK: the checkpoint meets the witness policy")
+	}
+	if *logURL != "" {
+		if err := verifyLogState(e, *logURL, v, policy, r); err != nil {
+			return fail(err)
+		}
 	}
 	if k := r.Signer(); k != "" && *eventPath == "" {
 		fmt.Fprintf(e.stdout, "producer signature: the leaf names key %s (verify it with --event)\n", k)

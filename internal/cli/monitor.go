@@ -41,6 +41,9 @@ func cmdMonitor(e *env, args []string) error {
 	snapDir := fs.String("drift-snapshot", "", "after each step, compare the ledger's identity state with this Graph snapshot directory (re-read every step; needs --server); see docs/state.md")
 	baselinePath := fs.String("baseline", "", "after each step, alert on every deviation from this baseline.json (needs --server)")
 	propagation := fs.Duration("propagation", drift.DefaultPropagation, "with --drift-snapshot: a logged change this recent may not show in the tenant yet")
+	cf := addChainFlags(fs)
+	var successorServers stringList
+	fs.Var(&successorServers, "successor-server", "ORIGIN=HOST:PORT: with --server, read the payloads of successor log ORIGIN from this server once the monitor follows the chain to it (repeatable)")
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
@@ -78,11 +81,13 @@ func cmdMonitor(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st *client.StateStore
-	if *stateDir != "" {
-		if st, err = client.NewStateStore(*stateDir, lg.Verifier(), lg.ConsistencyProof); err != nil {
-			return err
-		}
+	chain, err := cf.chain(policy)
+	if err != nil {
+		return err
+	}
+	servers, err := originMap("--successor-server", successorServers)
+	if err != nil {
+		return err
 	}
 	var mu sync.Mutex
 	out := monitor.JSONLines(e.stdout)
@@ -106,7 +111,7 @@ func cmdMonitor(e *env, args []string) error {
 		}
 		return err
 	}
-	cfg := monitor.Config{Log: lg, State: st, Rules: rules, Policy: policy, Witnesses: witnesses, Alert: alert, Warn: warn}
+	cfg := monitor.Config{Log: lg, Rules: rules, Policy: policy, Witnesses: witnesses, Alert: alert, Warn: warn}
 	if *server != "" {
 		c, err := conn.dial(*server)
 		if err != nil {
@@ -123,7 +128,38 @@ func cmdMonitor(e *env, args []string) error {
 			cfg.Checks = df.check
 		}
 	}
-	m, err := monitor.New(cfg)
+	// Each log of the chain gets its own monitor: its own trusted state
+	// (one file per origin in --state) and payload server.
+	first := true
+	newMonitor := func(link *client.ChainLink) (*monitor.Monitor, error) {
+		c := cfg
+		c.Log = link.Log
+		if !first {
+			c.Events, c.Checks = nil, nil
+			if addr := servers[link.Origin()]; addr != "" {
+				cl, err := conn.dial(addr)
+				if err != nil {
+					return nil, err
+				}
+				c.Events = eventViews(cl, *tf.timeout)
+			} else if *server != "" {
+				warn(fmt.Sprintf("following successor log %s without its payloads (rules match on kind alone, marked unchecked): give --successor-server %s=HOST:PORT", link.Origin(), link.Origin()))
+			}
+			if *snapDir != "" || *baselinePath != "" {
+				warn("drift and baseline checks stay with the first log of the chain")
+			}
+		}
+		first = false
+		if *stateDir != "" {
+			st, err := client.NewStateStore(*stateDir, link.Log.Verifier(), link.Log.ConsistencyProof)
+			if err != nil {
+				return nil, err
+			}
+			c.State = st
+		}
+		return monitor.New(c)
+	}
+	f, err := monitor.NewFollower(chain, lg, newMonitor)
 	if err != nil {
 		return err
 	}
@@ -132,27 +168,27 @@ func cmdMonitor(e *env, args []string) error {
 	if *once {
 		sctx, cancel := context.WithTimeout(ctx, *tf.timeout)
 		defer cancel()
-		if err := m.Step(sctx); err != nil {
+		if err := f.Step(sctx); err != nil {
 			if errors.Is(err, client.ErrVerification) {
 				fmt.Fprintf(e.stderr, "stele monitor: %s\n", oneLine(err.Error()))
 				return errFailed
 			}
 			return logError(err)
 		}
-		cp := m.Trusted()
-		fmt.Fprintf(e.stderr, "monitor: %s verified at size %d\n", cp.Origin, cp.Size)
+		cp := f.Monitor().Trusted()
+		fmt.Fprintf(e.stderr, "monitor: %s verified at size %d%s\n", cp.Origin, cp.Size, frozenNote(f.Current()))
 		return nil
 	}
 	// Like m.Run, with a heartbeat on stderr for every newly verified
 	// checkpoint, so a healthy monitor is seen to be working.
 	var last *client.Checkpoint
 	for {
-		if err := m.Step(ctx); err != nil && ctx.Err() == nil {
+		if err := f.Step(ctx); err != nil && ctx.Err() == nil {
 			warn(err.Error())
-		} else if cp := m.Trusted(); cp != nil && (last == nil || cp.Size != last.Size || cp.Root != last.Root) {
+		} else if cp := f.Monitor().Trusted(); cp != nil && (last == nil || cp.Origin != last.Origin || cp.Size != last.Size || cp.Root != last.Root) {
 			last = cp
 			mu.Lock()
-			fmt.Fprintf(e.stderr, "monitor: %s verified at size %d\n", cp.Origin, cp.Size)
+			fmt.Fprintf(e.stderr, "monitor: %s verified at size %d%s\n", cp.Origin, cp.Size, frozenNote(f.Current()))
 			mu.Unlock()
 		}
 		select {

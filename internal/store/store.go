@@ -57,6 +57,9 @@ type Options struct {
 	// InMemory keeps everything in memory (for tests of code that is not
 	// about durability).
 	InMemory bool
+	// ReadOnly opens the store without writing to it (a read-only server):
+	// writes fail.
+	ReadOnly bool
 }
 
 // Store is the payload and index store. It is safe for concurrent use.
@@ -66,8 +69,9 @@ type Options struct {
 // read on every admission, and keeping them apart from the bulky payloads
 // keeps those reads in memory.
 type Store struct {
-	db  *pebble.DB // payloads
-	idx *pebble.DB // dedup and leaf-hash indexes, watermark
+	db       *pebble.DB // payloads
+	idx      *pebble.DB // dedup and leaf-hash indexes, watermark
+	readOnly bool
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -84,6 +88,7 @@ func Open(dir string, o Options) (*Store, error) {
 			MemTableSize:                memtable,
 			MemTableStopWritesThreshold: 4,
 			Logger:                      quietLogger{},
+			ReadOnly:                    o.ReadOnly,
 		}
 		// Bloom filters let a lookup for an absent key (every new event's
 		// dedup check) skip reading data blocks.
@@ -118,14 +123,16 @@ func Open(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, idx: idx}, nil
+	return &Store{db: db, idx: idx, readOnly: o.ReadOnly}, nil
 }
 
 // Close flushes and closes the store.
 func (s *Store) Close() error {
 	var errs []error
 	for _, db := range []*pebble.DB{s.db, s.idx} {
-		if err := db.Flush(); err != nil {
+		if s.readOnly {
+			// nothing to flush
+		} else if err := db.Flush(); err != nil {
 			errs = append(errs, fmt.Errorf("flushing store: %w", err))
 		}
 		if err := db.Close(); err != nil {

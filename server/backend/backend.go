@@ -21,6 +21,7 @@ import (
 	"github.com/transparency-dev/tessera"
 
 	"github.com/stele-dev/stele/internal/store"
+	"github.com/stele-dev/stele/internal/tiles"
 )
 
 // Backend is a storage backend not yet opened: what server.Config.Backend
@@ -44,6 +45,10 @@ type Env struct {
 	HTTPClient *http.Client
 	// Logger receives the backend's logs.
 	Logger *slog.Logger
+	// ReadOnly opens the storage for serving only: the backend writes
+	// nothing (no erasure completion, no key binding), and the server never
+	// starts Tessera's appender on it.
+	ReadOnly bool
 }
 
 // Storage is an open backend.
@@ -59,6 +64,14 @@ type Storage interface {
 	Shared() Claimer
 	// Tiles serves the C2SP tlog-tiles read API.
 	Tiles() http.Handler
+	// Reader reads the log's tlog-tiles resources from where they are
+	// stored (never redirected).
+	Reader() tiles.Reader
+	// ReadObject reads a small object stored beside the log's checkpoint
+	// (the freeze statement); an error wrapping os.ErrNotExist when there
+	// is none. WriteObject stores one durably.
+	ReadObject(ctx context.Context, name string) ([]byte, error)
+	WriteObject(ctx context.Context, name string, raw []byte) error
 	// Check reports why the storage cannot serve now, or nil.
 	Check(ctx context.Context) error
 	// RepublishStale makes Tessera publish the log's latest checkpoint

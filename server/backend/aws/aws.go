@@ -6,6 +6,7 @@
 package aws
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -111,7 +112,10 @@ func (b *Backend) Open(ctx context.Context, env backend.Env) (backend.Storage, e
 	if err != nil {
 		return nil, err
 	}
-	if err := shared.BindLogKey(ctx, env.VerifierKey); err != nil {
+	// A read-only server writes nothing: the key binding is checked at a
+	// writer's start.
+	if env.ReadOnly {
+	} else if err := shared.BindLogKey(ctx, env.VerifierKey); err != nil {
 		shared.Close()
 		return nil, err
 	}
@@ -252,6 +256,30 @@ func (s *Storage) RepublishStale(func([]byte) bool) {}
 // Maintain does nothing: the objects are immutable under the bucket's own
 // policy (Retention), and the server follows the shared indexes.
 func (s *Storage) Maintain(context.Context, func() uint64) {}
+
+// Reader reads the bucket.
+func (s *Storage) Reader() tiles.Reader { return bucketReader{s} }
+
+// ReadObject reads <prefix>/name from the bucket.
+func (s *Storage) ReadObject(ctx context.Context, name string) ([]byte, error) {
+	return bucketReader{s}.get(ctx, name)
+}
+
+// WriteObject writes <prefix>/name to the bucket.
+func (s *Storage) WriteObject(ctx context.Context, name string, raw []byte) error {
+	key := name
+	if s.prefix != "" {
+		key = path.Join(s.prefix, name)
+	}
+	_, err := s.s3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: sdkaws.String(s.cfg.Bucket), Key: sdkaws.String(key), Body: bytes.NewReader(raw),
+		ContentType: sdkaws.String("text/plain; charset=utf-8"),
+	})
+	if err != nil {
+		return fmt.Errorf("writing %s to bucket %s: %w", key, s.cfg.Bucket, err)
+	}
+	return nil
+}
 
 // Close closes the database.
 func (s *Storage) Close() error { return s.shared.Close() }

@@ -19,6 +19,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tessposix "github.com/transparency-dev/tessera/storage/posix"
 
+	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/store"
 	"github.com/stele-dev/stele/internal/tiles"
 	"github.com/stele-dev/stele/server/backend"
@@ -41,12 +42,14 @@ type Storage struct {
 // Open opens (or creates) DATA-DIR/store, finishing erasures that a crash
 // interrupted, and Tessera's POSIX driver on DATA-DIR/log.
 func (Backend) Open(ctx context.Context, env backend.Env) (backend.Storage, error) {
-	st, err := store.Open(filepath.Join(env.DataDir, "store"), store.Options{})
+	st, err := store.Open(filepath.Join(env.DataDir, "store"), store.Options{ReadOnly: env.ReadOnly})
 	if err != nil {
 		return nil, err
 	}
-	// Finish erasures that a crash interrupted before their bytes left the disk.
-	if n, err := st.PurgePending(ctx); err != nil {
+	// Finish erasures that a crash interrupted before their bytes left the
+	// disk (read-only: left to the next writer).
+	if env.ReadOnly {
+	} else if n, err := st.PurgePending(ctx); err != nil {
 		st.Close()
 		return nil, err
 	} else if n > 0 {
@@ -78,6 +81,19 @@ func (s *Storage) Tiles() http.Handler { return tiles.NewHandler(tiles.DirReader
 
 // Check is nil: the files are the server's own.
 func (s *Storage) Check(context.Context) error { return nil }
+
+// Reader reads DATA-DIR/log.
+func (s *Storage) Reader() tiles.Reader { return tiles.DirReader(s.logDir) }
+
+// ReadObject reads DATA-DIR/log/name.
+func (s *Storage) ReadObject(_ context.Context, name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.logDir, name))
+}
+
+// WriteObject writes DATA-DIR/log/name atomically and durably.
+func (s *Storage) WriteObject(_ context.Context, name string, raw []byte) error {
+	return durable.WriteAtomic(filepath.Join(s.logDir, name), raw, 0o644)
+}
 
 // Close closes the Pebble store.
 func (s *Storage) Close() error { return s.st.Close() }
