@@ -89,11 +89,33 @@ func lookupIndex(t *testing.T, ctx context.Context, base string, index int) (sta
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"ui/"),
 		wait(chromedp.Poll[bool](`document.getElementById('cp-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(20*time.Second))),
 		chromedp.SendKeys("#index", fmt.Sprint(index)),
-		chromedp.Click("button[type=submit]"),
+		chromedp.Click("#lookup button[type=submit]"),
 		wait(chromedp.Poll[bool](`/Verified|FAILED/.test(document.getElementById('entry-status').textContent)`, chromedp.WithPollingTimeout(20*time.Second))),
 	); err != nil {
 		t.Fatal(err)
 	}
+	return pageState(t, ctx)
+}
+
+// lookupID looks an event up by (source, event_id) in the page at base.
+func lookupID(t *testing.T, ctx context.Context, base, source, eventID string) (status, steps, event string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"ui/"),
+		wait(chromedp.Poll[bool](`document.getElementById('cp-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(20*time.Second))),
+		chromedp.SendKeys("#source", source),
+		chromedp.SendKeys("#event-id", eventID),
+		chromedp.Click("#lookup-id button[type=submit]"),
+		wait(chromedp.Poll[bool](`/Verified|FAILED|Not found/.test(document.getElementById('entry-status').textContent)`, chromedp.WithPollingTimeout(20*time.Second))),
+	); err != nil {
+		t.Fatal(err)
+	}
+	return pageState(t, ctx)
+}
+
+// pageState reads the lookup's outcome, waiting for the payload when the
+// entry verified.
+func pageState(t *testing.T, ctx context.Context) (status, steps, event string) {
+	t.Helper()
 	get := func(js string) string {
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
 		if err != nil {
@@ -103,7 +125,7 @@ func lookupIndex(t *testing.T, ctx context.Context, base string, index int) (sta
 	}
 	status = get(`document.getElementById('entry-status').textContent`)
 	steps = get(`document.getElementById('proof-steps').innerText`)
-	if strings.Contains(status, "Verified") {
+	if strings.HasPrefix(status, "Verified") {
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('event').textContent !== ''`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 			t.Fatal(err)
 		}
@@ -163,8 +185,36 @@ func TestExplorerInChromium(t *testing.T) {
 			t.Errorf("the page lacks %q", want)
 		}
 	}
-	screenshot(t, bctx, "explorer-verified.png")
+	screenshot(t, bctx, "explorer-verified.png", "h-lookup")
 	a11y(t, bctx)
+
+	// By (source, event_id): found through the server's dedup index, then
+	// verified exactly as a lookup by index.
+	status, steps, event = lookupID(t, bctx, l.URL, evs[3].Source, evs[3].EventId)
+	if !strings.Contains(status, "Verified: event "+evs[3].EventId+" of "+evs[3].Source+", entry 3 is in the log's tree of size 11") {
+		t.Errorf("by event ID: status %q", status)
+	}
+	if !strings.Contains(steps, "the computed root equals the checkpoint's root") || strings.Contains(steps, "FAILED") {
+		t.Errorf("by event ID: steps\n%s", steps)
+	}
+	if !strings.Contains(event, evs[3].EventId) || !strings.Contains(event, "Normalised event") {
+		t.Errorf("by event ID: event %q", event)
+	}
+	if idx, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('index').value`)); idx != "3" {
+		t.Errorf("by event ID: the index field shows %q, want 3", idx)
+	}
+	// An unknown (source, event_id): a clear not-found state, no proof.
+	status, steps, event = lookupID(t, bctx, l.URL, evs[3].Source, "a1b2c3d4-0000-4000-8000-999999999999")
+	if !strings.HasPrefix(status, "Not found: NotFound: no event with source \""+evs[3].Source+"\" and event_id \"a1b2c3d4-0000-4000-8000-999999999999\" in the log") {
+		t.Errorf("unknown event ID: status %q", status)
+	}
+	if steps != "" || event != "" {
+		t.Errorf("unknown event ID: steps %q, event %q shown", steps, event)
+	}
+	if role, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('entry-status').getAttribute('role')`)); role != "alert" {
+		t.Errorf("the not-found state is not announced: role %q", role)
+	}
+	screenshot(t, bctx, "explorer-not-found.png", "h-lookup")
 
 	status, steps, _ = lookupIndex(t, bctx, tamperingProxy(t, l.URL), 6)
 	if !strings.Contains(status, "Verification FAILED for entry 6") || !strings.Contains(steps, "✗ FAILED: the computed root") {
@@ -173,7 +223,7 @@ func TestExplorerInChromium(t *testing.T) {
 	if role, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('entry-status').getAttribute('role')`)); role != "alert" {
 		t.Errorf("the failed state is not announced: role %q", role)
 	}
-	screenshot(t, bctx, "explorer-failed.png")
+	screenshot(t, bctx, "explorer-failed.png", "h-lookup")
 }
 
 // a11y checks accessibility basics: a language, one h1 and no skipped
@@ -208,9 +258,11 @@ func a11y(t *testing.T, ctx context.Context) {
 	}
 }
 
-func screenshot(t *testing.T, ctx context.Context, name string) {
+// screenshot captures the viewport scrolled to the element with id at, and
+// with -update-screenshots writes it to docs/name.
+func screenshot(t *testing.T, ctx context.Context, name, at string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('h-lookup').scrollIntoView(), true`)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById('`+at+`').scrollIntoView(), true`)); err != nil {
 		t.Fatal(err)
 	}
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
