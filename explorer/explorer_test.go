@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stele-dev/stele/internal/cli"
 	"github.com/stele-dev/stele/internal/headless"
 	"github.com/stele-dev/stele/internal/steletest"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -300,12 +302,13 @@ func TestExplorerEventNeedsReader(t *testing.T) {
 	pol := filepath.Join(t.TempDir(), "auth.json")
 	if err := os.WriteFile(pol, fmt.Appendf(nil, `{"identities":[
 		{"name":"auditor","token_sha256":%q,"roles":["reader"]},
-		{"name":"collector","token_sha256":%q,"roles":["producer"],"sources":["entra/*/audit"]}]}`, hash("reader-token"), hash("producer-token")), 0o600); err != nil {
+		{"name":"okta-reader","token_sha256":%q,"roles":["reader"],"read_sources":["okta/*"]},
+		{"name":"collector","token_sha256":%q,"roles":["producer"],"sources":["entra/*/audit"]}]}`, hash("reader-token"), hash("okta-token"), hash("producer-token")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l = steletest.Start(t, false, server.Config{DataDir: dir, AuthPolicyFile: pol})
-	get := func(token string) (int, string) {
-		req, _ := http.NewRequest("GET", l.URL+"ui/api/event/0", nil)
+	getPath := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("GET", l.URL+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -317,6 +320,7 @@ func TestExplorerEventNeedsReader(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	get := func(token string) (int, string) { return getPath("ui/api/event/0", token) }
 	if code, body := get(""); code != 401 || !strings.Contains(body, "Unauthenticated") {
 		t.Errorf("no token: %d %s", code, body)
 	}
@@ -331,8 +335,142 @@ func TestExplorerEventNeedsReader(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &ev); code != 200 || err != nil || ev.Record != rec {
 		t.Errorf("reader token: %d %s", code, body)
 	}
+
+	// By (source, event_id) and subject timelines: the reader role too.
+	lookup := "ui/api/lookup?source=entra/t/audit&event_id=e-1"
+	for _, c := range []struct {
+		path, token string
+		code        int
+		want        string
+	}{
+		{lookup, "", 401, "Unauthenticated"},
+		{lookup, "producer-token", 403, "lacks the reader role"},
+		{lookup, "okta-token", 403, `may not read payloads of source \"entra/t/audit\"`},
+		{lookup, "reader-token", 200, `{"event_id":"e-1","index":0,"source":"entra/t/audit"}`},
+		{"ui/api/lookup?source=entra/t/audit&event_id=e-2", "reader-token", 404, `NotFound: no event with source \"entra/t/audit\" and event_id \"e-2\" in the log`},
+		{"ui/api/lookup?source=entra/t/audit", "reader-token", 400, "both source and event_id are required"},
+		{"ui/api/history?subject=admin@contoso.example", "", 401, "Unauthenticated"},
+		{"ui/api/history?subject=admin@contoso.example", "producer-token", 403, "lacks the reader role"},
+		{"ui/api/history?subject=admin@contoso.example", "okta-token", 403, "a timeline reads the payload of every entry, so it needs the reader role on every source"},
+		{"ui/api/history?subject=admin@contoso.example", "reader-token", 200, `"index_size":1`},
+		{"ui/api/history?subject=", "reader-token", 400, "subject is required"},
+	} {
+		if code, body := getPath(c.path, c.token); code != c.code || !strings.Contains(body, c.want) {
+			t.Errorf("%s with %q: %d %s, want %d and %s", c.path, c.token, code, body, c.code, c.want)
+		}
+	}
 	// The proof side stays public: leaves hold no personal data.
 	if resp, err := http.Get(l.URL + "ui/api/entry/0"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("entry without a token: %v %v", resp, err)
+	}
+}
+
+// stele runs the stele CLI in-process and returns its standard output.
+func stele(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := cli.Main(args, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("stele %s: exit %d: %s", strings.Join(args, " "), code, errb.String())
+	}
+	return out.String()
+}
+
+// TestExplorerTimelineInChromium logs the scripted tenant of
+// drift/testdata/scenario, asks the explorer for subjects' timelines in
+// headless Chromium, and checks the rendered table row by row against
+// `stele history --json` for the same log; a timeline link opens the
+// entry's verified view.
+func TestExplorerTimelineInChromium(t *testing.T) {
+	exe := chromium(t)
+	l := steletest.Start(t, false, server.Config{})
+	stele(t, "submit", "--server", l.GRPC, "../drift/testdata/scenario/events.jsonl")
+	l.WaitSize(t, 17)
+
+	bctx, stop := headless.New(context.Background(), exe)
+	defer stop()
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1100, 1000), chromedp.Navigate(l.URL+"ui/"),
+		wait(chromedp.Poll[bool](`document.getElementById('cp-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(20*time.Second))),
+	); err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ Time, Entry, Kind, Source, As, Who, Outcome, Proof string }
+	for _, subject := range []string{"bob@example.com", "00000000-0000-4000-8000-000000000070", "it.admin@example.com", "nobody@example.com"} {
+		var want struct {
+			Searched []string
+			Events   []struct {
+				Index               uint64
+				Source, Kind, Actor string
+				EventTime           string `json:"event_time"`
+				As, Targets         []string
+				Outcome, Problem    string
+			}
+		}
+		if err := json.Unmarshal([]byte(stele(t, "history", "--log", l.URL, "--log-key", l.KeyFile, "--server", l.GRPC, "--subject", subject, "--json")), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(bctx,
+			wait(chromedp.Evaluate[bool](`document.getElementById('subject').value = '', true`)),
+			chromedp.SendKeys("#subject", subject),
+			chromedp.Click("#history button[type=submit]"),
+			wait(chromedp.Poll[bool](`document.getElementById('history-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(30*time.Second))),
+		); err != nil {
+			t.Fatal(err)
+		}
+		status, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('history-status').textContent`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus := fmt.Sprintf("Timeline of %s: %d events, each inclusion proof verified in your browser against the checkpoint of size 17.", subject, len(want.Events))
+		if status != wantStatus {
+			t.Errorf("%s: status %q, want %q", subject, status, wantStatus)
+		}
+		rows, err := chromedp.Run(bctx, chromedp.Evaluate[[]row](`Array.from(document.querySelectorAll('#timeline tbody tr'), (tr) => {
+		  const c = Array.from(tr.cells, (td) => td.textContent);
+		  return {Time: c[0], Entry: c[1], Kind: c[2], Source: c[3], As: c[4], Who: c[5], Outcome: c[6], Proof: c[7]};
+		})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != len(want.Events) {
+			t.Fatalf("%s: the page shows %d events, stele history %d", subject, len(rows), len(want.Events))
+		}
+		if subject == "bob@example.com" && len(rows) != 3 {
+			t.Errorf("bob@example.com: %d events, docs/state.md shows 3", len(rows))
+		}
+		for i, w := range want.Events {
+			wr := row{Time: strings.Replace(w.EventTime, "T", " ", 1), Entry: fmt.Sprintf("#%d", w.Index), Kind: w.Kind, Source: w.Source,
+				As: strings.Join(w.As, "+"), Who: w.Actor + " → " + strings.Join(w.Targets, ", "), Outcome: strings.Join(slices.DeleteFunc([]string{w.Outcome, w.Problem}, func(s string) bool { return s == "" }), "; "),
+				Proof: "✓ verified"}
+			if rows[i] != wr {
+				t.Errorf("%s: row %d:\n got %+v\nwant %+v", subject, i, rows[i], wr)
+			}
+		}
+		caption, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('timeline').hidden ? '' : document.getElementById('timeline-caption').textContent`))
+		if len(want.Events) > 0 && !strings.Contains(caption, "(searched: "+strings.Join(want.Searched, ", ")+")") {
+			t.Errorf("%s: caption %q lacks the subjects searched %v", subject, caption, want.Searched)
+		}
+		if subject == "bob@example.com" {
+			screenshot(t, bctx, "explorer-timeline.png", "h-history")
+			a11y(t, bctx)
+		}
+	}
+
+	// A timeline link opens that entry's verified view.
+	if err := chromedp.Do(bctx,
+		wait(chromedp.Evaluate[bool](`document.getElementById('subject').value = '', true`)),
+		chromedp.SendKeys("#subject", "bob@example.com"),
+		chromedp.Click("#history button[type=submit]"),
+		wait(chromedp.Poll[bool](`document.getElementById('history-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(30*time.Second))),
+		chromedp.Click(`#timeline tbody tr:nth-child(2) a`),
+		wait(chromedp.Poll[bool](`/Verified|FAILED/.test(document.getElementById('entry-status').textContent)`, chromedp.WithPollingTimeout(20*time.Second))),
+	); err != nil {
+		t.Fatal(err)
+	}
+	status, steps, event := pageState(t, bctx)
+	if status != "Verified: entry 5 is in the log's tree of size 17, whose checkpoint the log signed." || strings.Contains(steps, "FAILED") {
+		t.Errorf("the timeline's link: status %q\n%s", status, steps)
+	}
+	if !strings.Contains(event, "bob@example.com") {
+		t.Errorf("the timeline's link: event %q", event)
 	}
 }
