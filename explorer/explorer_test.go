@@ -107,7 +107,7 @@ func lookupID(t *testing.T, ctx context.Context, base, source, eventID string) (
 		chromedp.SendKeys("#source", source),
 		chromedp.SendKeys("#event-id", eventID),
 		chromedp.Click("#lookup-id button[type=submit]"),
-		wait(chromedp.Poll[bool](`/Verified|FAILED|Not found/.test(document.getElementById('entry-status').textContent)`, chromedp.WithPollingTimeout(20*time.Second))),
+		wait(chromedp.Poll[bool](`/Verified|FAILED|Not found|Lookup/.test(document.getElementById('entry-status').textContent)`, chromedp.WithPollingTimeout(20*time.Second))),
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestExplorerInChromium(t *testing.T) {
 	}
 	// An unknown (source, event_id): a clear not-found state, no proof.
 	status, steps, event = lookupID(t, bctx, l.URL, evs[3].Source, "a1b2c3d4-0000-4000-8000-999999999999")
-	if !strings.HasPrefix(status, "Not found: NotFound: no event with source \""+evs[3].Source+"\" and event_id \"a1b2c3d4-0000-4000-8000-999999999999\" in the log") {
+	if !strings.HasPrefix(status, "Not found: no event with source \""+evs[3].Source+"\" and event_id \"a1b2c3d4-0000-4000-8000-999999999999\" in the log") {
 		t.Errorf("unknown event ID: status %q", status)
 	}
 	if steps != "" || event != "" {
@@ -217,6 +217,7 @@ func TestExplorerInChromium(t *testing.T) {
 		t.Errorf("the not-found state is not announced: role %q", role)
 	}
 	screenshot(t, bctx, "explorer-not-found.png", "h-lookup")
+	a11y(t, bctx)
 
 	status, steps, _ = lookupIndex(t, bctx, tamperingProxy(t, l.URL), 6)
 	if !strings.Contains(status, "Verification FAILED for entry 6") || !strings.Contains(steps, "✗ FAILED: the computed root") {
@@ -226,11 +227,13 @@ func TestExplorerInChromium(t *testing.T) {
 		t.Errorf("the failed state is not announced: role %q", role)
 	}
 	screenshot(t, bctx, "explorer-failed.png", "h-lookup")
+	a11y(t, bctx)
 }
 
 // a11y checks accessibility basics: a language, one h1 and no skipped
-// heading level, a label for every input, named buttons, charts with a
-// text alternative, table headers with a scope.
+// heading level, a label for every input, named buttons and links, charts
+// with a text alternative, tables with a caption and headers with a scope,
+// and text contrast of at least 4.5:1 (WCAG 2.1 AA).
 func a11y(t *testing.T, ctx context.Context) {
 	t.Helper()
 	problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
@@ -249,7 +252,27 @@ func a11y(t *testing.T, ctx context.Context) {
 	  for (const b of document.querySelectorAll("button")) if (!b.textContent.trim() && !b.getAttribute("aria-label")) p.push("unnamed button");
 	  for (const s of document.querySelectorAll("svg")) if (s.getAttribute("role") !== "img" || !s.getAttribute("aria-label")) p.push("chart without a text alternative");
 	  for (const th of document.querySelectorAll("th")) if (!th.getAttribute("scope")) p.push("th without scope");
+	  for (const t of document.querySelectorAll("table")) if (!t.caption || !t.caption.textContent.trim()) p.push("table without a caption: " + t.id);
+	  for (const a of document.querySelectorAll("a")) if (!a.textContent.trim() && !a.getAttribute("aria-label")) p.push("unnamed link");
 	  if (!document.title) p.push("no title");
+	  // Text contrast of every visible text element against its background
+	  // (WCAG 2.1 AA: 4.5:1).
+	  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+	  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+	    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+	  const bg = (el) => {
+	    for (; el; el = el.parentElement) {
+	      const c = rgb(getComputedStyle(el).backgroundColor);
+	      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+	    }
+	    return [255, 255, 255];
+	  };
+	  for (const el of document.querySelectorAll("body *")) {
+	    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()) || !el.getClientRects().length) continue;
+	    const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg(el));
+	    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+	    if (ratio < 4.5) p.push("contrast " + ratio.toFixed(2) + ":1 on <" + el.tagName.toLowerCase() + "> " + el.textContent.trim().slice(0, 40));
+	  }
 	  return p;
 	})()`))
 	if err != nil {

@@ -149,7 +149,11 @@ function facts(dl, obj) {
 async function getJSON(url, headers) {
   const resp = await fetch(url, { headers: headers || {}, cache: "no-store" });
   const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
-  if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
+  if (!resp.ok) {
+    const e = new Error(body.error || `HTTP ${resp.status}`);
+    e.status = resp.status;
+    throw e;
+  }
   return body;
 }
 
@@ -279,7 +283,9 @@ async function lookupByID(ev) {
   try {
     d = await getJSON(`api/lookup?source=${encodeURIComponent(source)}&event_id=${encodeURIComponent(id)}`, authHeaders());
   } catch (e) {
-    banner(st, false, `Not found: ${e.message}`);
+    if (e.status === 404) banner(st, false, `Not found: ${e.message.replace(/^NotFound: /, "")}`);
+    else if (e.status === 401 || e.status === 403) banner(st, false, `Lookup refused: ${e.message}. Looking events up by event ID needs the reader role: enter a reader token.`);
+    else banner(st, false, `Lookup failed: ${e.message}`);
     return;
   }
   $("index").value = d.index;
