@@ -200,19 +200,31 @@ type driftRef struct {
 	Proof     *ledger.Proof `json:"proof"`
 }
 
-// driftEvidence reads and checks a `stele drift --json` output.
-func driftEvidence(ctx context.Context, b []byte, v note.Verifier, pp *prefixProver) (*DriftEvidence, error) {
+// parseDrift reads a `stele drift --json` output of the log origin.
+func parseDrift(b []byte, origin string) (*driftFile, error) {
 	var f driftFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("drift: not the output of `stele drift --json`: %v", err)
 	}
+	if dec.More() {
+		return nil, errors.New("drift: not the output of `stele drift --json`: more than one JSON value")
+	}
 	if f.Origin == "" || f.Findings == nil || f.Deviations == nil {
 		return nil, errors.New("drift: not the output of `stele drift --json` (no origin, findings or deviations)")
 	}
-	if f.Origin != v.Name() {
-		return nil, fmt.Errorf("drift: the check is of log %q, this report of %q", f.Origin, v.Name())
+	if f.Origin != origin {
+		return nil, fmt.Errorf("drift: the check is of log %q, this report of %q", f.Origin, origin)
+	}
+	return &f, nil
+}
+
+// driftEvidence reads and checks a `stele drift --json` output.
+func driftEvidence(ctx context.Context, b []byte, v note.Verifier, pp *prefixProver) (*DriftEvidence, error) {
+	f, err := parseDrift(b, v.Name())
+	if err != nil {
+		return nil, err
 	}
 	d := &DriftEvidence{SHA256: Digest(b), Origin: f.Origin, Size: f.Checkpoint.Size, Root: f.Checkpoint.Root, Tenant: f.Tenant, TakenAt: f.TakenAt,
 		Compared: append([]string{}, f.Compared...), Findings: []DriftItem{}, Deviations: []DriftItem{}}
@@ -258,10 +270,16 @@ func driftEvidence(ctx context.Context, b []byte, v note.Verifier, pp *prefixPro
 	return d, nil
 }
 
-// monitorEvidence reads the monitor's alert lines and lists those raised
-// in the period p.
-func monitorEvidence(ctx context.Context, b []byte, p Period, v note.Verifier, pp *prefixProver) (*MonitorEvidence, error) {
-	m := &MonitorEvidence{SHA256: Digest(b), ByType: map[string]int{}, BySeverity: map[string]int{}, Listed: []MonitorAlert{}}
+// alertLine is one alert of a monitor's output, with its time parsed.
+type alertLine struct {
+	monitor.Alert
+	t time.Time
+}
+
+// parseAlerts reads the JSON lines `stele monitor` writes for the log
+// origin; blank lines are skipped.
+func parseAlerts(b []byte, origin string) ([]alertLine, error) {
+	var out []alertLine
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -275,15 +293,34 @@ func monitorEvidence(ctx context.Context, b []byte, p Period, v note.Verifier, p
 		if err := dec.Decode(&a); err != nil {
 			return nil, fmt.Errorf("monitor alerts, line %d: not an alert `stele monitor` writes: %v", n, err)
 		}
+		if dec.More() {
+			return nil, fmt.Errorf("monitor alerts, line %d: not an alert `stele monitor` writes: more than one JSON value", n)
+		}
 		t, err := time.Parse(time.RFC3339Nano, a.Time)
 		if a.Type == "" || err != nil {
 			return nil, fmt.Errorf("monitor alerts, line %d: an alert needs a type and an RFC 3339 time (got %q, %q)", n, a.Type, a.Time)
 		}
-		if a.Origin != "" && a.Origin != v.Name() {
-			return nil, fmt.Errorf("monitor alerts, line %d: an alert of log %q, this report is of %q", n, a.Origin, v.Name())
+		if a.Origin != "" && a.Origin != origin {
+			return nil, fmt.Errorf("monitor alerts, line %d: an alert of log %q, this report is of %q", n, a.Origin, origin)
 		}
-		m.Alerts++
-		if !in(p, t) {
+		out = append(out, alertLine{a, t})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("monitor alerts: %v", err)
+	}
+	return out, nil
+}
+
+// monitorEvidence reads the monitor's alert lines and lists those raised
+// in the period p.
+func monitorEvidence(ctx context.Context, b []byte, p Period, v note.Verifier, pp *prefixProver) (*MonitorEvidence, error) {
+	alerts, err := parseAlerts(b, v.Name())
+	if err != nil {
+		return nil, err
+	}
+	m := &MonitorEvidence{SHA256: Digest(b), Alerts: len(alerts), ByType: map[string]int{}, BySeverity: map[string]int{}, Listed: []MonitorAlert{}}
+	for _, a := range alerts {
+		if !in(p, a.t) {
 			continue
 		}
 		m.InPeriod++
@@ -294,7 +331,7 @@ func monitorEvidence(ctx context.Context, b []byte, p Period, v note.Verifier, p
 		if slices.Contains(integrityAlerts, a.Type) {
 			m.Integrity++
 		}
-		ma := MonitorAlert{Type: a.Type, Time: t.UTC(), Rule: a.Rule, Severity: a.Severity, Message: firstNonEmpty(a.Message, a.Description)}
+		ma := MonitorAlert{Type: a.Type, Time: a.t.UTC(), Rule: a.Rule, Severity: a.Severity, Message: firstNonEmpty(a.Message, a.Description)}
 		switch {
 		case a.Index != nil && a.Receipt != "":
 			ev := pp.receipt(ctx, v, *a.Index, a.Receipt)
@@ -309,9 +346,6 @@ func monitorEvidence(ctx context.Context, b []byte, p Period, v note.Verifier, p
 		if len(m.Listed) < maxAlertsListed {
 			m.Listed = append(m.Listed, ma)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("monitor alerts: %v", err)
 	}
 	return m, nil
 }
