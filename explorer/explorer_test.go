@@ -497,3 +497,52 @@ func TestExplorerTimelineInChromium(t *testing.T) {
 		t.Errorf("the timeline's link: event %q", event)
 	}
 }
+
+// TestExplorerTimelineExtends: the explorer's subject index follows the
+// log: an event naming the subject logged after a first timeline request
+// is in the next one, after the others.
+func TestExplorerTimelineExtends(t *testing.T) {
+	l := steletest.Start(t, false, server.Config{})
+	stele(t, "submit", "--server", l.GRPC, "../drift/testdata/scenario/events.jsonl")
+	l.WaitSize(t, 17)
+	timeline := func() (size uint64, indexes []uint64) {
+		resp, err := http.Get(l.URL + "ui/api/history?subject=BOB@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tl struct {
+			IndexSize uint64 `json:"index_size"`
+			Events    []struct{ Index uint64 }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&tl); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("history: %d %v", resp.StatusCode, err)
+		}
+		for _, e := range tl.Events {
+			indexes = append(indexes, e.Index)
+		}
+		return tl.IndexSize, indexes
+	}
+	if size, idx := timeline(); size != 17 || !slices.Equal(idx, []uint64{1, 5, 15}) {
+		t.Fatalf("first timeline: size %d, events %v, want 17 and [1 5 15] (docs/state.md)", size, idx)
+	}
+	lines, err := os.ReadFile("../drift/testdata/scenario/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bob's user.create again, as another event (another record id).
+	line := strings.Split(string(lines), "\n")[1]
+	again := strings.Replace(line, "00000000-0000-4000-8000-000000000502", "00000000-0000-4000-8000-000000000599", 1)
+	if again == line {
+		t.Fatal("the scenario's second line is not bob's user.create")
+	}
+	f := filepath.Join(t.TempDir(), "again.jsonl")
+	if err := os.WriteFile(f, []byte(again+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stele(t, "submit", "--server", l.GRPC, f)
+	l.WaitSize(t, 18)
+	if size, idx := timeline(); size != 18 || !slices.Equal(idx, []uint64{1, 5, 15, 17}) {
+		t.Errorf("after one more event: size %d, events %v, want 18 and [1 5 15 17]", size, idx)
+	}
+}
