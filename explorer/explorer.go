@@ -1,7 +1,8 @@
 // Package explorer is the log's read-only web UI, served at /ui/ by
 // stele-server: the latest checkpoint and its cosignatures, each witness's
-// last cosigning time, events per minute, and an entry looked up by index
-// with its normalised event (and raw record, with reader credentials).
+// last cosigning time, events per minute, an entry looked up by index or
+// by (source, event_id) with its normalised event and raw record (with
+// reader credentials), and a subject's timeline.
 //
 // The browser trusts none of it: app.js verifies the checkpoint's Ed25519
 // signature against the log's verifier key (WebCrypto) and the entry's
