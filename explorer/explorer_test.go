@@ -44,12 +44,12 @@ func chromium(t *testing.T) string {
 }
 
 // tamperingProxy serves the log through a proxy that flips one bit of the
-// first inclusion-proof hash the explorer's API returns: a server lying
-// about an entry.
+// first inclusion-proof hash the explorer's API returns for an entry, and
+// of the first event of a timeline: a server lying about an entry.
 func tamperingProxy(t *testing.T, target string) string {
 	u, _ := url.Parse(target)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(u.ResolveReference(&url.URL{Path: r.URL.Path}).String())
+		resp, err := http.Get(u.ResolveReference(&url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -65,6 +65,17 @@ func tamperingProxy(t *testing.T, target string) string {
 			h, _ := base64.StdEncoding.DecodeString(proof[0].(string))
 			h[7] ^= 0x20
 			proof[0] = base64.StdEncoding.EncodeToString(h)
+			body, _ = json.Marshal(m)
+		}
+		if strings.HasPrefix(r.URL.Path, "/ui/api/history") && resp.StatusCode == 200 {
+			var m map[string]any
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Error(err)
+			}
+			incl := m["events"].([]any)[0].(map[string]any)["proof"].(map[string]any)["inclusion"].([]any)
+			h, _ := hex.DecodeString(incl[0].(string))
+			h[7] ^= 0x20
+			incl[0] = hex.EncodeToString(h)
 			body, _ = json.Marshal(m)
 		}
 		for k, v := range resp.Header {
@@ -478,9 +489,28 @@ func TestExplorerTimelineInChromium(t *testing.T) {
 		}
 	}
 
+	// A server lying about one event's proof: that row and the timeline
+	// are shown as failed.
+	if err := chromedp.Do(bctx, chromedp.Navigate(tamperingProxy(t, l.URL)+"ui/"),
+		wait(chromedp.Poll[bool](`document.getElementById('cp-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(20*time.Second))),
+		chromedp.SendKeys("#subject", "bob@example.com"),
+		chromedp.Click("#history button[type=submit]"),
+		wait(chromedp.Poll[bool](`document.getElementById('history-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(30*time.Second))),
+	); err != nil {
+		t.Fatal(err)
+	}
+	status, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('history-status').textContent + '|' + document.getElementById('history-status').getAttribute('role') + '|' +
+		Array.from(document.querySelectorAll('#timeline tbody tr'), (tr) => tr.cells[7].textContent.slice(0, 9)).join(',')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Timeline verification FAILED: 1 of 3 inclusion proofs did not verify.|alert|✗ FAILED:,✓ verifie,✓ verifie"; status != want {
+		t.Errorf("a tampered timeline: %q, want %q", status, want)
+	}
+
 	// A timeline link opens that entry's verified view.
-	if err := chromedp.Do(bctx,
-		wait(chromedp.Evaluate[bool](`document.getElementById('subject').value = '', true`)),
+	if err := chromedp.Do(bctx, chromedp.Navigate(l.URL+"ui/"),
+		wait(chromedp.Poll[bool](`document.getElementById('cp-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(20*time.Second))),
 		chromedp.SendKeys("#subject", "bob@example.com"),
 		chromedp.Click("#history button[type=submit]"),
 		wait(chromedp.Poll[bool](`document.getElementById('history-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(30*time.Second))),
