@@ -1,7 +1,8 @@
 // Package explorer is the log's read-only web UI, served at /ui/ by
 // stele-server: the latest checkpoint and its cosignatures, each witness's
-// last cosigning time, events per minute, and an entry looked up by index
-// with its normalised event (and raw record, with reader credentials).
+// last cosigning time, events per minute, an entry looked up by index or
+// by (source, event_id) with its normalised event and raw record (with
+// reader credentials), and a subject's timeline.
 //
 // The browser trusts none of it: app.js verifies the checkpoint's Ed25519
 // signature against the log's verifier key (WebCrypto) and the entry's
@@ -15,19 +16,32 @@
 //	GET /ui/api/entry/{N}    entry N's leaf, decoded, with its inclusion proof in the latest checkpoint
 //	GET /ui/api/event/{N}    entry N's normalised event and raw record (reader role:
 //	                         "Authorization: Bearer <token>" on a server with an access policy)
+//	GET /ui/api/lookup?source=S&event_id=E
+//	                         the index of the event (S, E) (reader role, as GetEventByID)
+//	GET /ui/api/history?subject=X
+//	                         X's timeline, as `stele history` gives it (package history),
+//	                         with each event's leaf and inclusion proof (reader role)
+//
+// A timeline is computed here, on the server, with the caller's rights:
+// the explorer keeps one subject index per caller (package history), reads
+// the payloads it needs through Options.Payloads and extends the index to
+// the latest checkpoint on each request (docs/decisions.md).
 package explorer
 
 import (
 	"context"
 	"embed"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,8 +53,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/history"
 	"github.com/stele-dev/stele/internal/cosig"
 	"github.com/stele-dev/stele/leaf"
+	"github.com/stele-dev/stele/ledger"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -60,6 +76,14 @@ type Options struct {
 	Tiles http.Handler
 	// Event reads payloads; nil: the explorer shows no events.
 	Event EventFunc
+	// EventByID finds the index of the event (source, event_id) for the
+	// caller presenting authorization, as GetEventByID does; nil: the
+	// explorer looks entries up by index only.
+	EventByID func(ctx context.Context, source, eventID, authorization string) (uint64, error)
+	// Payloads authorises the caller presenting authorization to read
+	// payloads and returns its name (one subject index is kept per name)
+	// and a PayloadFunc reading with its rights; nil: no timelines.
+	Payloads func(ctx context.Context, authorization string) (caller string, read ledger.PayloadFunc, err error)
 	// WitnessPolicy is the C2SP tlog-policy in force, if any.
 	WitnessPolicy []byte
 	// Now is the clock (default time.Now).
@@ -72,8 +96,16 @@ type explorer struct {
 	verifier  note.Verifier
 	witnesses []cosig.Witness
 
-	mu   sync.Mutex
-	last map[string]time.Time // witness name -> latest cosignature seen
+	mu      sync.Mutex
+	last    map[string]time.Time     // witness name -> latest cosignature seen
+	indexes map[string]*subjectIndex // caller -> its subject index
+}
+
+// subjectIndex is one caller's subject index, built from the payloads it
+// may read; nil x: to be built from entry 0.
+type subjectIndex struct {
+	mu sync.Mutex
+	x  *history.Index
 }
 
 // New returns the explorer's handler, to mount at /ui/.
@@ -96,7 +128,7 @@ func New(o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &explorer{o: o, tl: tl, verifier: v, witnesses: ws, last: map[string]time.Time{}}
+	e := &explorer{o: o, tl: tl, verifier: v, witnesses: ws, last: map[string]time.Time{}, indexes: map[string]*subjectIndex{}}
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(assets, "ui")
 	static := http.StripPrefix("/ui/", http.FileServerFS(sub))
@@ -104,6 +136,8 @@ func New(o Options) (http.Handler, error) {
 	mux.HandleFunc("GET /ui/api/log", e.apiLog)
 	mux.HandleFunc("GET /ui/api/entry/{index}", e.apiEntry)
 	mux.HandleFunc("GET /ui/api/event/{index}", e.apiEvent)
+	mux.HandleFunc("GET /ui/api/lookup", e.apiLookup)
+	mux.HandleFunc("GET /ui/api/history", e.apiHistory)
 	return mux, nil
 }
 
@@ -296,23 +330,15 @@ func (e *explorer) apiEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "this server does not serve events to the explorer")
 		return
 	}
-	authz := r.Header.Get("Authorization")
-	if authz != "" && r.TLS == nil && !loopback(r.RemoteAddr) {
-		writeError(w, http.StatusBadRequest, "a token was sent over plain HTTP from off this host, where anyone on the path can read it: use the server over TLS (--tls-cert), and revoke that token")
+	authz, ok := authorization(w, r)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	ev, err := e.o.Event(ctx, idx, authz)
 	if err != nil {
-		st := status.Convert(err)
-		code := map[codes.Code]int{codes.Unauthenticated: http.StatusUnauthorized, codes.PermissionDenied: http.StatusForbidden,
-			codes.NotFound: http.StatusNotFound, codes.OutOfRange: http.StatusNotFound, codes.InvalidArgument: http.StatusBadRequest,
-			codes.DeadlineExceeded: http.StatusGatewayTimeout}[st.Code()]
-		if code == 0 {
-			code = http.StatusBadGateway
-		}
-		writeError(w, code, "%s: %s", st.Code(), st.Message())
+		writeStatus(w, err)
 		return
 	}
 	out := map[string]any{"index": ev.Index, "format": ev.Format}
@@ -340,4 +366,155 @@ func loopback(remote string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// authorization is the request's Authorization header, refused when it
+// came in the clear from off this host.
+func authorization(w http.ResponseWriter, r *http.Request) (string, bool) {
+	authz := r.Header.Get("Authorization")
+	if authz != "" && r.TLS == nil && !loopback(r.RemoteAddr) {
+		writeError(w, http.StatusBadRequest, "a token was sent over plain HTTP from off this host, where anyone on the path can read it: use the server over TLS (--tls-cert), and revoke that token")
+		return "", false
+	}
+	return authz, true
+}
+
+// writeStatus answers a gRPC status error with its HTTP equivalent.
+func writeStatus(w http.ResponseWriter, err error) {
+	st := status.Convert(err)
+	code := map[codes.Code]int{codes.Unauthenticated: http.StatusUnauthorized, codes.PermissionDenied: http.StatusForbidden,
+		codes.NotFound: http.StatusNotFound, codes.OutOfRange: http.StatusNotFound, codes.InvalidArgument: http.StatusBadRequest,
+		codes.DeadlineExceeded: http.StatusGatewayTimeout}[st.Code()]
+	if code == 0 {
+		code = http.StatusBadGateway
+	}
+	writeError(w, code, "%s: %s", st.Code(), st.Message())
+}
+
+// maxParam bounds the query parameters a lookup takes.
+const maxParam = 1024
+
+func (e *explorer) apiLookup(w http.ResponseWriter, r *http.Request) {
+	if e.o.EventByID == nil {
+		writeError(w, http.StatusNotFound, "this server does not look events up by (source, event_id) for the explorer")
+		return
+	}
+	q := r.URL.Query()
+	source, id := q.Get("source"), q.Get("event_id")
+	if source == "" || id == "" {
+		writeError(w, http.StatusBadRequest, "both source and event_id are required")
+		return
+	}
+	if len(source) > maxParam || len(id) > maxParam {
+		writeError(w, http.StatusBadRequest, "source and event_id are at most %d bytes each", maxParam)
+		return
+	}
+	authz, ok := authorization(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	idx, err := e.o.EventByID(ctx, source, id, authz)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"index": idx, "source": source, "event_id": id})
+}
+
+// historyTimeout bounds a timeline request, which may first have to read
+// every payload logged since the caller's index was last extended.
+const historyTimeout = 2 * time.Minute
+
+// timelineEvent is a history.Event with its leaf, so the browser can check
+// the inclusion proof itself.
+type timelineEvent struct {
+	history.Event
+	Leaf string `json:"leaf"`
+}
+
+func (e *explorer) apiHistory(w http.ResponseWriter, r *http.Request) {
+	if e.o.Payloads == nil {
+		writeError(w, http.StatusNotFound, "this server does not serve subject timelines to the explorer")
+		return
+	}
+	subject := strings.TrimSpace(r.URL.Query().Get("subject"))
+	if subject == "" || len(subject) > maxParam {
+		writeError(w, http.StatusBadRequest, "subject is required (a UPN, object id, appId, service-principal id, Okta login, AWS ARN, IAM user name or access key id), at most %d bytes", maxParam)
+		return
+	}
+	authz, ok := authorization(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), historyTimeout)
+	defer cancel()
+	caller, read, err := e.o.Payloads(ctx, authz)
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	cp, err := e.tl.Checkpoint(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "no verified checkpoint: %v", err)
+		return
+	}
+	e.mu.Lock()
+	si := e.indexes[caller]
+	if si == nil {
+		si = &subjectIndex{}
+		e.indexes[caller] = si
+	}
+	e.mu.Unlock()
+
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	if si.x == nil || si.x.Origin != cp.Origin {
+		si.x = history.New(cp.Origin)
+	}
+	lr := &ledger.Reader{Log: e.tl, Payloads: read}
+	if err := history.Update(ctx, lr, cp, si.x); err != nil {
+		si.x = nil // partly updated: rebuilt on the next request
+		ledgerError(w, err)
+		return
+	}
+	prover, err := ledger.NewProver(ctx, e.tl, cp)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "reading the tree: %v", err)
+		return
+	}
+	tl, err := history.Lookup(ctx, lr, prover, si.x, subject)
+	if err != nil {
+		ledgerError(w, err)
+		return
+	}
+	evs := make([]timelineEvent, len(tl.Events))
+	for i, ev := range tl.Events {
+		evs[i] = timelineEvent{ev, base64.StdEncoding.EncodeToString(ev.Proof.Leaf)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"subject": tl.Subject, "searched": tl.Searched, "origin": cp.Origin, "checkpoint": string(cp.Raw),
+		"size": cp.Size, "root": hex.EncodeToString(cp.Root[:]), "index_size": tl.IndexSize, "unindexed": tl.Unindexed,
+		"events": evs, "completeness": history.Completeness,
+	})
+}
+
+// ledgerError answers an error reading the verified log: the caller's
+// rights (a gRPC status), a log that does not verify, or a read failure.
+func ledgerError(w http.ResponseWriter, err error) {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		switch c := se.GRPCStatus().Code(); c {
+		case codes.Unauthenticated, codes.PermissionDenied:
+			writeError(w, map[codes.Code]int{codes.Unauthenticated: http.StatusUnauthorized, codes.PermissionDenied: http.StatusForbidden}[c],
+				"%s: a timeline reads the payload of every entry, so it needs the reader role on every source: %v", c, err)
+			return
+		}
+	}
+	if ledger.IsVerification(err) {
+		writeError(w, http.StatusBadGateway, "the log does not verify: %v", err)
+		return
+	}
+	writeError(w, http.StatusBadGateway, "reading the log: %v", err)
 }

@@ -15,12 +15,14 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -298,4 +300,90 @@ func Update(ctx context.Context, r *ledger.Reader, cp *client.Checkpoint, x *Ind
 	}
 	x.Size, x.Root = cp.Size, hex.EncodeToString(root[:])
 	return nil
+}
+
+// Completeness is what every timeline says about itself.
+const Completeness = "each event listed is proven included in the signed checkpoint and matches its leaf's commitment; " +
+	"that no event naming the subject is missing is only as sure as the index: complete for entries [0, size) when this index was built from the verified log by you"
+
+// Event is one event of a subject's timeline: the leaf's fields, how the
+// event names the subject, a summary of its re-derived view, and its
+// inclusion proof in the checkpoint.
+type Event struct {
+	Index     uint64        `json:"index"`
+	Source    string        `json:"source"`
+	Kind      string        `json:"kind"`
+	EventID   string        `json:"event_id"`
+	EventTime string        `json:"event_time"`
+	As        []string      `json:"as"`
+	Actor     string        `json:"actor,omitempty"`
+	Targets   []string      `json:"targets,omitempty"`
+	Outcome   string        `json:"outcome,omitempty"`
+	Problem   string        `json:"problem,omitempty"`
+	Proof     *ledger.Proof `json:"proof"`
+}
+
+// Timeline is a subject's history: the events naming it (or a subject
+// the log shows to be the same principal), in log order, each proven
+// included in the prover's checkpoint.
+type Timeline struct {
+	Subject   string   `json:"subject"`
+	Searched  []string `json:"searched"`
+	IndexSize uint64   `json:"index_size"`
+	Unindexed []uint64 `json:"unindexed"`
+	Events    []Event  `json:"events"`
+}
+
+// Lookup answers a subject's timeline from x (brought up to the prover's
+// checkpoint by Update): each event is proven and read through r.
+func Lookup(ctx context.Context, r *ledger.Reader, prover *ledger.Prover, x *Index, subject string) (*Timeline, error) {
+	indexes, searched := x.Lookup(subject)
+	tl := &Timeline{Subject: subject, Searched: searched, IndexSize: x.Size, Unindexed: x.Unindexed, Events: []Event{}}
+	if tl.Unindexed == nil {
+		tl.Unindexed = []uint64{}
+	}
+	for _, i := range indexes {
+		ev, err := entry(ctx, r, prover, i, searched)
+		if err != nil {
+			return nil, err
+		}
+		tl.Events = append(tl.Events, ev)
+	}
+	return tl, nil
+}
+
+// entry proves and reads one entry, re-deriving its view and saying how
+// it names the subject.
+func entry(ctx context.Context, r *ledger.Reader, prover *ledger.Prover, i uint64, searched []string) (Event, error) {
+	p, err := prover.Prove(ctx, i, nil)
+	if err != nil {
+		return Event{}, err
+	}
+	en, err := r.Read(ctx, i, p.Leaf)
+	if err != nil {
+		return Event{}, err
+	}
+	he := Event{Index: i, Proof: p, As: []string{}, Problem: en.Problem}
+	if en.Leaf == nil {
+		return he, nil
+	}
+	l := en.Leaf
+	he.Source, he.Kind, he.EventID, he.EventTime = l.Source, l.Kind, l.EventID, l.EventTime.UTC().Format(time.RFC3339Nano)
+	ev := en.Event
+	if ev == nil {
+		return he, nil
+	}
+	for _, m := range Mentions(l.Source, ev) {
+		if slices.Contains(searched, m.Subject) && !slices.Contains(he.As, m.Role) {
+			he.As = append(he.As, m.Role)
+		}
+	}
+	if a := ev.GetActor(); a != nil {
+		he.Actor = cmp.Or(a.GetLogin(), a.GetDisplayName(), a.GetId(), a.GetAppId())
+	}
+	for _, t := range ev.GetTargets() {
+		he.Targets = append(he.Targets, cmp.Or(t.GetLogin(), t.GetDisplayName(), t.GetId()))
+	}
+	he.Outcome = strings.TrimPrefix(ev.GetOutcome().GetStatus().String(), "OUTCOME_STATUS_")
+	return he, nil
 }

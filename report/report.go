@@ -75,6 +75,12 @@ type Config struct {
 	Erasures ErasureFetcher
 	// Payloads, if set, has the audit check every payload against its leaf.
 	Payloads audit.PayloadFetcher
+	// Drift, if set, is the output of `stele drift --json`: its findings
+	// and baseline deviations are reported, with their receipts checked.
+	Drift []byte
+	// MonitorAlerts, if set, are the alerts `stele monitor` wrote (JSON
+	// lines): those raised in the period are reported.
+	MonitorAlerts []byte
 	// HTTPClient reads the log; nil means http.DefaultClient.
 	HTTPClient *http.Client
 	// Workers is the number of parallel fetches (default 4).
@@ -101,6 +107,10 @@ type Report struct {
 	AuditError string     `json:"audit_error,omitempty"`
 	Entries    EntryStats `json:"entries"`
 	Erasures   []Erasure  `json:"erasures"`
+	// Drift and Monitor are the drift check and monitor alerts given to
+	// the report; nil when none were.
+	Drift   *DriftEvidence   `json:"drift,omitempty"`
+	Monitor *MonitorEvidence `json:"monitor,omitempty"`
 	// NotCovered says what this report does not show.
 	NotCovered []string  `json:"not_covered"`
 	Controls   []Control `json:"controls"`
@@ -380,8 +390,22 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	if len(inPeriod) > 0 {
 		r.Consistency = consistency(ctx, tl, inPeriod, latest)
 	}
-	r.NotCovered = []string{
-		"drift and monitor findings: not part of this report (no monitor or drift state was given to it)",
+	pp := newPrefixProver(tl, latest)
+	r.NotCovered = []string{}
+	if cfg.Drift != nil {
+		if r.Drift, err = driftEvidence(ctx, cfg.Drift, v, pp); err != nil {
+			return nil, err
+		}
+	} else {
+		r.NotCovered = append(r.NotCovered, "drift findings: no drift check was given to this report (stele drift --json, then stele report --drift FILE)")
+	}
+	if cfg.MonitorAlerts != nil {
+		if r.Monitor, err = monitorEvidence(ctx, cfg.MonitorAlerts, r.Period, v, pp); err != nil {
+			return nil, err
+		}
+		r.NotCovered = append(r.NotCovered, "that the monitor ran throughout the period: its alert stream shows what it raised, not that it was running")
+	} else {
+		r.NotCovered = append(r.NotCovered, "monitor alerts: no monitor alert stream was given to this report (stele monitor's output, then stele report --monitor-alerts FILE)")
 	}
 	r.Reverify = reverify(r)
 	r.Controls = controls(r)

@@ -7,29 +7,52 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/stele-dev/stele/explorer"
+	"github.com/stele-dev/stele/ledger"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
 // explorerHandler is the read-only web UI at /ui/ (package explorer). It
-// reads the tiles through the public tlog-tiles handler, and payloads as
-// GetEvent does, under the same access policy: the browser's
-// "Authorization: Bearer" token is checked as the gRPC one would be.
+// reads the tiles through the public tlog-tiles handler, and payloads and
+// events by (source, event_id) as GetEvent and GetEventByID do, under the
+// same access policy: the browser's "Authorization: Bearer" token is
+// checked as the gRPC one would be. Subject timelines read payloads with
+// the caller's rights (docs/decisions.md).
 func (s *Server) explorerHandler() http.Handler {
 	h, err := explorer.New(explorer.Options{
 		VerifierKey:   s.key.VKey,
 		Tiles:         s.tilesHandler(),
 		WitnessPolicy: s.cfg.WitnessPolicy,
 		Event: func(ctx context.Context, index uint64, authorization string) (*stelev1.GetEventResponse, error) {
-			if authorization != "" {
-				ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", authorization))
-			}
-			if s.AuthEnabled() {
-				var err error
-				if ctx, _, err = s.auth.authorize(ctx, stelev1.LogService_GetEvent_FullMethodName); err != nil {
-					return nil, err
-				}
+			ctx, _, err := s.explorerCaller(ctx, stelev1.LogService_GetEvent_FullMethodName, authorization)
+			if err != nil {
+				return nil, err
 			}
 			return (&logService{s: s}).GetEvent(ctx, &stelev1.GetEventRequest{Index: index})
+		},
+		EventByID: func(ctx context.Context, source, eventID, authorization string) (uint64, error) {
+			ctx, _, err := s.explorerCaller(ctx, stelev1.LogService_GetEventByID_FullMethodName, authorization)
+			if err != nil {
+				return 0, err
+			}
+			resp, err := (&logService{s: s}).GetEventByID(ctx, &stelev1.GetEventByIDRequest{Source: source, EventId: eventID})
+			if err != nil {
+				return 0, err
+			}
+			return resp.GetEvent().GetIndex(), nil
+		},
+		Payloads: func(ctx context.Context, authorization string) (string, ledger.PayloadFunc, error) {
+			ctx, name, err := s.explorerCaller(ctx, stelev1.LogService_GetEvent_FullMethodName, authorization)
+			if err != nil {
+				return "", nil, err
+			}
+			ls := &logService{s: s}
+			return name, func(cctx context.Context, index uint64) (*stelev1.GetEventResponse, error) {
+				// The caller's identity from ctx, the call's deadline from cctx.
+				c, cancel := context.WithCancel(ctx)
+				defer cancel()
+				defer context.AfterFunc(cctx, cancel)()
+				return ls.GetEvent(c, &stelev1.GetEventRequest{Index: index})
+			}, nil
 		},
 	})
 	if err != nil {
@@ -41,4 +64,21 @@ func (s *Server) explorerHandler() http.Handler {
 		})
 	}
 	return h
+}
+
+// explorerCaller authorises the browser's "Authorization: Bearer" token
+// for method as the gRPC interceptor would, returning the context to call
+// the method with and the caller's access-policy name.
+func (s *Server) explorerCaller(ctx context.Context, method, authorization string) (context.Context, string, error) {
+	if authorization != "" {
+		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", authorization))
+	}
+	if !s.AuthEnabled() {
+		return ctx, "anonymous", nil
+	}
+	ctx, c, err := s.auth.authorize(ctx, method)
+	if err != nil {
+		return nil, "", err
+	}
+	return ctx, c.name(), nil
 }

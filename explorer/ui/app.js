@@ -149,7 +149,11 @@ function facts(dl, obj) {
 async function getJSON(url, headers) {
   const resp = await fetch(url, { headers: headers || {}, cache: "no-store" });
   const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
-  if (!resp.ok) throw new Error(body.error || `HTTP ${resp.status}`);
+  if (!resp.ok) {
+    const e = new Error(body.error || `HTTP ${resp.status}`);
+    e.status = resp.status;
+    throw e;
+  }
   return body;
 }
 
@@ -213,29 +217,35 @@ async function loadLog() {
   }
 }
 
-async function lookup(ev) {
-  ev.preventDefault();
+function authHeaders() {
+  const tok = $("token").value.trim();
+  return tok ? { Authorization: `Bearer ${tok}` } : {};
+}
+
+// showEntry verifies entry n (the checkpoint's signature, then its
+// inclusion proof), shows its leaf, then its payload when the caller may
+// read it. found, when set, says how n was found.
+async function showEntry(n, found) {
   const st = $("entry-status");
-  const n = $("index").value.trim();
   $("leaf").replaceChildren(); $("event").replaceChildren();
   const steps = new Steps($("proof-steps"));
+  const what = found ? `${found}, entry ${n}` : `entry ${n}`;
   try {
     if (!/^(0|[1-9][0-9]*)$/.test(n)) throw new VerifyError("the index must be a non-negative integer");
-    st.className = ""; st.textContent = `Verifying entry ${n}…`;
+    st.className = ""; st.textContent = `Verifying ${what}…`;
     const d = await getJSON(`api/entry/${n}`);
     const cp = await verifyCheckpoint(d.checkpoint, logKey, steps);
     const leaf = b64dec(d.leaf);
     const proof = d.proof.map(b64dec);
     await verifyInclusion(BigInt(n), cp.size, leaf, proof, cp.root, steps);
-    banner(st, true, `Verified: entry ${n} is in the log's tree of size ${cp.size}, whose checkpoint the log signed.`);
+    banner(st, true, `Verified: ${what} is in the log's tree of size ${cp.size}, whose checkpoint the log signed.`);
     try { facts($("leaf"), decodeLeaf(leaf)); } catch (e) { facts($("leaf"), { error: `the leaf is not leaf v1: ${e.message}` }); }
   } catch (e) {
-    banner(st, false, `Verification FAILED for entry ${n}: ${e.message}`);
+    banner(st, false, `Verification FAILED for ${what}: ${e.message}`);
     return;
   }
-  const tok = $("token").value.trim();
   try {
-    const evd = await getJSON(`api/event/${n}`, tok ? { Authorization: `Bearer ${tok}` } : {});
+    const evd = await getJSON(`api/event/${n}`, authHeaders());
     const out = [];
     if (evd.erased) {
       const p = document.createElement("p");
@@ -256,7 +266,100 @@ async function lookup(ev) {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+async function lookup(ev) {
+  ev.preventDefault();
+  await showEntry($("index").value.trim());
+}
+
+// lookupByID finds the entry of (source, event_id) through the server's
+// dedup index, then verifies it exactly as a lookup by index does.
+async function lookupByID(ev) {
+  ev.preventDefault();
+  const source = $("source").value.trim(), id = $("event-id").value.trim();
+  const st = $("entry-status");
+  $("leaf").replaceChildren(); $("event").replaceChildren(); $("proof-steps").replaceChildren();
+  st.className = ""; st.textContent = `Looking up event ${id} of ${source}…`;
+  let d;
+  try {
+    d = await getJSON(`api/lookup?source=${encodeURIComponent(source)}&event_id=${encodeURIComponent(id)}`, authHeaders());
+  } catch (e) {
+    if (e.status === 404) banner(st, false, `Not found: ${e.message.replace(/^NotFound: /, "")}`);
+    else if (e.status === 401 || e.status === 403) banner(st, false, `Lookup refused: ${e.message}. Looking events up by event ID needs the reader role: enter a reader token.`);
+    else banner(st, false, `Lookup failed: ${e.message}`);
+    return;
+  }
+  $("index").value = d.index;
+  await showEntry(String(d.index), `event ${id} of ${source}`);
+}
+
+// showTimeline lists a subject's events as the server's history index
+// finds them, verifying the checkpoint and every inclusion proof here.
+async function showTimeline(ev) {
+  ev.preventDefault();
+  const subject = $("subject").value.trim();
+  const st = $("history-status"), table = $("timeline"), tb = table.tBodies[0];
+  tb.replaceChildren(); table.hidden = true; $("history-note").textContent = "";
+  st.className = ""; st.textContent = `Reading the timeline of ${subject}…`;
+  let d;
+  try {
+    d = await getJSON(`api/history?subject=${encodeURIComponent(subject)}`, authHeaders());
+  } catch (e) {
+    banner(st, false, `No timeline: ${e.message}`);
+    return;
+  }
+  let verified = 0;
+  try {
+    const cp = await verifyCheckpoint(d.checkpoint, logKey, new Steps(document.createElement("ol")));
+    for (const e of d.events) {
+      const tr = tb.insertRow();
+      tr.insertCell().textContent = e.event_time.replace("T", " ");
+      const a = document.createElement("a");
+      a.href = `#entry=${e.index}`; a.textContent = `#${e.index}`;
+      a.setAttribute("aria-label", `entry ${e.index}: verify and show`);
+      tr.insertCell().append(a);
+      tr.insertCell().textContent = e.kind;
+      tr.insertCell().textContent = e.source;
+      tr.insertCell().textContent = e.as.join("+");
+      tr.insertCell().textContent = `${e.actor || ""} → ${(e.targets || []).join(", ")}`;
+      tr.insertCell().textContent = [e.outcome, e.problem].filter(Boolean).join("; ");
+      const pc = tr.insertCell();
+      const proof = e.proof.inclusion.map((h) => Uint8Array.from(h.match(/../g) || [], (x) => parseInt(x, 16)));
+      try {
+        await verifyInclusion(BigInt(e.index), cp.size, b64dec(e.leaf), proof, cp.root, new Steps(document.createElement("ol")));
+        pc.textContent = "✓ verified"; pc.className = "ok"; verified++;
+      } catch (err) {
+        pc.textContent = `✗ FAILED: ${err.message}`; pc.className = "fail";
+      }
+    }
+  } catch (e) {
+    banner(st, false, `Timeline verification FAILED: ${e.message}`);
+    return;
+  }
+  table.hidden = d.events.length === 0;
+  $("timeline-caption").textContent = `Events naming ${subject} (searched: ${d.searched.join(", ")}), oldest first`;
+  const ok = verified === d.events.length;
+  banner(st, ok, ok
+    ? `Timeline of ${subject}: ${d.events.length} events, each inclusion proof verified in your browser against the checkpoint of size ${d.size}.`
+    : `Timeline verification FAILED: ${d.events.length - verified} of ${d.events.length} inclusion proofs did not verify.`);
+  let note = `Completeness: ${d.completeness}. This index was built by the server from entries [0, ${d.index_size}).`;
+  if (d.unindexed.length > 0) note += ` ${d.unindexed.length} entries could not be indexed (erased or unreadable): ${d.unindexed.join(", ")}.`;
+  $("history-note").textContent = note;
+}
+
+// A link #entry=N (from a timeline) verifies and shows entry N.
+function followHash() {
+  const m = /^#entry=(0|[1-9][0-9]*)$/.exec(location.hash);
+  if (!m) return;
+  $("index").value = m[1];
+  $("h-lookup").scrollIntoView();
+  showEntry(m[1]);
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
   $("lookup").addEventListener("submit", lookup);
-  loadLog();
+  $("lookup-id").addEventListener("submit", lookupByID);
+  $("history").addEventListener("submit", showTimeline);
+  window.addEventListener("hashchange", followHash);
+  await loadLog();
+  followHash();
 });

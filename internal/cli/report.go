@@ -47,6 +47,8 @@ func cmdReport(e *env, args []string) error {
 	pdf := fs.String("pdf", "auto", "auto: a PDF when Chromium is installed; on: require one; off: none")
 	server := fs.String("server", "", "a Stele server (host:port, reader role): read erasure reasons and check every payload against its leaf")
 	workers := fs.Int("workers", 4, "parallel fetches")
+	driftPath := fs.String("drift", "", "the output of `stele drift --json` to report: its findings, with each cited event's receipt checked")
+	alertsPath := fs.String("monitor-alerts", "", "the alerts `stele monitor` wrote (JSON lines): those raised in the period are reported")
 	conn := addConnFlags(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
@@ -93,6 +95,19 @@ func cmdReport(e *env, args []string) error {
 	if *cpDir != "" {
 		if cfg.Checkpoints, err = readCheckpointDir(*cpDir); err != nil {
 			return err
+		}
+	}
+	if *driftPath != "" {
+		if cfg.Drift, err = os.ReadFile(*driftPath); err != nil {
+			return err
+		}
+	}
+	if *alertsPath != "" {
+		if cfg.MonitorAlerts, err = os.ReadFile(*alertsPath); err != nil {
+			return err
+		}
+		if cfg.MonitorAlerts == nil {
+			cfg.MonitorAlerts = []byte{}
 		}
 	}
 	if *server != "" {
