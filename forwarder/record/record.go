@@ -49,6 +49,7 @@ import (
 	"github.com/transparency-dev/formats/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stele-dev/stele/client"
@@ -176,13 +177,16 @@ func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // views renders the committed normalised view as JSON and as OCSF (nil
 // when the view has no OCSF class).
 func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err error) {
-	ev, err := identity.Unmarshal(p.Normalized, p.Format, p.Record)
+	ev, err := identity.Unmarshal(p.Normalized, p.Format, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := identity.JSON(ev)
+	// identity.JSON's rendering (proto field names, no raw record), but
+	// compact and without its defensive copy: ev is ours, its raw record
+	// left out, and this runs for every record forwarded.
+	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
 	var c bytes.Buffer
 	if err := json.Compact(&c, j); err != nil {
