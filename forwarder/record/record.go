@@ -181,19 +181,15 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	if err != nil {
 		return nil, nil, err
 	}
-	// identity.JSON's rendering (proto field names, no raw record), but
-	// compact and without its defensive copy: ev is ours, its raw record
-	// left out, and this runs for every record forwarded.
+	// identity.JSON's rendering (proto field names, no raw record) without
+	// its defensive copy and indentation: ev is ours, its raw record left
+	// out, and this runs for every record forwarded. Marshal compacts it.
 	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
-	var c bytes.Buffer
-	if err := json.Compact(&c, j); err != nil {
-		return nil, nil, err
-	}
 	if ev.GetOcsf().GetClassUid() == 0 {
-		return c.Bytes(), nil, nil
+		return j, nil, nil
 	}
 	if ev.EventTime == nil {
 		ev.EventTime = timestamppb.New(l.EventTime)
@@ -202,7 +198,7 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.Bytes(), o, nil
+	return j, o, nil
 }
 
 // Marshal encodes the document as compact JSON (no HTML escaping, so the
