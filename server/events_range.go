@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -14,9 +15,11 @@ import (
 const (
 	// maxEventsPerCall bounds a GetEvents range.
 	maxEventsPerCall = 1000
-	// maxEventsBytes bounds a GetEvents response: it stops before the
-	// entry that would take it past this (always after at least one).
-	maxEventsBytes = 4 << 20
+	// maxEventsBytes bounds a GetEvents response, framing included, so
+	// that it fits gRPC's default 4 MiB receive limit: the response stops
+	// before the entry that would take it past this (always after at
+	// least one).
+	maxEventsBytes = 4<<20 - 16
 )
 
 // errResponseFull stops the walk of a GetEvents range once the response
@@ -45,6 +48,7 @@ func (l *logService) GetEvents(ctx context.Context, req *stelev1.GetEventsReques
 			return err
 		}
 		n := proto.Size(ev)
+		n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(n))
 		if len(resp.Events) > 0 && size+n > maxEventsBytes {
 			return errResponseFull
 		}

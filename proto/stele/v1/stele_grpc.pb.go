@@ -94,9 +94,9 @@ type LogServiceClient interface {
 	// source the caller may not read fails the whole call with
 	// PERMISSION_DENIED naming it; an erased entry comes with its tombstone.
 	// count is 1 to 1,000 (more is INVALID_ARGUMENT: ask for fewer). The
-	// response holds at most 4 MiB of payloads: it stops early, after at
-	// least one entry, when the next would pass that, and the caller asks
-	// again from the index after its last entry.
+	// response is at most 4 MiB (gRPC's default receive limit): it stops
+	// early, after at least one entry, when the next would pass that, and
+	// the caller asks again from the index after its last entry.
 	GetEvents(ctx context.Context, in *GetEventsRequest, opts ...grpc.CallOption) (*GetEventsResponse, error)
 	// EraseEvent erases the payload (and its salt) behind an entry, for the
 	// right to be forgotten; it needs the admin role. The leaf stays, so every
@@ -307,9 +307,9 @@ type LogServiceServer interface {
 	// source the caller may not read fails the whole call with
 	// PERMISSION_DENIED naming it; an erased entry comes with its tombstone.
 	// count is 1 to 1,000 (more is INVALID_ARGUMENT: ask for fewer). The
-	// response holds at most 4 MiB of payloads: it stops early, after at
-	// least one entry, when the next would pass that, and the caller asks
-	// again from the index after its last entry.
+	// response is at most 4 MiB (gRPC's default receive limit): it stops
+	// early, after at least one entry, when the next would pass that, and
+	// the caller asks again from the index after its last entry.
 	GetEvents(context.Context, *GetEventsRequest) (*GetEventsResponse, error)
 	// EraseEvent erases the payload (and its salt) behind an entry, for the
 	// right to be forgotten; it needs the admin role. The leaf stays, so every
