@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
@@ -98,6 +99,31 @@ func (c *Client) Event(ctx context.Context, index uint64) (*stelev1.GetEventResp
 		return nil, fmt.Errorf("get event %d: %w", index, err)
 	}
 	return resp, nil
+}
+
+// Events fetches, in one call, the payloads of the entries from start on:
+// at most count (1 to 1,000), possibly fewer (the range is cut at the
+// latest published checkpoint, and the server bounds a response's size;
+// ask again from the index after the last one returned). Each answer is
+// GetEvent's without the proof; none is verified: check each payload
+// against a leaf proven included (see leaf.Leaf.VerifyPayload).
+func (c *Client) Events(ctx context.Context, start uint64, count int) ([]*stelev1.GetEventResponse, error) {
+	if count <= 0 || count > math.MaxUint32 {
+		return nil, fmt.Errorf("get events from %d: count %d out of range", start, count)
+	}
+	resp, err := c.Log.GetEvents(ctx, &stelev1.GetEventsRequest{Start: start, Count: uint32(count)})
+	if err != nil {
+		return nil, fmt.Errorf("get events from %d: %w", start, err)
+	}
+	for i, ev := range resp.Events {
+		if ev.Index != start+uint64(i) {
+			return nil, fmt.Errorf("get events from %d: answer %d is entry %d, want %d", start, i, ev.Index, start+uint64(i))
+		}
+	}
+	if len(resp.Events) == 0 || len(resp.Events) > count {
+		return nil, fmt.Errorf("get events from %d: %d answers for %d asked", start, len(resp.Events), count)
+	}
+	return resp.Events, nil
 }
 
 // Erase erases the payload of the entry at index (admin role): the server

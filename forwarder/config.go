@@ -45,8 +45,8 @@ type Config struct {
 	// BatchSize is the most entries read and handed to a sink at once
 	// (default 500). Memory is bounded by about three batches per sink.
 	BatchSize int `json:"batch_size,omitempty"`
-	// FetchConcurrency bounds the payload fetches in flight per sink
-	// (default 16).
+	// FetchConcurrency bounds the payload range reads (GetEvents calls,
+	// each of at least 50 entries) in flight per sink (default 16).
 	FetchConcurrency int `json:"fetch_concurrency,omitempty"`
 	// MaxBackoff caps the wait between retries (default 1m).
 	MaxBackoff Duration     `json:"max_backoff,omitempty"`

@@ -64,9 +64,10 @@ type countingEvents struct {
 	n atomic.Int64
 }
 
-func (c *countingEvents) Event(ctx context.Context, i uint64) (*stelev1.GetEventResponse, error) {
-	c.n.Add(1)
-	return c.EventReader.Event(ctx, i)
+func (c *countingEvents) Events(ctx context.Context, start uint64, count int) ([]*stelev1.GetEventResponse, error) {
+	evs, err := c.EventReader.Events(ctx, start, count)
+	c.n.Add(int64(len(evs)))
+	return evs, err
 }
 
 // TestDelivery: a sink's retry hint is honoured, a refused record goes to

@@ -128,15 +128,10 @@ func (s *ElasticSink) Deliver(ctx context.Context, items []*Item) error {
 	for _, it := range items {
 		bodies[it], counts[it] = s.actions(it)
 	}
-	var ie ItemErrors
-	off := 0
-	for _, c := range chunks(items, s.cfg.MaxBatchBytes, func(it *Item) int { return len(bodies[it]) }) {
-		err := deliverHalving(ctx, c, func(ctx context.Context, part []*Item) error { return s.bulk(ctx, part, bodies, counts) })
-		if err != nil {
-			mergeItemErrors(&ie, err, off, len(c))
-		}
-		off += len(c)
-	}
+	// One request at a time: an erasure notice's delete must reach the
+	// index after the erased record's own index action.
+	cs := chunks(items, s.cfg.MaxBatchBytes, func(it *Item) int { return len(bodies[it]) })
+	ie := sendChunks(ctx, cs, 1, func(ctx context.Context, part []*Item) error { return s.bulk(ctx, part, bodies, counts) })
 	return ie.result(len(items))
 }
 

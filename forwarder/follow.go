@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/transparency-dev/tessera/api/layout"
-	tclient "github.com/transparency-dev/tessera/client"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stele-dev/stele/client"
@@ -17,10 +16,11 @@ import (
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
-// EventReader fetches an entry's payload; *client.Client is one (it needs
-// the reader role on the log's server).
+// EventReader fetches the payloads of a range of entries, from start on:
+// at most count, at least one; *client.Client is one (it needs the reader
+// role on the log's server).
 type EventReader interface {
-	Event(ctx context.Context, index uint64) (*stelev1.GetEventResponse, error)
+	Events(ctx context.Context, start uint64, count int) ([]*stelev1.GetEventResponse, error)
 }
 
 // Follower reads a log the way `stele monitor` does: every checkpoint it
@@ -35,7 +35,7 @@ type Follower struct {
 	// State keeps the trusted checkpoint across restarts; nil: in memory.
 	State  *client.StateStore
 	Policy *client.Policy
-	// Concurrency bounds the payload fetches in flight (default 16).
+	// Concurrency bounds the payload range reads in flight (default 16).
 	Concurrency int
 
 	mu      sync.Mutex
@@ -88,75 +88,105 @@ func (f *Follower) Advance(ctx context.Context) (*client.Checkpoint, error) {
 
 // Read returns the verified entries [from, from+n) of the tree cp (cut at
 // cp.Size), in log order, each with its receipt in cp and its payload (or
-// tombstone) checked against its leaf.
+// tombstone) checked against its leaf. The payloads are fetched in ranges
+// (GetEvents), Concurrency calls at a time, while the entry bundles are
+// read and every entry's inclusion proof is built from the log's tiles
+// (each tile read once for the batch) and verified.
 func (f *Follower) Read(ctx context.Context, cp *client.Checkpoint, from uint64, n int) ([]*record.Entry, error) {
 	if from >= cp.Size || n <= 0 {
 		return nil, nil
 	}
+	if f.Events == nil {
+		return nil, errors.New("forwarder: no payload reader")
+	}
 	end := min(cp.Size, from+uint64(n))
-	out := make([]*record.Entry, 0, end-from)
-	pb, err := tclient.NewProofBuilder(ctx, cp.Size, f.Log.ReadTile)
-	if err != nil {
+	out := make([]*record.Entry, end-from)
+	evs := make([]*stelev1.GetEventResponse, end-from)
+	limit := f.Concurrency
+	if limit <= 0 {
+		limit = 16
+	}
+	// Ranges of at least 50 entries (one call each unless the server cuts
+	// it), spread over the allowed calls.
+	chunk := max(50, (end-from+uint64(limit)-1)/uint64(limit))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit + 1)
+	g.Go(func() error { return f.entries(gctx, cp, from, end, out) })
+	for s := from; s < end; s += chunk {
+		g.Go(func() error { return f.fetch(gctx, s, min(end, s+chunk), evs[s-from:]) })
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	for i, e := range out {
+		if err := checkPayload(e, evs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// entries reads the leaves [from, end) of the tree cp and proves each
+// included, filling out.
+func (f *Follower) entries(ctx context.Context, cp *client.Checkpoint, from, end uint64, out []*record.Entry) error {
+	pv := f.Log.Prover(cp.Size)
 	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
 		es, err := f.Log.Bundle(ctx, bi, cp.Size)
 		if err != nil {
-			return nil, fmt.Errorf("entry bundle %d: %w", bi, err)
+			return fmt.Errorf("entry bundle %d: %w", bi, err)
 		}
 		for j, e := range es {
 			i := bi*layout.EntryBundleWidth + uint64(j)
 			if i < from || i >= end {
 				continue
 			}
-			incl, err := pb.InclusionProof(ctx, i)
+			hs, err := pv.InclusionProof(ctx, i)
 			if err != nil {
-				return nil, fmt.Errorf("inclusion proof of entry %d: %w", i, err)
-			}
-			hs := make([][32]byte, len(incl))
-			for k, h := range incl {
-				if len(h) != 32 {
-					return nil, fmt.Errorf("%w: inclusion proof of entry %d: a hash of %d bytes", client.ErrVerification, i, len(h))
-				}
-				hs[k] = [32]byte(h)
+				return fmt.Errorf("inclusion proof of entry %d: %w", i, err)
 			}
 			if err := client.VerifyInclusion(cp, i, e, hs); err != nil {
-				return nil, fmt.Errorf("%w: entry %d: %v", client.ErrVerification, i, err)
+				return fmt.Errorf("%w: entry %d: %v", client.ErrVerification, i, err)
 			}
 			l, err := leaf.Unmarshal(e)
 			if err != nil {
-				return nil, fmt.Errorf("%w: entry %d is not a leaf v1: %v", client.ErrVerification, i, err)
+				return fmt.Errorf("%w: entry %d is not a leaf v1: %v", client.ErrVerification, i, err)
 			}
-			out = append(out, &record.Entry{Origin: cp.Origin, Index: i, LeafBytes: e, Leaf: l, Receipt: record.Receipt(cp, i, hs, e)})
+			out[i-from] = &record.Entry{Origin: cp.Origin, Index: i, LeafBytes: e, Leaf: l, Receipt: record.Receipt(cp, i, hs, e)}
 		}
 	}
-	if f.Events == nil {
-		return nil, errors.New("forwarder: no payload reader")
+	for k, e := range out {
+		if e == nil {
+			return fmt.Errorf("entry %d: not in the entry bundles of a tree of %d", from+uint64(k), cp.Size)
+		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	limit := f.Concurrency
-	if limit <= 0 {
-		limit = 16
-	}
-	g.SetLimit(limit)
-	for _, e := range out {
-		g.Go(func() error { return f.payload(gctx, e) })
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return nil
 }
 
-// payload fetches an entry's payload and checks it against the leaf.
-func (f *Follower) payload(ctx context.Context, e *record.Entry) error {
-	ev, err := f.Events.Event(ctx, e.Index)
-	if err != nil {
-		return err
+// fetch reads the payloads of the entries [start, end) into evs, asking
+// again where the server cut its answer.
+func (f *Follower) fetch(ctx context.Context, start, end uint64, evs []*stelev1.GetEventResponse) error {
+	for s := start; s < end; {
+		got, err := f.Events.Events(ctx, s, int(end-s))
+		if err != nil {
+			return err
+		}
+		if len(got) == 0 || len(got) > int(end-s) {
+			return fmt.Errorf("asked for %d events from %d, the server answered %d", end-s, s, len(got))
+		}
+		for _, ev := range got {
+			if ev.Index != s {
+				return fmt.Errorf("%w: asked for event %d, the server answered %d", client.ErrVerification, s, ev.Index)
+			}
+			evs[s-start] = ev
+			s++
+		}
 	}
-	if ev.Index != e.Index {
-		return fmt.Errorf("%w: asked for event %d, the server answered %d", client.ErrVerification, e.Index, ev.Index)
-	}
+	return nil
+}
+
+// checkPayload checks an entry's payload (or tombstone), as the server
+// answered it, against the entry's leaf and attaches it.
+func checkPayload(e *record.Entry, ev *stelev1.GetEventResponse) error {
 	if ev.Tombstone != nil {
 		if ev.Tombstone.Index != e.Index {
 			return fmt.Errorf("%w: entry %d: the server's tombstone names entry %d", client.ErrVerification, e.Index, ev.Tombstone.Index)

@@ -24,6 +24,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/forwarder/record"
@@ -281,18 +283,30 @@ func (r *sinkRun) read(ctx context.Context, ch chan<- batch) {
 	}
 }
 
+// buildItems renders the entries' documents, spread over the CPUs (the
+// JSON and OCSF views are most of a record's cost).
 func buildItems(entries []*record.Entry) ([]*Item, error) {
 	items := make([]*Item, len(entries))
-	for i, e := range entries {
-		d, err := record.Build(e)
-		if err != nil {
-			return nil, err
-		}
-		j, err := d.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		items[i] = &Item{Doc: d, JSON: j}
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(entries)/16))
+	var g errgroup.Group
+	for w := range workers {
+		g.Go(func() error {
+			for i := w; i < len(entries); i += workers {
+				d, err := record.Build(entries[i])
+				if err != nil {
+					return err
+				}
+				j, err := d.Marshal()
+				if err != nil {
+					return err
+				}
+				items[i] = &Item{Doc: d, JSON: j}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return items, nil
 }

@@ -79,6 +79,13 @@ func startLog(t testing.TB) *testLog {
 // fixtures, each with a distinct id.
 func goldenEvents(t testing.TB, n int) []*stelev1.Event {
 	t.Helper()
+	return goldenEventsFrom(t, 0, n)
+}
+
+// goldenEventsFrom returns the events from, from+1, ... of the sequence
+// goldenEvents begins.
+func goldenEventsFrom(t testing.TB, from, n int) []*stelev1.Event {
+	t.Helper()
 	dir := "../identity/testdata/golden/entra.directoryAudit"
 	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
@@ -96,7 +103,7 @@ func goldenEvents(t testing.TB, n int) []*stelev1.Event {
 		recs = append(recs, b)
 	}
 	var evs []*stelev1.Event
-	for i := range n {
+	for i := from; i < from+n; i++ {
 		rec := recs[i%len(recs)]
 		if i >= len(recs) {
 			// Another event: a distinct native id keeps dedup from

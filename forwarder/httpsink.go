@@ -8,8 +8,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
+
+// httpParallel is how many requests of one batch the Splunk and Sentinel
+// sinks have in flight (Elasticsearch sends its requests in turn).
+const httpParallel = 4
 
 // newHTTPClient returns the client the HTTP sinks share the settings of.
 func newHTTPClient(tc *TLSConfig, timeout time.Duration) (*http.Client, error) {
@@ -186,4 +191,34 @@ func chunks(items []*Item, limit int, size func(*Item) int) [][]*Item {
 		out = append(out, items[start:])
 	}
 	return out
+}
+
+// sendChunks sends the chunks with deliverHalving(send), up to parallel
+// requests at once, and gathers their outcomes by position in the
+// concatenation of the chunks. Concurrent requests hide the sink's
+// round trip (and, for HEC with acknowledgement, the wait for the
+// indexers); a sink whose requests must apply in order passes 1.
+func sendChunks(ctx context.Context, cs [][]*Item, parallel int, send func(context.Context, []*Item) error) *ItemErrors {
+	var (
+		ie  ItemErrors
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		off int
+	)
+	sem := make(chan struct{}, max(1, parallel))
+	for _, c := range cs {
+		at := off
+		off += len(c)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := deliverHalving(ctx, c, send); err != nil {
+				mu.Lock()
+				mergeItemErrors(&ie, err, at, len(c))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return &ie
 }

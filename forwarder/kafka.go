@@ -81,7 +81,9 @@ func OpenKafka(cfg KafkaConfig) (*KafkaSink, error) {
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchMaxBytes(16 << 20),
+		// franz-go's default producer batch (1,000,012 bytes) fits Kafka's
+		// default message.max.bytes: a larger batch is refused whole by the
+		// broker (MESSAGE_TOO_LARGE) and its records would be dead-lettered.
 		kgo.RecordDeliveryTimeout(time.Duration(cfg.Timeout)),
 	}
 	switch cfg.Compression {

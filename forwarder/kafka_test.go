@@ -85,3 +85,33 @@ func TestKafkaEndToEnd(t *testing.T) {
 		t.Fatalf("stele verify of a Kafka message: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// TestKafkaLargeBatch delivers a batch of several MiB to one partition: the
+// producer splits it into batches the broker accepts (its default
+// message.max.bytes is about 1 MB), nothing is refused.
+func TestKafkaLargeBatch(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := forwarder.OpenKafka(forwarder.KafkaConfig{Brokers: c.ListenAddrs(), Topic: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var items []*forwarder.Item
+	body := strings.Repeat("x", 8<<10)
+	for i := range 600 {
+		items = append(items, &forwarder.Item{Doc: &record.Document{Origin: "o", Index: uint64(i), Type: record.TypeEvent},
+			JSON: []byte(fmt.Sprintf(`{"index":%d,"pad":%q}`, i, body))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Deliver(ctx, items); err != nil {
+		t.Fatalf("a 4.8 MiB batch: %v", err)
+	}
+	if recs := consumeAll(t, c.ListenAddrs(), "big", len(items), 30*time.Second); len(recs) != len(items) {
+		t.Fatalf("%d messages for %d records", len(recs), len(items))
+	}
+}

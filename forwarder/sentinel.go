@@ -148,8 +148,8 @@ func row(it *Item) []byte {
 	return b
 }
 
-// Deliver sends the rows in calls of at most MaxBatchBytes; a row alone
-// over the limit is refused for good.
+// Deliver sends the rows in calls of at most MaxBatchBytes, httpParallel
+// at a time; a row alone over the limit is refused for good.
 func (s *SentinelSink) Deliver(ctx context.Context, items []*Item) error {
 	rows := make(map[*Item][]byte, len(items))
 	var ie ItemErrors
@@ -168,15 +168,8 @@ func (s *SentinelSink) Deliver(ctx context.Context, items []*Item) error {
 		ok = append(ok, it)
 		pos = append(pos, i)
 	}
-	var sub ItemErrors
-	off := 0
-	for _, c := range chunks(ok, s.cfg.MaxBatchBytes-2, func(it *Item) int { return len(rows[it]) + 1 }) {
-		err := deliverHalving(ctx, c, func(ctx context.Context, part []*Item) error { return s.post(ctx, part, rows) })
-		if err != nil {
-			mergeItemErrors(&sub, err, off, len(c))
-		}
-		off += len(c)
-	}
+	cs := chunks(ok, s.cfg.MaxBatchBytes-2, func(it *Item) int { return len(rows[it]) + 1 })
+	sub := sendChunks(ctx, cs, httpParallel, func(ctx context.Context, part []*Item) error { return s.post(ctx, part, rows) })
 	if ie.Refused == nil {
 		return sub.result(len(ok))
 	}

@@ -131,21 +131,15 @@ func (s *SplunkSink) event(it *Item) []byte {
 	return b.Bytes()
 }
 
-// Deliver sends the batch in requests of at most MaxBatchBytes.
+// Deliver sends the batch in requests of at most MaxBatchBytes,
+// httpParallel at a time (each waits for its own acknowledgement).
 func (s *SplunkSink) Deliver(ctx context.Context, items []*Item) error {
 	evs := make(map[*Item][]byte, len(items))
 	for _, it := range items {
 		evs[it] = s.event(it)
 	}
-	var ie ItemErrors
-	off := 0
-	for _, c := range chunks(items, s.cfg.MaxBatchBytes, func(it *Item) int { return len(evs[it]) }) {
-		err := deliverHalving(ctx, c, func(ctx context.Context, part []*Item) error { return s.post(ctx, part, evs) })
-		if err != nil {
-			mergeItemErrors(&ie, err, off, len(c))
-		}
-		off += len(c)
-	}
+	cs := chunks(items, s.cfg.MaxBatchBytes, func(it *Item) int { return len(evs[it]) })
+	ie := sendChunks(ctx, cs, httpParallel, func(ctx context.Context, part []*Item) error { return s.post(ctx, part, evs) })
 	return ie.result(len(items))
 }
 

@@ -3,6 +3,7 @@ package forwarder_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -211,5 +212,72 @@ func TestSplunkHEC(t *testing.T) {
 	os.WriteFile(p, res, 0o600)
 	if code, o, e := runCLI("verify", "--log-key", l.keyFile, p); code != 0 || !strings.Contains(o, "record OK") {
 		t.Fatalf("stele verify of a Splunk search result: exit %d\n%s%s", code, o, e)
+	}
+}
+
+// TestSplunkParallelRequests: a batch larger than one request goes out as
+// several requests at once (each waiting for its own acknowledgement), and
+// every event is indexed exactly once.
+func TestSplunkParallelRequests(t *testing.T) {
+	h := &hec{token: "tok", ack: true, poison: 1 << 62}
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	u, ca := startHTTPS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/services/collector/event" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		mu.Unlock()
+		// Hold the request until two overlapped (or 2 s pass): a sink
+		// that sends one request at a time never overlaps two.
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			overlapped := most >= 2
+			mu.Unlock()
+			if overlapped {
+				break
+			}
+		}
+		h.ServeHTTP(w, r)
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	}))
+	s, err := forwarder.OpenSplunk(forwarder.SplunkConfig{URL: u, TokenFile: writeSecret(t, "tok"), Ack: true, MaxBatchBytes: 1000,
+		TLS: &forwarder.TLSConfig{CAFile: ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var items []*forwarder.Item
+	for i := range 40 {
+		items = append(items, &forwarder.Item{Doc: &record.Document{Index: uint64(i), AdmittedTime: "2026-12-05T10:00:00Z"},
+			JSON: []byte(fmt.Sprintf(`{"index":%d,"pad":%q}`, i, strings.Repeat("x", 200)))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Deliver(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most < 2 {
+		t.Errorf("at most %d request in flight: the batch's requests were sent one at a time", most)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[uint64]int{}
+	for _, r := range h.raw {
+		var d struct{ Index uint64 }
+		json.Unmarshal([]byte(r), &d)
+		seen[d.Index]++
+	}
+	for i := range uint64(40) {
+		if seen[i] != 1 {
+			t.Errorf("event %d indexed %d times", i, seen[i])
+		}
 	}
 }

@@ -353,7 +353,7 @@ func (a *authState) authorize(ctx context.Context, method string) (context.Conte
 		if !id.has(RoleProducer) {
 			return nil, caller{}, a.deny(codes.PermissionDenied, "not_producer", "identity %q may not append: it lacks the producer role", id.name)
 		}
-	case stelev1.LogService_GetEvent_FullMethodName, stelev1.LogService_GetEventByID_FullMethodName:
+	case stelev1.LogService_GetEvent_FullMethodName, stelev1.LogService_GetEventByID_FullMethodName, stelev1.LogService_GetEvents_FullMethodName:
 		if !id.has(RoleReader) && !id.has(RoleAdmin) {
 			return nil, caller{}, a.deny(codes.PermissionDenied, "not_reader", "identity %q may not read payloads: it lacks the reader role", id.name)
 		}

@@ -292,37 +292,45 @@ func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest)
 	if err != nil {
 		return nil, err
 	}
+	return l.s.event(ctx, req.Index, lf, p)
+}
+
+// event is GetEvent's answer for entry idx, whose leaf is lf, with proof p:
+// the caller's read grant on the leaf's source is checked, then the payload
+// (or, erased, its tombstone) read from the store. GetEvents answers with
+// it too, one entry at a time.
+func (s *Server) event(ctx context.Context, idx uint64, lf, p []byte) (*stelev1.GetEventResponse, error) {
 	parsed, err := leaf.Unmarshal(lf)
 	if err != nil {
-		return nil, status.Errorf(codes.DataLoss, "leaf %d does not parse: %v", req.Index, err)
+		return nil, status.Errorf(codes.DataLoss, "leaf %d does not parse: %v", idx, err)
 	}
-	if err := l.s.mayRead(ctx, parsed.Source); err != nil {
+	if err := s.mayRead(ctx, parsed.Source); err != nil {
 		return nil, err
 	}
-	salt, data, err := l.s.store.GetPayload(payloadRef(parsed))
+	salt, data, err := s.store.GetPayload(payloadRef(parsed))
 	if errors.Is(err, store.ErrErased) {
-		tb, err := l.s.store.Tombstone(parsed.PayloadDigest)
+		tb, err := s.store.Tombstone(parsed.PayloadDigest)
 		if err != nil {
 			return nil, status.Errorf(codes.Unavailable, "reading tombstone: %v", err)
 		}
 		t, err := parseTombstone(tb)
 		if err != nil {
-			return nil, status.Errorf(codes.DataLoss, "entry %d: %v", req.Index, err)
+			return nil, status.Errorf(codes.DataLoss, "entry %d: %v", idx, err)
 		}
-		return &stelev1.GetEventResponse{Index: req.Index, Leaf: lf, Proof: p, Tombstone: t.proto()}, nil
+		return &stelev1.GetEventResponse{Index: idx, Leaf: lf, Proof: p, Tombstone: t.proto()}, nil
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d (digest %x) is missing from the store", req.Index, parsed.PayloadDigest)
+		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d (digest %x) is missing from the store", idx, parsed.PayloadDigest)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "reading payload: %v", err)
 	}
 	pl, err := payload.Unmarshal(data)
 	if err != nil {
-		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d does not parse: %v", req.Index, err)
+		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d does not parse: %v", idx, err)
 	}
 	return &stelev1.GetEventResponse{
-		Index: req.Index, Leaf: lf, Payload: data, Salt: salt,
+		Index: idx, Leaf: lf, Payload: data, Salt: salt,
 		Record: pl.Record, Format: pl.Format, Normalized: pl.Normalized, Proof: p,
 	}, nil
 }

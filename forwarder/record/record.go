@@ -49,6 +49,7 @@ import (
 	"github.com/transparency-dev/formats/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stele-dev/stele/client"
@@ -176,20 +177,19 @@ func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // views renders the committed normalised view as JSON and as OCSF (nil
 // when the view has no OCSF class).
 func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err error) {
-	ev, err := identity.Unmarshal(p.Normalized, p.Format, p.Record)
+	ev, err := identity.Unmarshal(p.Normalized, p.Format, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	j, err := identity.JSON(ev)
+	// identity.JSON's rendering (proto field names, no raw record) without
+	// its defensive copy and indentation: ev is ours, its raw record left
+	// out, and this runs for every record forwarded. Marshal compacts it.
+	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
 	if err != nil {
-		return nil, nil, err
-	}
-	var c bytes.Buffer
-	if err := json.Compact(&c, j); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
 	if ev.GetOcsf().GetClassUid() == 0 {
-		return c.Bytes(), nil, nil
+		return j, nil, nil
 	}
 	if ev.EventTime == nil {
 		ev.EventTime = timestamppb.New(l.EventTime)
@@ -198,7 +198,7 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	if err != nil {
 		return nil, nil, err
 	}
-	return c.Bytes(), o, nil
+	return j, o, nil
 }
 
 // Marshal encodes the document as compact JSON (no HTML escaping, so the

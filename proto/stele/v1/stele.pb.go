@@ -1302,6 +1302,118 @@ func (x *GetEventByIDResponse) GetEvent() *GetEventResponse {
 	return nil
 }
 
+// GetEventsRequest names a contiguous range of entries whose payloads are
+// wanted.
+type GetEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the first entry.
+	Start uint64 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	// How many entries, 1 to 1,000.
+	Count         uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventsRequest) Reset() {
+	*x = GetEventsRequest{}
+	mi := &file_stele_v1_stele_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventsRequest) ProtoMessage() {}
+
+func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
+func (*GetEventsRequest) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetEventsRequest) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *GetEventsRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// GetEventsResponse holds the entries start, start+1, ... in log order,
+// possibly fewer than asked for (see GetEvents).
+type GetEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What GetEvent answers for each entry, with proof left empty.
+	Events []*GetEventResponse `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The size of the published checkpoint the range was cut at.
+	TreeSize      uint64 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEventsResponse) Reset() {
+	*x = GetEventsResponse{}
+	mi := &file_stele_v1_stele_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEventsResponse) ProtoMessage() {}
+
+func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stele_v1_stele_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
+func (*GetEventsResponse) Descriptor() ([]byte, []int) {
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetEventsResponse) GetEvents() []*GetEventResponse {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *GetEventsResponse) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
 // GetEventResponse is an entry's payload with everything needed to check it.
 type GetEventResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1331,7 +1443,7 @@ type GetEventResponse struct {
 
 func (x *GetEventResponse) Reset() {
 	*x = GetEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[22]
+	mi := &file_stele_v1_stele_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1455,7 @@ func (x *GetEventResponse) String() string {
 func (*GetEventResponse) ProtoMessage() {}
 
 func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[22]
+	mi := &file_stele_v1_stele_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1468,7 @@ func (x *GetEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventResponse.ProtoReflect.Descriptor instead.
 func (*GetEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{22}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetEventResponse) GetIndex() uint64 {
@@ -1440,7 +1552,7 @@ type EraseEventRequest struct {
 
 func (x *EraseEventRequest) Reset() {
 	*x = EraseEventRequest{}
-	mi := &file_stele_v1_stele_proto_msgTypes[23]
+	mi := &file_stele_v1_stele_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1564,7 @@ func (x *EraseEventRequest) String() string {
 func (*EraseEventRequest) ProtoMessage() {}
 
 func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[23]
+	mi := &file_stele_v1_stele_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1577,7 @@ func (x *EraseEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventRequest.ProtoReflect.Descriptor instead.
 func (*EraseEventRequest) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{23}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EraseEventRequest) GetIndex() uint64 {
@@ -1502,7 +1614,7 @@ type EraseEventResponse struct {
 
 func (x *EraseEventResponse) Reset() {
 	*x = EraseEventResponse{}
-	mi := &file_stele_v1_stele_proto_msgTypes[24]
+	mi := &file_stele_v1_stele_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1626,7 @@ func (x *EraseEventResponse) String() string {
 func (*EraseEventResponse) ProtoMessage() {}
 
 func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[24]
+	mi := &file_stele_v1_stele_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1639,7 @@ func (x *EraseEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseEventResponse.ProtoReflect.Descriptor instead.
 func (*EraseEventResponse) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{24}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EraseEventResponse) GetTombstone() *EraseTombstone {
@@ -1563,7 +1675,7 @@ type EraseTombstone struct {
 
 func (x *EraseTombstone) Reset() {
 	*x = EraseTombstone{}
-	mi := &file_stele_v1_stele_proto_msgTypes[25]
+	mi := &file_stele_v1_stele_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1687,7 @@ func (x *EraseTombstone) String() string {
 func (*EraseTombstone) ProtoMessage() {}
 
 func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_stele_v1_stele_proto_msgTypes[25]
+	mi := &file_stele_v1_stele_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1700,7 @@ func (x *EraseTombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseTombstone.ProtoReflect.Descriptor instead.
 func (*EraseTombstone) Descriptor() ([]byte, []int) {
-	return file_stele_v1_stele_proto_rawDescGZIP(), []int{25}
+	return file_stele_v1_stele_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EraseTombstone) GetIndex() uint64 {
@@ -1714,7 +1826,13 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\"H\n" +
 	"\x14GetEventByIDResponse\x120\n" +
-	"\x05event\x18\x01 \x01(\v2\x1a.stele.v1.GetEventResponseR\x05event\"\x88\x02\n" +
+	"\x05event\x18\x01 \x01(\v2\x1a.stele.v1.GetEventResponseR\x05event\">\n" +
+	"\x10GetEventsRequest\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"d\n" +
+	"\x11GetEventsResponse\x122\n" +
+	"\x06events\x18\x01 \x03(\v2\x1a.stele.v1.GetEventResponseR\x06events\x12\x1b\n" +
+	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"\x88\x02\n" +
 	"\x10GetEventResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04leaf\x18\x02 \x01(\fR\x04leaf\x12\x18\n" +
@@ -1740,7 +1858,7 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\terased_by\x18\x03 \x01(\tR\berasedBy\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12+\n" +
 	"\x11request_reference\x18\x05 \x01(\tR\x10requestReference\x12#\n" +
-	"\rerasure_index\x18\x06 \x01(\x04R\ferasureIndex2\x80\a\n" +
+	"\rerasure_index\x18\x06 \x01(\x04R\ferasureIndex2\xc6\a\n" +
 	"\n" +
 	"LogService\x12;\n" +
 	"\x06Append\x12\x17.stele.v1.AppendRequest\x1a\x18.stele.v1.AppendResponse\x12Q\n" +
@@ -1754,7 +1872,8 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\n" +
 	"GetReceipt\x12\x1b.stele.v1.GetReceiptRequest\x1a\x1c.stele.v1.GetReceiptResponse\x12A\n" +
 	"\bGetEvent\x12\x19.stele.v1.GetEventRequest\x1a\x1a.stele.v1.GetEventResponse\x12M\n" +
-	"\fGetEventByID\x12\x1d.stele.v1.GetEventByIDRequest\x1a\x1e.stele.v1.GetEventByIDResponse\x12G\n" +
+	"\fGetEventByID\x12\x1d.stele.v1.GetEventByIDRequest\x1a\x1e.stele.v1.GetEventByIDResponse\x12D\n" +
+	"\tGetEvents\x12\x1a.stele.v1.GetEventsRequest\x1a\x1b.stele.v1.GetEventsResponse\x12G\n" +
 	"\n" +
 	"EraseEvent\x12\x1b.stele.v1.EraseEventRequest\x1a\x1c.stele.v1.EraseEventResponseB3Z1github.com/stele-dev/stele/proto/stele/v1;stelev1b\x06proto3"
 
@@ -1770,7 +1889,7 @@ func file_stele_v1_stele_proto_rawDescGZIP() []byte {
 	return file_stele_v1_stele_proto_rawDescData
 }
 
-var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_stele_v1_stele_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_stele_v1_stele_proto_goTypes = []any{
 	(*Event)(nil),                       // 0: stele.v1.Event
 	(*ProducerSignature)(nil),           // 1: stele.v1.ProducerSignature
@@ -1794,51 +1913,56 @@ var file_stele_v1_stele_proto_goTypes = []any{
 	(*GetEventRequest)(nil),             // 19: stele.v1.GetEventRequest
 	(*GetEventByIDRequest)(nil),         // 20: stele.v1.GetEventByIDRequest
 	(*GetEventByIDResponse)(nil),        // 21: stele.v1.GetEventByIDResponse
-	(*GetEventResponse)(nil),            // 22: stele.v1.GetEventResponse
-	(*EraseEventRequest)(nil),           // 23: stele.v1.EraseEventRequest
-	(*EraseEventResponse)(nil),          // 24: stele.v1.EraseEventResponse
-	(*EraseTombstone)(nil),              // 25: stele.v1.EraseTombstone
-	(*timestamppb.Timestamp)(nil),       // 26: google.protobuf.Timestamp
+	(*GetEventsRequest)(nil),            // 22: stele.v1.GetEventsRequest
+	(*GetEventsResponse)(nil),           // 23: stele.v1.GetEventsResponse
+	(*GetEventResponse)(nil),            // 24: stele.v1.GetEventResponse
+	(*EraseEventRequest)(nil),           // 25: stele.v1.EraseEventRequest
+	(*EraseEventResponse)(nil),          // 26: stele.v1.EraseEventResponse
+	(*EraseTombstone)(nil),              // 27: stele.v1.EraseTombstone
+	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
 }
 var file_stele_v1_stele_proto_depIdxs = []int32{
-	26, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
+	28, // 0: stele.v1.Event.event_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: stele.v1.Event.producer_signature:type_name -> stele.v1.ProducerSignature
 	0,  // 2: stele.v1.AppendRequest.events:type_name -> stele.v1.Event
 	3,  // 3: stele.v1.AppendResponse.results:type_name -> stele.v1.AppendResult
 	0,  // 4: stele.v1.AppendStreamRequest.events:type_name -> stele.v1.Event
 	3,  // 5: stele.v1.AppendStreamResponse.results:type_name -> stele.v1.AppendResult
 	10, // 6: stele.v1.GetInclusionProofsResponse.proofs:type_name -> stele.v1.GetInclusionProofResponse
-	22, // 7: stele.v1.GetEventByIDResponse.event:type_name -> stele.v1.GetEventResponse
-	25, // 8: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	25, // 9: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
-	26, // 10: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
-	2,  // 11: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
-	5,  // 12: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
-	7,  // 13: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
-	9,  // 14: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
-	11, // 15: stele.v1.LogService.GetInclusionProofs:input_type -> stele.v1.GetInclusionProofsRequest
-	13, // 16: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
-	15, // 17: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
-	17, // 18: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
-	19, // 19: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
-	20, // 20: stele.v1.LogService.GetEventByID:input_type -> stele.v1.GetEventByIDRequest
-	23, // 21: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
-	4,  // 22: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
-	6,  // 23: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
-	8,  // 24: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
-	10, // 25: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
-	12, // 26: stele.v1.LogService.GetInclusionProofs:output_type -> stele.v1.GetInclusionProofsResponse
-	14, // 27: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
-	16, // 28: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
-	18, // 29: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
-	22, // 30: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
-	21, // 31: stele.v1.LogService.GetEventByID:output_type -> stele.v1.GetEventByIDResponse
-	24, // 32: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
-	22, // [22:33] is the sub-list for method output_type
-	11, // [11:22] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	24, // 7: stele.v1.GetEventByIDResponse.event:type_name -> stele.v1.GetEventResponse
+	24, // 8: stele.v1.GetEventsResponse.events:type_name -> stele.v1.GetEventResponse
+	27, // 9: stele.v1.GetEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	27, // 10: stele.v1.EraseEventResponse.tombstone:type_name -> stele.v1.EraseTombstone
+	28, // 11: stele.v1.EraseTombstone.erased_at:type_name -> google.protobuf.Timestamp
+	2,  // 12: stele.v1.LogService.Append:input_type -> stele.v1.AppendRequest
+	5,  // 13: stele.v1.LogService.AppendStream:input_type -> stele.v1.AppendStreamRequest
+	7,  // 14: stele.v1.LogService.GetCheckpoint:input_type -> stele.v1.GetCheckpointRequest
+	9,  // 15: stele.v1.LogService.GetInclusionProof:input_type -> stele.v1.GetInclusionProofRequest
+	11, // 16: stele.v1.LogService.GetInclusionProofs:input_type -> stele.v1.GetInclusionProofsRequest
+	13, // 17: stele.v1.LogService.GetConsistencyProof:input_type -> stele.v1.GetConsistencyProofRequest
+	15, // 18: stele.v1.LogService.GetEntries:input_type -> stele.v1.GetEntriesRequest
+	17, // 19: stele.v1.LogService.GetReceipt:input_type -> stele.v1.GetReceiptRequest
+	19, // 20: stele.v1.LogService.GetEvent:input_type -> stele.v1.GetEventRequest
+	20, // 21: stele.v1.LogService.GetEventByID:input_type -> stele.v1.GetEventByIDRequest
+	22, // 22: stele.v1.LogService.GetEvents:input_type -> stele.v1.GetEventsRequest
+	25, // 23: stele.v1.LogService.EraseEvent:input_type -> stele.v1.EraseEventRequest
+	4,  // 24: stele.v1.LogService.Append:output_type -> stele.v1.AppendResponse
+	6,  // 25: stele.v1.LogService.AppendStream:output_type -> stele.v1.AppendStreamResponse
+	8,  // 26: stele.v1.LogService.GetCheckpoint:output_type -> stele.v1.GetCheckpointResponse
+	10, // 27: stele.v1.LogService.GetInclusionProof:output_type -> stele.v1.GetInclusionProofResponse
+	12, // 28: stele.v1.LogService.GetInclusionProofs:output_type -> stele.v1.GetInclusionProofsResponse
+	14, // 29: stele.v1.LogService.GetConsistencyProof:output_type -> stele.v1.GetConsistencyProofResponse
+	16, // 30: stele.v1.LogService.GetEntries:output_type -> stele.v1.GetEntriesResponse
+	18, // 31: stele.v1.LogService.GetReceipt:output_type -> stele.v1.GetReceiptResponse
+	24, // 32: stele.v1.LogService.GetEvent:output_type -> stele.v1.GetEventResponse
+	21, // 33: stele.v1.LogService.GetEventByID:output_type -> stele.v1.GetEventByIDResponse
+	23, // 34: stele.v1.LogService.GetEvents:output_type -> stele.v1.GetEventsResponse
+	26, // 35: stele.v1.LogService.EraseEvent:output_type -> stele.v1.EraseEventResponse
+	24, // [24:36] is the sub-list for method output_type
+	12, // [12:24] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_stele_v1_stele_proto_init() }
@@ -1856,7 +1980,7 @@ func file_stele_v1_stele_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stele_v1_stele_proto_rawDesc), len(file_stele_v1_stele_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

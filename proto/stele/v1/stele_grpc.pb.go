@@ -32,6 +32,7 @@ const (
 	LogService_GetReceipt_FullMethodName          = "/stele.v1.LogService/GetReceipt"
 	LogService_GetEvent_FullMethodName            = "/stele.v1.LogService/GetEvent"
 	LogService_GetEventByID_FullMethodName        = "/stele.v1.LogService/GetEventByID"
+	LogService_GetEvents_FullMethodName           = "/stele.v1.LogService/GetEvents"
 	LogService_EraseEvent_FullMethodName          = "/stele.v1.LogService/EraseEvent"
 )
 
@@ -84,6 +85,19 @@ type LogServiceClient interface {
 	// source must be readable by the caller. An event that is not in the log
 	// is NOT_FOUND.
 	GetEventByID(ctx context.Context, in *GetEventByIDRequest, opts ...grpc.CallOption) (*GetEventByIDResponse, error)
+	// GetEvents returns, in one call, what GetEvent returns for each entry of
+	// the contiguous range [start, start+count), in log order, without the
+	// per-entry proof (proof is empty): a reader that follows the log's tiles
+	// builds the inclusion proofs itself. It waits like GetEvent until a
+	// published checkpoint covers start, and cuts the range at that
+	// checkpoint's size (tree_size). It needs the reader role; an entry whose
+	// source the caller may not read fails the whole call with
+	// PERMISSION_DENIED naming it; an erased entry comes with its tombstone.
+	// count is 1 to 1,000 (more is INVALID_ARGUMENT: ask for fewer). The
+	// response is at most 4 MiB (gRPC's default receive limit): it stops
+	// early, after at least one entry, when the next would pass that, and
+	// the caller asks again from the index after its last entry.
+	GetEvents(ctx context.Context, in *GetEventsRequest, opts ...grpc.CallOption) (*GetEventsResponse, error)
 	// EraseEvent erases the payload (and its salt) behind an entry, for the
 	// right to be forgotten; it needs the admin role. The leaf stays, so every
 	// proof still verifies. First an erasure event (source "stele/erasure",
@@ -215,6 +229,16 @@ func (c *logServiceClient) GetEventByID(ctx context.Context, in *GetEventByIDReq
 	return out, nil
 }
 
+func (c *logServiceClient) GetEvents(ctx context.Context, in *GetEventsRequest, opts ...grpc.CallOption) (*GetEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEventsResponse)
+	err := c.cc.Invoke(ctx, LogService_GetEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *logServiceClient) EraseEvent(ctx context.Context, in *EraseEventRequest, opts ...grpc.CallOption) (*EraseEventResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EraseEventResponse)
@@ -274,6 +298,19 @@ type LogServiceServer interface {
 	// source must be readable by the caller. An event that is not in the log
 	// is NOT_FOUND.
 	GetEventByID(context.Context, *GetEventByIDRequest) (*GetEventByIDResponse, error)
+	// GetEvents returns, in one call, what GetEvent returns for each entry of
+	// the contiguous range [start, start+count), in log order, without the
+	// per-entry proof (proof is empty): a reader that follows the log's tiles
+	// builds the inclusion proofs itself. It waits like GetEvent until a
+	// published checkpoint covers start, and cuts the range at that
+	// checkpoint's size (tree_size). It needs the reader role; an entry whose
+	// source the caller may not read fails the whole call with
+	// PERMISSION_DENIED naming it; an erased entry comes with its tombstone.
+	// count is 1 to 1,000 (more is INVALID_ARGUMENT: ask for fewer). The
+	// response is at most 4 MiB (gRPC's default receive limit): it stops
+	// early, after at least one entry, when the next would pass that, and
+	// the caller asks again from the index after its last entry.
+	GetEvents(context.Context, *GetEventsRequest) (*GetEventsResponse, error)
 	// EraseEvent erases the payload (and its salt) behind an entry, for the
 	// right to be forgotten; it needs the admin role. The leaf stays, so every
 	// proof still verifies. First an erasure event (source "stele/erasure",
@@ -322,6 +359,9 @@ func (UnimplementedLogServiceServer) GetEvent(context.Context, *GetEventRequest)
 }
 func (UnimplementedLogServiceServer) GetEventByID(context.Context, *GetEventByIDRequest) (*GetEventByIDResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEventByID not implemented")
+}
+func (UnimplementedLogServiceServer) GetEvents(context.Context, *GetEventsRequest) (*GetEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEvents not implemented")
 }
 func (UnimplementedLogServiceServer) EraseEvent(context.Context, *EraseEventRequest) (*EraseEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EraseEvent not implemented")
@@ -509,6 +549,24 @@ func _LogService_GetEventByID_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_GetEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).GetEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_GetEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).GetEvents(ctx, req.(*GetEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LogService_EraseEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EraseEventRequest)
 	if err := dec(in); err != nil {
@@ -565,6 +623,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEventByID",
 			Handler:    _LogService_GetEventByID_Handler,
+		},
+		{
+			MethodName: "GetEvents",
+			Handler:    _LogService_GetEvents_Handler,
 		},
 		{
 			MethodName: "EraseEvent",
