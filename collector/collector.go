@@ -128,6 +128,13 @@ func New(opts Options) (*Collector, error) {
 		}
 		r := &runner{c: c, name: sc.Name, kind: kind, src: src, cur: cur, started: time.Now(), caughtUp: time.Now()}
 		r.log = opts.Logger.With("source", sc.Name)
+		if t, ok := src.(interface{ OnThrottle(func(time.Duration)) }); ok {
+			name := sc.Name
+			t.OnThrottle(func(d time.Duration) {
+				c.m.throttled.WithLabelValues(name).Inc()
+				c.m.throttledSeconds.WithLabelValues(name).Add(d.Seconds())
+			})
+		}
 		c.runners = append(c.runners, r)
 	}
 	return c, nil
@@ -141,6 +148,10 @@ func newSource(sc SourceConfig, from time.Time, log *slog.Logger) (Source, error
 		return NewCloudTrailSource(*sc.CloudTrail, from, log)
 	case sc.EventHub != nil:
 		return NewEventHubSource(*sc.EventHub, from, log)
+	case sc.Graph != nil:
+		return NewGraphSource(*sc.Graph, from, log)
+	case sc.Okta != nil:
+		return NewOktaSource(*sc.Okta, from, log)
 	}
 	return nil, errors.New("no source section")
 }
@@ -472,9 +483,11 @@ func (c *Collector) Handler() http.Handler {
 }
 
 type metrics struct {
-	events *prometheus.CounterVec
-	errors *prometheus.CounterVec
-	lag    *prometheus.GaugeVec
+	events           *prometheus.CounterVec
+	errors           *prometheus.CounterVec
+	lag              *prometheus.GaugeVec
+	throttled        *prometheus.CounterVec
+	throttledSeconds *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -486,7 +499,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stele_collector_lag_seconds",
 			Help: "0 while the source is caught up; else seconds since it last was."}, []string{"source"}),
 	}
-	reg.MustRegister(m.events, m.errors, m.lag)
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stele_collector_throttled_total",
+		Help: "Times the provider said to slow down (HTTP 429/503, a rate limit used up), by source."}, []string{"source"})
+	m.throttledSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stele_collector_throttled_seconds_total",
+		Help: "Seconds waited because the provider throttled, by source."}, []string{"source"})
+	reg.MustRegister(m.events, m.errors, m.lag, m.throttled, m.throttledSeconds)
 	return m
 }
 

@@ -34,7 +34,14 @@ type testServer struct {
 	down bool
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quiet is the logger of in-process collectors and servers: nothing, or
+// stderr when STELE_TEST_COLLECTOR_LOG is set (debugging a test).
+func quiet() *slog.Logger {
+	if os.Getenv("STELE_TEST_COLLECTOR_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // startServer starts a server on dir at addr ("" for a free port).
 func startServer(t testing.TB, dir, addr string) *testServer {
