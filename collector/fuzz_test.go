@@ -14,6 +14,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "a", "entra_storage": {"auth": "connection_string", "connection_string_env": "X"}}]}`))
 	f.Add([]byte(`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "c", "cloudtrail_s3": {"bucket": "b", "poll_interval": "1m"}}]}`))
 	f.Add([]byte(`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "e", "entra_eventhub": {"brokers": ["h:9093"], "connection_string_env": "X"}}]}`))
+	f.Add([]byte(`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "g", "entra_graph": {"tenant": "t", "auth": "client_secret", "client_id": "c", "client_secret_env": "X", "overlap": "15m"}}]}`))
+	f.Add([]byte(`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com", "auth": "api_token", "api_token_env": "X"}}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cfg, err := ParseConfig(bytes.NewReader(b))
 		if err != nil {

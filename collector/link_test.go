@@ -1,6 +1,13 @@
 package collector
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"net/url"
 	"testing"
@@ -118,6 +125,41 @@ func TestRetryAfter(t *testing.T) {
 	for _, v := range []string{"", "-1", "soon"} {
 		if _, ok := retryAfter(http.Header{"Retry-After": {v}}, now); ok {
 			t.Errorf("Retry-After %q read as a wait", v)
+		}
+	}
+}
+
+func TestParseSigningKey(t *testing.T) {
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ek, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, edk, _ := ed25519.GenerateKey(rand.Reader)
+	p8 := func(k any) []byte {
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	sec1, _ := x509.MarshalECPrivateKey(ek)
+	for _, tc := range []struct {
+		name string
+		pem  []byte
+		alg  string
+	}{
+		{"rsa pkcs1", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rk)}), "RS256"},
+		{"rsa pkcs8", p8(rk), "RS256"},
+		{"ec sec1", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}), "ES384"},
+		{"ec pkcs8", p8(ek), "ES384"},
+		{"ed25519", p8(edk), ""},
+		{"certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}), ""},
+		{"not pem", []byte("key"), ""},
+	} {
+		_, m, err := parseSigningKey(tc.pem)
+		switch {
+		case tc.alg == "" && err == nil:
+			t.Errorf("%s: accepted", tc.name)
+		case tc.alg != "" && (err != nil || m.Alg() != tc.alg):
+			t.Errorf("%s: %v, %v; want %s", tc.name, m, err, tc.alg)
 		}
 	}
 }
