@@ -63,8 +63,10 @@ type GraphConfig struct {
 	// Overlap is how far back each poll asks again (default 15m, at least
 	// 1m): how late Graph may publish an event and still have it read.
 	Overlap Duration `json:"overlap,omitempty"`
-	// Window caps the time one query covers (default 1h): a backlog is
-	// read a window at a time, the watermark saved after each.
+	// Window is the time one query covers at first (default 1h): a
+	// backlog is read a window at a time, the watermark saved after
+	// each; windows of one page widen (×4, up to 30 days), windows of
+	// more than 10 pages narrow (÷2, down to Window).
 	Window Duration `json:"window,omitempty"`
 	// Top is $top, the records per page (default 1000, Graph's most).
 	Top int `json:"top,omitempty"`
@@ -140,6 +142,8 @@ type GraphSource struct {
 	// overlap, so that asking again does not send it again: the record's
 	// per log, hash → the end of the window it was read in.
 	seen map[string]map[[32]byte]time.Time
+	// span is, per log, the time the next window covers.
+	span map[string]time.Duration
 }
 
 // NewGraphSource makes the credential and the HTTP client.
@@ -212,7 +216,7 @@ func NewGraphSource(cfg GraphConfig, from time.Time, log *slog.Logger) (*GraphSo
 		}
 	}
 	return &GraphSource{cfg: cfg, base: base, cred: cred, scope: base.String() + "/.default", hc: hc, from: from, log: log,
-		now: time.Now, seen: map[string]map[[32]byte]time.Time{}}, nil
+		now: time.Now, seen: map[string]map[[32]byte]time.Time{}, span: map[string]time.Duration{}}, nil
 }
 
 // Provider is Entra.
@@ -251,6 +255,9 @@ func (s *GraphSource) Run(ctx context.Context, raw json.RawMessage, emit Emit) e
 	if pos.Logs == nil {
 		pos.Logs = map[string]time.Time{}
 	}
+	// Run starts again after an error: what it remembers having sent
+	// may not all be in the log.
+	clear(s.seen)
 	for _, l := range s.cfg.Logs {
 		if _, ok := pos.Logs[l]; !ok {
 			start := s.from
@@ -290,7 +297,11 @@ func (s *GraphSource) window(ctx context.Context, pos *graphPosition, l string, 
 	now := s.now().UTC().Truncate(time.Second)
 	overlap := s.cfg.Overlap.or(15 * time.Minute)
 	from := mark.Add(-overlap).Truncate(time.Second)
-	end := mark.Add(s.cfg.Window.or(time.Hour)).Truncate(time.Second)
+	win := s.span[l]
+	if win == 0 {
+		win = s.cfg.Window.or(time.Hour)
+	}
+	end := mark.Add(win).Truncate(time.Second)
 	if !end.Before(now) {
 		end, done = now, true
 	}
@@ -304,7 +315,9 @@ func (s *GraphSource) window(ctx context.Context, pos *graphPosition, l string, 
 		s.seen[l] = seen
 	}
 	where := fmt.Sprintf("graph=%s window=%s/%s", l, from.Format(graphTime), end.Format(graphTime))
+	pages := 0
 	for page := 1; next != ""; page++ {
+		pages = page
 		body, err := s.get(ctx, next)
 		if err != nil {
 			return false, fmt.Errorf("%s page %d: %w", where, page, err)
@@ -344,6 +357,16 @@ func (s *GraphSource) window(ctx context.Context, pos *graphPosition, l string, 
 			seen[h] = end
 		}
 	}
+	// A backlog's windows widen while they hold one page (a quiet month
+	// is a few requests, not one per hour) and narrow again when they
+	// hold many: a crash loses at most one window's work.
+	switch {
+	case pages <= 1:
+		win = min(win*4, graphRetention)
+	case pages > 10:
+		win = max(win/2, s.cfg.Window.or(time.Hour))
+	}
+	s.span[l] = win
 	// Forget what the next window's overlap can no longer return.
 	for h, t := range seen {
 		if t.Before(end.Add(-overlap - time.Second)) {

@@ -266,7 +266,7 @@ func (s *OktaSource) Run(ctx context.Context, raw json.RawMessage, emit Emit) er
 		where := "okta=" + u
 		b := Batch{Items: make([]Item, len(recs))}
 		for i, r := range recs {
-			b.Items[i] = Item{Raw: r, Tenant: s.base.Host, Position: fmt.Sprintf("%s record=%d", where, i+1)}
+			b.Items[i] = Item{Raw: r, Tenant: strings.ToLower(s.base.Host), Position: fmt.Sprintf("%s record=%d", where, i+1)}
 		}
 		if next != "" {
 			u = next
