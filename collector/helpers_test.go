@@ -102,8 +102,8 @@ func newLogged() *logged {
 	return &logged{records: map[string][]byte{}, count: map[string]int{}, origins: map[string]string{}}
 }
 
-// sync reads the entries the latest checkpoint covers that it has not read.
-func (l *logged) sync(t testing.TB, c *client.Client) {
+// logSize is the size of the log's latest checkpoint.
+func logSize(t testing.TB, c *client.Client) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -116,6 +116,15 @@ func (l *logged) sync(t testing.TB, c *client.Client) {
 	if err != nil {
 		t.Fatalf("checkpoint size: %v", err)
 	}
+	return size
+}
+
+// sync reads the entries the latest checkpoint covers that it has not read.
+func (l *logged) sync(t testing.TB, c *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	size := logSize(t, c)
 	for ; l.next < size; l.next++ {
 		ev, err := c.Event(ctx, l.next)
 		if err != nil {
