@@ -1,13 +1,20 @@
 package collector_test
 
 import (
+	crand "crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"maps"
+	"math/big"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // graphEmu is a local HTTPS server that implements what the Graph source
@@ -47,6 +56,7 @@ type graphEmu struct {
 	throttleEvery int
 	throttled     int
 	unauthorized  int
+	certKey       *rsa.PrivateKey // the app's registered certificate's key
 	badRequests   []string
 }
 
@@ -118,7 +128,9 @@ func (e *graphEmu) serve(w http.ResponseWriter, r *http.Request) {
 			graphTokenError(w, "unsupported_grant_type", "AADSTS70003")
 		case r.PostForm.Get("client_id") != e.client:
 			graphTokenError(w, "unauthorized_client", "AADSTS700016: Application not found in the directory")
-		case r.PostForm.Get("client_secret") != e.secret:
+		case r.PostForm.Get("client_assertion") != "" && !e.assertionOK(r.PostForm):
+			graphTokenError(w, "invalid_client", "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.")
+		case r.PostForm.Get("client_assertion") == "" && r.PostForm.Get("client_secret") != e.secret:
 			graphTokenError(w, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
 		case !slices.Contains(strings.Fields(r.PostForm.Get("scope")), e.srv.URL+"/.default"):
 			// (MSAL adds openid, offline_access and profile.)
@@ -136,6 +148,44 @@ func (e *graphEmu) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		graphError(w, http.StatusNotFound, "ResourceNotFound", "Resource not found for the segment '"+r.URL.Path+"'.")
 	}
+}
+
+// assertionOK checks a certificate credential's client assertion: signed
+// by the registered certificate's key, for this app and token endpoint.
+func (e *graphEmu) assertionOK(f url.Values) bool {
+	if e.certKey == nil || f.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+		return false
+	}
+	_, err := jwt.Parse(f.Get("client_assertion"), func(*jwt.Token) (any, error) { return &e.certKey.PublicKey, nil },
+		jwt.WithValidMethods([]string{"RS256", "PS256"}), jwt.WithAudience(e.srv.URL+"/"+e.tenant+"/oauth2/v2.0/token"),
+		jwt.WithIssuer(e.client), jwt.WithSubject(e.client), jwt.WithExpirationRequired())
+	if err != nil {
+		e.badRequests = append(e.badRequests, "client assertion: "+err.Error())
+	}
+	return err == nil
+}
+
+// registerCertificate makes a key and self-signed certificate for the app
+// and returns a PEM file holding both, as certificate_file takes it.
+func (e *graphEmu) registerCertificate(t testing.TB) string {
+	k, err := rsa.GenerateKey(crand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "stele-collector"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(crand.Reader, tpl, tpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(k)
+	e.mu.Lock()
+	e.certKey = k
+	e.mu.Unlock()
+	p := filepath.Join(t.TempDir(), "app.pem")
+	os.WriteFile(p, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})...), 0o600)
+	return p
 }
 
 func graphTokenError(w http.ResponseWriter, code, desc string) {
@@ -406,4 +456,26 @@ func TestCrashGraph(t *testing.T) {
 	g.add("directoryAudits", 100, time.Now(), 3*time.Hour)
 	cfg := writeConfig(t, t.TempDir(), graphConfig(ts, t.TempDir(), e, ""))
 	torture(t, ts, cfg, &graphFeed{g: g, left: 400*(*tortureCycles) + 200})
+}
+
+// TestGraphCertificate authenticates with a client certificate (a signed
+// client assertion) instead of a secret.
+func TestGraphCertificate(t *testing.T) {
+	e := newGraphEmu(t)
+	certFile := e.registerCertificate(t)
+	ts := startServer(t, t.TempDir(), "")
+	g := newGraphGen(t, e)
+	g.add("directoryAudits", 40, time.Now(), time.Hour)
+	cfg := strings.Replace(graphConfig(ts, t.TempDir(), e, ""), `"auth": "client_secret", "client_secret_env": "STELE_TEST_GRAPH_SECRET"`,
+		`"auth": "client_certificate", "certificate_file": "`+certFile+`"`, 1)
+	_, stop := runCollector(t, writeConfig(t, t.TempDir(), cfg), ts.cli)
+	l := newLogged()
+	l.waitFor(t, ts.cli, len(g.want()), time.Minute)
+	stop()
+	checkExactlyOnce(t, l, g.want())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.nTokens == 0 || len(e.badRequests) != 0 {
+		t.Errorf("%d tokens issued; bad requests: %q", e.nTokens, e.badRequests)
+	}
 }
