@@ -57,12 +57,21 @@ type Batch struct {
 	Position any
 	// CaughtUp says the source has read everything there is for now.
 	CaughtUp bool
+	// Wait makes Emit return only once this batch and every one before it
+	// are acknowledged and their cursors saved (a source that must then
+	// tell the provider, as Event Hubs' offset commit, sets it).
+	Wait bool
 }
 
-// Emit hands a batch over and returns nil once it is acknowledged and the
-// cursor saved (even when the collector is stopping: the source checks its
-// context). It fails when the collector stops before the batch is in (the
-// cursor is then not advanced past it) or the cursor cannot be saved.
+// Emit hands a batch over. Batches are submitted a few at a time
+// (pipelined: the source reads on while the log works), and their cursors
+// are saved in the order they were emitted, each once it and every batch
+// before it are acknowledged; the position is taken (marshalled) when Emit
+// is called, so the source may go on changing its own copy. Emit returns
+// once the batch is taken (with Wait, once it is acknowledged and saved).
+// It fails when an earlier batch could not be delivered (the collector is
+// stopping) or its cursor not saved: the source then returns, and is run
+// again from the last saved cursor.
 type Emit func(ctx context.Context, b Batch) error
 
 // Source reads one feed.
@@ -128,6 +137,13 @@ func New(opts Options) (*Collector, error) {
 		}
 		r := &runner{c: c, name: sc.Name, kind: kind, src: src, cur: cur, started: time.Now(), caughtUp: time.Now()}
 		r.log = opts.Logger.With("source", sc.Name)
+		if t, ok := src.(interface{ OnThrottle(func(time.Duration)) }); ok {
+			name := sc.Name
+			t.OnThrottle(func(d time.Duration) {
+				c.m.throttled.WithLabelValues(name).Inc()
+				c.m.throttledSeconds.WithLabelValues(name).Add(d.Seconds())
+			})
+		}
 		c.runners = append(c.runners, r)
 	}
 	return c, nil
@@ -141,6 +157,10 @@ func newSource(sc SourceConfig, from time.Time, log *slog.Logger) (Source, error
 		return NewCloudTrailSource(*sc.CloudTrail, from, log)
 	case sc.EventHub != nil:
 		return NewEventHubSource(*sc.EventHub, from, log)
+	case sc.Graph != nil:
+		return NewGraphSource(*sc.Graph, from, log)
+	case sc.Okta != nil:
+		return NewOktaSource(*sc.Okta, from, log)
 	}
 	return nil, errors.New("no source section")
 }
@@ -181,15 +201,41 @@ type runner struct {
 	lastErrT time.Time
 	rate     rateWindow
 	counts   map[string]uint64
+
+	// The pipeline: batches being delivered, in emit order.
+	pipe    chan *inflight
+	last    *inflight
+	pipeErr error // the first delivery or save that failed (under mu)
 }
+
+// inflight is one emitted batch on its way into the log.
+type inflight struct {
+	b      Batch
+	pos    json.RawMessage // b.Position marshalled at emit; nil keeps the cursor
+	err    error           // delivery's outcome, set before done closes
+	done   chan struct{}   // delivered (acknowledged or given up)
+	saved  chan struct{}   // its cursor saved (or skipped after a failure)
+	result error           // the save's outcome, set before saved closes
+}
+
+// pipelineDepth is how many batches of a source are delivered at once.
+const pipelineDepth = 4
 
 func (r *runner) run(ctx, drainCtx context.Context) {
 	r.log.Info("source starting", "kind", r.kind, "cursor", string(r.cur.Position))
+	r.pipe = make(chan *inflight, pipelineDepth-1)
+	go r.commit()
+	defer close(r.pipe)
 	for pause := time.Second; ctx.Err() == nil; {
 		r.mu.Lock()
 		pos := r.cur.Position
 		r.mu.Unlock()
 		err := r.src.Run(ctx, pos, func(_ context.Context, b Batch) error { return r.emit(ctx, drainCtx, b) })
+		// What is in flight is finished (on SIGTERM: drained) before the
+		// source runs again from the cursor, or the collector stops.
+		if perr := r.flush(); err == nil {
+			err = perr
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -221,10 +267,91 @@ const (
 	outRefused   = "refused"
 )
 
-// emit submits a batch, retrying what failed transiently until it is in,
-// reports what is malformed or refused for good, then saves the cursor.
-// Submitting uses drainCtx so that a stop finishes the batch in flight.
+// emit puts a batch into the pipeline: delivered on its own goroutine, its
+// cursor saved by commit in emit order.
 func (r *runner) emit(ctx, drainCtx context.Context, b Batch) error {
+	r.mu.Lock()
+	perr := r.pipeErr
+	r.mu.Unlock()
+	if perr != nil {
+		return perr
+	}
+	f := &inflight{b: b, done: make(chan struct{}), saved: make(chan struct{})}
+	if b.Position != nil {
+		pos, err := json.Marshal(b.Position)
+		if err != nil {
+			return fmt.Errorf("cursor: %w", err)
+		}
+		f.pos = pos
+	}
+	go func() {
+		f.err = r.deliver(drainCtx, b)
+		close(f.done)
+	}()
+	select {
+	case r.pipe <- f:
+	case <-ctx.Done():
+		// Stopping: the batch is delivered within the drain timeout,
+		// but its cursor is not saved (nor any later one).
+		<-f.done
+		return ctx.Err()
+	}
+	r.last = f
+	if b.Wait {
+		<-f.saved
+		return f.result
+	}
+	return nil
+}
+
+// flush waits until every batch emitted so far is delivered and its
+// cursor saved, and returns (and clears) the pipeline's failure.
+func (r *runner) flush() error {
+	if r.last != nil {
+		<-r.last.saved
+		r.last = nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.pipeErr
+	r.pipeErr = nil
+	return err
+}
+
+// commit saves the cursors of delivered batches in emit order. After a
+// failure no later cursor is saved until the pipeline is flushed: a cursor
+// never moves past a batch that is not in the log.
+func (r *runner) commit() {
+	for f := range r.pipe {
+		<-f.done
+		r.mu.Lock()
+		failed := r.pipeErr
+		r.mu.Unlock()
+		err := failed
+		if err == nil {
+			err = f.err
+		}
+		if err == nil {
+			if err = r.save(f.b, f.pos); err != nil {
+				r.fail("cursor", err)
+			} else if r.c.after != nil && len(f.b.Items) > 0 {
+				r.c.after(r.name, f.b.Items)
+			}
+		}
+		if err != nil && failed == nil {
+			r.mu.Lock()
+			r.pipeErr = err
+			r.mu.Unlock()
+		}
+		f.result = err
+		close(f.saved)
+	}
+}
+
+// deliver submits a batch, retrying what failed transiently until it is
+// in, and reports what is malformed or refused for good. Submitting uses
+// drainCtx so that a stop finishes the batches in flight.
+func (r *runner) deliver(drainCtx context.Context, b Batch) error {
 	type pendingEvent struct {
 		ev  *stelev1.Event
 		pos string
@@ -282,14 +409,7 @@ func (r *runner) emit(ctx, drainCtx context.Context, b Batch) error {
 		}
 	}
 	r.count(outcomes)
-	if err := r.save(b); err != nil {
-		r.fail("cursor", err)
-		return err
-	}
-	if r.c.after != nil && len(b.Items) > 0 {
-		r.c.after(r.name, b.Items)
-	}
-	return nil // acknowledged and saved, even if the collector is stopping
+	return nil // acknowledged, even if the collector is stopping
 }
 
 // parallelAppends is how many Append calls of one batch are in flight at
@@ -382,8 +502,8 @@ func (r *runner) count(outcomes map[string]uint64) {
 	r.mu.Unlock()
 }
 
-// save saves the batch's position and updates the lag.
-func (r *runner) save(b Batch) error {
+// save saves the batch's position (pos, marshalled) and updates the lag.
+func (r *runner) save(b Batch, pos json.RawMessage) error {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -393,12 +513,8 @@ func (r *runner) save(b Batch) error {
 		r.isCaught = false
 	}
 	r.c.m.lag.WithLabelValues(r.name).Set(r.lagLocked(now).Seconds())
-	if b.Position == nil {
+	if pos == nil {
 		return nil
-	}
-	pos, err := json.Marshal(b.Position)
-	if err != nil {
-		return err
 	}
 	var n uint64
 	for _, it := range b.Items {
@@ -472,9 +588,11 @@ func (c *Collector) Handler() http.Handler {
 }
 
 type metrics struct {
-	events *prometheus.CounterVec
-	errors *prometheus.CounterVec
-	lag    *prometheus.GaugeVec
+	events           *prometheus.CounterVec
+	errors           *prometheus.CounterVec
+	lag              *prometheus.GaugeVec
+	throttled        *prometheus.CounterVec
+	throttledSeconds *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -486,7 +604,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "stele_collector_lag_seconds",
 			Help: "0 while the source is caught up; else seconds since it last was."}, []string{"source"}),
 	}
-	reg.MustRegister(m.events, m.errors, m.lag)
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stele_collector_throttled_total",
+		Help: "Times the provider said to slow down (HTTP 429/503, a rate limit used up), by source."}, []string{"source"})
+	m.throttledSeconds = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stele_collector_throttled_seconds_total",
+		Help: "Seconds waited because the provider throttled, by source."}, []string{"source"})
+	reg.MustRegister(m.events, m.errors, m.lag, m.throttled, m.throttledSeconds)
 	return m
 }
 

@@ -56,6 +56,10 @@ type SourceConfig struct {
 	CloudTrail *CloudTrailConfig `json:"cloudtrail_s3,omitempty"`
 	// EventHub reads Entra diagnostic logs from an Event Hub (Kafka endpoint).
 	EventHub *EventHubConfig `json:"entra_eventhub,omitempty"`
+	// Graph polls Entra's activity logs through Microsoft Graph.
+	Graph *GraphConfig `json:"entra_graph,omitempty"`
+	// Okta polls an Okta org's System Log.
+	Okta *OktaConfig `json:"okta_systemlog,omitempty"`
 }
 
 // kind names the section that is set.
@@ -70,9 +74,15 @@ func (s *SourceConfig) kind() (string, error) {
 	if s.EventHub != nil {
 		set = append(set, "entra_eventhub")
 	}
+	if s.Graph != nil {
+		set = append(set, "entra_graph")
+	}
+	if s.Okta != nil {
+		set = append(set, "okta_systemlog")
+	}
 	switch len(set) {
 	case 0:
-		return "", fmt.Errorf("source %q: give exactly one of entra_storage, entra_eventhub, cloudtrail_s3", s.Name)
+		return "", fmt.Errorf("source %q: give exactly one of entra_storage, entra_eventhub, entra_graph, okta_systemlog, cloudtrail_s3", s.Name)
 	case 1:
 		return set[0], nil
 	}
@@ -197,6 +207,10 @@ func (c *Config) check() error {
 			err = s.CloudTrail.check()
 		case "entra_eventhub":
 			err = s.EventHub.check()
+		case "entra_graph":
+			err = s.Graph.check()
+		case "okta_systemlog":
+			err = s.Okta.check()
 		}
 		if err != nil {
 			return fmt.Errorf("source %q: %w", s.Name, err)

@@ -25,10 +25,12 @@ func TestDocumentedConfigsParse(t *testing.T) {
 			continue
 		}
 		for _, s := range cfg.Sources {
-			kinds[map[bool]string{true: "entra_storage"}[s.EntraStorage != nil]+map[bool]string{true: "cloudtrail_s3"}[s.CloudTrail != nil]+map[bool]string{true: "entra_eventhub"}[s.EventHub != nil]] = true
+			kinds[map[bool]string{true: "entra_storage"}[s.EntraStorage != nil]+map[bool]string{true: "cloudtrail_s3"}[s.CloudTrail != nil]+
+				map[bool]string{true: "entra_eventhub"}[s.EventHub != nil]+map[bool]string{true: "entra_graph"}[s.Graph != nil]+
+				map[bool]string{true: "okta_systemlog"}[s.Okta != nil]] = true
 		}
 	}
-	for _, k := range []string{"entra_storage", "entra_eventhub", "cloudtrail_s3"} {
+	for _, k := range []string{"entra_storage", "entra_eventhub", "entra_graph", "okta_systemlog", "cloudtrail_s3"} {
 		if !kinds[k] {
 			t.Errorf("docs/collector.md has no example config for %s", k)
 		}
@@ -52,6 +54,15 @@ func TestConfigErrors(t *testing.T) {
 		{`{"server": {"address": "h:1"}, "state_dir": "/s", "drain_timeout": 30, ` + src + `}`, `a duration is a string`},
 		{`{"server": {"address": "h:1"}, "state_dir": "/s", ` + src[:len(src)-1] + `, {"name": "a", "cloudtrail_s3": {"bucket": "b"}}]}`, "is used twice"},
 		{"{\n\"server\": {\"address\": 7}}", "line 2"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "g", "entra_graph": {"auth": "client_secret", "client_id": "c", "client_secret_env": "X"}}]}`, "tenant is required"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "g", "entra_graph": {"tenant": "t", "auth": "client_secret", "client_id": "c"}}]}`, "needs client_secret_file or client_secret_env"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "g", "entra_graph": {"tenant": "t", "auth": "azure_identity", "logs": ["riskyUsers"]}}]}`, `"riskyUsers" is not directoryAudits or signIns`},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "g", "entra_graph": {"tenant": "t", "auth": "azure_identity", "endpoint": "http://graph"}}]}`, "give an https:// URL"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "g", "entra_graph": {"tenant": "t", "auth": "azure_identity", "overlap": "10s"}}]}`, "overlap is under 1m"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "g", "entra_graph": {"tenant": "t", "auth": "azure_identity", "top": 5000}}]}`, "top is 1 to 1000"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com/api/v1", "auth": "api_token", "api_token_env": "X"}}]}`, "without a path"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com", "auth": "private_key_jwt", "client_id": "c"}}]}`, "needs client_id and private_key_file"},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com", "auth": "oauth"}}]}`, `auth "oauth": use api_token or private_key_jwt`},
 	} {
 		_, err := collector.ParseConfig(strings.NewReader(tc.cfg))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -209,7 +209,7 @@ func (s *EventHubSource) Run(ctx context.Context, _ json.RawMessage, emit Emit) 
 			for _, r := range recs {
 				pos.Committed[r.Partition] = r.Offset + 1
 			}
-			if err := emit(ctx, Batch{Items: items, Position: pos}); err != nil {
+			if err := emit(ctx, Batch{Items: items, Position: pos, Wait: true}); err != nil {
 				return err
 			}
 			// Every record of these messages is in the log: commit.

@@ -34,7 +34,14 @@ type testServer struct {
 	down bool
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quiet is the logger of in-process collectors and servers: nothing, or
+// stderr when STELE_TEST_COLLECTOR_LOG is set (debugging a test).
+func quiet() *slog.Logger {
+	if os.Getenv("STELE_TEST_COLLECTOR_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // startServer starts a server on dir at addr ("" for a free port).
 func startServer(t testing.TB, dir, addr string) *testServer {
@@ -95,8 +102,8 @@ func newLogged() *logged {
 	return &logged{records: map[string][]byte{}, count: map[string]int{}, origins: map[string]string{}}
 }
 
-// sync reads the entries the latest checkpoint covers that it has not read.
-func (l *logged) sync(t testing.TB, c *client.Client) {
+// logSize is the size of the log's latest checkpoint.
+func logSize(t testing.TB, c *client.Client) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -109,6 +116,15 @@ func (l *logged) sync(t testing.TB, c *client.Client) {
 	if err != nil {
 		t.Fatalf("checkpoint size: %v", err)
 	}
+	return size
+}
+
+// sync reads the entries the latest checkpoint covers that it has not read.
+func (l *logged) sync(t testing.TB, c *client.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	size := logSize(t, c)
 	for ; l.next < size; l.next++ {
 		ev, err := c.Event(ctx, l.next)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/collector"
@@ -264,5 +265,57 @@ func checkExactlyOnce(t testing.TB, l *logged, want map[string][]byte) {
 	}
 	if len(l.records) != len(want) {
 		t.Errorf("the log holds %d records, want %d", len(l.records), len(want))
+	}
+}
+
+// TestStorageAuthModes reads Azurite with the account key (shared_key)
+// and with an account SAS (list and read only), not only the connection
+// string.
+func TestStorageAuthModes(t *testing.T) {
+	az := startAzurite(t)
+	cred, err := azblob.NewSharedKeyCredential(azuriteAccount, azuriteKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp, err := sas.AccountSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP, // Azurite serves http
+		ExpiryTime:    time.Now().Add(time.Hour).UTC(),
+		Permissions:   (&sas.AccountPermissions{Read: true, List: true}).String(),
+		ResourceTypes: (&sas.AccountResourceTypes{Service: true, Container: true, Object: true}).String(),
+	}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STELE_TEST_AZURITE_KEY", azuriteKey)
+	t.Setenv("STELE_TEST_AZURITE_SAS", qp.Encode())
+	for _, mode := range []string{
+		`"auth": "shared_key", "account_url": %q, "account_name": "` + azuriteAccount + `", "account_key_env": "STELE_TEST_AZURITE_KEY"`,
+		`"auth": "sas", "account_url": %q, "sas_token_env": "STELE_TEST_AZURITE_SAS"`,
+	} {
+		auth := fmt.Sprintf(mode, az.endpoint)
+		t.Run(strings.Split(auth, `"`)[3], func(t *testing.T) {
+			ts := startServer(t, t.TempDir(), "")
+			g := newEntraGen(t)
+			bl := newBlobs(t, az, "insights-logs-auditlogs")
+			name := hourBlob(g.tenant, time.Now())
+			bl.create("insights-logs-auditlogs", name)
+			want := map[string][]byte{}
+			var buf bytes.Buffer
+			for range 30 {
+				id, rec := g.record("audit")
+				want[id] = rec
+				buf.Write(rec)
+				buf.WriteByte('\n')
+			}
+			bl.append("insights-logs-auditlogs", name, buf.Bytes())
+			cfg := fmt.Sprintf(`{"server": {"address": %q}, "state_dir": %q, "listen": "-",
+  "sources": [{"name": "entra-blobs", "entra_storage": {%s, "containers": ["insights-logs-auditlogs"], "tenants": [%q], "poll_interval": "100ms"}}]}`,
+				ts.addr, t.TempDir(), auth, g.tenant)
+			_, stop := runCollector(t, writeConfig(t, t.TempDir(), cfg), ts.cli)
+			l := newLogged()
+			l.waitFor(t, ts.cli, len(want), time.Minute)
+			stop()
+			checkExactlyOnce(t, l, want)
+		})
 	}
 }
