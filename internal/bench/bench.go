@@ -127,6 +127,7 @@ type Result struct {
 	Stele   Side    `json:"stele"`
 	Ratio   float64 `json:"ratio_stele_over_tessera"`
 	Read    Read    `json:"read"`
+	Audit   Audit   `json:"audit"`
 	// AtLoad is Stele in open loop at Config.Load times Stele.EventsPerSec
 	// (OfferedRate), when Config.Load is set.
 	AtLoad      *Side   `json:"at_load,omitempty"`
@@ -260,21 +261,25 @@ func rawTessera(ctx context.Context, cfg Config) (Side, error) {
 
 // stele runs a real stele-server process and drives it over gRPC, then
 // measures its read side.
-func stele(ctx context.Context, cfg Config) (Side, Read, error) {
+func stele(ctx context.Context, cfg Config) (Side, Read, Audit, error) {
 	srv, err := startServer(ctx, cfg)
 	if err != nil {
-		return Side{}, Read{}, err
+		return Side{}, Read{}, Audit{}, err
 	}
 	defer srv.stop()
 	side, err := steleIngest(ctx, cfg, srv)
 	if err != nil {
-		return Side{}, Read{}, err
+		return Side{}, Read{}, Audit{}, err
 	}
 	read, err := readSide(ctx, cfg, srv)
 	if err != nil {
-		return Side{}, Read{}, fmt.Errorf("read side: %w", err)
+		return Side{}, Read{}, Audit{}, fmt.Errorf("read side: %w", err)
 	}
-	return side, read, nil
+	au, err := auditSide(ctx, srv)
+	if err != nil {
+		return Side{}, Read{}, Audit{}, err
+	}
+	return side, read, au, nil
 }
 
 func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error) {
@@ -409,6 +414,10 @@ func Median(rs []*Result) *Result {
 	m.Read.BatchedServerCPUPerProofUS = med(func(r *Result) float64 { return r.Read.BatchedServerCPUPerProofUS })
 	m.Read.BatchedClientCPUPerProofUS = med(func(r *Result) float64 { return r.Read.BatchedClientCPUPerProofUS })
 	m.Read.EntriesMBPerSec = med(func(r *Result) float64 { return r.Read.EntriesMBPerSec })
+	m.Audit.AloneEntriesPerSec = med(func(r *Result) float64 { return r.Audit.AloneEntriesPerSec })
+	m.Audit.ServerEntriesPerSec = med(func(r *Result) float64 { return r.Audit.ServerEntriesPerSec })
+	m.Audit.ServerGzipEntriesPerSec = med(func(r *Result) float64 { return r.Audit.ServerGzipEntriesPerSec })
+	m.Audit.Ratio = med(func(r *Result) float64 { return r.Audit.Ratio })
 	if m.AtLoad != nil {
 		at := *m.AtLoad
 		m.AtLoad = &at
@@ -439,6 +448,10 @@ func Table(w io.Writer, r *Result) {
 	row(fmt.Sprintf("verified inclusion proofs/s (batched %d/call)", r.Read.ProofsPerCall), "", fmt.Sprintf("%.0f", r.Read.BatchedProofsPerSec))
 	row("CPU µs per proof server/client (batched)", "", fmt.Sprintf("%.1f/%.1f", r.Read.BatchedServerCPUPerProofUS, r.Read.BatchedClientCPUPerProofUS))
 	row("entries MB/s (tlog-tiles)", "", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
+	row("audit entries/s, library alone (in process)", "", fmt.Sprintf("%.0f", r.Audit.AloneEntriesPerSec))
+	row("audit entries/s, through stele-server", "", fmt.Sprintf("%.0f", r.Audit.ServerEntriesPerSec))
+	row("audit entries/s, through stele-server, gzip", "", fmt.Sprintf("%.0f", r.Audit.ServerGzipEntriesPerSec))
+	row("ratio audit server/alone", "", fmt.Sprintf("%.3f", r.Audit.Ratio))
 	row("stele submit (CLI) events/s", "", fmt.Sprintf("%.0f", r.CLIEventsPerSec))
 	row("ratio CLI/stele", "", fmt.Sprintf("%.3f", r.CLIRatio))
 	if a := r.AtLoad; a != nil {
@@ -456,11 +469,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw Tessera: %w", err)
 	}
-	s, read, err := stele(ctx, cfg)
+	s, read, au, err := stele(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("stele: %w", err)
 	}
-	r := &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read}
+	r := &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read, Audit: au}
 	if r.CLIEventsPerSec, err = cliSubmit(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("stele submit: %w", err)
 	}
