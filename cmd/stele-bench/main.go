@@ -98,7 +98,7 @@ func run() error {
 			return err
 		}
 		all = append(all, r)
-		fmt.Fprintf(os.Stderr, "round %d: raw tessera %.0f events/s, stele %.0f events/s, ratio %.3f\n", i+1, r.Tessera.EventsPerSec, r.Stele.EventsPerSec, r.Ratio)
+		fmt.Fprintf(os.Stderr, "round %d: raw tessera %.0f, tessera+antispam %.0f, stele %.0f events/s; stele/raw %.3f, stele/antispam %.3f\n", i+1, r.Tessera.EventsPerSec, r.Antispam.EventsPerSec, r.Stele.EventsPerSec, r.Ratio, r.RatioAntispam)
 	}
 	m := bench.Median(all)
 	fmt.Printf("%d-byte events, %d producers x %d-event batches, %d events per side, medians of %d rounds:\n",
