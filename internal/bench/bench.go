@@ -40,6 +40,7 @@ type Config struct {
 	Witnesses int           `json:"witnesses"`           // local stele-witness processes the server needs all of to cosign [0]
 	Witness   string        `json:"witness_binary"`      // path of the stele-witness binary [next to this program, then $PATH]
 	CLI       string        `json:"cli_binary"`          // path of the stele binary, for the CLI side [next to this program, then $PATH]
+	Backend   string        `json:"backend"`             // storage backend of the server: posix, or aws on the MariaDB and versitygw of .ci/services [posix]
 	// Load, when set, adds an open-loop pass on a fresh server at this
 	// fraction of the closed-loop Stele rate just measured (0.5: "ack
 	// latency at half the maximum rate").
@@ -67,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.Interval == 0 {
 		c.Interval = time.Second
+	}
+	if c.Backend == "" {
+		c.Backend = BackendPOSIX
 	}
 }
 
@@ -220,8 +224,8 @@ func drive(cfg Config, send func(batch []int) error) (float64, []time.Duration, 
 // its in-memory dedup of recent entries (DefaultAntispamInMemorySize) in
 // front of the persistent Badger index of every entry's identity hash
 // (storage/posix/antispam), which a follower fills from the integrated
-// log. An add refused with ErrPushback (the follower too far behind) is
-// retried after a short pause, as a producer would, and counted.
+// log. Adds refused with ErrPushback (the follower too far behind) are
+// counted and retried together after a short pause, as a producer would.
 func rawTessera(ctx context.Context, cfg Config, withAntispam bool) (Side, error) {
 	dir, err := os.MkdirTemp(cfg.Dir, "stele-bench-tessera-")
 	if err != nil {
@@ -262,28 +266,31 @@ func rawTessera(ctx context.Context, cfg Config, withAntispam bool) (Side, error
 	cpu0 := selfCPU()
 	t0 := time.Now()
 	rate, lat, err := drive(cfg, func(batch []int) error {
-		fs := make([]tessera.IndexFuture, len(batch))
 		es := make([]*tessera.Entry, len(batch))
 		for i, j := range batch {
 			es[i] = tessera.NewEntry(record(fmt.Sprintf("t-%d", j), cfg.Size))
-			fs[i] = a.Add(ctx, es[i])
 		}
-		for i := range fs {
-			for {
-				_, err := fs[i]()
-				if !errors.Is(err, tessera.ErrPushback) {
-					if err != nil {
-						return err
-					}
-					break
+		// Add the batch; re-add together, after a pause, what was pushed back.
+		for len(es) > 0 {
+			fs := make([]tessera.IndexFuture, len(es))
+			for i, e := range es {
+				fs[i] = a.Add(ctx, e)
+			}
+			var again []*tessera.Entry
+			for i, f := range fs {
+				if _, err := f(); errors.Is(err, tessera.ErrPushback) {
+					again = append(again, es[i])
+				} else if err != nil {
+					return err
 				}
-				pushbacks.Add(1)
+			}
+			if es = again; len(es) > 0 {
+				pushbacks.Add(int64(len(es)))
 				select {
 				case <-ctx.Done():
 					return ctx.Err()
 				case <-time.After(10 * time.Millisecond):
 				}
-				fs[i] = a.Add(ctx, es[i])
 			}
 		}
 		return nil
