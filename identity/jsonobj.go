@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -89,29 +90,46 @@ func isUTF8Err(err error) bool {
 }
 
 // readValue reads the next JSON value from d as nil, bool, string,
-// json.Number, []any or map[string]any.
+// json.Number, []any or map[string]any. Strings, names and numbers are read
+// as raw values (ReadValue checks them exactly as ReadToken does, duplicate
+// names included) so that an object's names can be shared (names) instead
+// of allocated once per record.
 func readValue(d *jsontext.Decoder) (any, error) {
-	tok, err := d.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	switch tok.Kind() {
-	case 'n':
-		return nil, nil
-	case 'f', 't':
-		return tok.Bool(), nil
+	switch d.PeekKind() {
 	case '"':
-		return tok.String(), nil
+		raw, err := d.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		return jsonString(raw)
 	case '0':
-		return json.Number(tok.String()), nil
+		raw, err := d.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		return json.Number(raw), nil
 	case '{':
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
 		m := make(map[string]any)
 		for d.PeekKind() != '}' {
-			tok, err := d.ReadToken()
+			if d.PeekKind() != '"' {
+				// Not a name: ReadToken says why, as the grammar has it
+				// (ReadValue would read on into the value first).
+				if _, err := d.ReadToken(); err != nil {
+					return nil, err
+				}
+				return nil, errors.New("object member name is not a string")
+			}
+			raw, err := d.ReadValue()
 			if err != nil {
 				return nil, err
 			}
-			name := tok.String() // before the next read reuses the token
+			name, err := names.of(raw)
+			if err != nil {
+				return nil, err
+			}
 			v, err := readValue(d)
 			if err != nil {
 				return nil, err
@@ -123,6 +141,9 @@ func readValue(d *jsontext.Decoder) (any, error) {
 		}
 		return m, nil
 	case '[':
+		if _, err := d.ReadToken(); err != nil {
+			return nil, err
+		}
 		a := []any{}
 		for d.PeekKind() != ']' {
 			v, err := readValue(d)
@@ -136,7 +157,65 @@ func readValue(d *jsontext.Decoder) (any, error) {
 		}
 		return a, nil
 	}
+	// A literal, or what ReadToken reports as the error.
+	tok, err := d.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case 'f', 't':
+		return tok.Bool(), nil
+	}
 	return nil, fmt.Errorf("unexpected JSON token %s", tok.Kind())
+}
+
+// jsonString returns the text of raw, a JSON string the decoder has checked.
+func jsonString(raw jsontext.Value) (string, error) {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	b, err := jsontext.AppendUnquote(nil, raw)
+	return string(b), err
+}
+
+// nameTable shares the strings of object names across records: the same
+// few hundred names recur in every record of a format, and allocating each
+// once per record was a fifth of the decoder's allocations. It holds at
+// most maxNames names of at most maxNameLen bytes, so records with ever new
+// names cannot grow it without bound.
+type nameTable struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const (
+	maxNames   = 4096
+	maxNameLen = 64
+)
+
+var names = nameTable{m: make(map[string]string)}
+
+// of returns the name raw (a checked JSON string) spells.
+func (t *nameTable) of(raw jsontext.Value) (string, error) {
+	if bytes.IndexByte(raw, '\\') >= 0 || len(raw)-2 > maxNameLen {
+		return jsonString(raw)
+	}
+	inner := raw[1 : len(raw)-1]
+	t.mu.RLock()
+	s, ok := t.m[string(inner)]
+	t.mu.RUnlock()
+	if ok {
+		return s, nil
+	}
+	s = string(inner)
+	t.mu.Lock()
+	if len(t.m) < maxNames {
+		t.m[s] = s
+	}
+	t.mu.Unlock()
+	return s, nil
 }
 
 func jsonType(v any) string {

@@ -55,6 +55,7 @@ func run() error {
 	fs.IntVar(&cfg.Witnesses, "witnesses", 0, "start this many local stele-witness processes; checkpoints (and so receipts) need all of them to cosign")
 	fs.StringVar(&cfg.CLI, "cli-binary", "", "stele to run for the CLI side, `stele submit` of the same events from a file (default: next to this program, then $PATH)")
 	fs.StringVar(&cfg.Witness, "witness-binary", "", "stele-witness to run (default: next to this program, then $PATH)")
+	fs.StringVar(&cfg.Backend, "backend", "posix", "storage backend of the benchmarked stele-server: posix, or aws (a fresh database and bucket prefix on the MariaDB and S3-compatible server that `source .ci/services && stele_services_start` starts and exports; growth mode only)")
 	growth := fs.String("growth", "", "growth mode: grow one log through the server to each of these comma-separated sizes (e.g. 0,1000000,10000000) and at each measure the ingest of --events more events, inclusion-proof latency and RSS")
 	rounds := fs.Int("rounds", 3, "rounds; the table shows per-metric medians")
 	jsonPath := fs.String("json", "", "also write every round and the medians as JSON to this file")
@@ -73,6 +74,12 @@ func run() error {
 	if *rounds < 1 || cfg.Events < 0 || cfg.Producers < 0 || cfg.Batch < 0 || cfg.Size < 0 || cfg.Rate < 0 || cfg.Witnesses < 0 || cfg.Load < 0 {
 		return errors.New("counts and rates must be positive")
 	}
+	if cfg.Backend != bench.BackendPOSIX && cfg.Backend != bench.BackendAWS {
+		return usageError{fmt.Errorf("--backend %q: want posix or aws", cfg.Backend)}
+	}
+	if cfg.Backend == bench.BackendAWS && *growth == "" {
+		return usageError{errors.New("--backend aws is for growth mode (--growth); the comparison with raw Tessera is on posix")}
+	}
 	// Tessera logs through klog; its chatter is not part of the report.
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -86,8 +93,8 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("growth: %d-byte events, %d producers x %d-event batches, ingest of %d events and %d proofs at each size:\n",
-			g.Config.Size, g.Config.Producers, g.Config.Batch, g.Config.Events, bench.GrowthProofs)
+		fmt.Printf("growth (%s backend): %d-byte events, %d producers x %d-event batches, ingest of %d events and %d proofs at each size:\n",
+			g.Config.Backend, g.Config.Size, g.Config.Producers, g.Config.Batch, g.Config.Events, bench.GrowthProofs)
 		bench.GrowthTable(os.Stdout, g)
 		return writeJSON(*jsonPath, g)
 	}
@@ -98,7 +105,7 @@ func run() error {
 			return err
 		}
 		all = append(all, r)
-		fmt.Fprintf(os.Stderr, "round %d: raw tessera %.0f events/s, stele %.0f events/s, ratio %.3f\n", i+1, r.Tessera.EventsPerSec, r.Stele.EventsPerSec, r.Ratio)
+		fmt.Fprintf(os.Stderr, "round %d: raw tessera %.0f, tessera+antispam %.0f, stele %.0f events/s; stele/raw %.3f, stele/antispam %.3f\n", i+1, r.Tessera.EventsPerSec, r.Antispam.EventsPerSec, r.Stele.EventsPerSec, r.Ratio, r.RatioAntispam)
 	}
 	m := bench.Median(all)
 	fmt.Printf("%d-byte events, %d producers x %d-event batches, %d events per side, medians of %d rounds:\n",

@@ -6,15 +6,19 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
+	antispam "github.com/transparency-dev/tessera/storage/posix/antispam"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -36,6 +40,7 @@ type Config struct {
 	Witnesses int           `json:"witnesses"`           // local stele-witness processes the server needs all of to cosign [0]
 	Witness   string        `json:"witness_binary"`      // path of the stele-witness binary [next to this program, then $PATH]
 	CLI       string        `json:"cli_binary"`          // path of the stele binary, for the CLI side [next to this program, then $PATH]
+	Backend   string        `json:"backend"`             // storage backend of the server: posix, or aws on the MariaDB and versitygw of .ci/services [posix]
 	// Load, when set, adds an open-loop pass on a fresh server at this
 	// fraction of the closed-loop Stele rate just measured (0.5: "ack
 	// latency at half the maximum rate").
@@ -63,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.Interval == 0 {
 		c.Interval = time.Second
+	}
+	if c.Backend == "" {
+		c.Backend = BackendPOSIX
 	}
 }
 
@@ -97,6 +105,9 @@ type Side struct {
 	SecondsElapsed   float64 `json:"seconds"`
 	EventsAdmitted   int     `json:"events"`
 	CPUMeasuredScope string  `json:"cpu_scope"`
+	// Pushbacks counts adds Tessera refused with ErrPushback (and the
+	// producer retried).
+	Pushbacks int64 `json:"pushbacks,omitempty"`
 }
 
 // Read is the read side, measured on the log Stele just ingested.
@@ -122,11 +133,16 @@ type Read struct {
 
 // Result is one run.
 type Result struct {
-	Config  Config  `json:"config"`
-	Tessera Side    `json:"raw_tessera"`
-	Stele   Side    `json:"stele"`
-	Ratio   float64 `json:"ratio_stele_over_tessera"`
-	Read    Read    `json:"read"`
+	Config  Config `json:"config"`
+	Tessera Side   `json:"raw_tessera"`
+	// Antispam is Tessera with its own dedup (in-memory + Badger index).
+	Antispam Side    `json:"tessera_antispam"`
+	Stele    Side    `json:"stele"`
+	Ratio    float64 `json:"ratio_stele_over_tessera"`
+	// RatioAntispam is Stele.EventsPerSec / Antispam.EventsPerSec.
+	RatioAntispam float64 `json:"ratio_stele_over_tessera_antispam"`
+	Read          Read    `json:"read"`
+	Audit         Audit   `json:"audit"`
 	// AtLoad is Stele in open loop at Config.Load times Stele.EventsPerSec
 	// (OfferedRate), when Config.Load is set.
 	AtLoad      *Side   `json:"at_load,omitempty"`
@@ -203,8 +219,14 @@ func drive(cfg Config, send func(batch []int) error) (float64, []time.Duration, 
 }
 
 // rawTessera appends the same records with Tessera's POSIX driver in this
-// process, with the options stele-server uses by default.
-func rawTessera(ctx context.Context, cfg Config) (Side, error) {
+// process, with the options stele-server uses by default. With antispam it
+// adds Tessera's own deduplication, as a user building on Tessera would:
+// its in-memory dedup of recent entries (DefaultAntispamInMemorySize) in
+// front of the persistent Badger index of every entry's identity hash
+// (storage/posix/antispam), which a follower fills from the integrated
+// log. Adds refused with ErrPushback (the follower too far behind) are
+// counted and retried together after a short pause, as a producer would.
+func rawTessera(ctx context.Context, cfg Config, withAntispam bool) (Side, error) {
 	dir, err := os.MkdirTemp(cfg.Dir, "stele-bench-tessera-")
 	if err != nil {
 		return Side{}, err
@@ -226,21 +248,49 @@ func rawTessera(ctx context.Context, cfg Config) (Side, error) {
 	}
 	opts := tessera.NewAppendOptions().WithCheckpointSigner(signer).
 		WithCheckpointInterval(cfg.Interval).WithBatching(1024, 50*time.Millisecond)
+	scope := "benchmark process (Tessera and producers)"
+	if withAntispam {
+		as, err := antispam.NewAntispam(ctx, filepath.Join(dir, ".state", "antispam"), antispam.AntispamOpts{})
+		if err != nil {
+			return Side{}, err
+		}
+		opts.WithAntispam(tessera.DefaultAntispamInMemorySize, as)
+		scope = "benchmark process (Tessera, its antispam and producers)"
+	}
 	a, shutdown, _, err := tessera.NewAppender(ctx, d, opts)
 	if err != nil {
 		return Side{}, err
 	}
 	defer shutdown(ctx)
+	var pushbacks atomic.Int64
 	cpu0 := selfCPU()
 	t0 := time.Now()
 	rate, lat, err := drive(cfg, func(batch []int) error {
-		fs := make([]tessera.IndexFuture, len(batch))
+		es := make([]*tessera.Entry, len(batch))
 		for i, j := range batch {
-			fs[i] = a.Add(ctx, tessera.NewEntry(record(fmt.Sprintf("t-%d", j), cfg.Size)))
+			es[i] = tessera.NewEntry(record(fmt.Sprintf("t-%d", j), cfg.Size))
 		}
-		for _, f := range fs {
-			if _, err := f(); err != nil {
-				return err
+		// Add the batch; re-add together, after a pause, what was pushed back.
+		for len(es) > 0 {
+			fs := make([]tessera.IndexFuture, len(es))
+			for i, e := range es {
+				fs[i] = a.Add(ctx, e)
+			}
+			var again []*tessera.Entry
+			for i, f := range fs {
+				if _, err := f(); errors.Is(err, tessera.ErrPushback) {
+					again = append(again, es[i])
+				} else if err != nil {
+					return err
+				}
+			}
+			if es = again; len(es) > 0 {
+				pushbacks.Add(int64(len(es)))
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(10 * time.Millisecond):
+				}
 			}
 		}
 		return nil
@@ -248,33 +298,47 @@ func rawTessera(ctx context.Context, cfg Config) (Side, error) {
 	if err != nil {
 		return Side{}, err
 	}
+	elapsed := time.Since(t0)
+	cpu := selfCPU() - cpu0
+	if withAntispam {
+		// The side must be what it claims: a resubmitted entry is a dup.
+		idx, err := a.Add(ctx, tessera.NewEntry(record("t-0", cfg.Size)))()
+		if err != nil || !idx.IsDup {
+			return Side{}, fmt.Errorf("Tessera's antispam did not find a resubmitted entry: %+v, %v", idx, err)
+		}
+	}
 	return Side{
+		Pushbacks:    pushbacks.Load(),
 		EventsPerSec: rate, Ack: summarise(lat),
-		CPUSecPer1000:    (selfCPU() - cpu0) * 1000 / float64(cfg.Events),
+		CPUSecPer1000:    cpu * 1000 / float64(cfg.Events),
 		PeakRSSMiB:       selfPeakRSSMiB(),
-		SecondsElapsed:   time.Since(t0).Seconds(),
+		SecondsElapsed:   elapsed.Seconds(),
 		EventsAdmitted:   cfg.Events,
-		CPUMeasuredScope: "benchmark process (Tessera and producers)",
+		CPUMeasuredScope: scope,
 	}, nil
 }
 
 // stele runs a real stele-server process and drives it over gRPC, then
 // measures its read side.
-func stele(ctx context.Context, cfg Config) (Side, Read, error) {
+func stele(ctx context.Context, cfg Config) (Side, Read, Audit, error) {
 	srv, err := startServer(ctx, cfg)
 	if err != nil {
-		return Side{}, Read{}, err
+		return Side{}, Read{}, Audit{}, err
 	}
 	defer srv.stop()
 	side, err := steleIngest(ctx, cfg, srv)
 	if err != nil {
-		return Side{}, Read{}, err
+		return Side{}, Read{}, Audit{}, err
 	}
 	read, err := readSide(ctx, cfg, srv)
 	if err != nil {
-		return Side{}, Read{}, fmt.Errorf("read side: %w", err)
+		return Side{}, Read{}, Audit{}, fmt.Errorf("read side: %w", err)
 	}
-	return side, read, nil
+	au, err := auditSide(ctx, srv)
+	if err != nil {
+		return Side{}, Read{}, Audit{}, err
+	}
+	return side, read, au, nil
 }
 
 func steleIngest(ctx context.Context, cfg Config, srv *serverProc) (Side, error) {
@@ -388,6 +452,14 @@ func Median(rs []*Result) *Result {
 	m.Tessera.EventsPerSec = med(func(r *Result) float64 { return r.Tessera.EventsPerSec })
 	m.Stele.EventsPerSec = med(func(r *Result) float64 { return r.Stele.EventsPerSec })
 	m.Ratio = med(func(r *Result) float64 { return r.Ratio })
+	m.RatioAntispam = med(func(r *Result) float64 { return r.RatioAntispam })
+	m.Antispam.EventsPerSec = med(func(r *Result) float64 { return r.Antispam.EventsPerSec })
+	m.Antispam.Ack.P50 = med(func(r *Result) float64 { return r.Antispam.Ack.P50 })
+	m.Antispam.Ack.P99 = med(func(r *Result) float64 { return r.Antispam.Ack.P99 })
+	m.Antispam.Ack.P999 = med(func(r *Result) float64 { return r.Antispam.Ack.P999 })
+	m.Antispam.CPUSecPer1000 = med(func(r *Result) float64 { return r.Antispam.CPUSecPer1000 })
+	m.Antispam.PeakRSSMiB = med(func(r *Result) float64 { return r.Antispam.PeakRSSMiB })
+	m.Antispam.Pushbacks = int64(med(func(r *Result) float64 { return float64(r.Antispam.Pushbacks) }))
 	m.CLIEventsPerSec = med(func(r *Result) float64 { return r.CLIEventsPerSec })
 	m.CLIRatio = med(func(r *Result) float64 { return r.CLIRatio })
 	m.Tessera.Ack.P50 = med(func(r *Result) float64 { return r.Tessera.Ack.P50 })
@@ -409,6 +481,10 @@ func Median(rs []*Result) *Result {
 	m.Read.BatchedServerCPUPerProofUS = med(func(r *Result) float64 { return r.Read.BatchedServerCPUPerProofUS })
 	m.Read.BatchedClientCPUPerProofUS = med(func(r *Result) float64 { return r.Read.BatchedClientCPUPerProofUS })
 	m.Read.EntriesMBPerSec = med(func(r *Result) float64 { return r.Read.EntriesMBPerSec })
+	m.Audit.AloneEntriesPerSec = med(func(r *Result) float64 { return r.Audit.AloneEntriesPerSec })
+	m.Audit.ServerEntriesPerSec = med(func(r *Result) float64 { return r.Audit.ServerEntriesPerSec })
+	m.Audit.ServerGzipEntriesPerSec = med(func(r *Result) float64 { return r.Audit.ServerGzipEntriesPerSec })
+	m.Audit.Ratio = med(func(r *Result) float64 { return r.Audit.Ratio })
 	if m.AtLoad != nil {
 		at := *m.AtLoad
 		m.AtLoad = &at
@@ -425,42 +501,55 @@ func Median(rs []*Result) *Result {
 
 // Table writes a result as a plain-text table.
 func Table(w io.Writer, r *Result) {
-	row := func(name, a, b string) { fmt.Fprintf(w, "  %-46s %16s %16s\n", name, a, b) }
+	row3 := func(name, a, b, c string) { fmt.Fprintf(w, "  %-46s %14s %14s %14s\n", name, a, b, c) }
+	row := func(name, c string) { row3(name, "", "", c) }
 	lat := func(l Latency) string { return fmt.Sprintf("%.0f/%.0f/%.0f", l.P50, l.P99, l.P999) }
-	row("", "raw tessera", "stele")
-	row("events/s", fmt.Sprintf("%.0f", r.Tessera.EventsPerSec), fmt.Sprintf("%.0f", r.Stele.EventsPerSec))
-	row("ack p50/p99/p99.9 ms", lat(r.Tessera.Ack), lat(r.Stele.Ack))
-	row(fmt.Sprintf("receipt p50/p99 ms (%d wit.)", r.Config.Witnesses), "-", fmt.Sprintf("%.0f/%.0f", r.Stele.Receipt.P50, r.Stele.Receipt.P99))
-	row("CPU s per 1000 events", fmt.Sprintf("%.3f", r.Tessera.CPUSecPer1000), fmt.Sprintf("%.3f", r.Stele.CPUSecPer1000))
-	row("peak RSS MiB", fmt.Sprintf("%.0f", r.Tessera.PeakRSSMiB), fmt.Sprintf("%.0f", r.Stele.PeakRSSMiB))
-	row("ratio stele/tessera", "", fmt.Sprintf("%.3f", r.Ratio))
-	row("verified inclusion proofs/s", "", fmt.Sprintf("%.0f", r.Read.InclusionProofsPerSec))
-	row("CPU µs per proof server/client", "", fmt.Sprintf("%.0f/%.0f", r.Read.ServerCPUPerProofUS, r.Read.ClientCPUPerProofUS))
-	row(fmt.Sprintf("verified inclusion proofs/s (batched %d/call)", r.Read.ProofsPerCall), "", fmt.Sprintf("%.0f", r.Read.BatchedProofsPerSec))
-	row("CPU µs per proof server/client (batched)", "", fmt.Sprintf("%.1f/%.1f", r.Read.BatchedServerCPUPerProofUS, r.Read.BatchedClientCPUPerProofUS))
-	row("entries MB/s (tlog-tiles)", "", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
-	row("stele submit (CLI) events/s", "", fmt.Sprintf("%.0f", r.CLIEventsPerSec))
-	row("ratio CLI/stele", "", fmt.Sprintf("%.3f", r.CLIRatio))
+	row3("", "raw tessera", "tessera+antisp", "stele")
+	row3("events/s", fmt.Sprintf("%.0f", r.Tessera.EventsPerSec), fmt.Sprintf("%.0f", r.Antispam.EventsPerSec), fmt.Sprintf("%.0f", r.Stele.EventsPerSec))
+	row3("ack p50/p99/p99.9 ms", lat(r.Tessera.Ack), lat(r.Antispam.Ack), lat(r.Stele.Ack))
+	row3("pushbacks retried", "", fmt.Sprintf("%d", r.Antispam.Pushbacks), "")
+	row(fmt.Sprintf("receipt p50/p99 ms (%d wit.)", r.Config.Witnesses), fmt.Sprintf("%.0f/%.0f", r.Stele.Receipt.P50, r.Stele.Receipt.P99))
+	row3("CPU s per 1000 events", fmt.Sprintf("%.3f", r.Tessera.CPUSecPer1000), fmt.Sprintf("%.3f", r.Antispam.CPUSecPer1000), fmt.Sprintf("%.3f", r.Stele.CPUSecPer1000))
+	row3("peak RSS MiB", fmt.Sprintf("%.0f", r.Tessera.PeakRSSMiB), fmt.Sprintf("%.0f", r.Antispam.PeakRSSMiB), fmt.Sprintf("%.0f", r.Stele.PeakRSSMiB))
+	row("ratio stele/raw tessera", fmt.Sprintf("%.3f", r.Ratio))
+	row("ratio stele/tessera+antispam", fmt.Sprintf("%.3f", r.RatioAntispam))
+	row("verified inclusion proofs/s", fmt.Sprintf("%.0f", r.Read.InclusionProofsPerSec))
+	row("CPU µs per proof server/client", fmt.Sprintf("%.0f/%.0f", r.Read.ServerCPUPerProofUS, r.Read.ClientCPUPerProofUS))
+	row(fmt.Sprintf("verified inclusion proofs/s (batched %d/call)", r.Read.ProofsPerCall), fmt.Sprintf("%.0f", r.Read.BatchedProofsPerSec))
+	row("CPU µs per proof server/client (batched)", fmt.Sprintf("%.1f/%.1f", r.Read.BatchedServerCPUPerProofUS, r.Read.BatchedClientCPUPerProofUS))
+	row("entries MB/s (tlog-tiles)", fmt.Sprintf("%.1f", r.Read.EntriesMBPerSec))
+	row("audit entries/s, library alone (in process)", fmt.Sprintf("%.0f", r.Audit.AloneEntriesPerSec))
+	row("audit entries/s, through stele-server", fmt.Sprintf("%.0f", r.Audit.ServerEntriesPerSec))
+	row("audit entries/s, through stele-server, gzip", fmt.Sprintf("%.0f", r.Audit.ServerGzipEntriesPerSec))
+	row("ratio audit server/alone", fmt.Sprintf("%.3f", r.Audit.Ratio))
+	row("stele submit (CLI) events/s", fmt.Sprintf("%.0f", r.CLIEventsPerSec))
+	row("ratio CLI/stele", fmt.Sprintf("%.3f", r.CLIRatio))
 	if a := r.AtLoad; a != nil {
 		fmt.Fprintf(w, "  open loop at %.2f x the closed-loop rate (%.0f events/s offered):\n", r.Config.Load, r.OfferedRate)
-		row("  events/s", "", fmt.Sprintf("%.0f", a.EventsPerSec))
-		row("  ack p50/p99/p99.9 ms", "", lat(a.Ack))
-		row("  receipt p50/p99 ms", "", fmt.Sprintf("%.0f/%.0f", a.Receipt.P50, a.Receipt.P99))
+		row("  events/s", fmt.Sprintf("%.0f", a.EventsPerSec))
+		row("  ack p50/p99/p99.9 ms", lat(a.Ack))
+		row("  receipt p50/p99 ms", fmt.Sprintf("%.0f/%.0f", a.Receipt.P50, a.Receipt.P99))
 	}
 }
 
-// Run measures raw Tessera, then Stele, on the same disk.
+// Run measures raw Tessera, Tessera with its antispam, then Stele, on the
+// same disk.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.defaults()
-	t, err := rawTessera(ctx, cfg)
+	t, err := rawTessera(ctx, cfg, false)
 	if err != nil {
 		return nil, fmt.Errorf("raw Tessera: %w", err)
 	}
-	s, read, err := stele(ctx, cfg)
+	ta, err := rawTessera(ctx, cfg, true)
+	if err != nil {
+		return nil, fmt.Errorf("Tessera with antispam: %w", err)
+	}
+	s, read, au, err := stele(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("stele: %w", err)
 	}
-	r := &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read}
+	r := &Result{Config: cfg, Tessera: t, Stele: s, Ratio: s.EventsPerSec / t.EventsPerSec, Read: read, Audit: au,
+		Antispam: ta, RatioAntispam: s.EventsPerSec / ta.EventsPerSec}
 	if r.CLIEventsPerSec, err = cliSubmit(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("stele submit: %w", err)
 	}

@@ -16,11 +16,12 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := Config{Events: 2000, Producers: 4, Batch: 100, Size: 700, Receipts: 20, Dir: t.TempDir(), Server: bin, CLI: build(t, "stele"), Interval: 200 * time.Millisecond, Load: 0.5}
+	auditDuration = 50 * time.Millisecond
 	r, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, s := range map[string]Side{"tessera": r.Tessera, "stele": r.Stele} {
+	for name, s := range map[string]Side{"tessera": r.Tessera, "tessera+antispam": r.Antispam, "stele": r.Stele} {
 		if s.EventsPerSec <= 0 || s.EventsAdmitted != 2000 || s.Ack.N != 20 || s.Ack.P50 <= 0 || s.Ack.P99 < s.Ack.P50 || s.CPUSecPer1000 <= 0 || s.PeakRSSMiB <= 0 {
 			t.Errorf("%s: incomplete measurements %+v", name, s)
 		}
@@ -39,6 +40,12 @@ func TestRun(t *testing.T) {
 	}
 	if r.Ratio != r.Stele.EventsPerSec/r.Tessera.EventsPerSec {
 		t.Errorf("ratio %v is not stele/tessera", r.Ratio)
+	}
+	if r.RatioAntispam != r.Stele.EventsPerSec/r.Antispam.EventsPerSec {
+		t.Errorf("ratio %v is not stele/tessera+antispam", r.RatioAntispam)
+	}
+	if a := r.Audit; a.AloneEntriesPerSec <= 0 || a.ServerEntriesPerSec <= 0 || a.ServerGzipEntriesPerSec <= 0 || a.Ratio != a.ServerEntriesPerSec/a.AloneEntriesPerSec {
+		t.Errorf("audit not measured: %+v", a)
 	}
 	if r.CLIEventsPerSec <= 0 || r.CLIRatio != r.CLIEventsPerSec/r.Stele.EventsPerSec {
 		t.Errorf("CLI side not measured: %v events/s, ratio %v", r.CLIEventsPerSec, r.CLIRatio)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/logkey"
@@ -95,6 +97,7 @@ type serverProc struct {
 	stderr    *bytes.Buffer
 	witnesses []*witnessProc
 	policy    *client.Policy // nil without witnesses
+	cleanup   func()         // drops an aws backend's database; nil on posix
 }
 
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
@@ -105,6 +108,9 @@ func (p *serverProc) stop() {
 	os.RemoveAll(p.dir)
 	for _, w := range p.witnesses {
 		w.stop()
+	}
+	if p.cleanup != nil {
+		p.cleanup()
 	}
 }
 
@@ -158,12 +164,26 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 		return nil, err
 	}
 	p := &serverProc{dir: dir, grpcAddr: g, httpAddr: h, stderr: &bytes.Buffer{}, witnesses: ws, policy: pol}
+	if cfg.Backend == BackendAWS {
+		aws, drop, err := awsServerArgs(ctx)
+		if err != nil {
+			os.RemoveAll(dir)
+			for _, w := range ws {
+				w.stop()
+			}
+			return nil, err
+		}
+		args, p.cleanup = append(args, aws...), drop
+	}
 	p.cmd = exec.Command(bin, append(args, "--grpc-addr", g, "--http-addr", h)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		for _, w := range ws {
 			w.stop()
+		}
+		if p.cleanup != nil {
+			p.cleanup()
 		}
 		return nil, err
 	}
@@ -175,9 +195,18 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 	defer c.Close()
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if _, err := c.Log.GetCheckpoint(wctx, &stelev1.GetCheckpointRequest{}, grpc.WaitForReady(true)); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("stele-server did not come up: %v\n%s", err, p.stderr)
+	// Up once it serves a checkpoint; on aws the first one takes a moment
+	// after the listeners open (Unavailable until then).
+	for {
+		_, err := c.Log.GetCheckpoint(wctx, &stelev1.GetCheckpointRequest{}, grpc.WaitForReady(true))
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.Unavailable || wctx.Err() != nil {
+			p.stop()
+			return nil, fmt.Errorf("stele-server did not come up: %v\n%s", err, p.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	pub, err := os.ReadFile(filepath.Join(dir, "log.pub"))
 	if err != nil {

@@ -15,9 +15,8 @@
 package tiles
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -71,10 +70,27 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithGzipCache bounds the memory that keeps full entry bundles gzipped,
+// so that each is compressed once (default DefaultGzipCacheBytes); 0
+// compresses on every request that asks for gzip.
+func WithGzipCache(maxBytes int64) Option {
+	return func(h *handler) {
+		h.gz = nil
+		if maxBytes > 0 {
+			h.gz = newGzipCache(maxBytes)
+		}
+	}
+}
+
 // NewHandler returns an http.Handler serving the tlog-tiles read API of the
 // log read by r. Mount it with http.StripPrefix to serve under a prefix.
+//
+// Entry bundles are sent gzipped to clients that accept it, full ones from a
+// bounded cache of their compressed bytes (WithGzipCache). Tiles and entry
+// bundles carry a strong ETag per representation and are answered with 304
+// Not Modified when the client already holds them (If-None-Match).
 func NewHandler(r Reader, opts ...Option) http.Handler {
-	h := &handler{r: r, log: slog.Default()}
+	h := &handler{r: r, log: slog.Default(), gz: newGzipCache(DefaultGzipCacheBytes)}
 	for _, o := range opts {
 		o(h)
 	}
@@ -84,6 +100,7 @@ func NewHandler(r Reader, opts ...Option) http.Handler {
 type handler struct {
 	r   Reader
 	log *slog.Logger
+	gz  *gzipCache // nil: no cache
 }
 
 type kind int
@@ -164,11 +181,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	ctx := r.Context()
+	gzipOK := res.kind == kindEntries && acceptsGzip(r.Header)
+	cacheable := gzipOK && res.width == 0 && h.gz != nil
+	if cacheable {
+		if gz, ok := h.gz.get(res.path); ok {
+			// The gzip trailer holds the CRC-32 and length of the bundle.
+			crc, n := binary.LittleEndian.Uint32(gz[len(gz)-8:]), binary.LittleEndian.Uint32(gz[len(gz)-4:])
+			h.write(w, r, res, gz, etagOf(crc, int(n), true), true)
+			return
+		}
+	}
+
 	var (
 		body []byte
 		err  error
 	)
-	ctx := r.Context()
 	switch res.kind {
 	case kindCheckpoint:
 		body, err = h.r.ReadCheckpoint(ctx)
@@ -192,7 +220,29 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal server error", http.StatusInternalServerError)
 		return
 	}
+	if res.kind == kindCheckpoint {
+		h.write(w, r, res, body, "", false)
+		return
+	}
+	if gzipOK {
+		gz, err := gzipBytes(body)
+		if err == nil {
+			if cacheable {
+				h.gz.add(res.path, gz)
+			}
+			h.write(w, r, res, gz, etag(body, true), true)
+			return
+		}
+		// Cannot happen when writing to a bytes.Buffer; serve plain.
+		h.log.ErrorContext(ctx, "tlog-tiles: gzip failed", slog.String("resource", res.path), slog.Any("error", err))
+	}
+	h.write(w, r, res, body, etag(body, false), false)
+}
 
+// write answers a request for res with body (gzip-encoded if gzipped) and
+// its entity tag, or with 304 Not Modified when the client holds that tag.
+func (h *handler) write(w http.ResponseWriter, r *http.Request, res resource, body []byte, tag string, gzipped bool) {
+	hdr := w.Header()
 	switch res.kind {
 	case kindCheckpoint:
 		hdr.Set("Content-Type", contentTypeCheckpoint)
@@ -204,15 +254,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Content-Type", contentTypeTile)
 		hdr.Set("Cache-Control", cacheControlImmutable)
 		hdr.Add("Vary", "Accept-Encoding")
-		if acceptsGzip(r.Header) {
-			gz, err := gzipBytes(body)
-			if err != nil {
-				// Cannot happen when writing to a bytes.Buffer; serve plain.
-				h.log.ErrorContext(ctx, "tlog-tiles: gzip failed", slog.String("resource", res.path), slog.Any("error", err))
-			} else {
-				body = gz
-				hdr.Set("Content-Encoding", "gzip")
-			}
+		if gzipped {
+			hdr.Set("Content-Encoding", "gzip")
+		}
+	}
+	if tag != "" {
+		hdr.Set("ETag", tag)
+		if noneMatch(r.Header, tag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
 		}
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
@@ -221,25 +271,27 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := w.Write(body); err != nil {
-		h.log.DebugContext(ctx, "tlog-tiles: write failed", slog.String("resource", res.path), slog.Any("error", err))
+		h.log.DebugContext(r.Context(), "tlog-tiles: write failed", slog.String("resource", res.path), slog.Any("error", err))
 	}
+}
+
+// noneMatch reports whether the If-None-Match request header names tag or
+// is "*" (RFC 9110 section 13.1.2; weak comparison, so W/"x" matches "x").
+func noneMatch(h http.Header, tag string) bool {
+	for _, v := range h.Values("If-None-Match") {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+			if t == "*" || t == tag {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func notFound(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", cacheControlError)
 	http.Error(w, "not found", http.StatusNotFound)
-}
-
-func gzipBytes(b []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(b); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // acceptsGzip reports whether the Accept-Encoding request header allows a
