@@ -52,6 +52,14 @@ type Config struct {
 	// created when absent. A named file is never created: replicas on aws
 	// must share one key.
 	LogKeyFile string
+	// MLDSA says whether checkpoints are also signed with an ML-DSA-44 key
+	// (DataDir/log-mldsa.key): by default a new log gets one and an
+	// existing log keeps what it has (logkey.MLDSAAuto).
+	MLDSA logkey.MLDSA
+	// LogMLDSAKeyFile is the ML-DSA-44 private key file that goes with
+	// LogKeyFile or LogKey (never created; replicas share it). Empty: the
+	// log signs with its Ed25519 key only.
+	LogMLDSAKeyFile string
 	// Retention, on aws, is "MODE:DURATION" (governance or compliance, e.g.
 	// compliance:7y): every tile and entry bundle is written with that S3
 	// Object Lock retention, and the server refuses to start on a bucket
@@ -235,16 +243,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if cfg.Origin != "" && key.Signer.Name() != cfg.Origin {
 			return nil, fmt.Errorf("the log key is for origin %q but the origin is set to %q", key.Signer.Name(), cfg.Origin)
 		}
-		if err := durable.WriteAtomic(filepath.Join(cfg.DataDir, logkey.PublicFile), []byte(key.VKey+"\n"), 0o644); err != nil {
-			return nil, fmt.Errorf("writing verifier key: %w", err)
-		}
 	case cfg.LogKeyFile != "":
 		key, err = logkey.Load(cfg.LogKeyFile, cfg.Origin)
 	default:
-		key, err = logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin)
+		key, err = logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin, cfg.MLDSA)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cfg.LogMLDSAKeyFile != "" {
+		if cfg.LogKeyFile == "" && cfg.LogKey == nil {
+			return nil, errors.New("a named ML-DSA-44 key file goes with a named log key (--log-key or --log-key-pkcs11); without one, log-mldsa.key in the data directory is used")
+		}
+		if cfg.MLDSA == logkey.MLDSAOff {
+			return nil, errors.New("an ML-DSA-44 key file is named but ML-DSA-44 signing is off")
+		}
+		k := *key
+		if k.MLDSA, err = logkey.LoadMLDSA(cfg.LogMLDSAKeyFile, key.Signer.Name()); err != nil {
+			return nil, err
+		}
+		key = &k
+	}
+	if cfg.LogKey != nil {
+		if err := key.WritePublic(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	cfg.Origin = key.Signer.Name()
 	m := newMetrics()
@@ -293,7 +316,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(s.key.Signer).
+		WithCheckpointSigner(s.key.Signer, s.key.AdditionalSigners()...).
 		WithCheckpointInterval(s.cfg.CheckpointInterval).
 		WithBatching(s.cfg.BatchMaxSize, s.cfg.BatchMaxAge)
 	s.tuneAppend(opts)

@@ -131,7 +131,7 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 	var pol *client.Policy
 	if cfg.Witnesses > 0 {
 		// The witnesses must know the log's key before its first checkpoint.
-		key, err := logkey.LoadOrCreate(dir, benchOrigin, benchOrigin)
+		key, err := logkey.LoadOrCreate(dir, benchOrigin, benchOrigin, logkey.MLDSAAuto)
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
