@@ -401,7 +401,7 @@ func (s *Server) start(ctx context.Context) error {
 		closed:   make(chan struct{}),
 		inflight: make(map[dedupKey]*flight),
 	}
-	s.log.Info("log open", "origin", s.cfg.Origin, "size", size, "data_dir", s.cfg.DataDir, "verifier_key", s.key.VKey)
+	s.log.Info("log open", "origin", s.cfg.Origin, "size", size, "data_dir", s.cfg.DataDir, "verifier_key", s.key.VKey, "mldsa44", s.key.MLDSA != nil)
 	return nil
 }
 
@@ -410,6 +410,10 @@ func (s *Server) Origin() string { return s.cfg.Origin }
 
 // VerifierKey is the log's signed-note verifier key.
 func (s *Server) VerifierKey() string { return s.key.VKey }
+
+// VerifierKeys are the log's verifier keys, log.pub's lines: the Ed25519
+// key and, when the log also signs with ML-DSA-44, that key.
+func (s *Server) VerifierKeys() []string { return s.key.VKeys() }
 
 // Close stops admitting events, waits until every acknowledged event is
 // covered by a published checkpoint (bounded by ctx), and closes storage.

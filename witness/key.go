@@ -14,8 +14,10 @@ import (
 	"unicode/utf8"
 
 	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stele-dev/stele/internal/durable"
+	"github.com/stele-dev/stele/internal/logkey"
 )
 
 const (
@@ -25,18 +27,33 @@ const (
 	// the type 0x04 (tlog-cosignature v1) vkey that log operators put in
 	// their witness policies.
 	PubFile = "witness.pub"
+	// MLDSAKeyFile is the witness's ML-DSA-44 private key file in the
+	// data directory; MLDSAPubFile its type 0x06 verifier key, which a
+	// policy may name instead of (or as well as) PubFile's.
+	MLDSAKeyFile = "witness-mldsa.key"
+	MLDSAPubFile = "witness-mldsa.pub"
 	// DefaultName is the cosigner name a new key gets when none is given.
 	// Every real deployment should pick its own with --name on first start.
 	DefaultName = "stele-witness.localhost/w1"
 )
 
-const algCosignatureV1 = 0x04
+const (
+	algCosignatureV1 = 0x04 // Ed25519 cosignature/v1
+	algMLDSA44       = 0x06 // ML-DSA-44 subtree/v1
+)
 
-// witnessKey is the loaded cosigning key.
+// witnessKey is the loaded cosigning keys: the Ed25519 key and the
+// ML-DSA-44 key, both named for the witness (tlog-cosignature v1.1; a
+// cosigner with two types of keys returns a line for each).
 type witnessKey struct {
-	signer *fnote.Signer
+	signer *fnote.Signer // Ed25519, type 0x04
 	vkey   string
+	mldsa  *fnote.Signer // ML-DSA-44, type 0x06
+	mvkey  string
 }
+
+// signers are the keys a cosignature is made with, Ed25519 first.
+func (k *witnessKey) signers() []note.Signer { return []note.Signer{k.signer, k.mldsa} }
 
 // loadOrCreateKey reads dir/witness.key, or generates it (mode 0600) when
 // absent, and (re)writes dir/witness.pub. name, if set, must match an
@@ -76,7 +93,43 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 	if err := durable.WriteAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing witness verifier key: %w", err)
 	}
-	return &witnessKey{signer: signer, vkey: vkey}, nil
+	k := &witnessKey{signer: signer, vkey: vkey}
+	if k.mldsa, k.mvkey, err = loadOrCreateMLDSAKey(dir, signer.Name()); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// loadOrCreateMLDSAKey reads dir/witness-mldsa.key, or generates it (mode
+// 0600) when absent (also for a witness that had only its Ed25519 key),
+// and (re)writes dir/witness-mldsa.pub. Its name must be the witness's.
+func loadOrCreateMLDSAKey(dir, name string) (*fnote.Signer, string, error) {
+	path := filepath.Join(dir, MLDSAKeyFile)
+	skey, err := durable.ReadOrCreateSecret(path, "witness ML-DSA-44 key", func() (string, error) {
+		skey, _, err := fnote.GenerateMLDSAKey(name)
+		return skey, err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	vkey, err := logkey.MLDSAVerifierKey(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: %w", path, err)
+	}
+	signer, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: %w", path, err)
+	}
+	if signer.Name() != name {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s is named %q but the witness's Ed25519 key %q: both keys carry the witness's name; remove %s to make a new one", path, signer.Name(), name, path)
+	}
+	if v, err := fnote.NewVerifierForCosignatureV1(vkey); err != nil || v.KeyHash() != signer.KeyHash() {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: derived verifier key does not match the signer", path)
+	}
+	if err := durable.WriteAtomic(filepath.Join(dir, MLDSAPubFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, "", fmt.Errorf("writing witness verifier key: %w", err)
+	}
+	return signer, vkey, nil
 }
 
 // encodeSKey writes an Ed25519 seed as a type 0x04 (cosignature v1)

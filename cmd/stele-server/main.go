@@ -29,6 +29,7 @@ import (
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/server"
 )
@@ -69,6 +70,8 @@ type fileConfig struct {
 	MySQLDSN           string   `json:"mysql_dsn"`
 	PublicTilesURL     string   `json:"public_tiles_url"`
 	LogKey             string   `json:"log_key"`
+	MLDSA              string   `json:"mldsa"`
+	LogMLDSAKey        string   `json:"log_mldsa_key"`
 	ClaimLease         duration `json:"claim_lease"`
 	HeaderTimeout      duration `json:"header_timeout"`
 	IdleTimeout        duration `json:"idle_timeout"`
@@ -139,6 +142,7 @@ type flags struct {
 	storage, s3Bucket, s3Prefix, s3Endpoint         *string
 	s3Region, mysqlDSN, publicTilesURL, logKey      *string
 	logKeyPKCS11, pkcs11PINFile                     *string
+	mldsa, logMLDSAKey                              *string
 	s3PathStyle                                     *bool
 	retention                                       *string
 	cpInterval, witnessTimeout, claimLease          *time.Duration
@@ -187,6 +191,8 @@ func newFlags() *flags {
 	f.publicTilesURL = fs.String("public-tiles-url", "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them")
 	f.logKey = fs.String("log-key", "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key")
 	f.logKeyPKCS11 = fs.String("log-key-pkcs11", "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)")
+	f.mldsa = fs.String("mldsa", "auto", "also sign checkpoints with an ML-DSA-44 key (log-mldsa.key in --data-dir; log.pub lists both keys): auto (a new log gets one, an existing log keeps what it has), on (add one to an existing log) or off")
+	f.logMLDSAKey = fs.String("log-mldsa-key", "", "the log's ML-DSA-44 private key file (never created) that goes with --log-key or --log-key-pkcs11; replicas must share it")
 	f.pkcs11PINFile = fs.String("pkcs11-pin-file", "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)")
 	f.claimLease = fs.Duration("claim-lease", 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)")
 	f.headerTimeout = fs.Duration("header-timeout", connlimit.DefaultHeaderTimeout, "how long a new connection has to send its HTTP request headers or finish its TLS/HTTP2 handshake (both listeners)")
@@ -322,6 +328,12 @@ func run() error {
 	}
 	cfg.PublicTilesURL = pick("public-tiles-url", *f.publicTilesURL, fc.PublicTilesURL)
 	cfg.LogKeyFile = pick("log-key", *f.logKey, fc.LogKey)
+	cfg.LogMLDSAKeyFile = pick("log-mldsa-key", *f.logMLDSAKey, fc.LogMLDSAKey)
+	mldsa, err := logkey.ParseMLDSA(pick("mldsa", *f.mldsa, fc.MLDSA))
+	if err != nil {
+		return usageError{fmt.Errorf("--mldsa: %w", err)}
+	}
+	cfg.MLDSA = mldsa
 	cfg.FixPermissions = *f.fixPermissions
 	cfg.Retention = pick("retention", *f.retention, fc.Retention)
 	if *f.logKeyPKCS11 != "" {
