@@ -29,8 +29,8 @@ import (
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/connlimit"
-	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/internal/durable"
+	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/server"
 )
 
