@@ -134,8 +134,11 @@ func parseLogKey(k string) (note.Verifier, error) {
 
 // keyType is a verifier key's signature type byte, or 0.
 func keyType(k string) byte {
-	_, rest, _ := cutLast(k, "+")
-	raw, err := base64.StdEncoding.DecodeString(rest)
+	parts := strings.SplitN(k, "+", 3)
+	if len(parts) != 3 {
+		return 0
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
 	if err != nil || len(raw) == 0 {
 		return 0
 	}
