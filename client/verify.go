@@ -90,12 +90,15 @@ func explainSignature(raw []byte, lv *LogVerifier, err error) error {
 		given = append(given, fmt.Sprintf("%s+%08x", k.Name(), k.KeyHash()))
 	}
 	origin, _, _ := strings.Cut(ue.Note.Text, "\n")
-	what := "the key given is"
+	signed, what := "key", "the key given is"
+	if len(by) > 1 {
+		signed = "keys"
+	}
 	if len(given) > 1 {
 		what = "the keys given are"
 	}
-	return fmt.Errorf("the checkpoint of origin %q is signed by key %s, but %s %s: is it this log's log.pub? (%w)",
-		origin, strings.Join(by, ", "), what, strings.Join(given, ", "), err)
+	return fmt.Errorf("the checkpoint of origin %q is signed by %s %s, but %s %s: is it this log's log.pub? (%w)",
+		origin, signed, strings.Join(by, ", "), what, strings.Join(given, ", "), err)
 }
 
 // Receipt is a verified receipt: a leaf proven to be in a signed checkpoint.

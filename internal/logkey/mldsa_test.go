@@ -153,7 +153,7 @@ func TestMLDSAKeyChecks(t *testing.T) {
 	os.Chmod(path, 0o600)
 
 	edSkey := strings.TrimSpace(mustReadFile(t, filepath.Join(dir, logkey.PrivateFile)))
-	parts := strings.Split(skey, "+")
+	parts := strings.SplitN(skey, "+", 5)
 	badID := strings.Join(append(append([]string{}, parts[:3]...), "00000000", parts[4]), "+")
 	for name, s := range map[string]string{
 		"Ed25519 key": edSkey,
