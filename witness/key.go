@@ -48,7 +48,7 @@ const (
 type witnessKey struct {
 	signer *fnote.Signer // Ed25519, type 0x04
 	vkey   string
-	mldsa  *fnote.Signer // ML-DSA-44, type 0x06
+	mldsa  *mldsaSigner // ML-DSA-44, type 0x06
 	mvkey  string
 }
 
@@ -108,7 +108,7 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 // loadOrCreateMLDSAKey reads dir/witness-mldsa.key, or generates it (mode
 // 0600) when absent (also for a witness that had only its Ed25519 key),
 // and (re)writes dir/witness-mldsa.pub. Its name must be the witness's.
-func loadOrCreateMLDSAKey(dir, name string) (*fnote.Signer, string, error) {
+func loadOrCreateMLDSAKey(dir, name string) (*mldsaSigner, string, error) {
 	path := filepath.Join(dir, MLDSAKeyFile)
 	skey, err := durable.ReadOrCreateSecret(path, "witness ML-DSA-44 key", func() (string, error) {
 		skey, _, err := fnote.GenerateMLDSAKey(name)
@@ -121,13 +121,15 @@ func loadOrCreateMLDSAKey(dir, name string) (*fnote.Signer, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: %w", path, err)
 	}
-	signer, err := fnote.NewSignerForCosignatureV1(skey)
+	signer, err := newMLDSASigner(skey)
 	if err != nil {
 		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: %w", path, err)
 	}
 	if signer.Name() != name {
 		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s is named %q but the witness's Ed25519 key %q: both keys carry the witness's name; remove %s to make a new one", path, signer.Name(), name, path)
 	}
+	// The verifier key is derived by filippo.io/mldsa, the signer is circl:
+	// both must give the same public key for the seed.
 	if v, err := fnote.NewVerifierForCosignatureV1(vkey); err != nil || v.KeyHash() != signer.KeyHash() {
 		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: derived verifier key does not match the signer", path)
 	}
@@ -164,9 +166,14 @@ func cosignerVKey(skey string) (string, error) {
 
 // keyHash is the signed-note key ID of a type 0x04 key.
 func keyHash(name string, pub ed25519.PublicKey) uint32 {
+	return typedKeyHash(name, algCosignatureV1, pub)
+}
+
+// typedKeyHash is SHA-256(name || "\n" || alg || pub)[:4], big-endian.
+func typedKeyHash(name string, alg byte, pub []byte) uint32 {
 	h := sha256.New()
 	h.Write([]byte(name))
-	h.Write([]byte{'\n', algCosignatureV1})
+	h.Write([]byte{'\n', alg})
 	h.Write(pub)
 	return binary.BigEndian.Uint32(h.Sum(nil))
 }

@@ -184,6 +184,7 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 		p.stop()
 		return nil, err
 	}
-	p.vkey = strings.TrimSpace(string(pub))
+	// log.pub's first line is the Ed25519 key; a second, the ML-DSA-44 one.
+	p.vkey, _, _ = strings.Cut(strings.TrimSpace(string(pub)), "\n")
 	return p, nil
 }
