@@ -207,3 +207,61 @@ func TestSpecSignedNoteExample(t *testing.T) {
 		t.Fatalf("formats' ML-DSA-44 vkey per the spec: %v", err)
 	}
 }
+
+// FuzzLogVerifier: any text as log.pub gives a LogVerifier or an error,
+// never a panic; and any bytes as a checkpoint, checked against a log's
+// Ed25519 + ML-DSA-44 keys, are accepted only as the body the test signed,
+// never with extension lines under an ML-DSA-44 signature alone.
+func FuzzLogVerifier(f *testing.F) {
+	dir := f.TempDir()
+	k, err := logkey.LoadOrCreate(dir, pqOrigin, "", logkey.MLDSAAuto)
+	if err != nil {
+		f.Fatal(err)
+	}
+	both, err := client.NewLogVerifier(k.VKeys()...)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sign := func(text string, signers ...note.Signer) []byte {
+		raw, err := note.Sign(&note.Note{Text: text}, signers...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return raw
+	}
+	body := bodyText(pqBody)
+	pub := string(k.PublicText())
+	f.Add(pub, sign(body, k.Signer, k.MLDSA.Signer))
+	f.Add(pub, sign(body, k.MLDSA.Signer))
+	f.Add(pub, sign(body+"ext\n", k.MLDSA.Signer))
+	f.Add(k.VKey+"\n"+k.VKey+"\n", sign(body, k.Signer))
+	f.Add("a+b+c", []byte{})
+	f.Fuzz(func(t *testing.T, keys string, data []byte) {
+		if lv, err := client.NewLogVerifier(strings.Fields(keys)...); err == nil {
+			for _, v := range lv.Keys() {
+				if v.Name() != lv.Name() {
+					t.Fatalf("keys of two names accepted: %q and %q", v.Name(), lv.Name())
+				}
+			}
+			client.ParseCheckpoint(data, lv)
+		}
+		for _, v := range []*client.LogVerifier{both, both.RequireAll()} {
+			cp, err := client.ParseCheckpoint(data, v)
+			if err != nil {
+				continue
+			}
+			if cp.Origin != pqOrigin || cp.Size != pqBody.Size || cp.Root != pqBody.Hash {
+				t.Fatalf("a checkpoint the test never signed verified: %q", cp.Note.Text)
+			}
+			if cp.Note.Text != body {
+				edSigned := false
+				for _, s := range cp.Note.Sigs {
+					edSigned = edSigned || s.Hash == k.Verifier.KeyHash()
+				}
+				if !edSigned {
+					t.Fatalf("extension lines accepted under an ML-DSA-44 signature alone: %q", cp.Note.Text)
+				}
+			}
+		}
+	})
+}
