@@ -1,6 +1,7 @@
 package witness_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,4 +127,20 @@ func mldsaVKeyFor(t *testing.T, origin string) string {
 		t.Fatal(err)
 	}
 	return vkey
+}
+
+// TestTesseraMLDSAPolicy: Tessera, with a witness policy naming the
+// witness's ML-DSA-44 key, publishes checkpoints the witness cosigned: the
+// ML-DSA-44 line (signed with circl) is verified by Tessera's own code
+// (transparency-dev/formats over filippo.io/mldsa).
+func TestTesseraMLDSAPolicy(t *testing.T) {
+	const origin = "example.com/tessera-pq-log"
+	signer, vkey := logKey(t, origin)
+	w := newTestWitnessCfg(t, witness.LogConfig{Origin: origin, Keys: []string{vkey}})
+	l := startTessera(t, t.TempDir(), signer, policyFor(w.MLDSAVerifierKey(), w.srv.URL))
+	for i := range 3 {
+		cp := l.add(t, 2, fmt.Sprintf("pq%d", i))
+		// Tessera keeps the cosignatures of the policy's keys: the ML-DSA-44 line.
+		checkWitnessed(t, cp, vkey, w.MLDSAVerifierKey(), origin)
+	}
 }
