@@ -29,11 +29,39 @@ type Checkpoint struct {
 
 // ParseCheckpoint verifies a C2SP checkpoint's log signature and parses it
 // strictly: the origin must be the verifier's name, the size canonical
-// decimal and the root 32 bytes.
+// decimal and the root 32 bytes. logVerifier may be a *LogVerifier: then a
+// signature by any of the log's keys will do (all of them after
+// RequireAll), a signature by one of them that fails is refused, and
+// extension lines are refused unless an Ed25519 signature, which covers
+// them, verified (an ML-DSA-44 one signs only origin, size and root).
 func ParseCheckpoint(raw []byte, logVerifier note.Verifier) (*Checkpoint, error) {
-	cp, ext, n, err := log.ParseCheckpoint(raw, logVerifier.Name(), logVerifier)
+	lv := asLogVerifier(logVerifier)
+	n, err := note.Open(raw, note.VerifierList(lv.keys...))
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", explainSignature(raw, logVerifier, err))
+		return nil, fmt.Errorf("checkpoint: %w", explainSignature(raw, lv, fmt.Errorf("failed to verify signatures on checkpoint: %w", err)))
+	}
+	whole := false
+	for i, k := range lv.keys {
+		signed := false
+		for _, s := range n.Sigs {
+			if s.Name == k.Name() && s.Hash == k.KeyHash() {
+				signed = true
+			}
+		}
+		if signed && lv.wholeNote[i] {
+			whole = true
+		}
+		if !signed && lv.requireAll {
+			return nil, fmt.Errorf("checkpoint: it carries no %s signature by the log key %s+%08x, and every log key is required", algName(lv.algs[i]), k.Name(), k.KeyHash())
+		}
+	}
+	var cp log.Checkpoint
+	ext, err := cp.Unmarshal([]byte(n.Text))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if cp.Origin != lv.Name() {
+		return nil, fmt.Errorf("checkpoint: got Origin %q but expected %q (the log key's name)", cp.Origin, lv.Name())
 	}
 	if len(cp.Hash) != 32 {
 		return nil, fmt.Errorf("checkpoint: root hash is %d bytes, want 32", len(cp.Hash))
@@ -41,23 +69,36 @@ func ParseCheckpoint(raw []byte, logVerifier note.Verifier) (*Checkpoint, error)
 	if canon := string(cp.Marshal()) + string(ext); canon != n.Text {
 		return nil, errors.New("checkpoint: body is not in canonical form (leading zeros or bad base64?)")
 	}
+	if len(ext) > 0 && !whole {
+		return nil, errors.New("checkpoint: it has extension lines but only ML-DSA-44 log signatures, which do not cover them")
+	}
 	return &Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: [32]byte(cp.Hash), Note: n, Raw: raw}, nil
 }
 
 // explainSignature turns "note has no verifiable signatures" into which
-// origin and keys the checkpoint is signed by and which key was given.
-func explainSignature(raw []byte, v note.Verifier, err error) error {
+// origin and keys the checkpoint is signed by and which keys were given.
+func explainSignature(raw []byte, lv *LogVerifier, err error) error {
 	var ue *note.UnverifiedNoteError
-	if _, oerr := note.Open(raw, note.VerifierList(v)); !errors.As(oerr, &ue) {
+	if _, oerr := note.Open(raw, note.VerifierList(lv.keys...)); !errors.As(oerr, &ue) {
 		return err
 	}
-	var by []string
+	var by, given []string
 	for _, s := range ue.Note.UnverifiedSigs {
 		by = append(by, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
 	}
+	for _, k := range lv.keys {
+		given = append(given, fmt.Sprintf("%s+%08x", k.Name(), k.KeyHash()))
+	}
 	origin, _, _ := strings.Cut(ue.Note.Text, "\n")
-	return fmt.Errorf("the checkpoint of origin %q is signed by key %s, but the key given is %s+%08x: is it this log's log.pub? (%w)",
-		origin, strings.Join(by, ", "), v.Name(), v.KeyHash(), err)
+	signed, what := "key", "the key given is"
+	if len(by) > 1 {
+		signed = "keys"
+	}
+	if len(given) > 1 {
+		what = "the keys given are"
+	}
+	return fmt.Errorf("the checkpoint of origin %q is signed by %s %s, but %s %s: is it this log's log.pub? (%w)",
+		origin, signed, strings.Join(by, ", "), what, strings.Join(given, ", "), err)
 }
 
 // Receipt is a verified receipt: a leaf proven to be in a signed checkpoint.

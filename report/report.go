@@ -291,7 +291,10 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	v, err := note.NewVerifier(strings.TrimSpace(cfg.VerifierKey))
+	// log.pub: the Ed25519 key and, for a log that also signs with
+	// ML-DSA-44, that key; a checkpoint signed by either passes.
+	vkeys := strings.Fields(cfg.VerifierKey)
+	v, err := client.NewLogVerifier(vkeys...)
 	if err != nil {
 		return nil, fmt.Errorf("log verifier key: %w", err)
 	}
@@ -302,7 +305,7 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	r := &Report{Version: Version, GeneratedAt: cfg.Now().UTC().Truncate(time.Second),
 		Period: Period{cfg.From.UTC(), cfg.To.UTC()}, Policy: string(cfg.PolicyText),
 		Witnesses: []Witness{}, Checkpoints: []Checkpoint{}, Rejected: []Rejected{}, Erasures: []Erasure{}}
-	r.Log, err = logInfo(cfg.LogURL, strings.TrimSpace(cfg.VerifierKey), v)
+	r.Log, err = logInfo(cfg.LogURL, vkeys[0], v)
 	if err != nil {
 		return nil, err
 	}

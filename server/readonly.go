@@ -42,19 +42,18 @@ func readOnlyKey(cfg *Config) (*logkey.Key, error) {
 		return logkey.Load(priv, cfg.Origin)
 	}
 	pub := filepath.Join(cfg.DataDir, logkey.PublicFile)
-	raw, err := os.ReadFile(pub)
-	if err != nil {
+	if _, err := os.Stat(pub); err != nil {
 		return nil, fmt.Errorf("read-only: no log key and no verifier key in the data directory (%s): %w", cfg.DataDir, err)
 	}
-	vkey := strings.TrimSpace(string(raw))
-	v, err := note.NewVerifier(vkey)
+	lv, err := logkey.ReadVerifier(pub) // one line per key: Ed25519 first, then ML-DSA-44
 	if err != nil {
-		return nil, fmt.Errorf("read-only: %s does not hold a verifier key: %w", pub, err)
+		return nil, fmt.Errorf("read-only: %w", err)
 	}
-	if cfg.Origin != "" && v.Name() != cfg.Origin {
-		return nil, fmt.Errorf("read-only: the log's verifier key is for origin %q but the origin is set to %q", v.Name(), cfg.Origin)
+	if cfg.Origin != "" && lv.Name() != cfg.Origin {
+		return nil, fmt.Errorf("read-only: the log's verifier key is for origin %q but the origin is set to %q", lv.Name(), cfg.Origin)
 	}
-	return &logkey.Key{Verifier: v, VKey: vkey}, nil
+	raw, _ := os.ReadFile(pub)
+	return &logkey.Key{Verifier: lv, VKey: strings.Fields(string(raw))[0]}, nil
 }
 
 // staticReader is the LogReader of a read-only server: the published

@@ -88,11 +88,11 @@ func TestRotateLiveLog(t *testing.T) {
 	start := time.Now()
 	dirA := filepath.Join(t.TempDir(), "log-1")
 	dirB := filepath.Join(t.TempDir(), "log-2")
-	keyA, err := logkey.LoadOrCreate(dirA, "audit.stele.test/log-1", "")
+	keyA, err := logkey.LoadOrCreate(dirA, "audit.stele.test/log-1", "", logkey.MLDSAAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyB, err := logkey.LoadOrCreate(dirB, "audit.stele.test/log-2", "")
+	keyB, err := logkey.LoadOrCreate(dirB, "audit.stele.test/log-2", "", logkey.MLDSAAuto)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,14 @@ type Config struct {
 	// created when absent. A named file is never created: replicas on aws
 	// must share one key.
 	LogKeyFile string
+	// MLDSA says whether checkpoints are also signed with an ML-DSA-44 key
+	// (DataDir/log-mldsa.key): by default a new log gets one and an
+	// existing log keeps what it has (logkey.MLDSAAuto).
+	MLDSA logkey.MLDSA
+	// LogMLDSAKeyFile is the ML-DSA-44 private key file that goes with
+	// LogKeyFile or LogKey (never created; replicas share it). Empty: the
+	// log signs with its Ed25519 key only.
+	LogMLDSAKeyFile string
 	// LogKey, when set, is the log's key, held elsewhere (an HSM through
 	// PKCS#11: logkey.FromSigner over internal/hsm); LogKeyFile and the data
 	// directory's log.key are then not read. Its verifier key is written to
@@ -230,16 +238,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if cfg.Origin != "" && key.Signer.Name() != cfg.Origin {
 			return nil, fmt.Errorf("the log key is for origin %q but the origin is set to %q", key.Signer.Name(), cfg.Origin)
 		}
-		if err := durable.WriteAtomic(filepath.Join(cfg.DataDir, logkey.PublicFile), []byte(key.VKey+"\n"), 0o644); err != nil {
-			return nil, fmt.Errorf("writing verifier key: %w", err)
-		}
 	case cfg.LogKeyFile != "":
 		key, err = logkey.Load(cfg.LogKeyFile, cfg.Origin)
 	default:
-		key, err = logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin)
+		key, err = logkey.LoadOrCreate(cfg.DataDir, cfg.Origin, DefaultOrigin, cfg.MLDSA)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cfg.LogMLDSAKeyFile != "" {
+		if cfg.LogKeyFile == "" && cfg.LogKey == nil {
+			return nil, errors.New("a named ML-DSA-44 key file goes with a named log key (--log-key or --log-key-pkcs11); without one, log-mldsa.key in the data directory is used")
+		}
+		if cfg.MLDSA == logkey.MLDSAOff {
+			return nil, errors.New("an ML-DSA-44 key file is named but ML-DSA-44 signing is off")
+		}
+		k := *key
+		if k.MLDSA, err = logkey.LoadMLDSA(cfg.LogMLDSAKeyFile, key.Signer.Name()); err != nil {
+			return nil, err
+		}
+		key = &k
+	}
+	if cfg.LogKey != nil && !cfg.ReadOnly {
+		if err := key.WritePublic(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	cfg.Origin = key.Verifier.Name()
 	m := newMetrics()
@@ -278,7 +301,7 @@ func (s *Server) start(ctx context.Context) error {
 		return s.startReadOnly(ctx)
 	}
 	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(s.key.Signer).
+		WithCheckpointSigner(s.key.Signer, s.key.AdditionalSigners()...).
 		WithCheckpointInterval(s.cfg.CheckpointInterval).
 		WithBatching(s.cfg.BatchMaxSize, s.cfg.BatchMaxAge)
 	s.st.TuneAppend(opts)
@@ -360,7 +383,7 @@ func (s *Server) start(ctx context.Context) error {
 		closed:   make(chan struct{}),
 		inflight: make(map[dedupKey]*flight),
 	}
-	s.log.Info("log open", "origin", s.cfg.Origin, "size", size, "data_dir", s.cfg.DataDir, "verifier_key", s.key.VKey)
+	s.log.Info("log open", "origin", s.cfg.Origin, "size", size, "data_dir", s.cfg.DataDir, "verifier_key", s.key.VKey, "mldsa44", s.key.MLDSA != nil)
 	return nil
 }
 
@@ -369,6 +392,10 @@ func (s *Server) Origin() string { return s.cfg.Origin }
 
 // VerifierKey is the log's signed-note verifier key.
 func (s *Server) VerifierKey() string { return s.key.VKey }
+
+// VerifierKeys are the log's verifier keys, log.pub's lines: the Ed25519
+// key and, when the log also signs with ML-DSA-44, that key.
+func (s *Server) VerifierKeys() []string { return s.key.VKeys() }
 
 // Close stops admitting events, waits until every acknowledged event is
 // covered by a published checkpoint (bounded by ctx), and closes storage.

@@ -80,7 +80,7 @@ func appendOne(t *testing.T, p *proc, id string) uint64 {
 // Every receipt carries a quorum of valid cosignatures.
 func TestWitnessQuorum(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // created 0700: t.TempDir is 0755
-	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin)
+	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin, logkey.MLDSAAuto)
 	if err != nil {
 		t.Fatal(err)
 	}

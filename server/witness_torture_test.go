@@ -39,7 +39,7 @@ import (
 // the end every acknowledged event has a receipt that meets the policy.
 func TestWitnessKilledDuringIngest(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // created 0700: t.TempDir is 0755
-	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin)
+	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin, logkey.MLDSAAuto)
 	if err != nil {
 		t.Fatal(err)
 	}

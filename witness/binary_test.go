@@ -153,6 +153,15 @@ func readVKey(t *testing.T, dir string) string {
 	return strings.TrimSpace(string(raw))
 }
 
+func readMLDSAVKey(t *testing.T, dir string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, witness.MLDSAPubFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(raw))
+}
+
 func runCLI(t *testing.T, args ...string) []byte {
 	t.Helper()
 	out, err := exec.Command(witnessBinary(t), args...).Output()

@@ -166,17 +166,23 @@ func mustCosign(t testing.TB, w *testWitness, l *testLog, old, size uint64) {
 	if r.status != http.StatusOK {
 		t.Fatalf("old %d size %d: status %d: %s", old, size, r.status, r.body)
 	}
-	checkCosignature(t, w.VerifierKey(), l, l.checkpoint(t, size), r.body)
+	checkCosignature(t, w.VerifierKey(), w.MLDSAVerifierKey(), l, l.checkpoint(t, size), r.body)
 }
 
-// checkCosignature verifies that cosig is exactly one tlog-cosignature v1
-// line by vkey over cp, as Tessera's witness client checks it.
-func checkCosignature(t testing.TB, vkey string, l *testLog, cp, cosig []byte) {
+// checkCosignature verifies that cosig is exactly two tlog-cosignature
+// v1.1 lines over cp, as Tessera's witness client checks them: the Ed25519
+// one by vkey (type 0x04), then the ML-DSA-44 one by mvkey (type 0x06),
+// both with the same non-zero timestamp.
+func checkCosignature(t testing.TB, vkey, mvkey string, l *testLog, cp, cosig []byte) {
 	t.Helper()
-	if bytes.Count(cosig, []byte("\n")) != 1 || !bytes.HasPrefix(cosig, []byte("— ")) {
-		t.Fatalf("response is not one signature line: %q", cosig)
+	if bytes.Count(cosig, []byte("\n")) != 2 || !bytes.HasPrefix(cosig, []byte("— ")) {
+		t.Fatalf("response is not two signature lines: %.300q", cosig)
 	}
 	wv, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv, err := fnote.NewVerifierForCosignatureV1(mvkey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,20 +190,23 @@ func checkCosignature(t testing.TB, vkey string, l *testLog, cp, cosig []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := note.Open(append(append([]byte{}, cp...), cosig...), note.VerifierList(lv, wv))
+	n, err := note.Open(append(append([]byte{}, cp...), cosig...), note.VerifierList(lv, wv, mv))
 	if err != nil {
-		t.Fatalf("cosigned checkpoint does not verify: %v\n%s%s", err, cp, cosig)
+		t.Fatalf("cosigned checkpoint does not verify: %v\n%s%.300s", err, cp, cosig)
 	}
-	if len(n.Sigs) != 2 || n.Sigs[1].Name != wv.Name() || n.Sigs[1].Hash != wv.KeyHash() {
-		t.Fatalf("want log signature and cosignature, got %+v", n.Sigs)
+	if len(n.Sigs) != 3 || n.Sigs[1].Hash != wv.KeyHash() || n.Sigs[2].Hash != mv.KeyHash() || n.Sigs[1].Name != wv.Name() || n.Sigs[2].Name != wv.Name() {
+		t.Fatalf("want log signature, Ed25519 and ML-DSA-44 cosignatures, got %d signatures", len(n.Sigs))
 	}
-	raw, _ := base64.StdEncoding.DecodeString(n.Sigs[1].Base64)
-	if len(raw) != 4+8+64 {
-		t.Fatalf("cosignature is %d bytes, want 76", len(raw))
+	for i, size := range map[int]int{1: 4 + 8 + 64, 2: 4 + 8 + 2420} {
+		raw, _ := base64.StdEncoding.DecodeString(n.Sigs[i].Base64)
+		if len(raw) != size {
+			t.Fatalf("cosignature %d is %d bytes, want %d", i, len(raw), size)
+		}
 	}
 	ts, err := fnote.CoSigV1Timestamp(n.Sigs[1])
-	if err != nil || ts.Unix() <= 0 {
-		t.Fatalf("cosignature timestamp %v, %v", ts, err)
+	mts, merr := fnote.CoSigV1Timestamp(n.Sigs[2])
+	if err != nil || merr != nil || ts.Unix() <= 0 || mts.Unix() < ts.Unix() || mts.Unix() > ts.Unix()+1 {
+		t.Fatalf("cosignature timestamps %v, %v (%v, %v)", ts, mts, err, merr)
 	}
 }
 

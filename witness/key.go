@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/stele-dev/stele/internal/durable"
+	"github.com/stele-dev/stele/internal/logkey"
 )
 
 const (
@@ -26,17 +27,37 @@ const (
 	// the type 0x04 (tlog-cosignature v1) vkey that log operators put in
 	// their witness policies.
 	PubFile = "witness.pub"
+	// MLDSAKeyFile is the witness's ML-DSA-44 private key file in the
+	// data directory; MLDSAPubFile its type 0x06 verifier key, which a
+	// policy may name instead of (or as well as) PubFile's.
+	MLDSAKeyFile = "witness-mldsa.key"
+	MLDSAPubFile = "witness-mldsa.pub"
 	// DefaultName is the cosigner name a new key gets when none is given.
 	// Every real deployment should pick its own with --name on first start.
 	DefaultName = "stele-witness.localhost/w1"
 )
 
-const algCosignatureV1 = 0x04
+const (
+	algCosignatureV1 = 0x04 // Ed25519 cosignature/v1
+	algMLDSA44       = 0x06 // ML-DSA-44 subtree/v1
+)
 
-// witnessKey is the loaded cosigning key.
+// witnessKey is the loaded cosigning keys: the Ed25519 key and the
+// ML-DSA-44 key, both named for the witness (tlog-cosignature v1.1; a
+// cosigner with two types of keys returns a line for each).
 type witnessKey struct {
-	signer note.Signer
+	signer note.Signer // Ed25519, type 0x04 (a key file, or a token or KMS: signerkey.go)
 	vkey   string
+	mldsa  *mldsaSigner // ML-DSA-44, type 0x06
+	mvkey  string
+}
+
+// signers are the keys a cosignature is made with, Ed25519 first.
+func (k *witnessKey) signers() []note.Signer {
+	if k.mldsa == nil { // only in benchmarks comparing with Ed25519 alone
+		return []note.Signer{k.signer}
+	}
+	return []note.Signer{k.signer, k.mldsa}
 }
 
 // loadOrCreateKey reads dir/witness.key, or generates it (mode 0600) when
@@ -77,7 +98,45 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 	if err := durable.WriteAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing witness verifier key: %w", err)
 	}
-	return &witnessKey{signer: signer, vkey: vkey}, nil
+	k := &witnessKey{signer: signer, vkey: vkey}
+	if k.mldsa, k.mvkey, err = loadOrCreateMLDSAKey(dir, signer.Name()); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// loadOrCreateMLDSAKey reads dir/witness-mldsa.key, or generates it (mode
+// 0600) when absent (also for a witness that had only its Ed25519 key),
+// and (re)writes dir/witness-mldsa.pub. Its name must be the witness's.
+func loadOrCreateMLDSAKey(dir, name string) (*mldsaSigner, string, error) {
+	path := filepath.Join(dir, MLDSAKeyFile)
+	skey, err := durable.ReadOrCreateSecret(path, "witness ML-DSA-44 key", func() (string, error) {
+		skey, _, err := fnote.GenerateMLDSAKey(name)
+		return skey, err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	vkey, err := logkey.MLDSAVerifierKey(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: %w", path, err)
+	}
+	signer, err := newMLDSASigner(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: %w", path, err)
+	}
+	if signer.Name() != name {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s is named %q but the witness's Ed25519 key %q: both keys carry the witness's name; remove %s to make a new one", path, signer.Name(), name, path)
+	}
+	// The verifier key is derived by filippo.io/mldsa, the signer is circl:
+	// both must give the same public key for the seed.
+	if v, err := fnote.NewVerifierForCosignatureV1(vkey); err != nil || v.KeyHash() != signer.KeyHash() {
+		return nil, "", fmt.Errorf("witness ML-DSA-44 key %s: derived verifier key does not match the signer", path)
+	}
+	if err := durable.WriteAtomic(filepath.Join(dir, MLDSAPubFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, "", fmt.Errorf("writing witness verifier key: %w", err)
+	}
+	return signer, vkey, nil
 }
 
 // encodeSKey writes an Ed25519 seed as a type 0x04 (cosignature v1)
@@ -107,9 +166,14 @@ func cosignerVKey(skey string) (string, error) {
 
 // keyHash is the signed-note key ID of a type 0x04 key.
 func keyHash(name string, pub ed25519.PublicKey) uint32 {
+	return typedKeyHash(name, algCosignatureV1, pub)
+}
+
+// typedKeyHash is SHA-256(name || "\n" || alg || pub)[:4], big-endian.
+func typedKeyHash(name string, alg byte, pub []byte) uint32 {
 	h := sha256.New()
 	h.Write([]byte(name))
-	h.Write([]byte{'\n', algCosignatureV1})
+	h.Write([]byte{'\n', alg})
 	h.Write(pub)
 	return binary.BigEndian.Uint32(h.Sum(nil))
 }

@@ -78,6 +78,13 @@ func checkKeyOutside(t *testing.T, p *witnessProc, dir, vkey string, lg *testLog
 	if _, err := os.Stat(filepath.Join(dir, witness.KeyFile)); err == nil {
 		t.Fatal("a key file was written next to a key held outside")
 	}
+	// The ML-DSA-44 key stays in the data directory (tokens and KMSs hold
+	// Ed25519 keys): both cosignature lines come back.
+	mraw, err := os.ReadFile(filepath.Join(dir, witness.MLDSAPubFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mvkey := strings.TrimSpace(string(mraw))
 	for _, size := range []uint64{5, 20} {
 		old := uint64(0)
 		if size == 20 {
@@ -87,6 +94,6 @@ func checkKeyOutside(t *testing.T, p *witnessProc, dir, vkey string, lg *testLog
 		if r.status != 200 {
 			t.Fatalf("size %d: %d %s", size, r.status, r.body)
 		}
-		checkCosignature(t, vkey, lg, lg.checkpoint(t, size), r.body)
+		checkCosignature(t, vkey, mvkey, lg, lg.checkpoint(t, size), r.body)
 	}
 }

@@ -105,6 +105,6 @@ func TestKillBetweenCommitAndReply(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("old 5 size 8: %d %q", r.status, r.body)
 	}
-	checkCosignature(t, readVKey(t, dir), lg, lg.checkpoint(t, 8), r.body)
+	checkCosignature(t, readVKey(t, dir), readMLDSAVKey(t, dir), lg, lg.checkpoint(t, 8), r.body)
 	p.stop(t)
 }

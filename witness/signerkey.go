@@ -22,7 +22,8 @@ import (
 // so name must be given; witness.pub records the verifier key, and a later
 // start with another key or name is refused (a witness's name and key are
 // its identity: logs' policies name them). A data directory that holds a
-// witness.key file is refused too: one witness, one Ed25519 key.
+// witness.key file is refused too: one witness, one Ed25519 key. The
+// witness's ML-DSA-44 key is kept in the data directory as usual.
 func keyFromSigner(dir, name string, s crypto.Signer) (*witnessKey, error) {
 	if name == "" {
 		return nil, errors.New("a witness key in a token or KMS carries no name: give --name (the cosigner name logs put in their policies, e.g. witness.example.com/w1)")
@@ -45,7 +46,13 @@ func keyFromSigner(dir, name string, s crypto.Signer) (*witnessKey, error) {
 	if err := durable.WriteAtomic(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing witness verifier key: %w", err)
 	}
-	return &witnessKey{signer: &cosignerV1{name: name, hash: keyHash(name, pub), s: s}, vkey: vkey}, nil
+	k := &witnessKey{signer: &cosignerV1{name: name, hash: keyHash(name, pub), s: s}, vkey: vkey}
+	// Tokens and KMSs hold Ed25519; the ML-DSA-44 key stays in the data
+	// directory (witness-mldsa.key, 0600), as for a witness with a key file.
+	if k.mldsa, k.mvkey, err = loadOrCreateMLDSAKey(dir, name); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // VerifierKeyFor is the tlog-cosignature v1 (type 0x04) verifier key of a

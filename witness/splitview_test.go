@@ -133,7 +133,7 @@ func TestMonitoringPath(t *testing.T) {
 	if !bytes.HasPrefix(body, cp) {
 		t.Fatalf("served %q, want it to start with %q", body, cp)
 	}
-	checkCosignature(t, w.VerifierKey(), lg, cp, body[len(cp):])
+	checkCosignature(t, w.VerifierKey(), w.MLDSAVerifierKey(), lg, cp, body[len(cp):])
 	h := sha256.Sum256([]byte("example.com/log"))
 	if witness.MonitoringID("example.com/log") != hex.EncodeToString(h[:]) {
 		t.Fatal("monitoring id is not lowercase hex SHA-256 of the origin")

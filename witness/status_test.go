@@ -128,7 +128,7 @@ func TestStatuses(t *testing.T) {
 				if i := bytes.Index(cp, []byte("— someone.else")); i >= 0 {
 					cp = cp[:i]
 				}
-				checkCosignature(t, w.VerifierKey(), lg, cp, r.body)
+				checkCosignature(t, w.VerifierKey(), w.MLDSAVerifierKey(), lg, cp, r.body)
 			}
 			if tc.status != 200 && !strings.HasSuffix(string(r.body), "\n") {
 				t.Fatalf("body %q does not end in a newline", r.body)

@@ -3,6 +3,7 @@ package witness
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -106,9 +108,18 @@ func (c LogConfig) validate() ([]note.Verifier, error) {
 	return vs, nil
 }
 
-// parseLogKey parses a log's verifier key. Only Ed25519 (type 0x01) log
-// keys are accepted.
+// parseLogKey parses a log's verifier key: Ed25519 (type 0x01) or
+// ML-DSA-44 (type 0x06, a tlog-cosignature signature by the log itself,
+// as tlog-checkpoint recommends). A log that signs with both is added
+// with both keys; either signature then suffices.
 func parseLogKey(k string) (note.Verifier, error) {
+	if keyType(k) == algMLDSA44 {
+		v, err := fnote.NewVerifierForCosignatureV1(k)
+		if err != nil {
+			return nil, fmt.Errorf("key %q is not an ML-DSA-44 signed-note verifier key (<name>+<8 hex>+<base64>): %v", truncate(k), err)
+		}
+		return v, nil
+	}
 	v, err := note.NewVerifier(k)
 	if err != nil {
 		if len(k) > 1 {
@@ -119,6 +130,19 @@ func parseLogKey(k string) (note.Verifier, error) {
 		return nil, fmt.Errorf("key %q is not an Ed25519 signed-note verifier key (<name>+<8 hex>+<base64>): %v", truncate(k), err)
 	}
 	return v, nil
+}
+
+// keyType is a verifier key's signature type byte, or 0.
+func keyType(k string) byte {
+	parts := strings.SplitN(k, "+", 3)
+	if len(parts) != 3 {
+		return 0
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
 }
 
 func cutLast(s, sep string) (string, string, bool) {

@@ -212,6 +212,10 @@ func (w *Witness) Name() string { return w.key.signer.Name() }
 // log operators' witness policies.
 func (w *Witness) VerifierKey() string { return w.key.vkey }
 
+// MLDSAVerifierKey is the witness's ML-DSA-44 cosignature verifier key
+// (type 0x06, tlog-cosignature v1.1), for policies that name that key.
+func (w *Witness) MLDSAVerifierKey() string { return w.key.mvkey }
+
 // Dir is the data directory.
 func (w *Witness) Dir() string { return w.dir }
 
@@ -508,7 +512,7 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 	}
 
 	// Cosign, persist, then answer.
-	signed, err := note.Sign(&note.Note{Text: cp.Text}, w.key.signer)
+	signed, err := note.Sign(&note.Note{Text: cp.Text}, w.key.signers()...)
 	if err != nil {
 		return nil, fmt.Errorf("cosigning: %w", err)
 	}

@@ -40,7 +40,12 @@ func successorKey(s string) (string, error) {
 	if err != nil {
 		return "", usageError{fmt.Errorf("--successor-key %q is neither a verifier key nor a readable file: %v", s, err)}
 	}
-	k := strings.TrimSpace(string(b))
+	// A log.pub lists the log's keys one a line, Ed25519 first: the freeze
+	// statement names the successor by that one.
+	k := ""
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		k = f[0]
+	}
 	if _, err := note.NewVerifier(k); err != nil {
 		return "", usageError{fmt.Errorf("--successor-key: %s does not hold a signed-note verifier key: %v", s, err)}
 	}

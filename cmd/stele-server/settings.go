@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/server"
 	awsbackend "github.com/stele-dev/stele/server/backend/aws"
 )
@@ -40,6 +41,7 @@ type settings struct {
 	claimLease                                      time.Duration
 	logKey, logKeyPKCS11, pkcs11PINFile             string
 	logKeyKMS, otlpEndpoint                         string
+	mldsa, logMLDSAKey                              string
 	readOnly                                        bool          // lifecycle.go
 	successorKey, successorURL                      string        // lifecycle.go
 	freezeTimeout                                   time.Duration // lifecycle.go
@@ -99,6 +101,8 @@ func (s *settings) options() []option {
 		opt("mysql-dsn", "mysql_dsn", &s.mysqlDSN, "", "aws: MySQL DSN user:password@tcp(host:port)/database; empty: the STELE_MYSQL_DSN environment variable"),
 		opt("public-tiles-url", "public_tiles_url", &s.publicTilesURL, "", "aws: redirect (302) tlog-tiles reads to this base URL (the bucket or a CDN) instead of proxying them"),
 		opt("log-key", "log_key", &s.logKey, "", "the log's private key file (never created); default: log.key in --data-dir, created when absent. Replicas must share one key"),
+		opt("mldsa", "mldsa", &s.mldsa, "auto", "also sign checkpoints with an ML-DSA-44 key (log-mldsa.key in --data-dir; log.pub lists both keys): auto (a new log gets one, an existing log keeps what it has), on (add one to an existing log) or off"),
+		opt("log-mldsa-key", "log_mldsa_key", &s.logMLDSAKey, "", "the log's ML-DSA-44 private key file (never created) that goes with --log-key or --log-key-pkcs11; replicas must share it"),
 		opt("log-key-pkcs11", "", &s.logKeyPKCS11, "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)"),
 		opt("log-key-kms", "", &s.logKeyKMS, "", "the log's Ed25519 key in AWS KMS (key spec ECC_NIST_EDWARDS25519): its ARN, key ID or alias/NAME; needs --origin; credentials from the AWS SDK's standard chain (docs/operations.md)"),
 		opt("otlp-endpoint", "otlp_endpoint", &s.otlpEndpoint, "", "send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default; the OTEL_EXPORTER_OTLP_* variables also turn it on (docs/operations.md)"),
@@ -147,8 +151,14 @@ func (s *settings) serverConfig() (server.Config, error) {
 		MaxInflightBytes:     s.maxInflightBytes,
 		MaxConcurrentStreams: uint32(s.maxStreams),
 		LogKeyFile:           s.logKey,
+		LogMLDSAKeyFile:      s.logMLDSAKey,
 		FixPermissions:       s.fixPermissions,
 	}
+	mldsa, err := logkey.ParseMLDSA(s.mldsa)
+	if err != nil {
+		return server.Config{}, usageError{fmt.Errorf("--mldsa: %w", err)}
+	}
+	cfg.MLDSA = mldsa
 	if s.witnessPolicy != "" {
 		b, err := os.ReadFile(s.witnessPolicy)
 		if err != nil {
@@ -156,7 +166,6 @@ func (s *settings) serverConfig() (server.Config, error) {
 		}
 		cfg.WitnessPolicy = b
 	}
-	var err error
 	cfg.Backend, err = storageBackend(s.storage, awsbackend.Config{
 		Bucket: s.s3Bucket, Prefix: s.s3Prefix, Endpoint: s.s3Endpoint, Region: s.s3Region, PathStyle: s.s3PathStyle,
 		DSN: s.mysqlDSN, PublicTilesURL: s.publicTilesURL, Retention: s.retention, ClaimLease: s.claimLease,

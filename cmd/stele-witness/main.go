@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -219,7 +220,7 @@ func run(args []string, stderr io.Writer) error {
 	pullDone := make(chan struct{})
 	go func() { w.RunPull(ctx); close(pullDone) }()
 	logs, _ := w.Logs()
-	logger.Info("serving", "listen", l.Addr().String(), "name", w.Name(), "verifier_key", w.VerifierKey(), "logs", len(logs), "data_dir", w.Dir())
+	logger.Info("serving", "listen", l.Addr().String(), "name", w.Name(), "verifier_key", w.VerifierKey(), "mldsa_verifier_key_file", filepath.Join(w.Dir(), witness.MLDSAPubFile), "logs", len(logs), "data_dir", w.Dir())
 
 	var serveErr error
 	select {
@@ -260,16 +261,17 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// keyArg is a --key value: the key itself, or a file (such as log.pub) that
-// holds it. What is neither is passed on, for the witness's own error.
-func keyArg(k string) string {
+// keyArgs is a --key value: the key itself, or a file (such as log.pub)
+// that holds the log's keys, one a line. What is neither is passed on,
+// for the witness's own error.
+func keyArgs(k string) []string {
 	if _, err := note.NewVerifier(k); err == nil {
-		return k
+		return []string{k}
 	}
 	if b, err := os.ReadFile(k); err == nil {
-		return strings.TrimSpace(string(b))
+		return strings.Fields(string(b))
 	}
-	return k
+	return []string{k}
 }
 
 func addLog(args []string, stdout, stderr io.Writer) error {
@@ -277,7 +279,7 @@ func addLog(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", defaultDataDir, "the witness's data directory")
 	origin := fs.String("origin", "", "the log's checkpoint origin (required)")
 	var keys multiFlag
-	fs.Var(&keys, "key", "the log's verifier key <name>+<id>+<key>, or a file holding it such as the log's log.pub (required; repeat for key rotation)")
+	fs.Var(&keys, "key", "the log's verifier key <name>+<id>+<key> (Ed25519 or ML-DSA-44), or a file holding its keys such as the log's log.pub (required; repeat for key rotation)")
 	pull := fs.String("pull", "", "the log's tlog-tiles URL prefix, to fetch its checkpoints instead of waiting for pushes")
 	interval := fs.Duration("pull-interval", 0, "how often to pull (default 1m)")
 	if err := parse(fs, args, stderr); err != nil {
@@ -289,9 +291,11 @@ func addLog(args []string, stdout, stderr io.Writer) error {
 	if len(keys) == 0 {
 		return usageError{"--key is required (the log's verifier key, e.g. the contents of its log.pub)"}
 	}
-	for i, k := range keys {
-		keys[i] = keyArg(k)
+	var all []string
+	for _, k := range keys {
+		all = append(all, keyArgs(k)...)
 	}
+	keys = all
 	return manage(*dataDir, func(m witness.Manager) error {
 		rec, err := m.AddLog(witness.LogConfig{Origin: *origin, Keys: keys, PullURL: *pull, PullInterval: witness.Duration(*interval)})
 		if err != nil {

@@ -137,7 +137,7 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 	var pol *client.Policy
 	if cfg.Witnesses > 0 {
 		// The witnesses must know the log's key before its first checkpoint.
-		key, err := logkey.LoadOrCreate(dir, benchOrigin, benchOrigin)
+		key, err := logkey.LoadOrCreate(dir, benchOrigin, benchOrigin, logkey.MLDSAAuto)
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -213,6 +213,7 @@ func startServer(ctx context.Context, cfg Config) (*serverProc, error) {
 		p.stop()
 		return nil, err
 	}
-	p.vkey = strings.TrimSpace(string(pub))
+	// log.pub's first line is the Ed25519 key; a second, the ML-DSA-44 one.
+	p.vkey, _, _ = strings.Cut(strings.TrimSpace(string(pub)), "\n")
 	return p, nil
 }

@@ -13,13 +13,13 @@ import (
 	"github.com/stele-dev/stele/audit"
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/durable"
-	"github.com/stele-dev/stele/internal/logkey"
 )
 
 func cmdAudit(e *env, args []string) error {
 	fs := newFlags("audit")
 	logURL := fs.String("log", "", "root URL of the log's tlog-tiles HTTP API, e.g. http://127.0.0.1:8080/")
 	keyPath := fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)")
+	allKeys := requireAllKeysFlag(fs)
 	statePath := fs.String("state", "", "resume from, and save to, this state file (and FILE.dedup)")
 	reportPath := fs.String("report", "", "write the JSON report to this file instead of standard output")
 	workers := fs.Int("workers", 4, "parallel fetches")
@@ -50,7 +50,7 @@ func cmdAudit(e *env, args []string) error {
 	if *ahead <= 0 || *back <= 0 {
 		return usagef("--max-event-ahead and --max-admitted-backstep must be positive")
 	}
-	v, err := logkey.ReadVerifier(*keyPath)
+	v, err := readLogKey(*keyPath, *allKeys)
 	if err != nil {
 		return err
 	}

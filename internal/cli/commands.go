@@ -17,7 +17,6 @@ import (
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/durable"
 	"github.com/stele-dev/stele/internal/eventfile"
-	"github.com/stele-dev/stele/internal/logkey"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
 
@@ -284,6 +283,7 @@ func cmdEvent(e *env, args []string) error {
 func cmdVerify(e *env, args []string) error {
 	fs := newFlags("verify")
 	keyPath := fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)")
+	allKeys := requireAllKeysFlag(fs)
 	eventPath := fs.String("event", "", "the event as 'stele event' writes it, to check against the receipt")
 	// RECEIPT may also be a record stele-forwarder delivered, as a SIEM
 	// returns it (see verifyForwarded).
@@ -299,7 +299,7 @@ func cmdVerify(e *env, args []string) error {
 	if *keyPath == "" {
 		return usagef("--log-key FILE is required")
 	}
-	v, err := logkey.ReadVerifier(*keyPath)
+	v, err := readLogKey(*keyPath, *allKeys)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/client"
-	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/internal/tiles"
 	"github.com/stele-dev/stele/mirror"
 )
@@ -22,6 +21,7 @@ func cmdMirror(e *env, args []string) error {
 	fs := newFlags("mirror")
 	logURL := fs.String("log", "", "root URL of the source log's tlog-tiles HTTP API, e.g. http://127.0.0.1:8080/")
 	keyPath := fs.String("log-key", "", "the log's verifier key file (log.pub)")
+	allKeys := requireAllKeysFlag(fs)
 	dir := fs.String("to", "", "directory holding the copy (created if needed; resumed if it holds one)")
 	serve := fs.String("serve", "", "also serve the copy read-only over tlog-tiles HTTP on this address, e.g. 127.0.0.1:8081, with Prometheus metrics at /metrics")
 	interval := fs.Duration("interval", 10*time.Second, "how often to poll the source's checkpoint")
@@ -45,7 +45,7 @@ func cmdMirror(e *env, args []string) error {
 	case *once && *serve != "":
 		return usagef("--serve needs a running mirror: drop --once")
 	}
-	v, err := logkey.ReadVerifier(*keyPath)
+	v, err := readLogKey(*keyPath, *allKeys)
 	if err != nil {
 		return err
 	}

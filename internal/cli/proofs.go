@@ -12,7 +12,6 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/stele-dev/stele/client"
-	"github.com/stele-dev/stele/internal/logkey"
 )
 
 // ExitUnreachable is the exit status of proof, consistency and monitor when
@@ -45,16 +44,19 @@ func logError(err error) error {
 type tileFlags struct {
 	logURL  *string
 	keyPath *string
+	allKeys *bool
 	timeout *time.Duration
 }
 
 func addTileFlags(fs interface {
 	String(string, string, string) *string
 	Duration(string, time.Duration, string) *time.Duration
+	Bool(string, bool, string) *bool
 }) tileFlags {
 	return tileFlags{
 		logURL:  fs.String("log", "", "root URL of the log's tlog-tiles HTTP API, e.g. http://127.0.0.1:8080/"),
 		keyPath: fs.String("log-key", "", "the log's verifier key: its file (log.pub) or the key itself (name+hash+key)"),
+		allKeys: requireAllKeysFlag(fs),
 		timeout: fs.Duration("timeout", 30*time.Second, "give up after this long"),
 	}
 }
@@ -66,7 +68,7 @@ func (f tileFlags) open() (*client.TileLog, error) {
 	if *f.keyPath == "" {
 		return nil, usagef("--log-key FILE is required")
 	}
-	v, err := logkey.ReadVerifier(*f.keyPath)
+	v, err := readLogKey(*f.keyPath, *f.allKeys)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/identity"
-	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/payload"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -45,6 +44,7 @@ func cmdShow(e *env, args []string) error {
 	raw := fs.Bool("raw", false, "print the raw record's exact bytes instead of the normalised view (proof status on stderr)")
 	format := fs.String("format", "json", "json: the normalised view with the proof status; ocsf: the event as OCSF 1.8.0 (proof status on stderr)")
 	keyPath := fs.String("log-key", os.Getenv("STELE_LOG_KEY"), "the log's verifier key, its file (log.pub) or the key itself: verify the entry's inclusion in the signed checkpoint (default $STELE_LOG_KEY)")
+	allKeys := requireAllKeysFlag(fs)
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func cmdShow(e *env, args []string) error {
 		proof showProof
 	)
 	if *keyPath != "" {
-		v, err := logkey.ReadVerifier(*keyPath)
+		v, err := readLogKey(*keyPath, *allKeys)
 		if err != nil {
 			return err
 		}

@@ -19,8 +19,8 @@ import (
 // Witness is a witness line of a policy.
 type Witness struct {
 	// Name is the policy's name for the witness; Key its cosignature
-	// (type 0x04) verifier key, KeyHash the key's signed-note ID (hex) and
-	// KeySHA256 the SHA-256 of its raw Ed25519 public key (hex).
+	// (type 0x04 Ed25519 or 0x06 ML-DSA-44) verifier key, KeyHash the key's signed-note ID (hex) and
+	// KeySHA256 the SHA-256 of its raw public key (hex).
 	Name, Key, KeyHash, KeySHA256, URL string
 	Verifier                           note.Verifier
 }
@@ -72,9 +72,10 @@ func (w Witness) Time(raw []byte) (time.Time, bool) {
 	if err != nil || len(n.Sigs) == 0 {
 		return time.Time{}, false
 	}
-	// key hash (4) | timestamp (8, big-endian seconds) | Ed25519 (64)
+	// key hash (4) | timestamp (8, big-endian seconds) | Ed25519 (64) or
+	// ML-DSA-44 (2420)
 	b, err := base64.StdEncoding.DecodeString(n.Sigs[0].Base64)
-	if err != nil || len(b) != 4+8+64 {
+	if err != nil || (len(b) != 4+8+64 && len(b) != 4+8+2420) {
 		return time.Time{}, false
 	}
 	return time.Unix(int64(binary.BigEndian.Uint64(b[4:12])), 0).UTC(), true

@@ -1,5 +1,8 @@
-// Package logkey loads or creates the Ed25519 key a log signs its
-// checkpoints with, as C2SP signed-note keys.
+// Package logkey loads or creates the keys a log signs its checkpoints
+// with, as C2SP signed-note keys: an Ed25519 key (log.key) and, for logs
+// that also sign with the post-quantum ML-DSA-44 (the default for new
+// logs), an ML-DSA-44 key (log-mldsa.key). log.pub lists their verifier
+// keys, one a line, Ed25519 first.
 package logkey
 
 import (
@@ -15,6 +18,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/durable"
 )
 
@@ -31,15 +35,52 @@ type Key struct {
 	Verifier note.Verifier
 	// VKey is the verifier key in signed-note text form.
 	VKey string
+	// MLDSA is the log's ML-DSA-44 key, an additional checkpoint signer;
+	// nil when the log signs with Ed25519 only.
+	MLDSA *MLDSAKey
+}
+
+// AdditionalSigners are the checkpoint signers besides Signer (Tessera's
+// WithCheckpointSigner(Signer, AdditionalSigners()...)).
+func (k *Key) AdditionalSigners() []note.Signer {
+	if k.MLDSA == nil {
+		return nil
+	}
+	return []note.Signer{k.MLDSA.Signer}
+}
+
+// VKeys are the log's verifier keys, Ed25519 first.
+func (k *Key) VKeys() []string {
+	if k.MLDSA == nil {
+		return []string{k.VKey}
+	}
+	return []string{k.VKey, k.MLDSA.VKey}
+}
+
+// PublicText is log.pub's content: the verifier keys, one a line.
+func (k *Key) PublicText() []byte {
+	return []byte(strings.Join(k.VKeys(), "\n") + "\n")
+}
+
+// WritePublic (re)writes dir/log.pub.
+func (k *Key) WritePublic(dir string) error {
+	if err := durable.WriteAtomic(filepath.Join(dir, PublicFile), k.PublicText(), 0o644); err != nil {
+		return fmt.Errorf("writing verifier key: %w", err)
+	}
+	return nil
 }
 
 // LoadOrCreate reads dir/log.key, or generates it (mode 0600) when absent,
-// and (re)writes dir/log.pub. When origin is empty, an existing key's name
-// is used, or defaultOrigin for a new key. An existing key whose name is not
-// origin is an error: the key name must equal the checkpoint origin.
-func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
+// applies pq to dir/log-mldsa.key (MLDSAAuto: a new log gets one, an
+// existing log keeps what it has), and (re)writes dir/log.pub. When origin
+// is empty, an existing key's name is used, or defaultOrigin for a new key.
+// An existing key whose name is not origin is an error: the key name must
+// equal the checkpoint origin.
+func LoadOrCreate(dir, origin, defaultOrigin string, pq MLDSA) (*Key, error) {
 	privPath := filepath.Join(dir, PrivateFile)
+	created := false
 	skey, err := durable.ReadOrCreateSecret(privPath, "log key", func() (string, error) {
+		created = true
 		if origin == "" {
 			origin = defaultOrigin
 		}
@@ -53,8 +94,11 @@ func LoadOrCreate(dir, origin, defaultOrigin string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := durable.WriteAtomic(filepath.Join(dir, PublicFile), []byte(k.VKey+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("writing verifier key: %w", err)
+	if k.MLDSA, err = loadOrCreateMLDSA(dir, k.Signer.Name(), created, pq); err != nil {
+		return nil, err
+	}
+	if err := k.WritePublic(dir); err != nil {
+		return nil, err
 	}
 	return k, nil
 }
@@ -112,20 +156,22 @@ func VerifierKey(skey string) (string, error) {
 	return note.NewEd25519VerifierKey(s.Name(), pub)
 }
 
-// ReadVerifier reads a verifier key file such as log.pub, or takes path
-// itself as the key when it is one (name+hash+key, as in
-// --log-key "$(cat stele-data/log.pub)").
-func ReadVerifier(path string) (note.Verifier, error) {
-	if v, err := note.NewVerifier(strings.TrimSpace(path)); err == nil {
+// ReadVerifier reads a verifier key file such as log.pub (one key a
+// line: the log's Ed25519 key and, for a log that also signs with
+// ML-DSA-44, that key), or takes path itself as the key(s) when it is (as
+// in --log-key "$(cat stele-data/log.pub)"). The result accepts a
+// checkpoint signed by any of the keys; its RequireAll wants all of them.
+func ReadVerifier(path string) (*client.LogVerifier, error) {
+	if v, err := client.NewLogVerifier(strings.Fields(path)...); err == nil {
 		return v, nil
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading log verifier key: %w", err)
 	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(raw)))
+	v, err := client.NewLogVerifier(strings.Fields(string(raw))...)
 	if err != nil {
-		return nil, fmt.Errorf("%s does not hold a signed-note verifier key (name+hash+key): %w", path, err)
+		return nil, fmt.Errorf("%s does not hold a signed-note verifier key (name+hash+key; a line for each of the log's keys): %w", path, err)
 	}
 	return v, nil
 }

@@ -17,7 +17,7 @@ const origin = "example.com/stele-test"
 
 func load(t *testing.T, dir, origin, def string) *logkey.Key {
 	t.Helper()
-	k, err := logkey.LoadOrCreate(dir, origin, def)
+	k, err := logkey.LoadOrCreate(dir, origin, def, logkey.MLDSAAuto)
 	if err != nil {
 		t.Fatalf("LoadOrCreate(%q, %q): %v", origin, def, err)
 	}
@@ -57,8 +57,8 @@ func TestCreateWritesFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(pub) != k.VKey+"\n" {
-		t.Errorf("%s = %q, want %q", logkey.PublicFile, pub, k.VKey+"\n")
+	if want := k.VKey + "\n" + k.MLDSA.VKey + "\n"; string(pub) != want {
+		t.Errorf("%s = %q, want %q", logkey.PublicFile, pub, want)
 	}
 	if bytes.Contains(pub, []byte("PRIVATE")) {
 		t.Errorf("%s holds private material", logkey.PublicFile)
@@ -84,7 +84,7 @@ func TestCreateWritesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() != logkey.PrivateFile && e.Name() != logkey.PublicFile {
+		if e.Name() != logkey.PrivateFile && e.Name() != logkey.PublicFile && e.Name() != logkey.MLDSAPrivateFile {
 			t.Errorf("stray file %s left in the data directory", e.Name())
 		}
 	}
@@ -108,10 +108,10 @@ func TestCreateUsesDefaultOrigin(t *testing.T) {
 
 func TestCreateWithNoOriginFails(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := logkey.LoadOrCreate(dir, "", ""); err == nil {
+	if _, err := logkey.LoadOrCreate(dir, "", "", logkey.MLDSAAuto); err == nil {
 		t.Fatal("LoadOrCreate with no origin and no default succeeded")
 	}
-	if _, err := logkey.LoadOrCreate(dir, "bad name with spaces", ""); err == nil {
+	if _, err := logkey.LoadOrCreate(dir, "bad name with spaces", "", logkey.MLDSAAuto); err == nil {
 		t.Fatal("LoadOrCreate with an invalid key name succeeded")
 	}
 }
@@ -147,7 +147,7 @@ func TestReloadReturnsSameKey(t *testing.T) {
 		t.Fatal("reloading rewrote the private key")
 	}
 	pub, err := os.ReadFile(filepath.Join(dir, logkey.PublicFile))
-	if err != nil || string(pub) != k1.VKey+"\n" {
+	if err != nil || string(pub) != string(k1.PublicText()) {
 		t.Fatalf("log.pub after reload = %q, %v", pub, err)
 	}
 }
@@ -166,7 +166,7 @@ func TestTwoDirectoriesGetDifferentKeys(t *testing.T) {
 func TestOriginMismatch(t *testing.T) {
 	dir := t.TempDir()
 	load(t, dir, origin, "")
-	_, err := logkey.LoadOrCreate(dir, "example.com/other", "")
+	_, err := logkey.LoadOrCreate(dir, "example.com/other", "", logkey.MLDSAAuto)
 	if err == nil {
 		t.Fatal("LoadOrCreate accepted a key for another origin")
 	}
@@ -186,7 +186,7 @@ func TestRefusesReadableKeyFile(t *testing.T) {
 			if err := os.Chmod(path, mode); err != nil {
 				t.Fatal(err)
 			}
-			k, err := logkey.LoadOrCreate(dir, origin, "")
+			k, err := logkey.LoadOrCreate(dir, origin, "", logkey.MLDSAAuto)
 			if mode&0o077 == 0 {
 				if err != nil {
 					t.Fatalf("mode %v refused: %v", mode, err)
@@ -227,7 +227,7 @@ func TestKeyFileForms(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			k, err := logkey.LoadOrCreate(dir, "", "default.example")
+			k, err := logkey.LoadOrCreate(dir, "", "default.example", logkey.MLDSAAuto)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -257,7 +257,7 @@ func TestUnreadableKeyPath(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, logkey.PrivateFile), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := logkey.LoadOrCreate(dir, origin, "")
+	_, err := logkey.LoadOrCreate(dir, origin, "", logkey.MLDSAAuto)
 	if err == nil || !strings.Contains(err.Error(), "reading log key") {
 		t.Fatalf("error = %v, want a read error", err)
 	}
@@ -321,7 +321,8 @@ func TestReadVerifier(t *testing.T) {
 		{"private key", mustReadFile(t, filepath.Join(dir, logkey.PrivateFile)), "does not hold a signed-note verifier key"},
 		{"binary", "\x00\x01\x02\xff", "does not hold a signed-note verifier key"},
 		{"truncated", k.VKey[:len(k.VKey)-5] + "\n", "does not hold a signed-note verifier key"},
-		{"two keys", k.VKey + "\n" + k.VKey + "\n", "does not hold a signed-note verifier key"},
+		{"one key twice", k.VKey + "\n" + k.VKey + "\n", "given twice"},
+		{"another log's key", k.VKey + "\n" + otherVKey(t) + "\n", "a log's keys all carry its origin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,7 +57,7 @@ func Start(t testing.TB, withWitness bool, cfg server.Config) *Log {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin)
+	key, err := logkey.LoadOrCreate(dir, "", server.DefaultOrigin, logkey.MLDSAAuto)
 	if err != nil {
 		t.Fatal(err)
 	}
