@@ -134,8 +134,16 @@ func run(args []string, stderr io.Writer) error {
 	idleTimeout := fs.Duration("idle-timeout", connlimit.DefaultIdleTimeout, "close a keep-alive connection with no request after this long")
 	maxConns := fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on the HTTP listener; more wait until one closes")
 	fixPerms := fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
+	var logLists multiFlag
+	fs.Var(&logLists, "log-list", "a witness network log list (https:// URL or file) to take logs from; repeat for several")
+	logListMode := fs.String("log-list-mode", witness.LogListDiscover, "discover: add the logs a list adds, never remove or change one (the witness network's rule); follow: a log removed from the list stops being cosigned")
+	logListInterval := fs.Duration("log-list-interval", witness.DefaultLogListInterval, "how often to fetch the log lists again")
+	maxAge := fs.Duration("max-checkpoint-age", witness.DefaultMaxCheckpointAge, "re-cosign idle logs so the checkpoint served for each is never older than this")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
+	}
+	if *maxAge < time.Second {
+		return usageError{"--max-checkpoint-age must be at least 1s"}
 	}
 	limits := connlimit.Limits{HeaderTimeout: *headerTimeout, IdleTimeout: *idleTimeout, MaxConns: *maxConns}
 	if err := limits.Check(); err != nil {
@@ -190,6 +198,17 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer w.Close()
+	lists := fc.LogLists
+	for _, src := range logLists {
+		lists = append(lists, witness.LogListConfig{Source: src, Mode: *logListMode, Interval: witness.Duration(*logListInterval)})
+	}
+	if err := w.LoadLogLists(lists); err != nil {
+		return err
+	}
+	age := *maxAge
+	if !set["max-checkpoint-age"] && fc.MaxCheckpointAge > 0 {
+		age = time.Duration(fc.MaxCheckpointAge)
+	}
 	l, err := net.Listen("tcp", pick("listen", *listen, fc.Listen))
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
@@ -208,6 +227,9 @@ func run(args []string, stderr io.Writer) error {
 	}()
 	pullDone := make(chan struct{})
 	go func() { w.RunPull(ctx); close(pullDone) }()
+	listsDone, freshDone := make(chan struct{}), make(chan struct{})
+	go func() { w.RunLogLists(ctx); close(listsDone) }()
+	go func() { w.RunRecosign(ctx, age); close(freshDone) }()
 	logs, _ := w.Logs()
 	logger.Info("serving", "listen", l.Addr().String(), "name", w.Name(), "verifier_key", w.VerifierKey(), "logs", len(logs), "data_dir", w.Dir())
 
@@ -225,6 +247,8 @@ func run(args []string, stderr io.Writer) error {
 	stopAdmin()
 	<-adminDone // the socket is removed before we say we stopped
 	<-pullDone
+	<-listsDone
+	<-freshDone
 	if err := w.Close(); err != nil {
 		return err
 	}
