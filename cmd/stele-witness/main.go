@@ -363,6 +363,9 @@ func listLogs(args []string, stdout, stderr io.Writer) error {
 			if l.InConfig {
 				src = "config"
 			}
+			if l.Listed != "" && !l.InConfig && !l.Added {
+				src = "list:" + l.Listed
+			}
 			fmt.Fprintf(stdout, "%s\tsize=%s\tkeys=%d\tfrom=%s", l.Origin, size, len(l.Keys), src)
 			if l.PullURL != "" {
 				fmt.Fprintf(stdout, "\tpull=%s", l.PullURL)
