@@ -123,7 +123,8 @@ func FuzzParseCheckpoint(f *testing.F) {
 
 // FuzzParsePolicy: any bytes as a witness policy (C2SP tlog-policy) give a
 // policy or an error, never a panic; a parsed policy checks a checkpoint
-// without panicking.
+// without panicking, and never accepts one with no cosignature (every
+// threshold is at least 1 and "quorum none" is refused).
 func FuzzParsePolicy(f *testing.F) {
 	fx := fuzzFixture(f)
 	// Fixed cosignature (0x04) verifier keys, so every fuzz worker has the
@@ -134,6 +135,8 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte("witness w1 " + k1 + " https://w1.example/\nwitness w2 " + k2 + " https://w2.example/\ngroup g 1 w1 w2\nquorum g\n"))
 	f.Add([]byte("quorum none\n"))
 	f.Add([]byte("witness w1 notakey http://x/\nquorum w1\n"))
+	f.Add([]byte("# spec\n  witness\tw1 " + k1 + "\nwitness w2 " + k2 + "\ngroup a any w1\ngroup b all a w2\nquorum b\n"))
+	f.Add([]byte("witness w1 " + k1 + "\ngroup g 2 w1 w1\nquorum g\n"))
 	f.Add([]byte{})
 	cp, err := client.ParseCheckpoint(fx.checkpoint, fx.key.verifier)
 	if err != nil {
@@ -147,6 +150,8 @@ func FuzzParsePolicy(f *testing.F) {
 			}
 			return
 		}
-		_ = p.Check(cp)
+		if p.Check(cp) == nil {
+			t.Fatalf("policy %q accepts a checkpoint without cosignatures", data)
+		}
 	})
 }

@@ -111,7 +111,6 @@ func TestPolicy(t *testing.T) {
 
 	for _, bad := range []string{
 		"quorum none\n",
-		fmt.Sprintf("witness w1 %s\nquorum w1\n", w1.vkey), // no URL
 		"witness w1 notakey http://x/\nquorum w1\n",
 		fmt.Sprintf("witness w1 %s http://x/\nquorum nobody\n", w1.vkey),
 	} {

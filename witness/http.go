@@ -196,21 +196,39 @@ type adminError struct {
 // the store's lock, held by this witness, guarantees no other witness uses
 // the directory.
 func (w *Witness) ServeAdmin(ctx context.Context) error {
+	l, err := w.ListenAdmin()
+	if err != nil {
+		return err
+	}
+	return w.ServeAdminOn(ctx, l)
+}
+
+// ListenAdmin creates the admin socket (mode 0600), replacing a stale one.
+// A caller that must have the socket in place before it announces itself
+// listens first and serves with ServeAdminOn.
+func (w *Witness) ListenAdmin() (net.Listener, error) {
 	path := filepath.Join(w.dir, AdminSocket)
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
-			return fmt.Errorf("%s exists and is not a socket: move it away", path)
+			return nil, fmt.Errorf("%s exists and is not a socket: move it away", path)
 		}
 		os.Remove(path)
 	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("admin socket: %w (a data directory path over ~100 bytes is too long for a unix socket)", err)
+		return nil, fmt.Errorf("admin socket: %w (a data directory path over ~100 bytes is too long for a unix socket)", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		l.Close()
-		return fmt.Errorf("admin socket: %w", err)
+		return nil, fmt.Errorf("admin socket: %w", err)
 	}
+	return l, nil
+}
+
+// ServeAdminOn serves the admin API on l (from ListenAdmin) until ctx ends,
+// then removes the socket.
+func (w *Witness) ServeAdminOn(ctx context.Context, l net.Listener) error {
+	path := filepath.Join(w.dir, AdminSocket)
 	srv := NewHTTPServer(w.AdminHandler())
 	go func() {
 		<-ctx.Done()
@@ -218,7 +236,7 @@ func (w *Witness) ServeAdmin(ctx context.Context) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	err = srv.Serve(l)
+	err := srv.Serve(l)
 	os.Remove(path)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -95,6 +95,8 @@ type Witness struct {
 	vs      map[string][]note.Verifier // effective verifiers by origin
 	byID    map[string]string          // MonitoringID -> origin, for logs with state
 	changed chan struct{}              // pull configuration changed
+	lists   *logLists                  // log lists (loglists.go), nil without
+	fresh   freshness                  // re-cosigning idle logs (recosign.go)
 
 	locks sync.Map // origin -> *sync.Mutex
 
@@ -237,9 +239,10 @@ func (w *Witness) rebuild() error {
 	return nil
 }
 
-// effective merges static and added logs. Callers hold w.mu.
+// effective merges listed, added and static logs (a log added with add-log
+// or in the config file replaces a listed one). Callers hold w.mu.
 func (w *Witness) effective() map[string]LogConfig {
-	out := map[string]LogConfig{}
+	out := w.listedConfigs()
 	for o, c := range w.added {
 		out[o] = c
 	}
@@ -259,6 +262,8 @@ type LogInfo struct {
 	// there); Added if it was added with add-log. Both can be true.
 	InConfig bool `json:"in_config,omitempty"`
 	Added    bool `json:"added,omitempty"`
+	// Listed is the log list it comes from, if neither.
+	Listed string `json:"listed,omitempty"`
 	// Size and Root are the latest cosigned checkpoint's, if any.
 	Size     uint64 `json:"size"`
 	Root     string `json:"root,omitempty"`
@@ -276,7 +281,11 @@ func (w *Witness) Logs() ([]LogInfo, error) {
 	for o, c := range eff {
 		_, inCfg := w.static[o]
 		_, added := w.added[o]
-		out = append(out, LogInfo{LogConfig: c, InConfig: inCfg, Added: added})
+		li := LogInfo{LogConfig: c, InConfig: inCfg, Added: added}
+		if !inCfg && !added {
+			li.Listed = w.listedSource(o)
+		}
+		out = append(out, li)
 	}
 	w.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })

@@ -139,8 +139,16 @@ func run(args []string, stderr io.Writer) error {
 	maxConns := fs.Int("max-conns", connlimit.DefaultMaxConns, "connections open at once on the HTTP listener; more wait until one closes")
 	keys := keyFlags{}.add(fs)
 	fixPerms := fs.Bool("fix-permissions", false, "if the data directory is accessible to other users, remove their access to it and everything in it (chmod -R go-rwx) instead of refusing to start")
+	var logLists multiFlag
+	fs.Var(&logLists, "log-list", "a witness network log list (https:// URL or file) to take logs from; repeat for several")
+	logListMode := fs.String("log-list-mode", witness.LogListDiscover, "discover: add the logs a list adds, never remove or change one (the witness network's rule); follow: a log removed from the list stops being cosigned")
+	logListInterval := fs.Duration("log-list-interval", witness.DefaultLogListInterval, "how often to fetch the log lists again")
+	maxAge := fs.Duration("max-checkpoint-age", witness.DefaultMaxCheckpointAge, "re-cosign idle logs so the checkpoint served for each is never older than this")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
+	}
+	if *maxAge < time.Second {
+		return usageError{"--max-checkpoint-age must be at least 1s"}
 	}
 	limits := connlimit.Limits{HeaderTimeout: *headerTimeout, IdleTimeout: *idleTimeout, MaxConns: *maxConns}
 	if err := limits.Check(); err != nil {
@@ -201,6 +209,17 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer w.Close()
+	lists := fc.LogLists
+	for _, src := range logLists {
+		lists = append(lists, witness.LogListConfig{Source: src, Mode: *logListMode, Interval: witness.Duration(*logListInterval)})
+	}
+	if err := w.LoadLogLists(lists); err != nil {
+		return err
+	}
+	age := *maxAge
+	if !set["max-checkpoint-age"] && fc.MaxCheckpointAge > 0 {
+		age = time.Duration(fc.MaxCheckpointAge)
+	}
 	l, err := net.Listen("tcp", pick("listen", *listen, fc.Listen))
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
@@ -208,17 +227,26 @@ func run(args []string, stderr io.Writer) error {
 	l = limits.Listener(l)
 	srv := limits.HTTPServer(w.Handler())
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(l) }()
+	// The admin socket exists before the HTTP listener answers, so anything
+	// that waits for the witness to be up can manage it at once.
+	al, err := w.ListenAdmin()
+	if err != nil {
+		return err
+	}
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	adminDone := make(chan struct{})
 	go func() {
 		defer close(adminDone)
-		if err := w.ServeAdmin(adminCtx); err != nil {
+		if err := w.ServeAdminOn(adminCtx, al); err != nil {
 			errc <- err
 		}
 	}()
+	go func() { errc <- srv.Serve(l) }()
 	pullDone := make(chan struct{})
 	go func() { w.RunPull(ctx); close(pullDone) }()
+	listsDone, freshDone := make(chan struct{}), make(chan struct{})
+	go func() { w.RunLogLists(ctx); close(listsDone) }()
+	go func() { w.RunRecosign(ctx, age); close(freshDone) }()
 	logs, _ := w.Logs()
 	logger.Info("serving", "listen", l.Addr().String(), "name", w.Name(), "verifier_key", w.VerifierKey(), "mldsa_verifier_key_file", filepath.Join(w.Dir(), witness.MLDSAPubFile), "logs", len(logs), "data_dir", w.Dir())
 
@@ -236,6 +264,8 @@ func run(args []string, stderr io.Writer) error {
 	stopAdmin()
 	<-adminDone // the socket is removed before we say we stopped
 	<-pullDone
+	<-listsDone
+	<-freshDone
 	if err := w.Close(); err != nil {
 		return err
 	}
@@ -352,6 +382,9 @@ func listLogs(args []string, stdout, stderr io.Writer) error {
 			src := "added"
 			if l.InConfig {
 				src = "config"
+			}
+			if l.Listed != "" && !l.InConfig && !l.Added {
+				src = "list:" + l.Listed
 			}
 			fmt.Fprintf(stdout, "%s\tsize=%s\tkeys=%d\tfrom=%s", l.Origin, size, len(l.Keys), src)
 			if l.PullURL != "" {

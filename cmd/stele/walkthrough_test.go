@@ -136,11 +136,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 // TestWitnessWalkthrough runs docs/witness.md's walk-through, after the
 // README's first three lines (build, PATH, scratch directory) it starts from.
 func TestWitnessWalkthrough(t *testing.T) {
-	readme := shBlocks(t, "../../README.md", "## Walk-through")[0]
-	prologue := strings.Join(strings.SplitN(readme, "\n", 4)[:3], "\n")
-	if !strings.HasPrefix(prologue, "go build -o bin/ ./cmd/...\nexport PATH=") {
-		t.Fatalf("the README walk-through no longer starts with the build and PATH lines:\n%s", prologue)
-	}
+	prologue := readmePrologue(t)
 	out := runDocScript(t, prologue+"\n"+strings.Join(shBlocks(t, "../../docs/witness.md", "## Try it: a second log and a new witness"), "\n"))
 	mustContain(t, out,
 		"line 1: index 0\n", "stele_checkpoint_stalled 1",
