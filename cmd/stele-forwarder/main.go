@@ -50,6 +50,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("stele-forwarder "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// Catch SIGTERM from the first instant, so a stop sent while the
+	// forwarder is still starting is a clean stop, not a kill.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	configPath := fs.String("config", "", "the configuration file (strict JSON, docs/forwarder.md)")
 	otlpEndpoint := fs.String("otlp-endpoint", "", "run: send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default")
 	var err error
@@ -79,7 +83,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			case "run":
 				var stopTracing func(context.Context) error
 				if stopTracing, err = tracing.Setup(context.Background(), *otlpEndpoint, "stele-forwarder"); err == nil {
-					err = run(cfg, stderr)
+					err = run(ctx, cfg, stderr)
 					stopTracing(context.Background())
 				}
 			case "status":
@@ -101,15 +105,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func run(cfg *forwarder.Config, stderr io.Writer) error {
+func run(ctx context.Context, cfg *forwarder.Config, stderr io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	f, closeConn, err := forwarder.Open(cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer closeConn()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if cfg.Listen != "" {
 		l, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
