@@ -84,7 +84,7 @@ type proc struct {
 	grpcAddr string
 	httpAddr string
 	cli      *client.Client
-	logs     *bytes.Buffer
+	logs     *lockedBuffer
 }
 
 func startProcess(t *testing.T, dir string, extra ...string) *proc {
@@ -96,7 +96,7 @@ func startProcess(t *testing.T, dir string, extra ...string) *proc {
 // before it starts.
 func startProcessWith(t *testing.T, dir string, hook func(*exec.Cmd), extra ...string) *proc {
 	t.Helper()
-	p := &proc{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &bytes.Buffer{}}
+	p := &proc{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &lockedBuffer{}}
 	args := append([]string{"--data-dir", dir, "--grpc-addr", p.grpcAddr, "--http-addr", p.httpAddr, "--checkpoint-interval", "200ms"}, extra...)
 	p.cmd = exec.Command(serverBinary(t), args...)
 	if hook != nil {
@@ -425,4 +425,22 @@ func TestGracefulStopPublishesEverything(t *testing.T) {
 		t.Fatalf("final checkpoint size %d does not cover acknowledged index %d", cp.Size, maxAcked)
 	}
 	t.Logf("%d events acknowledged; final checkpoint size %d", n, cp.Size)
+}
+
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -28,7 +28,7 @@ import (
 // restarted server is found where it was.
 func startProcessAt(t *testing.T, dir, grpcAddr, httpAddr string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{grpcAddr: grpcAddr, httpAddr: httpAddr, logs: &bytes.Buffer{}}
+	p := &proc{grpcAddr: grpcAddr, httpAddr: httpAddr, logs: &lockedBuffer{}}
 	args := append([]string{"--data-dir", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--checkpoint-interval", "200ms"}, extra...)
 	p.cmd = exec.Command(serverBinary(t), args...)
 	p.cmd.Stderr = p.logs
