@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"github.com/stele-dev/stele/internal/tiles"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -80,24 +81,7 @@ func (p *Prover) node(ctx context.Context, id compact.NodeID) ([]byte, error) {
 	return t[nl][32*ni : 32*ni+32], nil
 }
 
-// tileNodes holds every complete subtree root of one hash tile: level k
-// (0 = the tile's own hashes) as concatenated 32-byte hashes, node i at
-// [32i, 32i+32). A partial tile's incomplete subtrees are left out: proofs
-// never need them.
-type tileNodes [][]byte
+// tileNodes are a tile's subtree roots (internal/tiles).
+type tileNodes = tiles.Nodes
 
-func newTileNodes(raw []byte) (tileNodes, error) {
-	if len(raw) == 0 || len(raw)%32 != 0 || len(raw) > 32*layout.TileWidth {
-		return nil, fmt.Errorf("tile is %d bytes, want a positive multiple of 32 up to %d", len(raw), 32*layout.TileWidth)
-	}
-	nodes := tileNodes{raw}
-	for n := len(raw) / 64; n > 0; n /= 2 {
-		prev := nodes[len(nodes)-1]
-		next := make([]byte, 0, 32*n)
-		for i := range n {
-			next = append(next, rfc6962.DefaultHasher.HashChildren(prev[64*i:64*i+32], prev[64*i+32:64*i+64])...)
-		}
-		nodes = append(nodes, next)
-	}
-	return nodes, nil
-}
+var newTileNodes = tiles.NewNodes
