@@ -135,8 +135,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if nonEmpty(cfg.LogKeyFile, f.logKeyPKCS11, f.logKeyKMS) > 1 {
-		return errors.New("--log-key, --log-key-pkcs11 and --log-key-kms name different keys: give one")
+	if nonEmpty(cfg.LogKeyFile, f.logKeyPKCS11, f.logKeyKMS, f.logKeyGCPKMS) > 1 {
+		return errors.New("--log-key, --log-key-pkcs11, --log-key-kms and --log-key-gcpkms name different keys: give one")
+	}
+	if f.logKeyGCPKMS != "" {
+		key, k, err := openGCPKMSKey(f.logKeyGCPKMS, cfg.Origin)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		cfg.LogKey = key
 	}
 	if f.logKeyKMS != "" {
 		key, err := openKMSKey(f.logKeyKMS, cfg.Origin)

@@ -41,6 +41,7 @@ type settings struct {
 	claimLease                                      time.Duration
 	logKey, logKeyPKCS11, pkcs11PINFile             string
 	logKeyKMS, otlpEndpoint                         string
+	logKeyGCPKMS                                    string // gcpkms.go
 	mldsa, logMLDSAKey                              string
 	readOnly                                        bool          // lifecycle.go
 	successorKey, successorURL                      string        // lifecycle.go
@@ -105,6 +106,7 @@ func (s *settings) options() []option {
 		opt("log-mldsa-key", "log_mldsa_key", &s.logMLDSAKey, "", "the log's ML-DSA-44 private key file (never created) that goes with --log-key or --log-key-pkcs11; replicas must share it"),
 		opt("log-key-pkcs11", "", &s.logKeyPKCS11, "", "the log's key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --origin; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/operations.md)"),
 		opt("log-key-kms", "", &s.logKeyKMS, "", "the log's Ed25519 key in AWS KMS (key spec ECC_NIST_EDWARDS25519): its ARN, key ID or alias/NAME; needs --origin; credentials from the AWS SDK's standard chain (docs/operations.md)"),
+		opt("log-key-gcpkms", "", &s.logKeyGCPKMS, "", "the log's Ed25519 key in Google Cloud KMS (algorithm EC_SIGN_ED25519): projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N; needs --origin; credentials from Application Default Credentials (docs/operations.md)"),
 		opt("otlp-endpoint", "otlp_endpoint", &s.otlpEndpoint, "", "send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default; the OTEL_EXPORTER_OTLP_* variables also turn it on (docs/operations.md)"),
 		opt("read-only", "", &s.readOnly, false, "serve the log (tiles, checkpoint, proofs, receipts, payloads) without ever appending: Append and EraseEvent answer FailedPrecondition; nothing is written. A frozen log is always served so"),
 		opt("successor-key", "", &s.successorKey, "", "the verifier key (or a file holding it) of the log that continues this one; read-only refusals and `freeze` name it"),

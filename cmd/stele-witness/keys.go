@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/stele-dev/stele/internal/gcpkmskey"
 	"github.com/stele-dev/stele/internal/hsm"
 	"github.com/stele-dev/stele/internal/kmskey"
 	"github.com/stele-dev/stele/witness"
@@ -14,6 +15,7 @@ import (
 // keyFlags name a witness key held outside the data directory.
 type keyFlags struct {
 	pkcs11, pinFile, kms *string
+	gcpkms               *string
 }
 
 func (k keyFlags) add(fs interface {
@@ -22,6 +24,7 @@ func (k keyFlags) add(fs interface {
 	k.pkcs11 = fs.String("key-pkcs11", "", "the witness's Ed25519 key inside a PKCS#11 token (an HSM): module=PATH;token=LABEL;label=KEYLABEL; needs --name; PIN from --pkcs11-pin-file or $STELE_PKCS11_PIN (docs/witness.md)")
 	k.pinFile = fs.String("pkcs11-pin-file", "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)")
 	k.kms = fs.String("key-kms", "", "the witness's Ed25519 key in AWS KMS (key spec ECC_NIST_EDWARDS25519): its ARN, key ID or alias/NAME; needs --name")
+	k.gcpkms = fs.String("key-gcpkms", "", "the witness's Ed25519 key in Google Cloud KMS (algorithm EC_SIGN_ED25519): projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N; needs --name; credentials from Application Default Credentials")
 	return k
 }
 
@@ -29,8 +32,14 @@ func (k keyFlags) add(fs interface {
 // witness.key; the closer releases the token session.
 func (k keyFlags) open(ctx context.Context) (crypto.Signer, io.Closer, error) {
 	switch {
-	case *k.pkcs11 != "" && *k.kms != "":
-		return nil, nil, usageError{"--key-pkcs11 and --key-kms name two keys: give one"}
+	case nonEmpty(*k.pkcs11, *k.kms, *k.gcpkms) > 1:
+		return nil, nil, usageError{"--key-pkcs11, --key-kms and --key-gcpkms name different keys: give one"}
+	case *k.gcpkms != "":
+		key, err := gcpkmskey.Open(ctx, *k.gcpkms)
+		if err != nil {
+			return nil, nil, err
+		}
+		return key, key, nil
 	case *k.pkcs11 != "":
 		c, err := hsm.ParseConfig(*k.pkcs11, *k.pinFile)
 		if err != nil {
@@ -79,4 +88,15 @@ func pkcs11Keygen(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, vkey)
 	return nil
+}
+
+// nonEmpty counts the non-empty strings.
+func nonEmpty(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
 }
