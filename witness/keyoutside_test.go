@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stele-dev/stele/internal/gcpkmskey/gcpkmstest"
 	"github.com/stele-dev/stele/internal/hsmtest"
 	"github.com/stele-dev/stele/internal/kmskey/kmstest"
 	"github.com/stele-dev/stele/witness"
@@ -67,6 +68,41 @@ func TestBinaryKeyInKMS(t *testing.T) {
 	out, err = exec.Command(witnessBinary(t), "--data-dir", fileDir, "--listen", freeAddr(t), "--name", "bin.example/w", "--key-kms", "alias/stele-log").CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("one witness has one key")) {
 		t.Fatalf("key file and KMS key: %v\n%s", err, out)
+	}
+}
+
+// TestBinaryKeyInGCPKMS: the same with the key in (a loopback stand-in
+// for) Google Cloud KMS through Application Default Credentials; a
+// disabled version or one of another algorithm stops the start with the
+// reason.
+func TestBinaryKeyInGCPKMS(t *testing.T) {
+	kms := gcpkmstest.Start(t)
+	kms.SetEnv(t)
+	vkey, err := witness.VerifierKeyFor("bin.example/w", kms.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := newTestLog(t, "example.com/gcpkms-witnessed").grow(20)
+	dir := t.TempDir()
+	p := startWitnessProc(t, dir, "--config", writeConfig(t, lg), "--key-gcpkms", gcpkmstest.Ed25519Name)
+	checkKeyOutside(t, p, dir, vkey, lg)
+	if kms.Signs.Load() == 0 || kms.UncheckedData.Load() != 0 {
+		t.Fatalf("%d cosignatures made in Cloud KMS, %d without data_crc32c", kms.Signs.Load(), kms.UncheckedData.Load())
+	}
+	p.stop(t)
+
+	for _, c := range []struct{ name, want string }{
+		{gcpkmstest.DisabledName, "FailedPrecondition"},
+		{gcpkmstest.P256Name, "not EC_SIGN_ED25519"},
+	} {
+		out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", freeAddr(t), "--name", "bin.example/w", "--key-gcpkms", c.name).CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte(c.want)) {
+			t.Errorf("--key-gcpkms %s: %v\n%s\nwant %q", c.name, err, out, c.want)
+		}
+	}
+	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", freeAddr(t), "--name", "bin.example/w", "--key-gcpkms", gcpkmstest.Ed25519Name, "--key-kms", "alias/x").CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("give one")) {
+		t.Errorf("two keys: %v\n%s", err, out)
 	}
 }
 

@@ -2,6 +2,7 @@ package posix_test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,6 +14,11 @@ var cloudDeps = []string{
 	"github.com/transparency-dev/tessera/storage/aws",
 	"github.com/stele-dev/stele/internal/mysqlstore",
 	"github.com/stele-dev/stele/server/backend/aws",
+	// Key signers in cloud KMSs: only the binaries that offer them link them.
+	"cloud.google.com/",
+	"github.com/googleapis/gax-go",
+	"github.com/stele-dev/stele/internal/gcpkmskey",
+	"github.com/stele-dev/stele/internal/kmskey",
 }
 
 // deps lists the packages that pkgs link, as `go list -deps` sees them.
@@ -55,6 +61,10 @@ func TestPOSIXEmbedderLinksNoCloud(t *testing.T) {
 	}
 	if found := cloud(posixOnly); len(found) > 0 {
 		t.Errorf("a posix-only embedder links %d cloud packages, e.g. %v: something under server/ imports the aws backend's code", len(found), found[:min(5, len(found))])
+	}
+	withGCP := deps(t, "github.com/stele-dev/stele/internal/gcpkmskey")
+	if found := cloud(withGCP); !slices.Contains(found, "cloud.google.com/go/kms/apiv1") {
+		t.Errorf("internal/gcpkmskey's dependencies %v do not include cloud.google.com/go/kms/apiv1: the check above looks for the wrong names", found[:min(5, len(found))])
 	}
 	withAWS := deps(t, "github.com/stele-dev/stele/server/backend/aws")
 	for _, c := range []string{"github.com/aws/aws-sdk-go-v2/service/s3", "github.com/go-sql-driver/mysql"} {
