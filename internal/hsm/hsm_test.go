@@ -11,8 +11,12 @@ import (
 
 	"github.com/miekg/pkcs11"
 
+	"github.com/stele-dev/stele/internal/gcpkmskey"
+	"github.com/stele-dev/stele/internal/gcpkmskey/gcpkmstest"
 	"github.com/stele-dev/stele/internal/hsm"
 	"github.com/stele-dev/stele/internal/hsmtest"
+	"github.com/stele-dev/stele/internal/kmskey"
+	"github.com/stele-dev/stele/internal/kmskey/kmstest"
 )
 
 // TestGenerateSignVerify generates an Ed25519 key inside a real SoftHSM2
@@ -144,8 +148,13 @@ func TestParseConfig(t *testing.T) {
 }
 
 // BenchmarkSign compares one checkpoint-sized Ed25519 signature by a key
-// in a file (crypto/ed25519) and by the same algorithm inside SoftHSM2
-// through PKCS#11, in one run:
+// in a file (crypto/ed25519), by the same algorithm inside SoftHSM2
+// through PKCS#11, and through the AWS KMS and Google Cloud KMS clients
+// against their loopback stand-ins (internal/kmskey/kmstest: HTTPS, SigV4,
+// JSON; internal/gcpkmskey/gcpkmstest: gRPC over TLS, CRC32C checks), in
+// one run. The KMS numbers are the client's cost plus a loopback round trip
+// and the stand-in's own signing on the same machine, not a real KMS's
+// network and HSM time:
 //
 //	go test ./internal/hsm -run '^$' -bench Sign
 func BenchmarkSign(b *testing.B) {
@@ -172,4 +181,32 @@ func BenchmarkSign(b *testing.B) {
 			}
 		}
 	})
+	b.Run("aws-kms-double", func(b *testing.B) {
+		srv := kmstest.Start(b)
+		k, err := kmskey.Open(b.Context(), srv.Ed25519ARN)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchSigner(b, k, msg)
+	})
+	b.Run("gcp-kms-double", func(b *testing.B) {
+		srv := gcpkmstest.Start(b)
+		k, err := gcpkmskey.Open(b.Context(), gcpkmstest.Ed25519Name, srv.ClientOptions()...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer k.Close()
+		benchSigner(b, k, msg)
+	})
+}
+
+func benchSigner(b *testing.B, k crypto.Signer, msg []byte) {
+	if _, err := k.Sign(nil, msg, crypto.Hash(0)); err != nil { // connection set up outside the loop
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := k.Sign(nil, msg, crypto.Hash(0)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
