@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/stele-dev/stele/internal/gcpkmskey"
 	"github.com/stele-dev/stele/internal/hsm"
@@ -32,7 +33,7 @@ func (k keyFlags) add(fs interface {
 // witness.key; the closer releases the token session.
 func (k keyFlags) open(ctx context.Context) (crypto.Signer, io.Closer, error) {
 	switch {
-	case nonEmpty(*k.pkcs11, *k.kms, *k.gcpkms) > 1:
+	case len(slices.DeleteFunc([]string{*k.pkcs11, *k.kms, *k.gcpkms}, func(s string) bool { return s == "" })) > 1:
 		return nil, nil, usageError{"--key-pkcs11, --key-kms and --key-gcpkms name different keys: give one"}
 	case *k.gcpkms != "":
 		key, err := gcpkmskey.Open(ctx, *k.gcpkms)
@@ -88,15 +89,4 @@ func pkcs11Keygen(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, vkey)
 	return nil
-}
-
-// nonEmpty counts the non-empty strings.
-func nonEmpty(ss ...string) int {
-	n := 0
-	for _, s := range ss {
-		if s != "" {
-			n++
-		}
-	}
-	return n
 }

@@ -22,6 +22,7 @@
 package gcpkmskey
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -131,7 +132,7 @@ func open(ctx context.Context, c *kms.KeyManagementClient, name string) (*Key, e
 		return nil, fmt.Errorf("Cloud KMS key %s has algorithm %s, not EC_SIGN_ED25519: checkpoints and cosignatures are Ed25519; create the key with --purpose asymmetric-signing --default-algorithm ec-sign-ed25519", name, pk.GetAlgorithm())
 	}
 	block, rest := pem.Decode([]byte(pk.GetPem()))
-	if block == nil || block.Type != "PUBLIC KEY" || len(rest) != 0 && len(trimSpace(rest)) != 0 {
+	if block == nil || block.Type != "PUBLIC KEY" || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("Cloud KMS key %s: its public key is not one PEM PUBLIC KEY block", name)
 	}
 	parsed, err := x509.ParsePKIXPublicKey(block.Bytes)
@@ -143,13 +144,6 @@ func open(ctx context.Context, c *kms.KeyManagementClient, name string) (*Key, e
 		return nil, fmt.Errorf("Cloud KMS key %s: its public key is a %T, not Ed25519", name, parsed)
 	}
 	return &Key{client: c, name: name, pub: pub, level: pk.GetProtectionLevel(), timeout: DefaultTimeout}, nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == '\n' || b[0] == '\r' || b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	return b
 }
 
 // integrityError is a response that failed an integrity check: it is
