@@ -55,9 +55,10 @@ const DefaultTimeout = 10 * time.Second
 // fail the CRC32C or name checks ("perform a limited number of retries").
 const MaxIntegrityAttempts = 3
 
-// MaxMessage is the largest message signed. Cloud KMS documents a 64 KiB
-// limit on AsymmetricSign data; checkpoints are far smaller, and a larger
-// message means something other than a checkpoint is being signed.
+// MaxMessage is the largest message this package sends to be signed, our
+// own bound (64 KiB, the size Cloud KMS documents for its encryption
+// plaintexts): a checkpoint or cosigned message is a few hundred bytes, so
+// anything near this size is not one.
 const MaxMessage = 64 * 1024
 
 // versionName is a CryptoKeyVersion's resource name.
@@ -187,7 +188,7 @@ func (k *Key) Sign(_ io.Reader, message []byte, opts crypto.SignerOpts) ([]byte,
 		return nil, errors.New("Cloud KMS EC_SIGN_ED25519 signs whole messages (pure Ed25519): opts must be crypto.Hash(0)")
 	}
 	if len(message) > MaxMessage {
-		return nil, fmt.Errorf("message of %d bytes: Cloud KMS signs at most %d bytes; a checkpoint this large has too many extension lines", len(message), MaxMessage)
+		return nil, fmt.Errorf("message of %d bytes: this signer sends at most %d bytes to Cloud KMS; a checkpoint this large has too many extension lines", len(message), MaxMessage)
 	}
 	sum := crc32c(message)
 	return integrity(func() ([]byte, error) {

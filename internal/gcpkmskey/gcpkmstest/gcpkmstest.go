@@ -360,9 +360,6 @@ func (s *Server) AsymmetricSign(ctx context.Context, req *kmspb.AsymmetricSignRe
 	if req.GetDigest() != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "digest may not be specified for algorithm EC_SIGN_ED25519: send data")
 	}
-	if len(req.GetData()) > 64*1024 {
-		return nil, status.Error(codes.InvalidArgument, "data is larger than 65536 bytes")
-	}
 	verified := false
 	if req.GetDataCrc32C() != nil {
 		if req.GetDataCrc32C().GetValue() != crc(req.GetData()).GetValue() {
