@@ -625,9 +625,10 @@ func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, s *scrat
 
 	r.leaves = make([]*leaf.Leaf, len(entries))
 	r.keys = make([][16]byte, len(entries))
+	decoded := make([]leaf.Leaf, len(entries)) // one allocation for the bundle's leaves
 	for i, e := range entries {
-		l, err := leaf.Unmarshal(e)
-		if err != nil {
+		l := &decoded[i]
+		if err := l.UnmarshalBinary(e); err != nil {
 			if r.bad == nil {
 				r.bad = make([]error, len(entries))
 			}
