@@ -44,6 +44,10 @@ const (
 	DefaultMaxAdmittedBackstep = 5 * time.Minute
 )
 
+// maxPresize bounds the entries the (source, event_id) set is sized for
+// up front.
+const maxPresize = 1 << 20
+
 // maxListed bounds how many failures and findings a report lists; the
 // counts always cover all of them.
 const maxListed = 100000
@@ -227,6 +231,7 @@ type auditor struct {
 	upper   map[tileKey]map[uint64][]byte
 	cfg     Config
 	fetcher *tclient.HTTPFetcher
+	rd      *reader // tiles and entry bundles, into reused buffers
 	rep     *Report
 	st      *State
 	ahead   int64
@@ -288,7 +293,7 @@ func Run(ctx context.Context, cfg Config) (*Report, *State, error) {
 	if err != nil {
 		return rep, nil, err
 	}
-	a := &auditor{cfg: cfg, fetcher: f, rep: rep, ahead: int64(cfg.MaxEventAhead), back: int64(cfg.MaxAdmittedBackstep)}
+	a := &auditor{cfg: cfg, fetcher: f, rd: &reader{root: u, hc: hc}, rep: rep, ahead: int64(cfg.MaxEventAhead), back: int64(cfg.MaxAdmittedBackstep)}
 	start := time.Now()
 	st, err := a.run(ctx)
 	rep.Seconds = time.Since(start).Seconds()
@@ -359,6 +364,16 @@ func (a *auditor) run(ctx context.Context) (*State, error) {
 	}
 	from, size := st.Size, cp.Size
 	a.claims = map[uint64]uint64{}
+	if size > from {
+		// Room for the entries to read, up to a bound (the size is the
+		// log's claim): growing a large set step by step costs more
+		// than the checks that fill it.
+		n := int(min(size-from, maxPresize))
+		if len(st.dedup) == 0 {
+			st.dedup = make(map[[16]byte]uint64, n)
+		}
+		st.dedupOrder = slices.Grow(st.dedupOrder, n)
+	}
 	a.process(ctx, rf, rng, st, from, size)
 	if a.rep.FailureCount > 0 {
 		return nil, nil
@@ -476,8 +491,9 @@ func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *co
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			s := &scratch{}
 			for j := range jobs {
-				j.ch <- a.bundle(ctx, rf, j.bi, from, size)
+				j.ch <- a.bundle(ctx, rf, s, j.bi, from, size)
 			}
 		}()
 	}
@@ -533,8 +549,8 @@ func (a *auditor) process(ctx context.Context, rf *compact.RangeFactory, rng *co
 }
 
 // bundle fetches and checks entry bundle bi and its level-0 tile, looking
-// at the entries in [from, size).
-func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from, size uint64) *bundleResult {
+// at the entries in [from, size). s is the calling worker's scratch memory.
+func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, s *scratch, bi, from, size uint64) *bundleResult {
 	r := &bundleResult{}
 	p := layout.PartialTileSize(0, bi, size)
 	width := uint64(p)
@@ -553,8 +569,8 @@ func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from
 	var berr, terr error
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); traw, terr = a.fetcher.ReadTile(ctx, 0, bi, p) }()
-	braw, berr = a.fetcher.ReadEntryBundle(ctx, bi, p)
+	go func() { defer wg.Done(); traw, terr = a.rd.tile(ctx, 0, bi, p, s.tile) }()
+	braw, berr = a.rd.bundle(ctx, bi, p, s.bundle)
 	wg.Wait()
 	if berr != nil {
 		return abort(FailFetch, bpath, "entry bundle %s: %v", bpath, berr)
@@ -562,34 +578,57 @@ func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from
 	if terr != nil {
 		return abort(FailFetch, tpath, "tile %s: %v", tpath, terr)
 	}
-	entries, err := splitBundle(braw, int(width))
+	s.bundle, s.tile = braw, traw // keep grown buffers for the next bundle
+	entries, err := splitBundle(s.entries[:0], braw, int(width))
 	if err != nil {
 		return abort(FailBundle, bpath, "entry bundle %s (entries %d-%d): %v", bpath, base, base+width-1, err)
 	}
+	s.entries = entries
 	if !tileFits(len(traw), width) {
 		return abort(FailTile, tpath, "tile %s is %d bytes, want %d (%d hashes)", tpath, len(traw), 32*width, width)
 	}
 	skip := r.first - base
 	entries = entries[skip:]
 	r.n = len(entries)
-	r.sub = rf.NewEmptyRange(r.first)
+
+	// Every entry's hash against the tile's: one comparison when all
+	// match, then entry by entry to name the ones that differ.
+	hashes := s.leafHashes(entries)
+	if tile := traw[32*skip : 32*(skip+uint64(len(entries)))]; !bytes.Equal(hashes, tile) {
+		for i := range entries {
+			h, th := hashes[32*i:32*i+32], tile[32*i:32*i+32]
+			if !bytes.Equal(h, th) {
+				idx := r.first + uint64(i)
+				r.fails = append(r.fails, Failure{Kind: FailLeafHash, Index: u64(idx), Resource: tpath,
+					Message: fmt.Sprintf("entry %d in %s hashes to %x, tile %s says %x", idx, bpath, h, tpath, th)})
+			}
+		}
+	}
+	// The entries' subtree, from the hashes computed (not the tile's). A
+	// whole bundle is one node of level 8, which a level-1 tile holds.
+	if skip == 0 && len(entries) == layout.EntryBundleWidth {
+		root := bundleRoot(hashes)
+		if r.sub, err = rf.NewRange(base, base+layout.EntryBundleWidth, [][]byte{root}); err != nil {
+			return abort(FailState, bpath, "subtree of %s: %v", bpath, err)
+		}
+		r.nodes = append(r.nodes, node{compact.NewNodeID(layout.TileHeight, bi), root})
+	} else {
+		r.sub = rf.NewEmptyRange(r.first)
+		for i := range entries {
+			_ = r.sub.Append(slices.Clone(hashes[32*i:32*i+32]), func(id compact.NodeID, hash []byte) {
+				if tileRowNode(id) {
+					r.nodes = append(r.nodes, node{id, hash})
+				}
+			})
+		}
+	}
+
 	r.leaves = make([]*leaf.Leaf, len(entries))
 	r.keys = make([][16]byte, len(entries))
-	var kb []byte
+	decoded := make([]leaf.Leaf, len(entries)) // one allocation for the bundle's leaves
 	for i, e := range entries {
-		idx := r.first + uint64(i)
-		h := rfc6962.DefaultHasher.HashLeaf(e)
-		if th := traw[32*(skip+uint64(i)):][:32]; !bytes.Equal(h, th) {
-			r.fails = append(r.fails, Failure{Kind: FailLeafHash, Index: u64(idx), Resource: tpath,
-				Message: fmt.Sprintf("entry %d in %s hashes to %x, tile %s says %x", idx, bpath, h, tpath, th)})
-		}
-		_ = r.sub.Append(h, func(id compact.NodeID, hash []byte) {
-			if tileRowNode(id) {
-				r.nodes = append(r.nodes, node{id, hash})
-			}
-		})
-		l, err := leaf.Unmarshal(e)
-		if err != nil {
+		l := &decoded[i]
+		if err := l.UnmarshalBinary(e); err != nil {
 			if r.bad == nil {
 				r.bad = make([]error, len(entries))
 			}
@@ -597,8 +636,8 @@ func (a *auditor) bundle(ctx context.Context, rf *compact.RangeFactory, bi, from
 			continue
 		}
 		r.leaves[i] = l
-		kb = dedupKey(kb[:0], l.Source, l.EventID)
-		sum := sha256.Sum256(kb)
+		s.key = dedupKey(s.key[:0], l.Source, l.EventID)
+		sum := sha256.Sum256(s.key)
 		copy(r.keys[i][:], sum[:16])
 	}
 	if a.cfg.Payloads != nil {
@@ -653,10 +692,9 @@ func tileFits(n int, width uint64) bool {
 
 // splitBundle parses a tlog-tiles entry bundle strictly: entries each a
 // big-endian u16 length and that many bytes, nothing after, and returns
-// the first want. The bundle must hold want entries, or be a full bundle
+// out with the first want appended. The bundle must hold want entries, or be a full bundle
 // (the fetcher falls back to it when the partial one is gone).
-func splitBundle(b []byte, want int) ([][]byte, error) {
-	out := make([][]byte, 0, want)
+func splitBundle(out [][]byte, b []byte, want int) ([][]byte, error) {
 	for off := 0; off < len(b); {
 		if len(b)-off < 2 {
 			return nil, fmt.Errorf("truncated length prefix at byte %d", off)

@@ -301,6 +301,9 @@ func (l *Leaf) Marshal() ([]byte, error) {
 type decoder struct {
 	b   []byte
 	off int
+	// s is b as a string, made on first use: the text fields are
+	// substrings of it, one allocation for all three.
+	s string
 }
 
 func (d *decoder) errorf(field string, off int, format string, args ...any) error {
@@ -332,11 +335,13 @@ func (d *decoder) lenPrefixed(field string, width, max int) (string, int, error)
 	if n == 0 || n > max {
 		return "", start, d.errorf(field, start, "length %d out of range 1..%d", n, max)
 	}
-	v, err := d.take(field, start, n)
-	if err != nil {
+	if _, err := d.take(field, start, n); err != nil {
 		return "", start, err
 	}
-	return string(v), start, nil
+	if d.s == "" {
+		d.s = string(d.b)
+	}
+	return d.s[d.off-n : d.off], start, nil
 }
 
 func (d *decoder) time(field string) (time.Time, error) {
@@ -358,88 +363,106 @@ func (d *decoder) time(field string) (time.Time, error) {
 // Errors name the field and the byte offset at which the field starts.
 // Times are returned in UTC.
 func Unmarshal(b []byte) (*Leaf, error) {
-	d := &decoder{b: b}
 	l := &Leaf{}
-
-	p, err := d.take("version", 0, 1)
-	if err != nil {
+	if err := l.UnmarshalBinary(b); err != nil {
 		return nil, err
 	}
+	return l, nil
+}
+
+// UnmarshalBinary is Unmarshal into l, for a caller that decodes many
+// leaves into memory it holds (a slice of Leaf). On error l is left zero.
+// The text fields share one copy of b; nothing refers to b afterwards.
+func (l *Leaf) UnmarshalBinary(b []byte) error {
+	*l = Leaf{}
+	if err := l.unmarshal(b); err != nil {
+		*l = Leaf{}
+		return err
+	}
+	return nil
+}
+
+func (l *Leaf) unmarshal(b []byte) error {
+	d := &decoder{b: b}
+	p, err := d.take("version", 0, 1)
+	if err != nil {
+		return err
+	}
 	if p[0] != Version1 {
-		return nil, d.errorf("version", 0, "unsupported version 0x%02x", p[0])
+		return d.errorf("version", 0, "unsupported version 0x%02x", p[0])
 	}
 
 	var start int
 	if l.Source, start, err = d.lenPrefixed("source", 1, maxSourceLen); err != nil {
-		return nil, err
+		return err
 	}
 	if err := validateSource(l.Source); err != nil {
-		return nil, d.errorf("source", start, "%v", err)
+		return d.errorf("source", start, "%v", err)
 	}
 
 	if p, err = d.take("source_seq", d.off, 8); err != nil {
-		return nil, err
+		return err
 	}
 	l.SourceSeq = binary.BigEndian.Uint64(p)
 
 	if l.EventID, start, err = d.lenPrefixed("event_id", 2, maxEventIDLen); err != nil {
-		return nil, err
+		return err
 	}
 	if err := validateEventID(l.EventID); err != nil {
-		return nil, d.errorf("event_id", start, "%v", err)
+		return d.errorf("event_id", start, "%v", err)
 	}
 
 	if l.Kind, start, err = d.lenPrefixed("kind", 1, maxKindLen); err != nil {
-		return nil, err
+		return err
 	}
 	if err := validateKind(l.Kind); err != nil {
-		return nil, d.errorf("kind", start, "%v", err)
+		return d.errorf("kind", start, "%v", err)
 	}
 
 	if l.EventTime, err = d.time("event_time"); err != nil {
-		return nil, err
+		return err
 	}
 	if l.AdmittedTime, err = d.time("admitted_time"); err != nil {
-		return nil, err
+		return err
 	}
 
 	if p, err = d.take("payload_digest", d.off, 32); err != nil {
-		return nil, err
+		return err
 	}
 	copy(l.PayloadDigest[:], p)
 
 	if p, err = d.take("payload_size", d.off, 4); err != nil {
-		return nil, err
+		return err
 	}
 	l.PayloadSize = binary.BigEndian.Uint32(p)
 
 	start = d.off
 	if p, err = d.take("signature_type", start, 1); err != nil {
-		return nil, err
+		return err
 	}
 	switch p[0] {
 	case sigTypeNone:
 	case sigTypeEd25519:
 		pk, err := d.take("signature_public_key", d.off, ed25519.PublicKeySize)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sig, err := d.take("signature", d.off, ed25519.SignatureSize)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		l.Signature = &Signature{
 			PublicKey: append(ed25519.PublicKey(nil), pk...),
 			Sig:       append([]byte(nil), sig...),
 		}
 	default:
-		return nil, d.errorf("signature_type", start, "unknown producer signature type 0x%02x", p[0])
+		return d.errorf("signature_type", start, "unknown producer signature type 0x%02x", p[0])
 	}
 
 	if d.off != len(b) {
-		return nil, d.errorf("trailing data", d.off, "%d unexpected bytes after signature section", len(b)-d.off)
+		return d.errorf("trailing data", d.off, "%d unexpected bytes after signature section", len(b)-d.off)
 	}
-	return l, nil
+	return nil
 }
 
 // Digest returns the payload digest SHA-256(DigestTag || salt || payload).

@@ -806,6 +806,16 @@ func FuzzLeafUnmarshal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		l, err := Unmarshal(in)
+		// UnmarshalBinary into a used Leaf decodes the same, or leaves it zero.
+		into := Leaf{Source: "stale", SourceSeq: 7, Signature: &Signature{}}
+		switch err2 := into.UnmarshalBinary(in); {
+		case (err2 == nil) != (err == nil):
+			t.Fatalf("Unmarshal: %v, UnmarshalBinary: %v", err, err2)
+		case err == nil && !reflect.DeepEqual(&into, l):
+			t.Fatalf("UnmarshalBinary decoded %+v, Unmarshal %+v", into, l)
+		case err != nil && !reflect.DeepEqual(into, Leaf{}):
+			t.Fatalf("UnmarshalBinary left %+v after %v", into, err2)
+		}
 		if err != nil {
 			if l != nil {
 				t.Fatalf("Unmarshal returned both %+v and %v", l, err)

@@ -38,6 +38,12 @@ type Audit struct {
 	ServerGzipEntriesPerSec float64 `json:"server_gzip_entries_per_sec"`
 	// Ratio is ServerEntriesPerSec / AloneEntriesPerSec.
 	Ratio float64 `json:"ratio_server_over_alone"`
+	// ClientCPUNsPerEntry and ServerCPUNsPerEntry: CPU nanoseconds per
+	// entry audited through the server (identity encoding), of this
+	// process (the audit) and of the stele-server process (serving it);
+	// together, what one entry costs the machine.
+	ClientCPUNsPerEntry float64 `json:"client_cpu_ns_per_entry"`
+	ServerCPUNsPerEntry float64 `json:"server_cpu_ns_per_entry"`
 }
 
 // auditSide audits the server's log in-process, through the server, and
@@ -65,36 +71,61 @@ func auditSide(ctx context.Context, srv *serverProc) (Audit, error) {
 		{"through the server with gzip", url, gz},
 	}
 	rates := make([][]float64, len(ways))
+	var entries uint64
+	var clientCPU, serverCPU float64
 	for range auditPasses {
 		for i, w := range ways {
-			r, err := auditRate(ctx, w.url, v, w.hc)
+			c0, s0, err := auditCPU(srv)
+			if err != nil {
+				return Audit{}, err
+			}
+			r, n, err := auditRate(ctx, w.url, v, w.hc)
 			if err != nil {
 				return Audit{}, fmt.Errorf("audit %s: %w", w.name, err)
 			}
 			rates[i] = append(rates[i], r)
+			if i == 1 {
+				c1, s1, err := auditCPU(srv)
+				if err != nil {
+					return Audit{}, err
+				}
+				entries += n
+				clientCPU += c1 - c0
+				serverCPU += s1 - s0
+			}
 		}
 	}
 	med := func(xs []float64) float64 { slices.Sort(xs); return xs[len(xs)/2] }
 	a := Audit{AloneEntriesPerSec: med(rates[0]), ServerEntriesPerSec: med(rates[1]), ServerGzipEntriesPerSec: med(rates[2])}
 	a.Ratio = a.ServerEntriesPerSec / a.AloneEntriesPerSec
+	a.ClientCPUNsPerEntry = clientCPU * 1e9 / float64(entries)
+	a.ServerCPUNsPerEntry = serverCPU * 1e9 / float64(entries)
 	return a, nil
 }
 
+// auditCPU returns the CPU seconds used so far by this process and by the
+// server's.
+func auditCPU(srv *serverProc) (client, server float64, err error) {
+	server, err = procCPU(srv.pid())
+	return selfCPU(), server, err
+}
+
 // auditRate audits the log at url from the start, again and again for at
-// least auditDuration, and returns the entries read per second of audit.
-func auditRate(ctx context.Context, url string, v note.Verifier, hc *http.Client) (float64, error) {
+// least auditDuration, and returns the entries read per second of audit
+// and the entries read.
+func auditRate(ctx context.Context, url string, v note.Verifier, hc *http.Client) (float64, uint64, error) {
 	var entries uint64
 	var secs float64
 	for secs < auditDuration.Seconds() {
 		rep, _, err := audit.Run(ctx, audit.Config{LogURL: url, Verifier: v, HTTPClient: hc})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if !rep.OK() || rep.EntriesRead == 0 {
-			return 0, fmt.Errorf("audit did not pass: %d failures, %d findings, %d entries", rep.FailureCount, rep.FindingCount, rep.EntriesRead)
+			return 0, 0, fmt.Errorf("audit did not pass: %d failures, %d findings, %d entries", rep.FailureCount, rep.FindingCount, rep.EntriesRead)
 		}
 		entries += rep.EntriesRead
 		secs += rep.Seconds
 	}
-	return float64(entries) / secs, nil
+	return float64(entries) / secs, entries, nil
 }

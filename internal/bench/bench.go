@@ -485,6 +485,8 @@ func Median(rs []*Result) *Result {
 	m.Audit.ServerEntriesPerSec = med(func(r *Result) float64 { return r.Audit.ServerEntriesPerSec })
 	m.Audit.ServerGzipEntriesPerSec = med(func(r *Result) float64 { return r.Audit.ServerGzipEntriesPerSec })
 	m.Audit.Ratio = med(func(r *Result) float64 { return r.Audit.Ratio })
+	m.Audit.ClientCPUNsPerEntry = med(func(r *Result) float64 { return r.Audit.ClientCPUNsPerEntry })
+	m.Audit.ServerCPUNsPerEntry = med(func(r *Result) float64 { return r.Audit.ServerCPUNsPerEntry })
 	if m.AtLoad != nil {
 		at := *m.AtLoad
 		m.AtLoad = &at
@@ -522,6 +524,7 @@ func Table(w io.Writer, r *Result) {
 	row("audit entries/s, through stele-server", fmt.Sprintf("%.0f", r.Audit.ServerEntriesPerSec))
 	row("audit entries/s, through stele-server, gzip", fmt.Sprintf("%.0f", r.Audit.ServerGzipEntriesPerSec))
 	row("ratio audit server/alone", fmt.Sprintf("%.3f", r.Audit.Ratio))
+	row("audit CPU ns per entry client/server", fmt.Sprintf("%.0f/%.0f", r.Audit.ClientCPUNsPerEntry, r.Audit.ServerCPUNsPerEntry))
 	row("stele submit (CLI) events/s", fmt.Sprintf("%.0f", r.CLIEventsPerSec))
 	row("ratio CLI/stele", fmt.Sprintf("%.3f", r.CLIRatio))
 	if a := r.AtLoad; a != nil {

@@ -44,7 +44,7 @@ func TestRun(t *testing.T) {
 	if r.RatioAntispam != r.Stele.EventsPerSec/r.Antispam.EventsPerSec {
 		t.Errorf("ratio %v is not stele/tessera+antispam", r.RatioAntispam)
 	}
-	if a := r.Audit; a.AloneEntriesPerSec <= 0 || a.ServerEntriesPerSec <= 0 || a.ServerGzipEntriesPerSec <= 0 || a.Ratio != a.ServerEntriesPerSec/a.AloneEntriesPerSec {
+	if a := r.Audit; a.AloneEntriesPerSec <= 0 || a.ServerEntriesPerSec <= 0 || a.ServerGzipEntriesPerSec <= 0 || a.Ratio != a.ServerEntriesPerSec/a.AloneEntriesPerSec || a.ClientCPUNsPerEntry <= 0 || a.ServerCPUNsPerEntry <= 0 {
 		t.Errorf("audit not measured: %+v", a)
 	}
 	if r.CLIEventsPerSec <= 0 || r.CLIRatio != r.CLIEventsPerSec/r.Stele.EventsPerSec {

@@ -1,6 +1,7 @@
 package tiles
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,34 +68,44 @@ func (d dirReader) read(name string) ([]byte, error) {
 	}
 	defer func() { _ = root.Close() }()
 
-	// Stat before opening so that opening a FIFO or device cannot block.
-	fi, err := root.Stat(name)
+	// O_NONBLOCK: opening a FIFO cannot block (nor can a device); only a
+	// regular file is then read. One open walks the path once.
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, mapErr(name, err)
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, mapErr(name, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file: %w", name, fs.ErrNotExist)
 	}
-	f, err := root.Open(name)
-	if err != nil {
-		return nil, mapErr(name, err)
-	}
-	defer func() { _ = f.Close() }()
-	if fi, err := f.Stat(); err != nil {
-		return nil, mapErr(name, err)
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file: %w", name, fs.ErrNotExist)
-	} else if fi.Size() > maxFileSize {
+	if fi.Size() > maxFileSize {
 		return nil, fmt.Errorf("%s: file too large (%d bytes)", name, fi.Size())
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
+	// Tessera writes every file whole (a temporary file, renamed), so its
+	// size is known: read it in one go, into a buffer of that size plus
+	// one byte to see the end.
+	b := make([]byte, fi.Size()+1)
+	n, err := io.ReadFull(f, b)
+	switch err {
+	case io.ErrUnexpectedEOF, io.EOF:
+		return b[:n], nil
+	case nil:
+		// The file grew since the stat: read the rest, within the bound.
+		b, err = io.ReadAll(io.MultiReader(bytes.NewReader(b), io.LimitReader(f, maxFileSize+1-int64(n))))
+		if err != nil {
+			return nil, mapErr(name, err)
+		}
+		if len(b) > maxFileSize {
+			return nil, fmt.Errorf("%s: file too large", name)
+		}
+		return b, nil
+	default:
 		return nil, mapErr(name, err)
 	}
-	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("%s: file too large", name)
-	}
-	return b, nil
 }
 
 // mapErr turns "does not exist" conditions into an error wrapping

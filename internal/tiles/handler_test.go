@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -643,9 +644,16 @@ func testEscape(t *testing.T, tl *testLog) {
 	if err := os.MkdirAll(filepath.Join(tl.dir, "tile/0/x999/997"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A FIFO must be refused without blocking the handler on its open.
+	fifo := filepath.Join(tl.dir, "tile/0/x999/996")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(fifo) })
 
 	srv := httptest.NewServer(NewHandler(DirReader(tl.dir), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))))
 	defer srv.Close()
+	srv.Client().Timeout = 10 * time.Second
 	for _, tc := range []struct {
 		path string
 		ok   bool
@@ -653,6 +661,7 @@ func testEscape(t *testing.T, tl *testLog) {
 		{"/tile/0/x999/999", false},
 		{"/tile/0/x999/998", true},
 		{"/tile/0/x999/997", false},
+		{"/tile/0/x999/996", false},
 	} {
 		resp, err := srv.Client().Get(srv.URL + tc.path)
 		if err != nil {
