@@ -537,3 +537,78 @@ func TestEventElsewhere(t *testing.T) {
 		t.Errorf("after ResetIndexes: %v", got)
 	}
 }
+
+// TestDedupKeyFixed: the dedup key is 33 bytes for any pair, and the
+// framing keeps pairs that concatenate alike apart.
+func TestDedupKeyFixed(t *testing.T) {
+	pairs := [][2]string{{"ab", "c"}, {"a", "bc"}, {"abc", ""}, {"", "abc"}, {strings.Repeat("s", 255), strings.Repeat("e", 4000)}, {"", ""}}
+	seen := map[string][2]string{}
+	for _, p := range pairs {
+		k := store.DedupKey(p[0], p[1])
+		if len(k) != 33 {
+			t.Errorf("dedup key of %q is %d bytes, want 33", p, len(k))
+		}
+		if q, dup := seen[string(k)]; dup {
+			t.Errorf("%q and %q share a dedup key", p, q)
+		}
+		seen[string(k)] = p
+	}
+}
+
+// TestIndexFormatMigration: a store whose index predates format 1 (dedup
+// keyed by the pair itself) is read as it is when opened read-only, and on
+// a writable open loses its dedup entries and watermark, so that the
+// server's start-up reindex rebuilds them from the log; the payloads stay.
+func TestIndexFormatMigration(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	p := store.Payload{Digest: digest("p1"), Salt: salt(1), Data: []byte("one")}
+	if err := s.PutPayloads([]store.Payload{p}); err != nil {
+		t.Fatal(err)
+	}
+	es := []store.Indexed{
+		{Source: "src/a", EventID: "e1", LeafHash: digest("l1"), Index: 0},
+		{Source: strings.Repeat("z", 255), EventID: strings.Repeat("\xff", 300), LeafHash: digest("l2"), Index: 1},
+	}
+	if err := store.MakeIndexV0(s, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWatermark(2); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+
+	ro, err := store.Open(dir, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		mustLookupEvent(t, ro, e.Source, e.EventID, e.Index, true)
+	}
+	mustWatermark(t, ro, 2)
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, dir)
+	for _, e := range es {
+		mustLookupEvent(t, s, e.Source, e.EventID, 0, false)
+	}
+	mustWatermark(t, s, 0)
+	mustGet(t, s, p.Digest, p.Salt, p.Data)
+	// What the reindex writes is found, and stays found across a reopen
+	// (no second migration).
+	if err := s.PutIndexes(es); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWatermark(2); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = open(t, dir)
+	defer closeStore(t, s)
+	for _, e := range es {
+		mustLookupEvent(t, s, e.Source, e.EventID, e.Index, true)
+	}
+	mustWatermark(t, s, 2)
+}
