@@ -38,3 +38,7 @@ func MakeIndexV0(s *Store, es []Indexed) error {
 
 // DedupKey is dedupKey.
 var DedupKey = dedupKey
+
+// UseIndexV0 makes s read and write format-0 dedup keys, for benchmarks
+// that compare the two layouts.
+func UseIndexV0(s *Store) { s.dedupV0 = true }

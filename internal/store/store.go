@@ -422,10 +422,7 @@ func (s *Store) LookupEvent(source, eventID string) (uint64, bool, error) {
 	if len(source) > MaxSourceLen {
 		return 0, false, fmt.Errorf("source is %d bytes, over the limit of %d", len(source), MaxSourceLen)
 	}
-	if s.dedupV0 {
-		return s.getIndex(dedupKeyV0(source, eventID))
-	}
-	return s.getIndex(dedupKey(source, eventID))
+	return s.getIndex(s.dedupKey(source, eventID))
 }
 
 // LookupLeafHash returns the index of the entry with the given leaf hash.
@@ -459,7 +456,7 @@ func (s *Store) PutIndexes(es []Indexed) error {
 			return fmt.Errorf("entry %d: source is %d bytes, over the limit of %d", e.Index, len(e.Source), MaxSourceLen)
 		}
 		binary.BigEndian.PutUint64(v[:], e.Index)
-		if err := b.Set(dedupKey(e.Source, e.EventID), v[:], nil); err != nil {
+		if err := b.Set(s.dedupKey(e.Source, e.EventID), v[:], nil); err != nil {
 			return fmt.Errorf("staging dedup entry: %w", err)
 		}
 		if err := b.Set(leafHashKey(e.LeafHash), v[:], nil); err != nil {
@@ -525,6 +522,14 @@ func dedupKey(source, eventID string) []byte {
 	h.Write([]byte(source))
 	h.Write([]byte(eventID))
 	return h.Sum([]byte{prefixDedup})
+}
+
+// dedupKey is the key of (source, eventID) in s's index format.
+func (s *Store) dedupKey(source, eventID string) []byte {
+	if s.dedupV0 {
+		return dedupKeyV0(source, eventID)
+	}
+	return dedupKey(source, eventID)
 }
 
 // dedupKeyV0 is the format-0 dedup key: the framed pair itself.
