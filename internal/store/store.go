@@ -15,7 +15,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,8 +39,7 @@ const MaxSourceLen = 255
 var ErrNotFound = errors.New("not found")
 
 const (
-	prefixDedup    = 'D' // D | SHA-256(u8 len(source) | source | event_id) -> u64 index (index format 1)
-	prefixDedupV0  = 'd' // d | u8 len(source) | source | event_id -> u64 index (index format 0, read only)
+	prefixDedup    = 'd' // d | u8 len(source) | source | event_id -> u64 index
 	prefixLeafHash = 'h' // h | leaf hash (32)                      -> u64 index
 	prefixEventID  = 'e' // e | u16 len(event_id) | event_id | source -> u64 index
 	prefixPayload  = 'P' // P | admitted (u64 ns) | digest (32)     -> salt (32) | payload
@@ -50,20 +48,7 @@ const (
 	prefixPurge    = 'u' // u | digest (32)                         -> admitted (u64 ns, or empty) while the erased bytes may still be on disk
 )
 
-var (
-	keyWatermark    = []byte("m/watermark")
-	keyIndexVersion = []byte("m/index-format")
-)
-
-// indexFormat is the layout of the index database this code writes: 1 keys
-// the dedup index by a fixed-size hash of (source, event_id) (dedupKey).
-// A store without the version key is format 0, whose dedup keys are the
-// variable-length (source, event_id) itself. Open migrates a format-0
-// index by dropping it and its watermark: the indexes are derived from the
-// log, and the server's start-up reindex rebuilds them from entry 0. A
-// read-only open cannot migrate and reads the format-0 keys instead
-// (docs/decisions.md, "A fixed-size dedup key").
-const indexFormat = 1
+var keyWatermark = []byte("m/watermark")
 
 // Options tune the store. The zero value is fine.
 type Options struct {
@@ -87,9 +72,6 @@ type Store struct {
 	db       *pebble.DB // payloads
 	idx      *pebble.DB // dedup and leaf-hash indexes, watermark
 	readOnly bool
-	// dedupV0: the index is format 0 (opened read-only, so not migrated):
-	// dedup lookups read format-0 keys.
-	dedupV0 bool
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -141,45 +123,7 @@ func Open(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, idx: idx, readOnly: o.ReadOnly}
-	if err := s.migrateIndex(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
-}
-
-// migrateIndex brings the index database to indexFormat (see there).
-func (s *Store) migrateIndex() error {
-	v, closer, err := s.idx.Get(keyIndexVersion)
-	switch {
-	case err == nil:
-		defer closer.Close()
-		if len(v) != 1 || v[0] != indexFormat {
-			return fmt.Errorf("the index store has format %x, which this stele-server does not know (it writes format %d): was the data directory written by a newer version?", v, indexFormat)
-		}
-		return nil
-	case !errors.Is(err, pebble.ErrNotFound):
-		return fmt.Errorf("reading the index format: %w", err)
-	case s.readOnly:
-		s.dedupV0 = true
-		return nil
-	}
-	b := s.idx.NewBatch()
-	defer b.Close()
-	if err := b.DeleteRange([]byte{prefixDedupV0}, []byte{prefixDedupV0 + 1}, nil); err != nil {
-		return fmt.Errorf("staging index migration: %w", err)
-	}
-	if err := b.Delete(keyWatermark, nil); err != nil {
-		return fmt.Errorf("staging index migration: %w", err)
-	}
-	if err := b.Set(keyIndexVersion, []byte{indexFormat}, nil); err != nil {
-		return fmt.Errorf("staging index migration: %w", err)
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("migrating the index store to format %d: %w", indexFormat, err)
-	}
-	return nil
+	return &Store{db: db, idx: idx, readOnly: o.ReadOnly}, nil
 }
 
 // Close flushes and closes the store.
@@ -422,7 +366,7 @@ func (s *Store) LookupEvent(source, eventID string) (uint64, bool, error) {
 	if len(source) > MaxSourceLen {
 		return 0, false, fmt.Errorf("source is %d bytes, over the limit of %d", len(source), MaxSourceLen)
 	}
-	return s.getIndex(s.dedupKey(source, eventID))
+	return s.getIndex(dedupKey(source, eventID))
 }
 
 // LookupLeafHash returns the index of the entry with the given leaf hash.
@@ -456,7 +400,7 @@ func (s *Store) PutIndexes(es []Indexed) error {
 			return fmt.Errorf("entry %d: source is %d bytes, over the limit of %d", e.Index, len(e.Source), MaxSourceLen)
 		}
 		binary.BigEndian.PutUint64(v[:], e.Index)
-		if err := b.Set(s.dedupKey(e.Source, e.EventID), v[:], nil); err != nil {
+		if err := b.Set(dedupKey(e.Source, e.EventID), v[:], nil); err != nil {
 			return fmt.Errorf("staging dedup entry: %w", err)
 		}
 		if err := b.Set(leafHashKey(e.LeafHash), v[:], nil); err != nil {
@@ -497,7 +441,7 @@ func (s *Store) SetWatermark(size uint64) error {
 func (s *Store) ResetIndexes() error {
 	b := s.idx.NewBatch()
 	defer b.Close()
-	for _, p := range []byte{prefixDedup, prefixDedupV0, prefixLeafHash, prefixEventID} {
+	for _, p := range []byte{prefixDedup, prefixLeafHash, prefixEventID} {
 		if err := b.DeleteRange([]byte{p}, []byte{p + 1}, nil); err != nil {
 			return fmt.Errorf("staging index reset: %w", err)
 		}
@@ -511,31 +455,9 @@ func (s *Store) ResetIndexes() error {
 	return nil
 }
 
-// dedupKey is the dedup index's key for (source, eventID): the prefix and
-// the SHA-256 of the pair framed unambiguously (the source, at most
-// MaxSourceLen bytes, behind its length; the event id is the rest). Every
-// key is 33 bytes however long the ids, so index blocks hold a fixed number
-// of entries and a key costs one hash instead of a copy of both ids.
 func dedupKey(source, eventID string) []byte {
-	h := sha256.New()
-	h.Write([]byte{byte(len(source))})
-	h.Write([]byte(source))
-	h.Write([]byte(eventID))
-	return h.Sum([]byte{prefixDedup})
-}
-
-// dedupKey is the key of (source, eventID) in s's index format.
-func (s *Store) dedupKey(source, eventID string) []byte {
-	if s.dedupV0 {
-		return dedupKeyV0(source, eventID)
-	}
-	return dedupKey(source, eventID)
-}
-
-// dedupKeyV0 is the format-0 dedup key: the framed pair itself.
-func dedupKeyV0(source, eventID string) []byte {
 	k := make([]byte, 0, 2+len(source)+len(eventID))
-	k = append(k, prefixDedupV0, byte(len(source)))
+	k = append(k, prefixDedup, byte(len(source)))
 	k = append(k, source...)
 	return append(k, eventID...)
 }

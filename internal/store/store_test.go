@@ -540,81 +540,6 @@ func TestEventElsewhere(t *testing.T) {
 	}
 }
 
-// TestDedupKeyFixed: the dedup key is 33 bytes for any pair, and the
-// framing keeps pairs that concatenate alike apart.
-func TestDedupKeyFixed(t *testing.T) {
-	pairs := [][2]string{{"ab", "c"}, {"a", "bc"}, {"abc", ""}, {"", "abc"}, {strings.Repeat("s", 255), strings.Repeat("e", 4000)}, {"", ""}}
-	seen := map[string][2]string{}
-	for _, p := range pairs {
-		k := store.DedupKey(p[0], p[1])
-		if len(k) != 33 {
-			t.Errorf("dedup key of %q is %d bytes, want 33", p, len(k))
-		}
-		if q, dup := seen[string(k)]; dup {
-			t.Errorf("%q and %q share a dedup key", p, q)
-		}
-		seen[string(k)] = p
-	}
-}
-
-// TestIndexFormatMigration: a store whose index predates format 1 (dedup
-// keyed by the pair itself) is read as it is when opened read-only, and on
-// a writable open loses its dedup entries and watermark, so that the
-// server's start-up reindex rebuilds them from the log; the payloads stay.
-func TestIndexFormatMigration(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	p := store.Payload{Digest: digest("p1"), Salt: salt(1), Data: []byte("one")}
-	if err := s.PutPayloads([]store.Payload{p}); err != nil {
-		t.Fatal(err)
-	}
-	es := []store.Indexed{
-		{Source: "src/a", EventID: "e1", LeafHash: digest("l1"), Index: 0},
-		{Source: strings.Repeat("z", 255), EventID: strings.Repeat("\xff", 300), LeafHash: digest("l2"), Index: 1},
-	}
-	if err := store.MakeIndexV0(s, es); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetWatermark(2); err != nil {
-		t.Fatal(err)
-	}
-	closeStore(t, s)
-
-	ro, err := store.Open(dir, store.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range es {
-		mustLookupEvent(t, ro, e.Source, e.EventID, e.Index, true)
-	}
-	mustWatermark(t, ro, 2)
-	if err := ro.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = open(t, dir)
-	for _, e := range es {
-		mustLookupEvent(t, s, e.Source, e.EventID, 0, false)
-	}
-	mustWatermark(t, s, 0)
-	mustGet(t, s, p.Digest, p.Salt, p.Data)
-	// What the reindex writes is found, and stays found across a reopen
-	// (no second migration).
-	if err := s.PutIndexes(es); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetWatermark(2); err != nil {
-		t.Fatal(err)
-	}
-	closeStore(t, s)
-	s = open(t, dir)
-	defer closeStore(t, s)
-	for _, e := range es {
-		mustLookupEvent(t, s, e.Source, e.EventID, e.Index, true)
-	}
-	mustWatermark(t, s, 2)
-}
-
 // cpuTime is this process's user+system CPU time, which moves less with
 // other processes' load than the wall clock.
 func cpuTime() time.Duration {
@@ -626,56 +551,51 @@ func cpuTime() time.Duration {
 var indexFill = flag.Int("bench-index-fill", 50000, "BenchmarkDedupIndex: entries in the index before the measured ones")
 
 // BenchmarkDedupIndex measures what admission does to the dedup index per
-// event — one lookup of a new (absent) key, then its PutIndexes — for the
-// hashed key (format 1) and the pair itself (format 0), with event ids that
-// sort in admission order ("s0-1234", as stele-bench's) and random ones
-// (GUIDs, as Entra, Okta and CloudTrail ids are), on a store already
-// holding -bench-index-fill entries:
+// event — one lookup of a new (absent) key, then its PutIndexes — with
+// event ids that sort in admission order ("s0-1234", as stele-bench's) and
+// random ones (GUIDs, as Entra, Okta and CloudTrail ids are), on a store
+// already holding -bench-index-fill entries (docs/decisions.md, "The dedup
+// key stays (source, event_id)", for the hashed key it was compared with):
 // go test ./internal/store -run '^$' -bench DedupIndex -benchtime 20000x
 func BenchmarkDedupIndex(b *testing.B) {
-	for _, layout := range []string{"hashed", "pair"} {
-		for _, ids := range []string{"ordered", "guid"} {
-			b.Run(layout+"/"+ids, func(b *testing.B) {
-				s, err := store.Open(b.TempDir(), store.Options{})
-				if err != nil {
-					b.Fatal(err)
+	for _, ids := range []string{"ordered", "guid"} {
+		b.Run(ids, func(b *testing.B) {
+			s, err := store.Open(b.TempDir(), store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			id := func(i int) string {
+				if ids == "ordered" {
+					return fmt.Sprintf("s0-%d", i)
 				}
-				defer s.Close()
-				if layout == "pair" {
-					store.UseIndexV0(s)
-				}
-				id := func(i int) string {
-					if ids == "ordered" {
-						return fmt.Sprintf("s0-%d", i)
-					}
-					h := sha256.Sum256(fmt.Appendf(nil, "%d", i))
-					return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
-				}
-				const batch = 250
-				n := 0
-				put := func(count int) {
-					for count > 0 {
-						es := make([]store.Indexed, 0, batch)
-						for range min(batch, count) {
-							e := store.Indexed{Source: "entra/bench/audit", EventID: id(n), LeafHash: sha256.Sum256(fmt.Appendf(nil, "l%d", n)), Index: uint64(n)}
-							if _, ok, err := s.LookupEvent(e.Source, e.EventID); err != nil || ok {
-								b.Fatal(ok, err)
-							}
-							es = append(es, e)
-							n++
+				h := sha256.Sum256(fmt.Appendf(nil, "%d", i))
+				return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+			}
+			const batch = 250
+			n := 0
+			put := func(count int) {
+				for count > 0 {
+					es := make([]store.Indexed, 0, batch)
+					for range min(batch, count) {
+						e := store.Indexed{Source: "entra/bench/audit", EventID: id(n), LeafHash: sha256.Sum256(fmt.Appendf(nil, "l%d", n)), Index: uint64(n)}
+						if _, ok, err := s.LookupEvent(e.Source, e.EventID); err != nil || ok {
+							b.Fatal(ok, err)
 						}
-						if err := s.PutIndexes(es); err != nil {
-							b.Fatal(err)
-						}
-						count -= len(es)
+						es = append(es, e)
+						n++
 					}
+					if err := s.PutIndexes(es); err != nil {
+						b.Fatal(err)
+					}
+					count -= len(es)
 				}
-				put(*indexFill)
-				b.ResetTimer()
-				cpu0 := cpuTime()
-				put(b.N)
-				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-			})
-		}
+			}
+			put(*indexFill)
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			put(b.N)
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }
