@@ -38,3 +38,27 @@ func BenchmarkNormalize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecode compares, on each golden fixture, the single-pass fast
+// path (what Normalize uses) with the jsontext decoder it is held to:
+// go test ./identity -run '^$' -bench Decode -benchmem
+func BenchmarkDecode(b *testing.B) {
+	for _, f := range fixtures(b) {
+		for _, d := range []struct {
+			name   string
+			decode func([]byte) (any, error)
+		}{{"fast", decodeValue}, {"jsontext", decodeJSONText}} {
+			b.Run(f.Format+"/"+f.Name+"/"+d.name, func(b *testing.B) {
+				b.SetBytes(int64(len(f.Record)))
+				b.ReportAllocs()
+				cpu0 := cpuTime()
+				for b.Loop() {
+					if _, err := d.decode(f.Record); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}

@@ -64,9 +64,13 @@ func readValueTokens(d *jsontext.Decoder) (any, error) {
 
 // decodeBoth decodes record with the decoder in use and with the reference,
 // and fails t unless both give the same tree or both refuse it, for the
-// same kind of reason.
+// same kind of reason. The decoder in use is checked at both of its
+// levels: the single-pass fast path (scanValue) against the jsontext
+// decoder (decodeJSONText, kept as its reference), and the jsontext
+// decoder against the token decoder before it.
 func decodeBoth(t *testing.T, record []byte) {
 	t.Helper()
+	scanBoth(t, record)
 	got, gotErr := readValue(jsontext.NewDecoder(bytes.NewReader(record)))
 	want, wantErr := readValueTokens(jsontext.NewDecoder(bytes.NewReader(record)))
 	if (gotErr == nil) != (wantErr == nil) {
@@ -80,6 +84,29 @@ func decodeBoth(t *testing.T, record []byte) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q: decoded %#v, reference %#v", record, got, want)
+	}
+}
+
+// scanBoth fails t unless the fast path accepts exactly what the jsontext
+// decoder accepts, with the same tree, and decodeValue (fast path, then
+// jsontext) answers exactly as the jsontext decoder alone, error text
+// included. The one thing the fast path leaves to jsontext on purpose is
+// nesting deeper than maxScanDepth.
+func scanBoth(t *testing.T, record []byte) {
+	t.Helper()
+	want, wantErr := decodeJSONText(record)
+	fast, ok := scanValue(record)
+	switch {
+	case ok && wantErr != nil:
+		t.Fatalf("%q: fast path accepted %#v, jsontext refuses it: %v", record, fast, wantErr)
+	case ok && !reflect.DeepEqual(fast, want):
+		t.Fatalf("%q: fast path decoded %#v, jsontext %#v", record, fast, want)
+	case !ok && wantErr == nil && bytes.Count(record, []byte("{"))+bytes.Count(record, []byte("[")) <= maxScanDepth:
+		t.Fatalf("%q: fast path refused a record jsontext reads as %#v", record, want)
+	}
+	got, gotErr := decodeValue(record)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: decodeValue gave (%#v, %v), jsontext (%#v, %v)", record, got, gotErr, want, wantErr)
 	}
 }
 
@@ -101,6 +128,11 @@ var decodeDiffCases = []string{
 	`{"a":1,}`, `{"a" 1}`, `[1,]`, `{"a":01}`, `{"a":1}x`, `{"a":"unterminated}`, `{"a":tru}`,
 	`{"Level":1,"level":2}`, `{"a":[{"a":1,"a":1}]}`,
 	`{"thisnameislongerthansixtyfourbytesxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx":1}`,
+	// The fast path's own edges: whitespace, numbers, literals, escapes.
+	" \t\r\n{ \"a\" : [ 1 , 2 ] } \n", `[1 2]`, `{"a":1 "b":2}`, `-`, `-01`, `1.`, `.5`, `1e`, `1e+`, `1E-07`, `-0`,
+	`[tru]`, `[nul]`, `[falsey]`, `nullx`, `[true,false,null]`, `"\u00"`, `"\x"`, `"\/\b\f\r\t"`, "\"a\tb\"",
+	"\"\x7f\"", "\"\xed\xa0\x80\"", "\"\xef\xbb\xbf\"", "\xef\xbb\xbf{}", `{"a":{"b":{}}}`, `[[[[]]]]`,
+	`{"a":"\"quoted\""}`, `{"\"":1,"\u0022":2}`, `"\ud83d\ude00"`, `"\ude00\ud83d"`, `[`, `{`, `{"a"`, `{"a":`, `"`, ``, ` `,
 }
 
 // TestDecodeDifferential: on every golden fixture and on hand-made edge
@@ -129,4 +161,49 @@ func FuzzDecodeDifferential(f *testing.F) {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, record []byte) { decodeBoth(t, record) })
+}
+
+// TestScanDepth: a record nested past maxScanDepth is read by the jsontext
+// decoder, to the same tree; and every golden fixture takes the fast path.
+func TestScanDepth(t *testing.T) {
+	deep := bytes.Repeat([]byte("["), maxScanDepth+1)
+	deep = append(deep, bytes.Repeat([]byte("]"), maxScanDepth+1)...)
+	if _, ok := scanValue(deep); ok {
+		t.Fatalf("fast path read %d levels, over maxScanDepth %d", maxScanDepth+1, maxScanDepth)
+	}
+	scanBoth(t, deep)
+	if _, err := decodeValue(deep); err != nil {
+		t.Fatalf("%d levels: %v", maxScanDepth+1, err)
+	}
+	for _, fx := range fixtures(t) {
+		if _, ok := scanValue(fx.Record); !ok {
+			t.Errorf("%s/%s: not read by the fast path", fx.Format, fx.Name)
+		}
+	}
+}
+
+var unquoteCases = []string{
+	``, `"`, `""`, `"Global Administrator"`, `"a\"b"`, `"a\u0041"`, `"tab	in"`, "\"\xff\"", `null`, ` null `, ` "x" `,
+	`nul`, `123`, `true`, `{"a":1}`, `["x"]`, `plain text`, `"unterminated`, `"x"y"`, `"x" "y"`, "\"\x7f\"", `"é"`,
+}
+
+// TestUnquote: unquote's fast cases answer exactly as encoding/json does
+// (unquoteJSON, the reference).
+func TestUnquote(t *testing.T) {
+	for _, c := range unquoteCases {
+		if got, want := unquote(c), unquoteJSON(c); got != want {
+			t.Errorf("unquote(%q) = %q, encoding/json gives %q", c, got, want)
+		}
+	}
+}
+
+func FuzzUnquote(f *testing.F) {
+	for _, c := range unquoteCases {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := unquote(s), unquoteJSON(s); got != want {
+			t.Fatalf("unquote(%q) = %q, encoding/json gives %q", s, got, want)
+		}
+	})
 }

@@ -40,7 +40,20 @@ func decodeObject(record []byte) (obj, error) {
 // forbids them and invalid Unicode): a name twice in one object, and text
 // that is not UTF-8 (raw bytes or an escaped lone surrogate). The log commits
 // to the raw bytes, so the record must have one reading only.
+//
+// A record scanValue accepts (any well-formed record of sane depth) is read
+// in its single pass; anything else goes through decodeJSONText, the
+// jsontext decoder, which words the refusal.
 func decodeValue(record []byte) (any, error) {
+	if v, ok := scanValue(record); ok {
+		return v, nil
+	}
+	return decodeJSONText(record)
+}
+
+// decodeJSONText is decodeValue through jsontext: the reference the fast
+// path is held to, and the reader of every record it does not accept.
+func decodeJSONText(record []byte) (any, error) {
 	d := jsontext.NewDecoder(bytes.NewReader(record))
 	v, err := readValue(d)
 	if err != nil {

@@ -177,15 +177,26 @@ func (s *Store) PutPayloads(ps []Payload) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	b := s.db.NewBatch()
+	// Sized up front, so the batch's buffer is not regrown (and copied)
+	// while staging: key, salt, payload and a record header each.
+	size := 0
+	for _, p := range ps {
+		size += 1 + 8 + 32 + SaltSize + len(p.Data) + 16
+	}
+	b := s.db.NewBatchWithSize(size)
 	defer b.Close()
 	for _, p := range ps {
 		if len(p.Salt) != SaltSize {
 			return fmt.Errorf("payload %x: salt is %d bytes, want %d", p.Digest, len(p.Salt), SaltSize)
 		}
-		v := make([]byte, 0, len(p.Salt)+len(p.Data))
-		v = append(append(v, p.Salt...), p.Data...)
-		if err := b.Set(payloadKey(p.Ref()), v, nil); err != nil {
+		// Salt and payload are copied straight into the batch (no
+		// intermediate value).
+		k := payloadKey(p.Ref())
+		op := b.SetDeferred(len(k), SaltSize+len(p.Data))
+		copy(op.Key, k)
+		copy(op.Value, p.Salt)
+		copy(op.Value[SaltSize:], p.Data)
+		if err := op.Finish(); err != nil {
 			return fmt.Errorf("staging payload: %w", err)
 		}
 	}

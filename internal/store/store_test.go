@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -535,5 +537,65 @@ func TestEventElsewhere(t *testing.T) {
 	}
 	if got, _ := s.EventElsewhere("e1", "entra/t2/audit"); len(got) != 0 {
 		t.Errorf("after ResetIndexes: %v", got)
+	}
+}
+
+// cpuTime is this process's user+system CPU time, which moves less with
+// other processes' load than the wall clock.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+var indexFill = flag.Int("bench-index-fill", 50000, "BenchmarkDedupIndex: entries in the index before the measured ones")
+
+// BenchmarkDedupIndex measures what admission does to the dedup index per
+// event — one lookup of a new (absent) key, then its PutIndexes — with
+// event ids that sort in admission order ("s0-1234", as stele-bench's) and
+// random ones (GUIDs, as Entra, Okta and CloudTrail ids are), on a store
+// already holding -bench-index-fill entries (docs/decisions.md, "The dedup
+// key stays (source, event_id)", for the hashed key it was compared with):
+// go test ./internal/store -run '^$' -bench DedupIndex -benchtime 20000x
+func BenchmarkDedupIndex(b *testing.B) {
+	for _, ids := range []string{"ordered", "guid"} {
+		b.Run(ids, func(b *testing.B) {
+			s, err := store.Open(b.TempDir(), store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			id := func(i int) string {
+				if ids == "ordered" {
+					return fmt.Sprintf("s0-%d", i)
+				}
+				h := sha256.Sum256(fmt.Appendf(nil, "%d", i))
+				return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+			}
+			const batch = 250
+			n := 0
+			put := func(count int) {
+				for count > 0 {
+					es := make([]store.Indexed, 0, batch)
+					for range min(batch, count) {
+						e := store.Indexed{Source: "entra/bench/audit", EventID: id(n), LeafHash: sha256.Sum256(fmt.Appendf(nil, "l%d", n)), Index: uint64(n)}
+						if _, ok, err := s.LookupEvent(e.Source, e.EventID); err != nil || ok {
+							b.Fatal(ok, err)
+						}
+						es = append(es, e)
+						n++
+					}
+					if err := s.PutIndexes(es); err != nil {
+						b.Fatal(err)
+					}
+					count -= len(es)
+				}
+			}
+			put(*indexFill)
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			put(b.N)
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
 	}
 }
