@@ -1,0 +1,203 @@
+// Package jsonappend encodes JSON by appending to a byte slice, in one
+// pass, with exactly the bytes encoding/json gives for the same values:
+// for code that renders a JSON document per record at high rates (the
+// forwarder), where encoding/json's reflection and maps were most of the
+// cost. The tests compare every function with encoding/json.
+package jsonappend
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// safe[b] (ASCII b) needs no escape in a JSON string; html[b] is true for
+// the three characters HTML escaping adds.
+var safe, html [utf8.RuneSelf]bool
+
+func init() {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		safe[b] = b != '"' && b != '\\'
+	}
+	html['<'], html['>'], html['&'] = true, true, true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// String appends s as a JSON string exactly as encoding/json does: \b \f
+// \n \r \t \" \\ as short escapes, other control characters as \u00XX,
+// invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped, and with escapeHTML
+// < > & as \u003c \u003e \u0026 (json.Marshal's default;
+// Encoder.SetEscapeHTML(false) turns it off).
+func String[S []byte | string](dst []byte, s S, escapeHTML bool) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if safe[b] && !(escapeHTML && html[b]) {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		n := min(len(s)-i, utf8.UTFMax)
+		c, size := utf8.DecodeRuneInString(string(s[i : i+n]))
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// Compact appends valid JSON src with the whitespace outside strings
+// removed and, with escapeHTML, < > & U+2028 U+2029 escaped: what
+// encoding/json writes for a json.RawMessage member (json.Marshal: with
+// escapeHTML; an Encoder with SetEscapeHTML(false): without). Unlike
+// encoding/json it does not validate src: give it JSON this program
+// produced.
+func Compact(dst, src []byte, escapeHTML bool) []byte {
+	start := 0
+	inString, escaped := false, false
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if escapeHTML {
+			if c == '<' || c == '>' || c == '&' {
+				dst = append(dst, src[start:i]...)
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				start = i + 1
+			} else if c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8 {
+				dst = append(dst, src[start:i]...)
+				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
+				start = i + 3
+			}
+		}
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(dst, src[start:]...)
+}
+
+// Value appends v as json.Marshal encodes it (maps with sorted keys, HTML
+// characters escaped). Strings, booleans, integers, []string, []any and
+// map[string]any of those are encoded here; other types by encoding/json.
+func Value(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		return String(dst, x, true), nil
+	case bool:
+		return strconv.AppendBool(dst, x), nil
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int32:
+		return strconv.AppendInt(dst, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(dst, x, 10), nil
+	case uint64:
+		return strconv.AppendUint(dst, x, 10), nil
+	case []string:
+		if x == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, '[')
+		for i, s := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = String(dst, s, true)
+		}
+		return append(dst, ']'), nil
+	case []any:
+		if x == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = Value(dst, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	case map[string]any:
+		if x == nil {
+			return append(dst, "null"...), nil
+		}
+		var arr [32]string
+		keys := arr[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = String(dst, k, true)
+			dst = append(dst, ':')
+			var err error
+			if dst, err = Value(dst, x[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, '}'), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("jsonappend: %T: %w", v, err)
+	}
+	return append(dst, b...), nil
+}
