@@ -60,11 +60,11 @@ func (c *ElasticConfig) validate() error {
 
 // ElasticSink writes with _bulk.
 type ElasticSink struct {
-	cfg  ElasticConfig
+	cfg ElasticConfig
 	// indexAction and deleteAction start an action line, up to its _id.
 	indexAction, deleteAction []byte
-	hc   *http.Client
-	auth string
+	hc                        *http.Client
+	auth                      string
 }
 
 func openElastic(_ string, settings any, _ SinkEnv) (Sink, error) {
