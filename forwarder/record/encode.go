@@ -60,13 +60,19 @@ func (d *Document) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"normalized_pb":`...)
 		dst = jsonappend.String(dst, d.NormalizedPB, false)
 	}
-	if len(d.Normalized) > 0 {
-		dst = append(dst, `,"normalized":`...)
-		dst = jsonappend.Compact(dst, d.Normalized, false)
-	}
-	if len(d.OCSF) > 0 {
-		dst = append(dst, `,"ocsf":`...)
-		dst = jsonappend.Compact(dst, d.OCSF, false)
+	for _, v := range [...]struct {
+		k   string
+		raw []byte
+	}{{`,"normalized":`, d.Normalized}, {`,"ocsf":`, d.OCSF}} {
+		if len(v.raw) == 0 {
+			continue
+		}
+		dst = append(dst, v.k...)
+		if d.compactViews {
+			dst = append(dst, v.raw...)
+		} else {
+			dst = jsonappend.Compact(dst, v.raw, false)
+		}
 	}
 	if e := d.Erasure; e != nil {
 		dst = append(dst, `,"erasure":{"erased_index":`...)

@@ -114,6 +114,9 @@ type Document struct {
 	// receiptJSON, when set, is Receipt encoded as a JSON string (see
 	// Checkpoint): AppendJSON copies it instead of escaping Receipt.
 	receiptJSON []byte
+	// compactViews: Normalized and OCSF are compact JSON already (Build
+	// made them), AppendJSON copies them without compacting them again.
+	compactViews bool
 }
 
 // Entry is what the forwarder knows of a verified entry: Build turns it
@@ -171,7 +174,7 @@ func Build(e *Entry) (*Document, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record: entry %d: %w", e.Index, err)
 		}
-		d.Normalized, d.OCSF = norm, ocsf
+		d.Normalized, d.OCSF, d.compactViews = jsonappend.Compact(make([]byte, 0, len(norm)), norm, false), ocsf, true
 	}
 	if l.Source == ErasureSource {
 		var er Erasure

@@ -6,6 +6,7 @@
 package jsonappend
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -35,6 +36,13 @@ func String[S []byte | string](dst []byte, s S, escapeHTML bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip eight plain bytes at a time: most text needs no escape.
+		for i+8 <= len(s) && plain8(load8(s, i), escapeHTML) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		if b := s[i]; b < utf8.RuneSelf {
 			if safe[b] && !(escapeHTML && html[b]) {
 				i++
@@ -83,6 +91,45 @@ func String[S []byte | string](dst []byte, s S, escapeHTML bool) []byte {
 	return append(dst, '"')
 }
 
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// load8 reads s[i:i+8] as a little-endian word.
+func load8[S []byte | string](s S, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// hasZero reports exactly whether a byte of x is zero: (x&m)+m sets a
+// byte's high bit iff its low seven bits are not all zero (no carry
+// leaves the byte), x's own high bit covers the rest.
+func hasZero(x uint64) bool {
+	const m = 0x7f7f7f7f7f7f7f7f
+	t := (x & m) + m
+	return ^(t|x|m) != 0
+}
+
+// plain8 reports whether the eight bytes of w are ASCII that needs no
+// escape in a JSON string: no control character, '"', '\\' nor (with
+// escapeHTML) '<', '>', '&'.
+func plain8(w uint64, escapeHTML bool) bool {
+	if w&msb != 0 {
+		return false
+	}
+	// A byte below 0x20: adding 0x60 leaves its high bit clear (bytes are
+	// all < 0x80 here, so no carry crosses bytes).
+	if ^(w+lsb*0x60)&msb != 0 {
+		return false
+	}
+	if hasZero(w^(lsb*'"')) || hasZero(w^(lsb*'\\')) {
+		return false
+	}
+	return !escapeHTML || !(hasZero(w^(lsb*'<')) || hasZero(w^(lsb*'>')) || hasZero(w^(lsb*'&')))
+}
+
 // Compact appends valid JSON src with the whitespace outside strings
 // removed and, with escapeHTML, < > & U+2028 U+2029 escaped: what
 // encoding/json writes for a json.RawMessage member (json.Marshal: with
@@ -90,20 +137,54 @@ func String[S []byte | string](dst []byte, s S, escapeHTML bool) []byte {
 // encoding/json it does not validate src: give it JSON this program
 // produced.
 func Compact(dst, src []byte, escapeHTML bool) []byte {
+	if escapeHTML {
+		return compactHTML(dst, src)
+	}
+	start := 0
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '"':
+			// Jump to the closing quote: one not preceded by an odd
+			// number of backslashes.
+			j := i + 1
+			for {
+				k := bytes.IndexByte(src[j:], '"')
+				if k < 0 {
+					return append(dst, src[start:]...)
+				}
+				j += k
+				n := 0
+				for p := j - 1; p > i && src[p] == '\\'; p-- {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+				j++
+			}
+			i = j
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(dst, src[start:]...)
+}
+
+// compactHTML is Compact with < > & U+2028 U+2029 escaped.
+func compactHTML(dst, src []byte) []byte {
 	start := 0
 	inString, escaped := false, false
 	for i := 0; i < len(src); i++ {
 		c := src[i]
-		if escapeHTML {
-			if c == '<' || c == '>' || c == '&' {
-				dst = append(dst, src[start:i]...)
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-				start = i + 1
-			} else if c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8 {
-				dst = append(dst, src[start:i]...)
-				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
-				start = i + 3
-			}
+		if c == '<' || c == '>' || c == '&' {
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			start = i + 1
+		} else if c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8 {
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
+			start = i + 3
 		}
 		if inString {
 			switch {

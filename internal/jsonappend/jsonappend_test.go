@@ -99,3 +99,25 @@ func FuzzJSONAppend(f *testing.F) {
 		}
 	})
 }
+
+// TestPlain8: the eight-byte test agrees with the byte table for every
+// byte value at every position.
+func TestPlain8(t *testing.T) {
+	for _, esc := range []bool{false, true} {
+		for pos := range 8 {
+			for b := range 256 {
+				w := []byte("abcdefgh")
+				w[pos] = byte(b)
+				want := true
+				for _, c := range w {
+					if c >= 0x80 || !safe[c] || (esc && html[c]) {
+						want = false
+					}
+				}
+				if got := plain8(load8(w, 0), esc); got != want {
+					t.Fatalf("byte %#x at %d (escapeHTML %v): plain8 %v, want %v", b, pos, esc, got, want)
+				}
+			}
+		}
+	}
+}
