@@ -109,7 +109,7 @@ func load8[S []byte | string](s S, i int) uint64 {
 func hasZero(x uint64) bool {
 	const m = 0x7f7f7f7f7f7f7f7f
 	t := (x & m) + m
-	return ^(t|x|m) != 0
+	return ^(t | x | m) != 0
 }
 
 // plain8 reports whether the eight bytes of w are ASCII that needs no
