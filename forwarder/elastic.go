@@ -156,7 +156,11 @@ type bulkItemOutcome struct {
 
 func (s *ElasticSink) bulk(ctx context.Context, items []*Item, bodies map[*Item][]byte, counts map[*Item]int) error {
 	var body bytes.Buffer
-	total := 0
+	total, n := 0, 0
+	for _, it := range items {
+		n += len(bodies[it])
+	}
+	body.Grow(n)
 	for _, it := range items {
 		body.Write(bodies[it])
 		total += counts[it]

@@ -214,6 +214,11 @@ func (s *SentinelSink) post(ctx context.Context, items []*Item, rows map[*Item][
 		return fmt.Errorf("sentinel: getting a token (client credentials): %w", err)
 	}
 	var body bytes.Buffer
+	n := 2
+	for _, it := range items {
+		n += len(rows[it]) + 1
+	}
+	body.Grow(n)
 	body.WriteByte('[')
 	for i, it := range items {
 		if i > 0 {

@@ -200,6 +200,11 @@ type hecResponse struct {
 
 func (s *SplunkSink) post(ctx context.Context, items []*Item, evs map[*Item][]byte) error {
 	var body bytes.Buffer
+	n := 0
+	for _, it := range items {
+		n += len(evs[it])
+	}
+	body.Grow(n)
 	for _, it := range items {
 		body.Write(evs[it])
 	}

@@ -121,3 +121,18 @@ func TestPlain8(t *testing.T) {
 		}
 	}
 }
+
+// TestNoHTML8: the eight-byte test agrees with a byte comparison for
+// every byte value at every position.
+func TestNoHTML8(t *testing.T) {
+	for pos := range 8 {
+		for b := range 256 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(b)
+			want := bytes.IndexAny(w, "<>&") < 0 && bytes.IndexByte(w, 0xE2) < 0
+			if got := noHTML8(load8(w, 0)); got != want {
+				t.Fatalf("byte %#x at %d: noHTML8 %v, want %v", b, pos, got, want)
+			}
+		}
+	}
+}
