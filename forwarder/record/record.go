@@ -174,7 +174,7 @@ func Build(e *Entry) (*Document, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record: entry %d: %w", e.Index, err)
 		}
-		d.Normalized, d.OCSF, d.compactViews = jsonappend.Compact(make([]byte, 0, len(norm)), norm, false), ocsf, true
+		d.Normalized, d.OCSF, d.compactViews = jsonappend.Compact(norm[:0], norm, false), ocsf, true
 	}
 	if l.Source == ErasureSource {
 		var er Erasure
@@ -199,7 +199,7 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	// identity.JSON's rendering (proto field names, no raw record) without
 	// its defensive copy and indentation: ev is ours, its raw record left
 	// out, and this runs for every record forwarded. Marshal compacts it.
-	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
+	j, err := protojson.MarshalOptions{UseProtoNames: true}.MarshalAppend(make([]byte, 0, 4*len(p.Normalized)+256), ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}

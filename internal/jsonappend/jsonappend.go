@@ -135,7 +135,7 @@ func plain8(w uint64, escapeHTML bool) bool {
 // encoding/json writes for a json.RawMessage member (json.Marshal: with
 // escapeHTML; an Encoder with SetEscapeHTML(false): without). Unlike
 // encoding/json it does not validate src: give it JSON this program
-// produced.
+// produced. Without escapeHTML, dst may be src[:0] (compacting in place).
 func Compact(dst, src []byte, escapeHTML bool) []byte {
 	if escapeHTML {
 		return compactHTML(dst, src)

@@ -59,6 +59,12 @@ func TestCompact(t *testing.T) {
 			if got, want := Compact(nil, []byte(raw), esc), stdRaw(t, []byte(raw), esc); !bytes.Equal(got, want) {
 				t.Errorf("%s (escapeHTML %v):\n got %s\nwant %s", raw, esc, got, want)
 			}
+			if !esc {
+				in := []byte(raw)
+				if got, want := Compact(in[:0], in, false), stdRaw(t, []byte(raw), false); !bytes.Equal(got, want) {
+					t.Errorf("%s in place:\n got %s\nwant %s", raw, got, want)
+				}
+			}
 		}
 	}
 }
@@ -93,8 +99,15 @@ func FuzzJSONAppend(f *testing.F) {
 			if !json.Valid(raw) {
 				continue
 			}
-			if got, want := Compact(nil, raw, esc), stdRaw(t, raw, esc); !bytes.Equal(got, want) {
+			want := stdRaw(t, raw, esc)
+			if got := Compact(nil, raw, esc); !bytes.Equal(got, want) {
 				t.Fatalf("Compact(%q, %v):\n got %s\nwant %s", raw, esc, got, want)
+			}
+			if !esc {
+				in := bytes.Clone(raw)
+				if got := Compact(in[:0], in, false); !bytes.Equal(got, want) {
+					t.Fatalf("Compact(%q) in place:\n got %s\nwant %s", raw, got, want)
+				}
 			}
 		}
 	})
