@@ -34,7 +34,10 @@ func (nullSink) Close() error                                     { return nil }
 // and level-0 tiles over HTTP, payloads over GetEvents, nothing verified),
 // with the process's CPU time per event (the in-process log server and the
 // sinks' local servers included); "null" is the forwarder with a sink that
-// confirms at once (its read path alone).
+// confirms at once (its read path alone). Last, with two real sinks or
+// more, all of them run in one forwarder (sharing each entry's read and
+// rendering): events/s to every sink and CPU time per event, as a ratio
+// to the sum of the sinks' CPU times alone.
 // Run it short:
 //
 //	go test ./forwarder -run '^$' -bench BenchmarkSinks -benchtime 1x
@@ -86,6 +89,8 @@ func BenchmarkSinks(b *testing.B) {
 		raw, rawCPU := rawRead(b, l, lg, total)
 		fmt.Printf("raw read            %6d entries: %7.0f entries/s, %4.0f µs CPU each (bundles + level-0 tiles + GetEvents, nothing verified)\n",
 			total, raw, float64(rawCPU.Microseconds()))
+		cpuAlone := time.Duration(0) // the sum of the real sinks' CPU per event, each alone
+		var real []forwarder.SinkConfig
 		for _, sc := range sinks {
 			state := b.TempDir()
 			run := func() (*forwarder.Forwarder, func()) {
@@ -110,6 +115,10 @@ func BenchmarkSinks(b *testing.B) {
 			raw2, _ := rawRead(b, l, lg, total)
 			fmt.Printf("sink %-13s %6d events in %6.2fs: %7.0f events/s = %.2f of the raw read (%.0f/s just after), %4.0f µs CPU each (%.1f× the raw read's)\n",
 				sc.Name, size, d.Seconds(), rate, rate/((raw+raw2)/2), raw2, float64(cpu.Microseconds()), float64(cpu)/float64(rawCPU))
+			if sc.Type != "null" {
+				cpuAlone += cpu
+				real = append(real, sc)
+			}
 			if lagFor == 0 {
 				stop()
 				continue
@@ -122,6 +131,40 @@ func BenchmarkSinks(b *testing.B) {
 			fmt.Printf("sink %-13s lag at %5.0f events/s (asked %5.0f/s, %d events over %s, poll 1s): p50 %.2fs, p99 %.2fs behind the published checkpoint\n",
 				sc.Name, float64(appended)/lagFor.Seconds(), rate/2, appended, lagFor, p50, p99)
 		}
+		if len(real) < 2 {
+			continue
+		}
+		// All the real sinks in one forwarder: they share one read and
+		// one rendering of each entry (the forwarder's item cache).
+		cfg := l.config(b, b.TempDir(), real...)
+		cfg.BatchSize, cfg.FetchConcurrency = 1000, 16
+		cfg.PollInterval = forwarder.Duration(time.Second)
+		size := l.size(b)
+		c0 := cpuTime()
+		start := time.Now()
+		f, stop := l.runForwarder(b, cfg)
+		deadline := time.Now().Add(10 * time.Minute)
+		for {
+			done := true
+			for _, s := range f.Status().Sinks {
+				if s.DeadLetter > 0 {
+					b.Fatalf("%d records dead-lettered: %+v", s.DeadLetter, s)
+				}
+				done = done && s.Next >= size
+			}
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("not delivered within 10 minutes: %+v", f.Status())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		d := time.Since(start)
+		cpu := (cpuTime() - c0) / time.Duration(size)
+		stop()
+		fmt.Printf("all %d sinks at once %6d events in %6.2fs: %7.0f events/s to every sink, %4.0f µs CPU each (the sinks alone: %.0f µs in all, %.2f of it)\n",
+			len(real), size, d.Seconds(), float64(size)/d.Seconds(), float64(cpu.Microseconds()), float64(cpuAlone.Microseconds()), float64(cpu)/float64(cpuAlone))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stele-dev/stele/internal/jsonappend"
 )
 
 // ElasticConfig configures the Elasticsearch / OpenSearch sink: records
@@ -58,9 +60,11 @@ func (c *ElasticConfig) validate() error {
 
 // ElasticSink writes with _bulk.
 type ElasticSink struct {
-	cfg  ElasticConfig
-	hc   *http.Client
-	auth string
+	cfg ElasticConfig
+	// indexAction and deleteAction start an action line, up to its _id.
+	indexAction, deleteAction []byte
+	hc                        *http.Client
+	auth                      string
 }
 
 func openElastic(_ string, settings any, _ SinkEnv) (Sink, error) {
@@ -73,6 +77,9 @@ func OpenElastic(cfg ElasticConfig) (*ElasticSink, error) {
 		return nil, fmt.Errorf("elasticsearch sink: %w", err)
 	}
 	s := &ElasticSink{cfg: cfg}
+	idx, _ := json.Marshal(cfg.Index)
+	s.indexAction = fmt.Appendf(nil, `{"index":{"_index":%s,"_id":`, idx)
+	s.deleteAction = fmt.Appendf(nil, `{"delete":{"_index":%s,"_id":`, idx)
 	switch {
 	case cfg.APIKeyFile != "":
 		k, err := readSecret(cfg.APIKeyFile, "elasticsearch sink: api_key_file")
@@ -104,19 +111,20 @@ func (s *ElasticSink) Idempotent() bool { return true }
 // actions renders an item's _bulk lines: an index action, and for an
 // erasure event a delete of the erased entry's document.
 func (s *ElasticSink) actions(it *Item) (body []byte, n int) {
-	idx, _ := json.Marshal(s.cfg.Index)
-	id, _ := json.Marshal(DocID(it.Doc.Origin, it.Doc.Index))
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"index":{"_index":%s,"_id":%s}}`+"\n", idx, id)
-	b.Write(it.JSON)
-	b.WriteByte('\n')
+	b := make([]byte, 0, len(s.indexAction)+len(it.Doc.Origin)+32+len(it.JSON)+1)
+	b = append(b, s.indexAction...)
+	b = jsonappend.String(b, DocID(it.Doc.Origin, it.Doc.Index), true)
+	b = append(b, "}}\n"...)
+	b = append(b, it.JSON...)
+	b = append(b, '\n')
 	n = 1
 	if e := it.Doc.Erasure; e != nil && it.Doc.Type == "event" {
-		did, _ := json.Marshal(DocID(it.Doc.Origin, e.ErasedIndex))
-		fmt.Fprintf(&b, `{"delete":{"_index":%s,"_id":%s}}`+"\n", idx, did)
+		b = append(b, s.deleteAction...)
+		b = jsonappend.String(b, DocID(it.Doc.Origin, e.ErasedIndex), true)
+		b = append(b, "}}\n"...)
 		n = 2
 	}
-	return b.Bytes(), n
+	return b, n
 }
 
 // Deliver sends _bulk requests of at most MaxBatchBytes and reads each
@@ -148,7 +156,11 @@ type bulkItemOutcome struct {
 
 func (s *ElasticSink) bulk(ctx context.Context, items []*Item, bodies map[*Item][]byte, counts map[*Item]int) error {
 	var body bytes.Buffer
-	total := 0
+	total, n := 0, 0
+	for _, it := range items {
+		n += len(bodies[it])
+	}
+	body.Grow(n)
 	for _, it := range items {
 		body.Write(bodies[it])
 		total += counts[it]
@@ -165,7 +177,7 @@ func (s *ElasticSink) bulk(ctx context.Context, items []*Item, bodies map[*Item]
 	if err != nil {
 		return fmt.Errorf("elasticsearch: %w", err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("elasticsearch: _bulk: %w", httpError(resp))
 	}

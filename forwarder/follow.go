@@ -130,6 +130,7 @@ func (f *Follower) Read(ctx context.Context, cp *client.Checkpoint, from uint64,
 // included, filling out.
 func (f *Follower) entries(ctx context.Context, cp *client.Checkpoint, from, end uint64, out []*record.Entry) error {
 	pv := f.Log.Prover(cp.Size)
+	rc := record.NewCheckpoint(cp)
 	for bi := from / layout.EntryBundleWidth; bi*layout.EntryBundleWidth < end; bi++ {
 		es, err := f.Log.Bundle(ctx, bi, cp.Size)
 		if err != nil {
@@ -151,7 +152,7 @@ func (f *Follower) entries(ctx context.Context, cp *client.Checkpoint, from, end
 			if err != nil {
 				return fmt.Errorf("%w: entry %d is not a leaf v1: %v", client.ErrVerification, i, err)
 			}
-			out[i-from] = &record.Entry{Origin: cp.Origin, Index: i, LeafBytes: e, Leaf: l, Receipt: record.Receipt(cp, i, hs, e)}
+			out[i-from] = &record.Entry{Origin: cp.Origin, Index: i, LeafBytes: e, Leaf: l, Receipt: rc.Receipt(i, hs, e), Checkpoint: rc}
 		}
 	}
 	for k, e := range out {

@@ -65,6 +65,8 @@ type Forwarder struct {
 	reg    *prometheus.Registry
 	m      *metrics
 	sinks  []*sinkRun
+	// cache shares what one sink read with the others (nil with one sink).
+	cache *itemCache
 
 	latest   atomic.Pointer[client.Checkpoint]
 	notifyMu sync.Mutex
@@ -129,6 +131,9 @@ func New(o Options) (*Forwarder, error) {
 			r.redeliverTo = cur.SendingTo
 		}
 		f.sinks = append(f.sinks, r)
+	}
+	if len(f.sinks) > 1 {
+		f.cache = newItemCache(4*cfg.BatchSize, f.readItems)
 	}
 	if cp := f.follow.Trusted(); cp != nil {
 		f.latest.Store(cp)
@@ -256,11 +261,7 @@ func (r *sinkRun) read(ctx context.Context, ch chan<- batch) {
 		if err != nil {
 			return
 		}
-		entries, err := r.f.follow.Read(ctx, cp, next, r.f.cfg.BatchSize)
-		var items []*Item
-		if err == nil {
-			items, err = buildItems(entries)
-		}
+		items, err := r.f.items(ctx, cp, next, r.f.cfg.BatchSize)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -281,6 +282,25 @@ func (r *sinkRun) read(ctx context.Context, ch chan<- batch) {
 		}
 		next += uint64(len(items))
 	}
+}
+
+// items returns the verified, rendered entries [from, from+n) of the tree
+// cp (fewer when cp ends first): from the cache the sinks share, when
+// there are several.
+func (f *Forwarder) items(ctx context.Context, cp *client.Checkpoint, from uint64, n int) ([]*Item, error) {
+	if f.cache != nil {
+		return f.cache.get(ctx, cp, from, n)
+	}
+	return f.readItems(ctx, cp, from, n)
+}
+
+// readItems reads, verifies and renders entries [from, from+n) of cp.
+func (f *Forwarder) readItems(ctx context.Context, cp *client.Checkpoint, from uint64, n int) ([]*Item, error) {
+	entries, err := f.follow.Read(ctx, cp, from, n)
+	if err != nil {
+		return nil, err
+	}
+	return buildItems(entries)
 }
 
 // buildItems renders the entries' documents, spread over the CPUs (the

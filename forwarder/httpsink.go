@@ -28,6 +28,15 @@ func newHTTPClient(tc *TLSConfig, timeout time.Duration) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
+// closeBody reads what is left of a response body (up to 64 KiB) before
+// closing it: a connection goes back to the keep-alive pool only once its
+// body was read to the end, else every request dials (and handshakes
+// TLS) again.
+func closeBody(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
 // statusError is an HTTP answer that is not a success.
 type statusError struct {
 	status int

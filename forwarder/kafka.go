@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -145,23 +146,36 @@ func (s *KafkaSink) Deliver(ctx context.Context, items []*Item) error {
 			},
 		}
 	}
-	rs := s.cl.ProduceSync(ctx, recs...)
+	// Produce the batch, then Flush: the batch's last producer batch goes
+	// out at once instead of waiting out the linger (10ms), which only
+	// helps producers that keep adding records; this one waits for them.
+	errs := make([]error, len(recs))
+	var wg sync.WaitGroup
+	wg.Add(len(recs))
+	for i, r := range recs {
+		s.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			errs[i] = err
+			wg.Done()
+		})
+	}
+	s.cl.Flush(ctx) // its error is ctx's, and every record's own error says it
+	wg.Wait()
 	var ie ItemErrors
-	for i, r := range rs {
-		if r.Err == nil {
+	for i, err := range errs {
+		if err == nil {
 			continue
 		}
-		if errors.Is(r.Err, kerr.MessageTooLarge) || errors.Is(r.Err, kerr.RecordListTooLarge) || errors.Is(r.Err, kerr.InvalidRecord) {
+		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) || errors.Is(err, kerr.InvalidRecord) {
 			if ie.Refused == nil {
 				ie.Refused = map[int]error{}
 			}
-			ie.Refused[i] = fmt.Errorf("kafka: %w", r.Err)
+			ie.Refused[i] = fmt.Errorf("kafka: %w", err)
 			continue
 		}
 		if ie.Retry == nil {
 			ie.Retry = map[int]error{}
 		}
-		ie.Retry[i] = fmt.Errorf("kafka: %w", r.Err)
+		ie.Retry[i] = fmt.Errorf("kafka: %w", err)
 	}
 	if ie.Refused == nil && ie.Retry == nil {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -78,6 +79,7 @@ func checkURL(s string) error {
 // SplunkSink sends to HEC.
 type SplunkSink struct {
 	cfg     SplunkConfig
+	meta    []byte // the event members after "time", the same for every event
 	hc      *http.Client
 	token   string
 	channel string
@@ -100,7 +102,14 @@ func OpenSplunk(cfg SplunkConfig) (*SplunkSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("splunk sink: %w", err)
 	}
-	return &SplunkSink{cfg: cfg, hc: hc, token: tok, channel: uuid4()}, nil
+	var meta bytes.Buffer
+	for _, kv := range [][2]string{{"host", cfg.Host}, {"source", cfg.Source}, {"sourcetype", cfg.SourceType}, {"index", cfg.Index}} {
+		if kv[1] != "" {
+			v, _ := json.Marshal(kv[1])
+			fmt.Fprintf(&meta, `,%q:%s`, kv[0], v)
+		}
+	}
+	return &SplunkSink{cfg: cfg, meta: meta.Bytes(), hc: hc, token: tok, channel: uuid4()}, nil
 }
 
 func uuid4() string {
@@ -116,19 +125,15 @@ func (s *SplunkSink) Idempotent() bool { return false }
 
 func (s *SplunkSink) event(it *Item) []byte {
 	t, _ := time.Parse(time.RFC3339Nano, it.Doc.AdmittedTime)
-	var b bytes.Buffer
-	b.WriteString(`{"time":`)
-	b.WriteString(fmt.Sprintf("%d.%06d", t.Unix(), t.Nanosecond()/1000))
-	for _, kv := range [][2]string{{"host", s.cfg.Host}, {"source", s.cfg.Source}, {"sourcetype", s.cfg.SourceType}, {"index", s.cfg.Index}} {
-		if kv[1] != "" {
-			v, _ := json.Marshal(kv[1])
-			fmt.Fprintf(&b, `,%q:%s`, kv[0], v)
-		}
-	}
-	b.WriteString(`,"event":`)
-	b.Write(it.JSON)
-	b.WriteByte('}')
-	return b.Bytes()
+	b := make([]byte, 0, 32+len(s.meta)+10+len(it.JSON)+1)
+	b = append(b, `{"time":`...)
+	b = strconv.AppendInt(b, t.Unix(), 10)
+	us := t.Nanosecond() / 1000
+	b = append(b, '.', byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10), byte('0'+us/100%10), byte('0'+us/10%10), byte('0'+us%10))
+	b = append(b, s.meta...)
+	b = append(b, `,"event":`...)
+	b = append(b, it.JSON...)
+	return append(b, '}')
 }
 
 // Deliver sends the batch in requests of at most MaxBatchBytes,
@@ -195,6 +200,11 @@ type hecResponse struct {
 
 func (s *SplunkSink) post(ctx context.Context, items []*Item, evs map[*Item][]byte) error {
 	var body bytes.Buffer
+	n := 0
+	for _, it := range items {
+		n += len(evs[it])
+	}
+	body.Grow(n)
 	for _, it := range items {
 		body.Write(evs[it])
 	}
@@ -209,7 +219,7 @@ func (s *SplunkSink) post(ctx context.Context, items []*Item, evs map[*Item][]by
 	if err != nil {
 		return fmt.Errorf("splunk: %w", err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	if resp.StatusCode != http.StatusOK {
 		return s.hecError(resp.StatusCode, httpError(resp), items)
 	}
@@ -304,7 +314,7 @@ func (s *SplunkSink) queryAck(ctx context.Context, id int64) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("splunk: ack: %w", err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Errorf("splunk: ack: %w", httpError(resp))
 	}

@@ -30,6 +30,11 @@ func OCSF(ev *stelev1.IdentityEvent) ([]byte, error) {
 	return b, nil
 }
 
+// OCSFObject is the OCSF event OCSF encodes, as the map it hands to
+// json.Marshal: for an encoder that appends it itself (the forwarder's
+// record package renders it for every record it delivers).
+func OCSFObject(ev *stelev1.IdentityEvent) (map[string]any, error) { return ocsfMap(ev) }
+
 func ocsfMap(ev *stelev1.IdentityEvent) (map[string]any, error) {
 	if ev.GetOcsf().GetClassUid() == 0 {
 		return nil, errors.New("identity: OCSF: the event has no OCSF class")

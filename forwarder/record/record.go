@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -54,6 +55,7 @@ import (
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/identity"
+	"github.com/stele-dev/stele/internal/jsonappend"
 	"github.com/stele-dev/stele/leaf"
 	"github.com/stele-dev/stele/payload"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -108,6 +110,13 @@ type Document struct {
 	OCSF         json.RawMessage `json:"ocsf,omitempty"`
 	Erasure      *Erasure        `json:"erasure,omitempty"`
 	Receipt      string          `json:"receipt"`
+
+	// receiptJSON, when set, is Receipt encoded as a JSON string (see
+	// Checkpoint): AppendJSON copies it instead of escaping Receipt.
+	receiptJSON []byte
+	// compactViews: Normalized and OCSF are compact JSON already (Build
+	// made them), AppendJSON copies them without compacting them again.
+	compactViews bool
 }
 
 // Entry is what the forwarder knows of a verified entry: Build turns it
@@ -125,6 +134,9 @@ type Entry struct {
 	Payload *payload.Payload
 	// Tombstone is set when the payload was erased.
 	Tombstone *stelev1.EraseTombstone
+	// Checkpoint, when set, is the checkpoint Receipt ends with, its JSON
+	// encoding shared by every entry under it.
+	Checkpoint *Checkpoint
 }
 
 // Build makes the document for a verified entry. The payload must have
@@ -135,6 +147,9 @@ func Build(e *Entry) (*Document, error) {
 	d := &Document{Schema: Schema, Type: TypeEvent, Origin: e.Origin, Index: e.Index, LeafHash: hex.EncodeToString(lh),
 		Source: l.Source, SourceSeq: l.SourceSeq, EventID: l.EventID, Kind: l.Kind,
 		EventTime: ts(l.EventTime), AdmittedTime: ts(l.AdmittedTime), Receipt: string(e.Receipt)}
+	if c := e.Checkpoint; c != nil {
+		d.receiptJSON = c.receiptJSON(e.Receipt)
+	}
 	if e.Payload == nil {
 		if e.Tombstone == nil {
 			return nil, fmt.Errorf("record: entry %d has neither payload nor tombstone", e.Index)
@@ -159,7 +174,7 @@ func Build(e *Entry) (*Document, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record: entry %d: %w", e.Index, err)
 		}
-		d.Normalized, d.OCSF = norm, ocsf
+		d.Normalized, d.OCSF, d.compactViews = jsonappend.Compact(norm[:0], norm, false), ocsf, true
 	}
 	if l.Source == ErasureSource {
 		var er Erasure
@@ -184,7 +199,7 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	// identity.JSON's rendering (proto field names, no raw record) without
 	// its defensive copy and indentation: ev is ours, its raw record left
 	// out, and this runs for every record forwarded. Marshal compacts it.
-	j, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
+	j, err := protojson.MarshalOptions{UseProtoNames: true}.MarshalAppend(make([]byte, 0, 4*len(p.Normalized)+256), ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
@@ -194,7 +209,11 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	if ev.EventTime == nil {
 		ev.EventTime = timestamppb.New(l.EventTime)
 	}
-	o, err := identity.OCSF(ev)
+	m, err := identity.OCSFObject(ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := AppendOCSF(make([]byte, 0, 1024), m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,14 +222,14 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 
 // Marshal encodes the document as compact JSON (no HTML escaping, so the
 // record string reads as the provider wrote it).
+// It is AppendJSON to a buffer of the right size; the error is kept for
+// callers of the encoding/json version it replaced and is always nil.
 func (d *Document) Marshal() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(d); err != nil {
-		return nil, fmt.Errorf("record: encoding entry %d: %w", d.Index, err)
+	n := 512 + len(d.Receipt) + len(d.Normalized) + len(d.OCSF) + len(d.NormalizedPB) + len(d.RecordBase64)
+	if d.Record != nil {
+		n += len(*d.Record) + len(*d.Record)/8
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return d.AppendJSON(make([]byte, 0, n)), nil
 }
 
 // RecordBytes returns the raw record's exact bytes.
@@ -482,4 +501,58 @@ func sameJSON(a, b []byte) bool {
 // Receipt builds the C2SP tlog-proof of an entry in cp.
 func Receipt(cp *client.Checkpoint, index uint64, hashes [][32]byte, leafBytes []byte) []byte {
 	return (&proof.TLogProof{Index: index, Hashes: hashes, Checkpoint: cp.Raw, ExtraData: leafBytes}).Marshal()
+}
+
+// Checkpoint is a checkpoint's text (with its cosignatures) as every
+// receipt under it ends with, encoded as a JSON string once: the
+// documents of a batch share it instead of each escaping it again.
+type Checkpoint struct {
+	raw     []byte
+	escaped []byte // raw as a JSON string, without its quotes
+}
+
+// NewCheckpoint prepares the receipts of entries in cp.
+func NewCheckpoint(cp *client.Checkpoint) *Checkpoint {
+	q := jsonappend.String(nil, cp.Raw, false)
+	return &Checkpoint{raw: cp.Raw, escaped: q[1 : len(q)-1]}
+}
+
+// Receipt builds the C2SP tlog-proof of an entry: the bytes Receipt
+// gives, written without fmt.
+func (c *Checkpoint) Receipt(index uint64, hashes [][32]byte, leafBytes []byte) []byte {
+	b64 := base64.StdEncoding
+	n := len(tlogProofHeader) + 1 + 6 + b64.EncodedLen(len(leafBytes)) + 1 + 26 + len(hashes)*(b64.EncodedLen(32)+1) + 1 + len(c.raw)
+	b := make([]byte, 0, n)
+	b = append(b, tlogProofHeader...)
+	b = append(b, '\n')
+	if leafBytes != nil {
+		b = append(b, "extra "...)
+		b = b64.AppendEncode(b, leafBytes)
+		b = append(b, '\n')
+	}
+	b = append(b, "index "...)
+	b = strconv.AppendUint(b, index, 10)
+	b = append(b, '\n')
+	for _, h := range hashes {
+		b = b64.AppendEncode(b, h[:])
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	return append(b, c.raw...)
+}
+
+// tlogProofHeader is the first line of a C2SP tlog-proof.
+const tlogProofHeader = "c2sp.org/tlog-proof@v1"
+
+// receiptJSON encodes a receipt ending with the checkpoint as a JSON
+// string, escaping only the entry's own lines; nil when it does not end
+// with the checkpoint.
+func (c *Checkpoint) receiptJSON(receipt []byte) []byte {
+	head, ok := bytes.CutSuffix(receipt, c.raw)
+	if !ok || !utf8.Valid(head) {
+		return nil
+	}
+	q := jsonappend.String(make([]byte, 0, len(head)+len(head)/8+len(c.escaped)+2), head, false)
+	q = append(q[:len(q)-1], c.escaped...)
+	return append(q, '"')
 }
