@@ -1,12 +1,12 @@
 package witness
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -165,13 +165,58 @@ func truncate(s string) string {
 	return s
 }
 
-// signatureLines formats signature lines as they appear in a note.
-func signatureLines(sigs []note.Signature) []byte {
-	var b bytes.Buffer
+// appendSignatureLines appends signature lines as they appear in a note.
+func appendSignatureLines(b []byte, sigs []note.Signature) []byte {
 	for _, s := range sigs {
-		fmt.Fprintf(&b, "— %s %s\n", s.Name, s.Base64)
+		b = append(b, "— "...)
+		b = append(b, s.Name...)
+		b = append(b, ' ')
+		b = append(b, s.Base64...)
+		b = append(b, '\n')
 	}
-	return b.Bytes()
+	return b
+}
+
+// verify checks c's signatures against known exactly as note.Open does
+// (signatures by unknown keys are skipped, a second one by the same key is
+// ignored, one by a known key that fails is an *note.InvalidSignatureError,
+// none by a known key is an *note.UnverifiedNoteError) without parsing
+// the note again, and returns the verified signatures.
+func (c *SignedCheckpoint) verify(known note.Verifiers) ([]note.Signature, error) {
+	var verified []note.Signature
+	type nameHash struct {
+		name string
+		hash uint32
+	}
+	var seen []nameHash
+	for _, s := range c.Sigs {
+		v, err := known.Verifier(s.Name, s.Hash)
+		if _, ok := err.(*note.UnknownVerifierError); ok {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v.Name() != s.Name || v.KeyHash() != s.Hash {
+			return nil, errors.New("internal error: verifier name or hash doesn't match signature")
+		}
+		if slices.Contains(seen, nameHash{s.Name, s.Hash}) {
+			continue
+		}
+		seen = append(seen, nameHash{s.Name, s.Hash})
+		raw, err := base64.StdEncoding.DecodeString(s.Base64)
+		if err != nil || len(raw) < 5 { // ParseSignedCheckpoint checked it
+			return nil, fmt.Errorf("signature by %s is malformed", s.Name)
+		}
+		if !v.Verify([]byte(c.Text), raw[4:]) {
+			return nil, &note.InvalidSignatureError{Name: s.Name, Hash: s.Hash}
+		}
+		verified = append(verified, s)
+	}
+	if len(verified) == 0 {
+		return nil, &note.UnverifiedNoteError{Note: &note.Note{Text: c.Text, UnverifiedSigs: c.Sigs}}
+	}
+	return verified, nil
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

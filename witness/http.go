@@ -48,7 +48,7 @@ func (w *Witness) Handler() http.Handler {
 	mux.HandleFunc("GET /{id}/checkpoint", w.serveCheckpoint)
 	mux.HandleFunc("GET /evidence", w.serveEvidence)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
-		if _, _, err := w.store.State(""); err != nil {
+		if err := w.store.readable(); err != nil {
 			http.Error(rw, "store unreadable: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -52,12 +53,34 @@ type witnessKey struct {
 	mvkey  string
 }
 
-// signers are the keys a cosignature is made with, Ed25519 first.
-func (k *witnessKey) signers() []note.Signer {
-	if k.mldsa == nil { // only in benchmarks comparing with Ed25519 alone
-		return []note.Signer{k.signer}
+// cosign appends the witness's cosignature lines for cp to b, Ed25519
+// first, as a signed note carries them ("— <name> <base64(key ID ||
+// signature)>\n"). The ML-DSA-44 signer takes the parsed checkpoint, so
+// nothing is parsed again.
+func (k *witnessKey) cosign(b []byte, cp *SignedCheckpoint) ([]byte, error) {
+	sig, err := k.signer.Sign([]byte(cp.Text))
+	if err != nil {
+		return nil, err
 	}
-	return []note.Signer{k.signer, k.mldsa}
+	b = appendSignatureLine(b, k.signer.Name(), k.signer.KeyHash(), sig)
+	if k.mldsa == nil { // only in benchmarks comparing with Ed25519 alone
+		return b, nil
+	}
+	if sig, err = k.mldsa.cosign(cp.Checkpoint, time.Now()); err != nil {
+		return nil, err
+	}
+	return appendSignatureLine(b, k.mldsa.name, k.mldsa.id, sig), nil
+}
+
+// appendSignatureLine appends one note signature line.
+func appendSignatureLine(b []byte, name string, id uint32, sig []byte) []byte {
+	b = append(b, "— "...)
+	b = append(b, name...)
+	b = append(b, ' ')
+	raw := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(sig)), id)
+	raw = append(raw, sig...)
+	b = base64.StdEncoding.AppendEncode(b, raw)
+	return append(b, '\n')
 }
 
 // loadOrCreateKey reads dir/witness.key, or generates it (mode 0600) when

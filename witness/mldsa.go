@@ -46,17 +46,13 @@ func newMLDSASigner(skey string) (*mldsaSigner, error) {
 func (s *mldsaSigner) Name() string    { return s.name }
 func (s *mldsaSigner) KeyHash() uint32 { return s.id }
 
-// Sign cosigns the checkpoint text msg: timestamp (now) || ML-DSA-44
-// signature over the cosigned_message with start 0 and end the size.
-func (s *mldsaSigner) Sign(msg []byte) ([]byte, error) {
-	cp, err := ParseCheckpointBody(string(msg))
-	if err != nil {
-		return nil, err
-	}
+// cosign returns timestamp (now) || ML-DSA-44 signature over the
+// cosigned_message for cp with start 0 and end the size.
+func (s *mldsaSigner) cosign(cp Checkpoint, now time.Time) ([]byte, error) {
 	if len(s.name) > 255 || len(cp.Origin) > 255 {
 		return nil, errors.New("ML-DSA-44 cosignature: cosigner name and origin must be at most 255 bytes")
 	}
-	ts := uint64(time.Now().Unix())
+	ts := uint64(now.Unix())
 	m := make([]byte, 0, 12+1+len(s.name)+8+1+len(cp.Origin)+8+8+32)
 	m = append(m, "subtree/v1\n\x00"...)
 	m = append(m, byte(len(s.name)))

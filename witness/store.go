@@ -199,6 +199,13 @@ type Store struct {
 	db     *pebble.DB
 	evMu   sync.Mutex
 	nextEv uint64
+	// states holds every log's state (origin -> State), loaded when the
+	// store opens and replaced after each synced write: this process is
+	// the store's only writer (Pebble's lock), and every add-checkpoint
+	// reads its log's state, which need not cost a Pebble read and a JSON
+	// decode each time. It is never filled from a read, so a reader racing
+	// a writer cannot put back an older state.
+	states sync.Map
 }
 
 // OpenStore opens (creating if needed) the store in dataDir.
@@ -220,6 +227,14 @@ func OpenStore(dataDir string) (*Store, error) {
 	if err := it.Close(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	states, err := s.readStates()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for origin, st := range states {
+		s.states.Store(origin, st)
 	}
 	return s, nil
 }
@@ -338,13 +353,31 @@ func (s *Store) AddedLogs() ([]LogConfig, error) {
 
 // State returns the latest cosigned state for origin.
 func (s *Store) State(origin string) (State, bool, error) {
-	var st State
-	found, err := s.getJSON(key(prefixState, origin), &st)
-	return st, found, err
+	if st, ok := s.states.Load(origin); ok {
+		return st.(State), true, nil
+	}
+	return State{}, false, nil
+}
+
+// readable reads from the database, for health checks (State is answered
+// from memory).
+func (s *Store) readable() error {
+	_, err := s.getJSON(key(prefixState, ""), &State{})
+	return err
 }
 
 // States returns every log's state by origin, including removed logs'.
 func (s *Store) States() (map[string]State, error) {
+	out := map[string]State{}
+	s.states.Range(func(k, v any) bool {
+		out[k.(string)] = v.(State)
+		return true
+	})
+	return out, nil
+}
+
+// readStates reads every log's state from the database.
+func (s *Store) readStates() (map[string]State, error) {
 	out := map[string]State{}
 	err := s.scan(prefixState, func(k, v []byte) error {
 		var st State
@@ -364,6 +397,7 @@ func (s *Store) putState(origin string, st State) error {
 	if err := s.db.Set(key(prefixState, origin), raw, pebble.Sync); err != nil {
 		return fmt.Errorf("saving state of %s: %w", origin, err)
 	}
+	s.states.Store(origin, st)
 	return nil
 }
 

@@ -92,11 +92,11 @@ type Witness struct {
 	mu      sync.RWMutex
 	static  map[string]LogConfig
 	added   map[string]LogConfig
-	vs      map[string][]note.Verifier // effective verifiers by origin
-	byID    map[string]string          // MonitoringID -> origin, for logs with state
-	changed chan struct{}              // pull configuration changed
-	lists   *logLists                  // log lists (loglists.go), nil without
-	fresh   freshness                  // re-cosigning idle logs (recosign.go)
+	vs      map[string]note.Verifiers // effective verifiers by origin
+	byID    map[string]string         // MonitoringID -> origin, for logs with state
+	changed chan struct{}             // pull configuration changed
+	lists   *logLists                 // log lists (loglists.go), nil without
+	fresh   freshness                 // re-cosigning idle logs (recosign.go)
 
 	locks sync.Map // origin -> *sync.Mutex
 
@@ -223,13 +223,13 @@ func (w *Witness) Dir() string { return w.dir }
 
 // rebuild recomputes the effective verifiers. Callers hold w.mu (or own w).
 func (w *Witness) rebuild() error {
-	vs := map[string][]note.Verifier{}
+	vs := map[string]note.Verifiers{}
 	for _, c := range w.effective() {
 		v, err := c.validate()
 		if err != nil {
 			return err
 		}
-		vs[c.Origin] = v
+		vs[c.Origin] = note.VerifierList(v...)
 	}
 	w.vs = vs
 	select {
@@ -354,7 +354,7 @@ func (w *Witness) Evidence(origin string) ([]Evidence, error) { return w.store.E
 func (w *Witness) State(origin string) (State, bool, error) { return w.store.State(origin) }
 
 // verifiers returns the verifiers for origin, or nil if it is unknown.
-func (w *Witness) verifiers(origin string) []note.Verifier {
+func (w *Witness) verifiers(origin string) note.Verifiers {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	return w.vs[origin]
@@ -446,7 +446,7 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 		return nil, refuse(http.StatusNotFound, ReasonUnknownOrigin, "this witness does not witness the log %q (ask its operator to run stele-witness add-log)", cp.Origin)
 	}
 	// 403: a valid signature from a configured key.
-	n, err := note.Open(req.Checkpoint, note.VerifierList(vs...))
+	sigs, err := cp.verify(vs)
 	if err != nil {
 		var inv *note.InvalidSignatureError
 		if errors.As(err, &inv) {
@@ -472,7 +472,7 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 		if req.Old == st.Size {
 			status = http.StatusUnprocessableEntity
 		}
-		if err := w.recordEvidence(st, cp, n.Sigs, req, via, EvidenceSameSize, status,
+		if err := w.recordEvidence(st, cp, sigs, req, via, EvidenceSameSize, status,
 			fmt.Sprintf("checkpoint of size %d has root %x, but this witness cosigned root %x for that size", cp.Size, cp.Root, st.Root)); err != nil {
 			return nil, err
 		}
@@ -512,7 +512,7 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 			if !forked {
 				return nil, refuse(http.StatusUnprocessableEntity, ReasonBadProof, "the consistency proof from size %d to %d does not verify against the root this witness cosigned: %v", req.Old, cp.Size, err)
 			}
-			if err := w.recordEvidence(st, cp, n.Sigs, req, via, EvidenceInconsistent, http.StatusUnprocessableEntity,
+			if err := w.recordEvidence(st, cp, sigs, req, via, EvidenceInconsistent, http.StatusUnprocessableEntity,
 				fmt.Sprintf("the consistency proof rebuilds the signed root %x of size %d from a tree whose first %d entries have root %x, but this witness cosigned root %x for size %d", cp.Root, cp.Size, req.Old, prefix, st.Root, st.Size)); err != nil {
 				return nil, err
 			}
@@ -521,17 +521,17 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 	}
 
 	// Cosign, persist, then answer.
-	signed, err := note.Sign(&note.Note{Text: cp.Text}, w.key.signers()...)
+	full := make([]byte, 0, len(cp.Text)+1+len(cp.Raw)-len(cp.Text)+4096)
+	full = append(full, cp.Text...)
+	full = append(full, '\n')
+	full = appendSignatureLines(full, sigs)
+	cosigAt := len(full)
+	full, err = w.key.cosign(full, cp)
 	if err != nil {
 		return nil, fmt.Errorf("cosigning: %w", err)
 	}
-	cosig := signed[len(cp.Text)+1:]
-	var full bytes.Buffer
-	full.WriteString(cp.Text)
-	full.WriteByte('\n')
-	full.Write(signatureLines(n.Sigs))
-	full.Write(cosig)
-	next := State{Size: cp.Size, Root: cp.Root, Checkpoint: full.Bytes(), Updated: time.Now().UTC()}
+	cosig := full[cosigAt:]
+	next := State{Size: cp.Size, Root: cp.Root, Checkpoint: full, Updated: time.Now().UTC()}
 	if err := w.store.putState(cp.Origin, next); err != nil {
 		return nil, err
 	}
@@ -544,7 +544,7 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 		w.mu.Unlock()
 	}
 	w.m.size.WithLabelValues(cp.Origin).Set(float64(cp.Size))
-	return slices.Clip(cosig), nil
+	return slices.Clone(cosig), nil
 }
 
 // forkProven reports whether p, a consistency proof from size old to
@@ -583,7 +583,7 @@ func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, sigs []note.Sig
 		Detail:    detail,
 		Status:    status,
 		Cosigned:  string(st.Checkpoint),
-		Offending: cp.Text + "\n" + string(signatureLines(sigs)),
+		Offending: cp.Text + "\n" + string(appendSignatureLines(nil, sigs)),
 		Old:       req.Old,
 		Via:       via,
 	}
