@@ -22,16 +22,16 @@ import (
 )
 
 const (
-	// KeyFile is the witness's private key file in the data directory.
-	KeyFile = "witness.key"
-	// PubFile is the witness's verifier key file in the data directory:
+	// keyFile is the witness's private key file in the data directory.
+	keyFile = "witness.key"
+	// pubFile is the witness's verifier key file in the data directory:
 	// the type 0x04 (tlog-cosignature v1) vkey that log operators put in
 	// their witness policies.
-	PubFile = "witness.pub"
-	// MLDSAKeyFile is the witness's ML-DSA-44 private key file in the
+	pubFile = "witness.pub"
+	// mldsaKeyFile is the witness's ML-DSA-44 private key file in the
 	// data directory; MLDSAPubFile its type 0x06 verifier key, which a
-	// policy may name instead of (or as well as) PubFile's.
-	MLDSAKeyFile = "witness-mldsa.key"
+	// policy may name instead of (or as well as) pubFile's.
+	mldsaKeyFile = "witness-mldsa.key"
 	MLDSAPubFile = "witness-mldsa.pub"
 	// DefaultName is the cosigner name a new key gets when none is given.
 	// Every real deployment should pick its own with --name on first start.
@@ -57,7 +57,7 @@ type witnessKey struct {
 // first, as a signed note carries them ("— <name> <base64(key ID ||
 // signature)>\n"). The ML-DSA-44 signer takes the parsed checkpoint, so
 // nothing is parsed again.
-func (k *witnessKey) cosign(b []byte, cp *SignedCheckpoint) ([]byte, error) {
+func (k *witnessKey) cosign(b []byte, cp *signedCheckpoint) ([]byte, error) {
 	sig, err := k.signer.Sign([]byte(cp.Text))
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func (k *witnessKey) cosign(b []byte, cp *SignedCheckpoint) ([]byte, error) {
 	if k.mldsa == nil { // only in benchmarks comparing with Ed25519 alone
 		return b, nil
 	}
-	if sig, err = k.mldsa.cosign(cp.Checkpoint, time.Now()); err != nil {
+	if sig, err = k.mldsa.cosign(cp.checkpointBody, time.Now()); err != nil {
 		return nil, err
 	}
 	return appendSignatureLine(b, k.mldsa.name, k.mldsa.id, sig), nil
@@ -87,7 +87,7 @@ func appendSignatureLine(b []byte, name string, id uint32, sig []byte) []byte {
 // absent, and (re)writes dir/witness.pub. name, if set, must match an
 // existing key's name.
 func loadOrCreateKey(dir, name string) (*witnessKey, error) {
-	path := filepath.Join(dir, KeyFile)
+	path := filepath.Join(dir, keyFile)
 	skey, err := durable.ReadOrCreateSecret(path, "witness key", func() (string, error) {
 		if name == "" {
 			name = DefaultName
@@ -118,7 +118,7 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 	if v, err := fnote.NewVerifierForCosignatureV1(vkey); err != nil || v.KeyHash() != signer.KeyHash() {
 		return nil, fmt.Errorf("witness key %s: derived verifier key %s does not match the signer", path, vkey)
 	}
-	if err := durable.WriteAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := durable.WriteAtomic(filepath.Join(dir, pubFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing witness verifier key: %w", err)
 	}
 	k := &witnessKey{signer: signer, vkey: vkey}
@@ -132,7 +132,7 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 // 0600) when absent (also for a witness that had only its Ed25519 key),
 // and (re)writes dir/witness-mldsa.pub. Its name must be the witness's.
 func loadOrCreateMLDSAKey(dir, name string) (*mldsaSigner, string, error) {
-	path := filepath.Join(dir, MLDSAKeyFile)
+	path := filepath.Join(dir, mldsaKeyFile)
 	skey, err := durable.ReadOrCreateSecret(path, "witness ML-DSA-44 key", func() (string, error) {
 		skey, _, err := fnote.GenerateMLDSAKey(name)
 		return skey, err

@@ -66,6 +66,6 @@ func (m *metrics) observe(e *Error, start time.Time) {
 	m.requests.WithLabelValues(strconv.Itoa(e.Status), e.Reason).Inc()
 }
 
-// Registry is the witness's Prometheus registry (served at /metrics by
+// registry is the witness's Prometheus registry (served at /metrics by
 // Handler); embedders can gather it themselves.
-func (w *Witness) Registry() *prometheus.Registry { return w.m.reg }
+func (w *Witness) registry() *prometheus.Registry { return w.m.reg }
