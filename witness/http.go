@@ -36,6 +36,7 @@ func newHTTPServer(h http.Handler) *http.Server {
 // Handler serves the public HTTP API:
 //
 //	POST /add-checkpoint          C2SP tlog-witness
+//	POST /sign-subtree            C2SP tlog-witness, ML-DSA-44 subtree cosignatures
 //	GET  /<hex sha256(origin)>/checkpoint  latest cosigned checkpoint (404 if none)
 //	GET  /evidence[?origin=O]     evidence records, JSON
 //	GET  /healthz                 200 "ok" when the store is readable
@@ -45,6 +46,7 @@ func newHTTPServer(h http.Handler) *http.Server {
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /add-checkpoint", w.serveAddCheckpoint)
+	mux.HandleFunc("POST /sign-subtree", w.serveSignSubtree)
 	mux.HandleFunc("GET /{id}/checkpoint", w.serveCheckpoint)
 	mux.HandleFunc("GET /evidence", w.serveEvidence)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {

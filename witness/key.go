@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -51,6 +52,10 @@ type witnessKey struct {
 	vkey   string
 	mldsa  *mldsaSigner // ML-DSA-44, type 0x06
 	mvkey  string
+
+	ownOnce sync.Once // own: verifiers of vkey and mvkey (subtree.go)
+	own     note.Verifiers
+	ownErr  error
 }
 
 // cosign appends the witness's cosignature lines for cp to b, Ed25519
