@@ -318,6 +318,13 @@ func (w *Witness) refreshLogList(ctx context.Context, source string) error {
 			ll.ignored.WithLabelValues(c.Source, "changed_key").Inc()
 			w.log.Warn("log list changes the key of a discovered log: ignored (a list never changes a configured log; use add-log)", "source", c.Source, "origin", l.Origin, "key", old.Key, "list_key", l.Key)
 		case ok:
+			// The same log with the same key: take the list's qpd and
+			// contact, which change no trust (quota.go meters the qpd).
+			for j := range next.Logs {
+				if next.Logs[j].Origin == l.Origin {
+					next.Logs[j].QPD, next.Logs[j].Contact = l.QPD, l.Contact
+				}
+			}
 		case known[l.Origin]:
 			ll.ignored.WithLabelValues(c.Source, "known_origin").Inc()
 		default:

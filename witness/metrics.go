@@ -21,6 +21,7 @@ type metrics struct {
 	evidenceDropped *prometheus.GaugeVec
 	pulls           *prometheus.CounterVec
 	subtrees        *prometheus.CounterVec
+	overQuota       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -55,8 +56,9 @@ func newMetrics() *metrics {
 			Name: "stele_witness_sign_subtree_requests_total",
 			Help: "sign-subtree requests, by HTTP status and reason.",
 		}, []string{"status", "reason"}),
+		overQuota: newOverQuotaCounter(),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.evidenceDropped, m.pulls, m.subtrees,
+	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.evidenceDropped, m.pulls, m.subtrees, m.overQuota,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

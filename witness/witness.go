@@ -100,6 +100,7 @@ type Witness struct {
 	changed chan struct{}             // pull configuration changed
 	lists   *logLists                 // log lists (loglists.go), nil without
 	fresh   freshness                 // re-cosigning idle logs (recosign.go)
+	quotas  map[string]*quota         // listed logs' request quotas (quota.go)
 
 	locks sync.Map // origin -> *sync.Mutex
 
@@ -235,6 +236,7 @@ func (w *Witness) rebuild() error {
 		vs[c.Origin] = note.VerifierList(v...)
 	}
 	w.vs = vs
+	w.rebuildQuotas()
 	select {
 	case w.changed <- struct{}{}:
 	default:
@@ -371,7 +373,7 @@ func (w *Witness) lockFor(origin string) *sync.Mutex {
 // Error is a refusal of an add-checkpoint request, with the HTTP status
 // the C2SP tlog-witness spec assigns to it.
 type Error struct {
-	// Status is the HTTP status code (400, 403, 404, 409, 422 or 500).
+	// Status is the HTTP status code (400, 403, 404, 409, 422, 429 or 500).
 	Status int
 	// Reason is a short machine-readable reason, also the metrics label.
 	Reason string
@@ -380,6 +382,8 @@ type Error struct {
 	Size uint64
 	// Msg says what was wrong and what to do.
 	Msg string
+
+	retryAfter int // seconds, for a 429
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Reason, e.Msg) }
@@ -456,6 +460,12 @@ func (w *Witness) submit(req *request, via string) ([]byte, error) {
 			return nil, refuse(http.StatusForbidden, reasonBadSignature, "the signature by %s+%08x does not verify", inv.Name, inv.Hash)
 		}
 		return nil, refuse(http.StatusForbidden, reasonNoTrustedSig, "no signature from a key configured for %s: %v", cp.Origin, err)
+	}
+	// 429: a listed log over its quota (pushed requests only).
+	if via == "push" {
+		if e := w.overQuota(cp.Origin); e != nil {
+			return nil, e
+		}
 	}
 	// 400: old beyond the checkpoint.
 	if req.Old > cp.Size {
