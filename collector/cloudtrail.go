@@ -142,7 +142,7 @@ func (s *CloudTrailSource) Run(ctx context.Context, raw json.RawMessage, emit Em
 		if err := s.poll(ctx, &pos, emit); err != nil {
 			return err
 		}
-		if !sleep(ctx, s.cfg.PollInterval.or(time.Minute)) {
+		if !sleep(ctx, s.cfg.PollInterval.Or(time.Minute)) {
 			return ctx.Err()
 		}
 	}
@@ -351,7 +351,7 @@ func (s *CloudTrailSource) readFile(ctx context.Context, key, account string) ([
 
 // settle folds the keys older than the settle window into After.
 func (s *CloudTrailSource) settle(st *ctFolder) {
-	limit := s.now().UTC().Add(-s.cfg.SettleAfter.or(6 * time.Hour))
+	limit := s.now().UTC().Add(-s.cfg.SettleAfter.Or(6 * time.Hour))
 	slices.Sort(st.Done)
 	keep := st.Done[:0]
 	for _, k := range st.Done {

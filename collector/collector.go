@@ -171,7 +171,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	drainCtx, cancelDrain := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDrain()
 	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(c.cfg.DrainTimeout.or(30*time.Second), cancelDrain)
+		t := time.AfterFunc(c.cfg.DrainTimeout.Or(30*time.Second), cancelDrain)
 		_ = t
 	})
 	defer stop()

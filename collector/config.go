@@ -9,7 +9,8 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"time"
+
+	"github.com/stele-dev/stele/internal/jsontime"
 )
 
 // Config is a collector's configuration file (strict JSON: an unknown key
@@ -90,35 +91,7 @@ func (s *SourceConfig) kind() (string, error) {
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
-type Duration time.Duration
-
-// UnmarshalJSON reads "1m30s".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"30s\", not %s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %q is negative", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// or returns d, or def when d is zero.
-func (d Duration) or(def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return time.Duration(d)
-}
+type Duration = jsontime.Duration
 
 // sourceName is what a source may be called: it names a cursor file.
 var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)

@@ -150,9 +150,9 @@ func NewEventHubSource(cfg EventHubConfig, from time.Time, log *slog.Logger) (*E
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		// Event Hubs' Kafka endpoint documents these bounds.
-		kgo.SessionTimeout(cfg.SessionTimeout.or(30 * time.Second)),
-		kgo.HeartbeatInterval(cfg.SessionTimeout.or(30*time.Second) / 10),
-		kgo.RebalanceTimeout(cfg.RebalanceTimeout.or(time.Minute)),
+		kgo.SessionTimeout(cfg.SessionTimeout.Or(30 * time.Second)),
+		kgo.HeartbeatInterval(cfg.SessionTimeout.Or(30*time.Second) / 10),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout.Or(time.Minute)),
 		kgo.RequestTimeoutOverhead(60 * time.Second),
 		kgo.MetadataMaxAge(3 * time.Minute),
 	}

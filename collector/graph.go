@@ -115,10 +115,10 @@ func (c *GraphConfig) check() error {
 			return err
 		}
 	}
-	if c.Overlap != 0 && c.Overlap.or(0) < time.Minute {
+	if c.Overlap != 0 && c.Overlap.Or(0) < time.Minute {
 		return errors.New("overlap is under 1m: Graph publishes events late; give at least 1m")
 	}
-	if c.Window != 0 && c.Window.or(0) < time.Minute {
+	if c.Window != 0 && c.Window.Or(0) < time.Minute {
 		return errors.New("window is under 1m")
 	}
 	if c.Top < 0 || c.Top > 1000 {
@@ -167,7 +167,7 @@ func NewGraphSource(cfg GraphConfig, from time.Time, log *slog.Logger) (*GraphSo
 	if err != nil {
 		return nil, err
 	}
-	hc, err := httpClient(cfg.TLSCA, cfg.Timeout.or(time.Minute))
+	hc, err := httpClient(cfg.TLSCA, cfg.Timeout.Or(time.Minute))
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func (s *GraphSource) Run(ctx context.Context, raw json.RawMessage, emit Emit) e
 			if err := emit(ctx, Batch{Position: pos.clone(), CaughtUp: true}); err != nil {
 				return err
 			}
-			if !sleep(ctx, s.cfg.PollInterval.or(time.Minute)) {
+			if !sleep(ctx, s.cfg.PollInterval.Or(time.Minute)) {
 				return ctx.Err()
 			}
 		}
@@ -295,11 +295,11 @@ const graphTime = "2006-01-02T15:04:05Z"
 func (s *GraphSource) window(ctx context.Context, pos *graphPosition, l string, emit Emit) (done bool, err error) {
 	mark := pos.Logs[l]
 	now := s.now().UTC().Truncate(time.Second)
-	overlap := s.cfg.Overlap.or(15 * time.Minute)
+	overlap := s.cfg.Overlap.Or(15 * time.Minute)
 	from := mark.Add(-overlap).Truncate(time.Second)
 	win := s.span[l]
 	if win == 0 {
-		win = s.cfg.Window.or(time.Hour)
+		win = s.cfg.Window.Or(time.Hour)
 	}
 	end := mark.Add(win).Truncate(time.Second)
 	if !end.Before(now) {
@@ -364,7 +364,7 @@ func (s *GraphSource) window(ctx context.Context, pos *graphPosition, l string, 
 	case pages <= 1:
 		win = min(win*4, graphRetention)
 	case pages > 10:
-		win = max(win/2, s.cfg.Window.or(time.Hour))
+		win = max(win/2, s.cfg.Window.Or(time.Hour))
 	}
 	s.span[l] = win
 	// Forget what the next window's overlap can no longer return.

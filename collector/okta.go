@@ -111,7 +111,7 @@ func NewOktaSource(cfg OktaConfig, from time.Time, log *slog.Logger) (*OktaSourc
 		cfg.Limit = 1000
 	}
 	base, _ := url.Parse(strings.TrimSuffix(cfg.OrgURL, "/"))
-	hc, err := httpClient(cfg.TLSCA, cfg.Timeout.or(time.Minute))
+	hc, err := httpClient(cfg.TLSCA, cfg.Timeout.Or(time.Minute))
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +279,7 @@ func (s *OktaSource) Run(ctx context.Context, raw json.RawMessage, emit Emit) er
 		if err := emit(ctx, b); err != nil {
 			return err
 		}
-		if b.CaughtUp && !sleep(ctx, s.cfg.PollInterval.or(15*time.Second)) {
+		if b.CaughtUp && !sleep(ctx, s.cfg.PollInterval.Or(15*time.Second)) {
 			return ctx.Err()
 		}
 	}

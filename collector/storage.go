@@ -221,7 +221,7 @@ func (s *StorageSource) Run(ctx context.Context, raw json.RawMessage, emit Emit)
 		if err := s.poll(ctx, &pos, emit); err != nil {
 			return err
 		}
-		if !sleep(ctx, s.cfg.PollInterval.or(30*time.Second)) {
+		if !sleep(ctx, s.cfg.PollInterval.Or(30*time.Second)) {
 			return ctx.Err()
 		}
 	}
@@ -262,7 +262,7 @@ func (s *StorageSource) poll(ctx context.Context, pos *storagePosition, emit Emi
 		}
 	}
 	// Move the hour forward past what has settled, and forget its blobs.
-	since := s.now().UTC().Add(-s.cfg.SettleAfter.or(24 * time.Hour)).Truncate(time.Hour)
+	since := s.now().UTC().Add(-s.cfg.SettleAfter.Or(24 * time.Hour)).Truncate(time.Hour)
 	if !waiting.IsZero() && waiting.Before(since) {
 		since = waiting
 	}

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/stele-dev/stele/internal/jsontime"
 )
 
 // Config is the forwarder's configuration file (strict JSON: unknown
@@ -65,25 +67,7 @@ type SinkConfig struct {
 }
 
 // Duration is a time.Duration written as a Go duration string ("2s").
-type Duration time.Duration
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"2s\", got %s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %q is negative", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+type Duration = jsontime.Duration
 
 var sinkName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stele-dev/stele/internal/jsontime"
 	"github.com/stele-dev/stele/leaf"
 )
 
@@ -101,22 +102,7 @@ type fieldMatch struct {
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m").
-type Duration time.Duration
-
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"5m\": %v", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = jsontime.Duration
 
 // ParseRules parses and checks a rule file. Unknown fields are refused, so
 // a misspelt condition never silently matches everything.

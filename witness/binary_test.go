@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"bytes"
@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // tortureCycles sets how many SIGKILL cycles TestCrashNeverRollsBack runs;
@@ -146,7 +144,7 @@ func (p *witnessProc) stop(t *testing.T) {
 
 func readVKey(t *testing.T, dir string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, witness.PubFile))
+	raw, err := os.ReadFile(filepath.Join(dir, pubFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +153,7 @@ func readVKey(t *testing.T, dir string) string {
 
 func readMLDSAVKey(t *testing.T, dir string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, witness.MLDSAPubFile))
+	raw, err := os.ReadFile(filepath.Join(dir, MLDSAPubFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +206,7 @@ func TestBinaryTesseraInterop(t *testing.T) {
 	b.stop()
 	fork := startTessera(t, bdir, signer, policyFor(wkey, p.url))
 	fork.appender.Add(t.Context(), tessera.NewEntry([]byte("fork-more")))
-	var evs []witness.Evidence
+	var evs []Evidence
 	for i := 0; len(evs) == 0; i++ {
 		if i > 3000 {
 			t.Fatalf("no evidence from the fork:\n%s", p.logs)
@@ -229,7 +227,7 @@ func TestBinaryTesseraInterop(t *testing.T) {
 		if !running {
 			p.stop(t)
 		}
-		var cliEvs []witness.Evidence
+		var cliEvs []Evidence
 		if err := json.Unmarshal(runCLI(t, "evidence", "--data-dir", dir, "--origin", origin), &cliEvs); err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +247,7 @@ func TestCrashNeverRollsBack(t *testing.T) {
 	const maxSize = 100000
 	dir := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "witness.json")
-	raw, _ := json.Marshal(witness.FileConfig{Logs: []witness.LogConfig{lg.config()}})
+	raw, _ := json.Marshal(FileConfig{Logs: []LogConfig{lg.config()}})
 	os.WriteFile(cfg, raw, 0o644)
 
 	var mu sync.Mutex // guards lg (the tree grows lazily) and maxCosigned

@@ -1,12 +1,12 @@
 package witness
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -15,31 +15,31 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// EmptyRoot is the RFC 6962 root of the empty tree, the only root a size-0
+// emptyRoot is the RFC 6962 root of the empty tree, the only root a size-0
 // checkpoint may carry.
-var EmptyRoot = sha256.Sum256(nil)
+var emptyRoot = sha256.Sum256(nil)
 
-// Checkpoint is the body of a C2SP tlog-checkpoint.
+// checkpointBody is the body of a C2SP tlog-checkpoint.
 //
 // This witness is strict: the body must be exactly three lines (origin,
 // size in canonical decimal, base64 of a 32-byte root). Checkpoints with
 // extension lines are refused, so a (size, root) pair has exactly one body
 // and the witness never cosigns data it does not understand.
-type Checkpoint struct {
+type checkpointBody struct {
 	Origin string
 	Size   uint64
 	Root   [32]byte
 }
 
 // Marshal returns the checkpoint body, the text a log signs.
-func (c Checkpoint) Marshal() []byte {
+func (c checkpointBody) Marshal() []byte {
 	return fmt.Appendf(nil, "%s\n%d\n%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
 }
 
-// ParseCheckpointBody parses a checkpoint body (the note text, ending in a
-// newline) strictly: see [Checkpoint].
-func ParseCheckpointBody(text string) (Checkpoint, error) {
-	var c Checkpoint
+// parseCheckpointBody parses a checkpoint body (the note text, ending in a
+// newline) strictly: see [checkpointBody].
+func parseCheckpointBody(text string) (checkpointBody, error) {
+	var c checkpointBody
 	lines := strings.Split(text, "\n")
 	if len(lines) < 4 || lines[len(lines)-1] != "" {
 		return c, errors.New("checkpoint body must be three lines (origin, size, root hash), each ending in a newline")
@@ -64,10 +64,10 @@ func ParseCheckpointBody(text string) (Checkpoint, error) {
 	return c, nil
 }
 
-// SignedCheckpoint is a checkpoint signed note as received, not yet
+// signedCheckpoint is a checkpoint signed note as received, not yet
 // verified against any key.
-type SignedCheckpoint struct {
-	Checkpoint
+type signedCheckpoint struct {
+	checkpointBody
 	// Text is the note body (what signatures cover).
 	Text string
 	// Sigs are the note's signature lines, none verified.
@@ -76,11 +76,11 @@ type SignedCheckpoint struct {
 	Raw []byte
 }
 
-// ParseSignedCheckpoint parses a C2SP signed note holding a checkpoint,
+// parseSignedCheckpoint parses a C2SP signed note holding a checkpoint,
 // without verifying any signature. It checks the note's structure (UTF-8,
 // a blank line before the signature lines, well-formed signature lines, at
-// most 100 signatures) and the body strictly (see [Checkpoint]).
-func ParseSignedCheckpoint(raw []byte) (*SignedCheckpoint, error) {
+// most 100 signatures) and the body strictly (see [checkpointBody]).
+func parseSignedCheckpoint(raw []byte) (*signedCheckpoint, error) {
 	_, err := note.Open(raw, note.VerifierList())
 	var unverified *note.UnverifiedNoteError
 	if !errors.As(err, &unverified) {
@@ -90,16 +90,16 @@ func ParseSignedCheckpoint(raw []byte) (*SignedCheckpoint, error) {
 		return nil, fmt.Errorf("checkpoint is not a well-formed signed note (body, blank line, then lines of \"— <name> <base64>\"): %v", err)
 	}
 	n := unverified.Note
-	c, err := ParseCheckpointBody(n.Text)
+	c, err := parseCheckpointBody(n.Text)
 	if err != nil {
 		return nil, err
 	}
-	return &SignedCheckpoint{Checkpoint: c, Text: n.Text, Sigs: n.UnverifiedSigs, Raw: raw}, nil
+	return &signedCheckpoint{checkpointBody: c, Text: n.Text, Sigs: n.UnverifiedSigs, Raw: raw}, nil
 }
 
-// MonitoringID is the C2SP tlog-witness monitoring path component for an
+// monitoringID is the C2SP tlog-witness monitoring path component for an
 // origin: lowercase hex SHA-256 of the origin. It is not formats/log.ID.
-func MonitoringID(origin string) string {
+func monitoringID(origin string) string {
 	h := sha256.Sum256([]byte(origin))
 	return hex.EncodeToString(h[:])
 }
@@ -165,13 +165,58 @@ func truncate(s string) string {
 	return s
 }
 
-// signatureLines formats signature lines as they appear in a note.
-func signatureLines(sigs []note.Signature) []byte {
-	var b bytes.Buffer
+// appendSignatureLines appends signature lines as they appear in a note.
+func appendSignatureLines(b []byte, sigs []note.Signature) []byte {
 	for _, s := range sigs {
-		fmt.Fprintf(&b, "— %s %s\n", s.Name, s.Base64)
+		b = append(b, "— "...)
+		b = append(b, s.Name...)
+		b = append(b, ' ')
+		b = append(b, s.Base64...)
+		b = append(b, '\n')
 	}
-	return b.Bytes()
+	return b
+}
+
+// verify checks c's signatures against known exactly as note.Open does
+// (signatures by unknown keys are skipped, a second one by the same key is
+// ignored, one by a known key that fails is an *note.InvalidSignatureError,
+// none by a known key is an *note.UnverifiedNoteError) without parsing
+// the note again, and returns the verified signatures.
+func (c *signedCheckpoint) verify(known note.Verifiers) ([]note.Signature, error) {
+	var verified []note.Signature
+	type nameHash struct {
+		name string
+		hash uint32
+	}
+	var seen []nameHash
+	for _, s := range c.Sigs {
+		v, err := known.Verifier(s.Name, s.Hash)
+		if _, ok := err.(*note.UnknownVerifierError); ok {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v.Name() != s.Name || v.KeyHash() != s.Hash {
+			return nil, errors.New("internal error: verifier name or hash doesn't match signature")
+		}
+		if slices.Contains(seen, nameHash{s.Name, s.Hash}) {
+			continue
+		}
+		seen = append(seen, nameHash{s.Name, s.Hash})
+		raw, err := base64.StdEncoding.DecodeString(s.Base64)
+		if err != nil || len(raw) < 5 { // parseSignedCheckpoint checked it
+			return nil, fmt.Errorf("signature by %s is malformed", s.Name)
+		}
+		if !v.Verify([]byte(c.Text), raw[4:]) {
+			return nil, &note.InvalidSignatureError{Name: s.Name, Hash: s.Hash}
+		}
+		verified = append(verified, s)
+	}
+	if len(verified) == 0 {
+		return nil, &note.UnverifiedNoteError{Note: &note.Note{Text: c.Text, UnverifiedSigs: c.Sigs}}
+	}
+	return verified, nil
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"crypto/rand"
@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // junkRequests are add-checkpoint bodies carrying lg's genuine checkpoint
@@ -51,7 +49,7 @@ func junkRequests(t *testing.T, lg *testLog, old, to uint64) [][]byte {
 		{flipped, cp},
 		{random(len(genuine)), padded},
 	} {
-		out = append(out, (&witness.Request{Old: old, Proof: c.proof, Checkpoint: c.cp}).Marshal())
+		out = append(out, (&request{Old: old, Proof: c.proof, Checkpoint: c.cp}).Marshal())
 	}
 	return out
 }
@@ -108,8 +106,8 @@ func TestJunkProofsAreNotEvidence(t *testing.T) {
 	if strings.Contains(logs, "EVIDENCE") {
 		t.Fatalf("junk proofs logged as evidence:\n%s", logs)
 	}
-	// At most one line per BadProofWarnInterval (plus the first).
-	maxLines := 1 + int(time.Since(start)/witness.BadProofWarnInterval)
+	// At most one line per badProofWarnInterval (plus the first).
+	maxLines := 1 + int(time.Since(start)/badProofWarnInterval)
 	if n := strings.Count(logs, "level=WARN msg=\"add-checkpoint refused: bad consistency proof"); n < 1 || n > maxLines {
 		t.Fatalf("%d WARN lines for %d junk proofs, want 1 to %d (rate-limited):\n%s", n, rounds*len(junk), maxLines, logs)
 	}
@@ -128,7 +126,7 @@ func TestJunkProofsAreNotEvidence(t *testing.T) {
 		t.Fatalf("fork grown: %d %s", r.status, r.body)
 	}
 	evs := getEvidence(t, p.url+"/evidence")
-	if len(evs) != 2 || evs[0].Reason != witness.EvidenceSameSize || evs[1].Reason != witness.EvidenceInconsistent || len(evs[1].Proof) == 0 {
+	if len(evs) != 2 || evs[0].Reason != evidenceSameSize || evs[1].Reason != evidenceInconsistent || len(evs[1].Proof) == 0 {
 		t.Fatalf("evidence of the fork: %+v", evs)
 	}
 	if n := metricValue(t, p.url, `stele_witness_add_checkpoint_requests_total{reason="inconsistent",status="422"}`); n != 1 {
@@ -145,7 +143,7 @@ func startWitnessProcCfg(t *testing.T, lg *testLog) *witnessProc {
 // writeConfig writes a stele-witness config file witnessing logs.
 func writeConfig(t *testing.T, logs ...*testLog) string {
 	t.Helper()
-	var fc witness.FileConfig
+	var fc FileConfig
 	for _, l := range logs {
 		fc.Logs = append(fc.Logs, l.config())
 	}
@@ -190,14 +188,14 @@ func TestEvidenceBounded(t *testing.T) {
 	lg := newTestLog(t, "example.com/bounded")
 	dir := t.TempDir()
 	open := func() *testWitness {
-		w, err := witness.Open(dir, witness.Options{Name: "test.example/w1", Logs: []witness.LogConfig{lg.config()}, Logger: quietLogger(), EvidenceKeep: 3})
+		w, err := Open(dir, Options{Name: "test.example/w1", Logs: []LogConfig{lg.config()}, Logger: quietLogger(), EvidenceKeep: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return &testWitness{Witness: w, dir: dir}
 	}
 	w := open()
-	if _, err := w.Submit(ctx(t), mustParse(t, lg.request(t, 0, 10)), "push"); err != nil {
+	if _, err := w.submitVia(ctx(t), mustParse(t, lg.request(t, 0, 10)), "push"); err != nil {
 		t.Fatal(err)
 	}
 	var roots [][32]byte
@@ -205,7 +203,7 @@ func TestEvidenceBounded(t *testing.T) {
 		f := lg.fork(5, fmt.Sprintf("fork%d", i)).grow(10)
 		roots = append(roots, f.root(10))
 		for range 2 { // a resend is not a new record
-			if _, err := w.Submit(ctx(t), mustParse(t, f.request(t, 10, 10)), "push"); err == nil {
+			if _, err := w.submitVia(ctx(t), mustParse(t, f.request(t, 10, 10)), "push"); err == nil {
 				t.Fatal("fork cosigned")
 			}
 		}
@@ -219,7 +217,7 @@ func TestEvidenceBounded(t *testing.T) {
 		var got []int
 		for _, ev := range evs {
 			for i, r := range roots {
-				if strings.Contains(ev.Offending, string(witness.Checkpoint{Origin: lg.origin, Size: 10, Root: r}.Marshal())) {
+				if strings.Contains(ev.Offending, string(checkpointBody{Origin: lg.origin, Size: 10, Root: r}.Marshal())) {
 					got = append(got, i)
 				}
 			}
@@ -248,9 +246,9 @@ func TestEvidenceBounded(t *testing.T) {
 	check(w)
 }
 
-func mustParse(t *testing.T, body []byte) *witness.Request {
+func mustParse(t *testing.T, body []byte) *request {
 	t.Helper()
-	r, err := witness.ParseRequest(body)
+	r, err := parseRequest(body)
 	if err != nil {
 		t.Fatal(err)
 	}

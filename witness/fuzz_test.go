@@ -1,10 +1,8 @@
-package witness_test
+package witness
 
 import (
 	"bytes"
 	"testing"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 func FuzzParseRequest(f *testing.F) {
@@ -16,11 +14,11 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte("old 01\n\nx"))
 	f.Add([]byte("old 18446744073709551616\n\nx"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := witness.ParseRequest(body)
+		r, err := parseRequest(body)
 		if err != nil {
 			return
 		}
-		if len(r.Proof) > witness.MaxProofLines || len(r.Checkpoint) == 0 {
+		if len(r.Proof) > maxProofLines || len(r.Checkpoint) == 0 {
 			t.Fatalf("accepted %d proof lines, checkpoint %q", len(r.Proof), r.Checkpoint)
 		}
 		if got := r.Marshal(); !bytes.Equal(got, body) {
@@ -37,16 +35,16 @@ func FuzzCheckpoint(f *testing.F) {
 	f.Add([]byte("example.com/log\n5\nAAAA\n\n— a AAAAAQAAAAAAAAAA\n"))
 	f.Add([]byte("example.com/log\n05\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n— a AAAAAQAAAAAAAAAA\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		cp, err := witness.ParseSignedCheckpoint(raw)
+		cp, err := parseSignedCheckpoint(raw)
 		if err != nil {
 			return
 		}
 		// The body re-encodes canonically.
-		if got := cp.Checkpoint.Marshal(); string(got) != cp.Text {
+		if got := cp.checkpointBody.Marshal(); string(got) != cp.Text {
 			t.Fatalf("accepted body %q re-encodes as %q", cp.Text, got)
 		}
-		back, err := witness.ParseCheckpointBody(cp.Text)
-		if err != nil || back != cp.Checkpoint {
+		back, err := parseCheckpointBody(cp.Text)
+		if err != nil || back != cp.checkpointBody {
 			t.Fatalf("body %q does not round-trip: %+v %v", cp.Text, back, err)
 		}
 		// The note rebuilt from its parts parses to the same thing.
@@ -56,8 +54,8 @@ func FuzzCheckpoint(f *testing.F) {
 		for _, s := range cp.Sigs {
 			rebuilt.WriteString("— " + s.Name + " " + s.Base64 + "\n")
 		}
-		cp2, err := witness.ParseSignedCheckpoint(rebuilt.Bytes())
-		if err != nil || cp2.Checkpoint != cp.Checkpoint || len(cp2.Sigs) != len(cp.Sigs) {
+		cp2, err := parseSignedCheckpoint(rebuilt.Bytes())
+		if err != nil || cp2.checkpointBody != cp.checkpointBody || len(cp2.Sigs) != len(cp.Sigs) {
 			t.Fatalf("rebuilt note %q does not parse the same: %v", rebuilt.Bytes(), err)
 		}
 	})

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"bytes"
@@ -16,8 +16,6 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 	"golang.org/x/mod/sumdb/note"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // testLog is a small in-test RFC 6962 log that signs checkpoints.
@@ -72,7 +70,7 @@ func (l *testLog) root(size uint64) [32]byte {
 func (l *testLog) checkpoint(t testing.TB, size uint64) []byte {
 	t.Helper()
 	l.grow(size)
-	return l.signBody(t, witness.Checkpoint{Origin: l.origin, Size: size, Root: l.root(size)}.Marshal())
+	return l.signBody(t, checkpointBody{Origin: l.origin, Size: size, Root: l.root(size)}.Marshal())
 }
 
 func (l *testLog) signBody(t testing.TB, body []byte) []byte {
@@ -88,7 +86,7 @@ func (l *testLog) signBody(t testing.TB, body []byte) []byte {
 func (l *testLog) request(t testing.TB, old, size uint64) []byte {
 	t.Helper()
 	l.grow(size)
-	r := &witness.Request{Old: old, Checkpoint: l.checkpoint(t, size)}
+	r := &request{Old: old, Checkpoint: l.checkpoint(t, size)}
 	if old > 0 && old < size {
 		p, err := l.tree.ConsistencyProof(old, size)
 		if err != nil {
@@ -101,32 +99,32 @@ func (l *testLog) request(t testing.TB, old, size uint64) []byte {
 	return r.Marshal()
 }
 
-func (l *testLog) config() witness.LogConfig {
-	return witness.LogConfig{Origin: l.origin, Keys: []string{l.vkey}}
+func (l *testLog) config() LogConfig {
+	return LogConfig{Origin: l.origin, Keys: []string{l.vkey}}
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // testWitness is a witness served over HTTP on loopback.
 type testWitness struct {
-	*witness.Witness
+	*Witness
 	dir string
 	srv *httptest.Server
 }
 
 func newTestWitness(t testing.TB, logs ...*testLog) *testWitness {
 	t.Helper()
-	var cfgs []witness.LogConfig
+	var cfgs []LogConfig
 	for _, l := range logs {
 		cfgs = append(cfgs, l.config())
 	}
 	return newTestWitnessCfg(t, cfgs...)
 }
 
-func newTestWitnessCfg(t testing.TB, cfgs ...witness.LogConfig) *testWitness {
+func newTestWitnessCfg(t testing.TB, cfgs ...LogConfig) *testWitness {
 	t.Helper()
 	dir := t.TempDir()
-	w, err := witness.Open(dir, witness.Options{Name: "test.example/w1", Logs: cfgs, Logger: quietLogger()})
+	w, err := Open(dir, Options{Name: "test.example/w1", Logs: cfgs, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

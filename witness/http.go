@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -17,25 +18,26 @@ import (
 	"github.com/stele-dev/stele/internal/connlimit"
 )
 
-// MaxRequestBytes is the largest add-checkpoint request body accepted.
-const MaxRequestBytes = 1 << 20
+// maxRequestBytes is the largest add-checkpoint request body accepted.
+const maxRequestBytes = 1 << 20
 
-// AdminSocket is the admin endpoint's unix socket in the data directory
+// adminSocket is the admin endpoint's unix socket in the data directory
 // (mode 0600): add-log, remove-log, list-logs and evidence talk to a
 // running witness through it.
-const AdminSocket = "admin.sock"
+const adminSocket = "admin.sock"
 
-// NewHTTPServer returns an http.Server for h with the default timeouts
+// newHTTPServer returns an http.Server for h with the default timeouts
 // and header limit of internal/connlimit (header 10s, idle 2m); the
 // stele-witness binary uses connlimit.Limits from its flags, and caps the
 // listener's connections.
-func NewHTTPServer(h http.Handler) *http.Server {
+func newHTTPServer(h http.Handler) *http.Server {
 	return connlimit.Limits{}.HTTPServer(h)
 }
 
 // Handler serves the public HTTP API:
 //
 //	POST /add-checkpoint          C2SP tlog-witness
+//	POST /sign-subtree            C2SP tlog-witness, ML-DSA-44 subtree cosignatures
 //	GET  /<hex sha256(origin)>/checkpoint  latest cosigned checkpoint (404 if none)
 //	GET  /evidence[?origin=O]     evidence records, JSON
 //	GET  /healthz                 200 "ok" when the store is readable
@@ -45,10 +47,11 @@ func NewHTTPServer(h http.Handler) *http.Server {
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /add-checkpoint", w.serveAddCheckpoint)
+	mux.HandleFunc("POST /sign-subtree", w.serveSignSubtree)
 	mux.HandleFunc("GET /{id}/checkpoint", w.serveCheckpoint)
 	mux.HandleFunc("GET /evidence", w.serveEvidence)
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
-		if _, _, err := w.store.State(""); err != nil {
+		if err := w.store.readable(); err != nil {
 			http.Error(rw, "store unreadable: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -60,12 +63,12 @@ func (w *Witness) Handler() http.Handler {
 }
 
 func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxRequestBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxRequestBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
-		e := refuse(http.StatusBadRequest, ReasonMalformed, "reading request: %v", err)
+		e := refuse(http.StatusBadRequest, reasonMalformed, "reading request: %v", err)
 		if errors.As(err, &mbe) {
-			e = refuse(http.StatusBadRequest, ReasonTooLarge, "request body is over %d bytes", MaxRequestBytes)
+			e = refuse(http.StatusBadRequest, reasonTooLarge, "request body is over %d bytes", maxRequestBytes)
 		}
 		w.m.observe(e, time.Now())
 		writeError(rw, e)
@@ -75,7 +78,7 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
-			e = refuse(http.StatusInternalServerError, ReasonInternal, "%v", err)
+			e = refuse(http.StatusInternalServerError, reasonInternal, "%v", err)
 		}
 		writeError(rw, e)
 		return
@@ -90,7 +93,7 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 func writeError(rw http.ResponseWriter, e *Error) {
 	h := rw.Header()
 	h.Del("Content-Length")
-	if e.Status == http.StatusConflict && e.Reason == ReasonOldMismatch {
+	if e.Status == http.StatusConflict && e.Reason == reasonOldMismatch {
 		h["Content-Type"] = []string{"text/x.tlog.size"}
 		h.Set("X-Content-Type-Options", "nosniff")
 		rw.WriteHeader(http.StatusConflict)
@@ -99,6 +102,9 @@ func writeError(rw http.ResponseWriter, e *Error) {
 	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	rw.WriteHeader(e.Status)
 	fmt.Fprintln(rw, e.Msg)
 }
@@ -111,7 +117,7 @@ func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "this witness has cosigned no checkpoint for that log", http.StatusNotFound)
 		return
 	}
-	st, have, err := w.store.State(origin)
+	st, have, err := w.store.state(origin)
 	if err != nil {
 		http.Error(rw, err.Error(), http.StatusInternalServerError)
 		return
@@ -142,7 +148,7 @@ func writeJSON(rw http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// AdminHandler serves the admin API (JSON) that Manage's client uses:
+// adminHandler serves the admin API (JSON) that Manage's client uses:
 //
 //	GET    /logs            list logs
 //	POST   /logs            add a log (body: LogConfig)
@@ -150,8 +156,8 @@ func writeJSON(rw http.ResponseWriter, status int, v any) {
 //	GET    /evidence[?origin=O]
 //
 // It changes what the witness trusts: serve it only where only the
-// operator can reach it (ServeAdmin uses a 0600 unix socket).
-func (w *Witness) AdminHandler() http.Handler {
+// operator can reach it (serveAdmin uses a 0600 unix socket).
+func (w *Witness) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /logs", func(rw http.ResponseWriter, r *http.Request) {
 		ls, err := w.Logs()
@@ -163,7 +169,7 @@ func (w *Witness) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /logs", func(rw http.ResponseWriter, r *http.Request) {
 		var c LogConfig
-		dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, MaxRequestBytes))
+		dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, maxRequestBytes))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c); err != nil {
 			writeJSON(rw, http.StatusBadRequest, adminError{err.Error()})
@@ -191,11 +197,11 @@ type adminError struct {
 	Error string `json:"error"`
 }
 
-// ServeAdmin serves AdminHandler on <data-dir>/admin.sock (mode 0600)
+// serveAdmin serves adminHandler on <data-dir>/admin.sock (mode 0600)
 // until ctx is done. A stale socket left by a killed witness is replaced:
 // the store's lock, held by this witness, guarantees no other witness uses
 // the directory.
-func (w *Witness) ServeAdmin(ctx context.Context) error {
+func (w *Witness) serveAdmin(ctx context.Context) error {
 	l, err := w.ListenAdmin()
 	if err != nil {
 		return err
@@ -207,7 +213,7 @@ func (w *Witness) ServeAdmin(ctx context.Context) error {
 // A caller that must have the socket in place before it announces itself
 // listens first and serves with ServeAdminOn.
 func (w *Witness) ListenAdmin() (net.Listener, error) {
-	path := filepath.Join(w.dir, AdminSocket)
+	path := filepath.Join(w.dir, adminSocket)
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("%s exists and is not a socket: move it away", path)
@@ -228,8 +234,8 @@ func (w *Witness) ListenAdmin() (net.Listener, error) {
 // ServeAdminOn serves the admin API on l (from ListenAdmin) until ctx ends,
 // then removes the socket.
 func (w *Witness) ServeAdminOn(ctx context.Context, l net.Listener) error {
-	path := filepath.Join(w.dir, AdminSocket)
-	srv := NewHTTPServer(w.AdminHandler())
+	path := filepath.Join(w.dir, adminSocket)
+	srv := newHTTPServer(w.adminHandler())
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -21,16 +23,16 @@ import (
 )
 
 const (
-	// KeyFile is the witness's private key file in the data directory.
-	KeyFile = "witness.key"
-	// PubFile is the witness's verifier key file in the data directory:
+	// keyFile is the witness's private key file in the data directory.
+	keyFile = "witness.key"
+	// pubFile is the witness's verifier key file in the data directory:
 	// the type 0x04 (tlog-cosignature v1) vkey that log operators put in
 	// their witness policies.
-	PubFile = "witness.pub"
-	// MLDSAKeyFile is the witness's ML-DSA-44 private key file in the
+	pubFile = "witness.pub"
+	// mldsaKeyFile is the witness's ML-DSA-44 private key file in the
 	// data directory; MLDSAPubFile its type 0x06 verifier key, which a
-	// policy may name instead of (or as well as) PubFile's.
-	MLDSAKeyFile = "witness-mldsa.key"
+	// policy may name instead of (or as well as) pubFile's.
+	mldsaKeyFile = "witness-mldsa.key"
 	MLDSAPubFile = "witness-mldsa.pub"
 	// DefaultName is the cosigner name a new key gets when none is given.
 	// Every real deployment should pick its own with --name on first start.
@@ -50,21 +52,47 @@ type witnessKey struct {
 	vkey   string
 	mldsa  *mldsaSigner // ML-DSA-44, type 0x06
 	mvkey  string
+
+	ownOnce sync.Once // own: verifiers of vkey and mvkey (subtree.go)
+	own     note.Verifiers
+	ownErr  error
 }
 
-// signers are the keys a cosignature is made with, Ed25519 first.
-func (k *witnessKey) signers() []note.Signer {
-	if k.mldsa == nil { // only in benchmarks comparing with Ed25519 alone
-		return []note.Signer{k.signer}
+// cosign appends the witness's cosignature lines for cp to b, Ed25519
+// first, as a signed note carries them ("— <name> <base64(key ID ||
+// signature)>\n"). The ML-DSA-44 signer takes the parsed checkpoint, so
+// nothing is parsed again.
+func (k *witnessKey) cosign(b []byte, cp *signedCheckpoint) ([]byte, error) {
+	sig, err := k.signer.Sign([]byte(cp.Text))
+	if err != nil {
+		return nil, err
 	}
-	return []note.Signer{k.signer, k.mldsa}
+	b = appendSignatureLine(b, k.signer.Name(), k.signer.KeyHash(), sig)
+	if k.mldsa == nil { // only in benchmarks comparing with Ed25519 alone
+		return b, nil
+	}
+	if sig, err = k.mldsa.cosign(cp.checkpointBody, time.Now()); err != nil {
+		return nil, err
+	}
+	return appendSignatureLine(b, k.mldsa.name, k.mldsa.id, sig), nil
+}
+
+// appendSignatureLine appends one note signature line.
+func appendSignatureLine(b []byte, name string, id uint32, sig []byte) []byte {
+	b = append(b, "— "...)
+	b = append(b, name...)
+	b = append(b, ' ')
+	raw := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(sig)), id)
+	raw = append(raw, sig...)
+	b = base64.StdEncoding.AppendEncode(b, raw)
+	return append(b, '\n')
 }
 
 // loadOrCreateKey reads dir/witness.key, or generates it (mode 0600) when
 // absent, and (re)writes dir/witness.pub. name, if set, must match an
 // existing key's name.
 func loadOrCreateKey(dir, name string) (*witnessKey, error) {
-	path := filepath.Join(dir, KeyFile)
+	path := filepath.Join(dir, keyFile)
 	skey, err := durable.ReadOrCreateSecret(path, "witness key", func() (string, error) {
 		if name == "" {
 			name = DefaultName
@@ -95,7 +123,7 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 	if v, err := fnote.NewVerifierForCosignatureV1(vkey); err != nil || v.KeyHash() != signer.KeyHash() {
 		return nil, fmt.Errorf("witness key %s: derived verifier key %s does not match the signer", path, vkey)
 	}
-	if err := durable.WriteAtomic(filepath.Join(dir, PubFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := durable.WriteAtomic(filepath.Join(dir, pubFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing witness verifier key: %w", err)
 	}
 	k := &witnessKey{signer: signer, vkey: vkey}
@@ -109,7 +137,7 @@ func loadOrCreateKey(dir, name string) (*witnessKey, error) {
 // 0600) when absent (also for a witness that had only its Ed25519 key),
 // and (re)writes dir/witness-mldsa.pub. Its name must be the witness's.
 func loadOrCreateMLDSAKey(dir, name string) (*mldsaSigner, string, error) {
-	path := filepath.Join(dir, MLDSAKeyFile)
+	path := filepath.Join(dir, mldsaKeyFile)
 	skey, err := durable.ReadOrCreateSecret(path, "witness ML-DSA-44 key", func() (string, error) {
 		skey, _, err := fnote.GenerateMLDSAKey(name)
 		return skey, err

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"github.com/stele-dev/stele/internal/gcpkmskey/gcpkmstest"
 	"github.com/stele-dev/stele/internal/hsmtest"
 	"github.com/stele-dev/stele/internal/kmskey/kmstest"
-	"github.com/stele-dev/stele/witness"
 )
 
 // TestBinaryKeyInPKCS11Token runs the real stele-witness with its
@@ -43,7 +42,7 @@ func TestBinaryKeyInPKCS11Token(t *testing.T) {
 // AWS KMS; a disabled key stops the start with KMS's reason.
 func TestBinaryKeyInKMS(t *testing.T) {
 	kms := kmstest.Start(t)
-	vkey, err := witness.VerifierKeyFor("bin.example/w", kms.PublicKey())
+	vkey, err := VerifierKeyFor("bin.example/w", kms.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +110,12 @@ func checkKeyOutside(t *testing.T, p *witnessProc, dir, vkey string, lg *testLog
 	if got := readVKey(t, dir); got != vkey {
 		t.Fatalf("witness.pub is %q, want %q", got, vkey)
 	}
-	if _, err := os.Stat(filepath.Join(dir, witness.KeyFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
 		t.Fatal("a key file was written next to a key held outside")
 	}
 	// The ML-DSA-44 key stays in the data directory (tokens and KMSs hold
 	// Ed25519 keys): both cosignature lines come back.
-	mraw, err := os.ReadFile(filepath.Join(dir, witness.MLDSAPubFile))
+	mraw, err := os.ReadFile(filepath.Join(dir, MLDSAPubFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"bytes"
@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // TestKillBetweenCommitAndReply kills the real binary with SIGKILL at the
@@ -23,7 +21,7 @@ func TestKillBetweenCommitAndReply(t *testing.T) {
 	lg := newTestLog(t, "example.com/killpoint")
 	dir := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "witness.json")
-	raw, _ := json.Marshal(witness.FileConfig{Logs: []witness.LogConfig{lg.config()}})
+	raw, _ := json.Marshal(FileConfig{Logs: []LogConfig{lg.config()}})
 	if err := os.WriteFile(cfg, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}

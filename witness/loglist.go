@@ -31,15 +31,15 @@ import (
 // order, a log missing a line, an extra field, a control character, the
 // same origin twice — refuses the whole list, with the line number.
 
-// LogListHeader is the first line of a log list.
-const LogListHeader = "logs/v0"
+// logListHeader is the first line of a log list.
+const logListHeader = "logs/v0"
 
-// MaxLogListBytes bounds a log list (the largest published profile, 40,000
+// maxLogListBytes bounds a log list (the largest published profile, 40,000
 // logs, is a few MB).
-const MaxLogListBytes = 32 << 20
+const maxLogListBytes = 32 << 20
 
-// ListedLog is one log of a log list.
-type ListedLog struct {
+// listedLog is one log of a log list.
+type listedLog struct {
 	// Origin is the log's checkpoint origin (the key's name if the list
 	// has no origin line for it).
 	Origin string `json:"origin"`
@@ -51,24 +51,24 @@ type ListedLog struct {
 	Contact string `json:"contact"`
 }
 
-// LogListError is a log list the parser refuses: the line (1-based; 0 for
+// logListError is a log list the parser refuses: the line (1-based; 0 for
 // the whole list) and what is wrong.
-type LogListError struct {
+type logListError struct {
 	Line int
 	Msg  string
 }
 
-func (e *LogListError) Error() string {
+func (e *logListError) Error() string {
 	if e.Line == 0 {
 		return "log list: " + e.Msg
 	}
 	return fmt.Sprintf("log list: line %d: %s", e.Line, e.Msg)
 }
 
-// ParseLogList parses a log list in the witness network's logs/v0 format.
-func ParseLogList(b []byte) ([]ListedLog, error) {
-	if len(b) > MaxLogListBytes {
-		return nil, &LogListError{0, fmt.Sprintf("%d bytes, more than the %d this witness reads", len(b), MaxLogListBytes)}
+// parseLogList parses a log list in the witness network's logs/v0 format.
+func parseLogList(b []byte) ([]listedLog, error) {
+	if len(b) > maxLogListBytes {
+		return nil, &logListError{0, fmt.Sprintf("%d bytes, more than the %d this witness reads", len(b), maxLogListBytes)}
 	}
 	const (
 		wantHeader = iota
@@ -77,8 +77,8 @@ func ParseLogList(b []byte) ([]ListedLog, error) {
 		wantContact
 	)
 	state := wantHeader
-	var out []ListedLog
-	var cur ListedLog
+	var out []listedLog
+	var cur listedLog
 	var curLine int
 	hasOrigin := false
 	origins := map[string]int{}
@@ -93,11 +93,11 @@ func ParseLogList(b []byte) ([]ListedLog, error) {
 			continue
 		}
 		if j := strings.IndexFunc(line, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }); j >= 0 {
-			return nil, &LogListError{ln, fmt.Sprintf("control character 0x%02x", line[j])}
+			return nil, &logListError{ln, fmt.Sprintf("control character 0x%02x", line[j])}
 		}
 		if state == wantHeader {
-			if line != LogListHeader {
-				return nil, &LogListError{ln, fmt.Sprintf("the list must start with %q, found %q", LogListHeader, truncate(line))}
+			if line != logListHeader {
+				return nil, &logListError{ln, fmt.Sprintf("the list must start with %q, found %q", logListHeader, truncate(line))}
 			}
 			state = wantVkey
 			continue
@@ -106,33 +106,33 @@ func ParseLogList(b []byte) ([]ListedLog, error) {
 		switch {
 		case kw == "vkey" && state == wantVkey:
 			if arg == "" || strings.ContainsAny(arg, " \t") {
-				return nil, &LogListError{ln, "a vkey line is \"vkey <key>\" with one key"}
+				return nil, &logListError{ln, "a vkey line is \"vkey <key>\" with one key"}
 			}
 			name, err := listKeyName(arg)
 			if err != nil {
-				return nil, &LogListError{ln, err.Error()}
+				return nil, &logListError{ln, err.Error()}
 			}
-			cur, curLine, hasOrigin = ListedLog{Origin: name, Key: arg}, ln, false
+			cur, curLine, hasOrigin = listedLog{Origin: name, Key: arg}, ln, false
 			state = wantOriginOrQPD
 		case kw == "origin" && state == wantOriginOrQPD && !hasOrigin:
 			if arg == "" {
-				return nil, &LogListError{ln, "an origin line needs the origin"}
+				return nil, &logListError{ln, "an origin line needs the origin"}
 			}
 			cur.Origin, hasOrigin = arg, true
 		case kw == "qpd" && state == wantOriginOrQPD:
 			n, err := parseDecimal(arg)
 			if err != nil || n < 1 || n >= 1<<31 {
-				return nil, &LogListError{ln, fmt.Sprintf("qpd %q must be a decimal in [1, 2^31) with no leading zeros", truncate(arg))}
+				return nil, &logListError{ln, fmt.Sprintf("qpd %q must be a decimal in [1, 2^31) with no leading zeros", truncate(arg))}
 			}
 			cur.QPD = uint32(n)
 			state = wantContact
 		case kw == "contact" && state == wantContact:
 			if strings.TrimSpace(arg) == "" {
-				return nil, &LogListError{ln, "a contact line needs contact details"}
+				return nil, &logListError{ln, "a contact line needs contact details"}
 			}
 			cur.Contact = arg
 			if prev, dup := origins[cur.Origin]; dup {
-				return nil, &LogListError{curLine, fmt.Sprintf("origin %q is listed twice (lines %d and %d)", truncate(cur.Origin), prev, curLine)}
+				return nil, &logListError{curLine, fmt.Sprintf("origin %q is listed twice (lines %d and %d)", truncate(cur.Origin), prev, curLine)}
 			}
 			origins[cur.Origin] = curLine
 			out = append(out, cur)
@@ -142,16 +142,16 @@ func ParseLogList(b []byte) ([]ListedLog, error) {
 			if state == wantOriginOrQPD && hasOrigin {
 				want = "qpd"
 			}
-			return nil, &LogListError{ln, fmt.Sprintf("found %q, expected a %s line (a log is vkey, [origin], qpd, contact in this order)", truncate(kw), want)}
+			return nil, &logListError{ln, fmt.Sprintf("found %q, expected a %s line (a log is vkey, [origin], qpd, contact in this order)", truncate(kw), want)}
 		}
 	}
 	switch state {
 	case wantHeader:
-		return nil, &LogListError{0, fmt.Sprintf("no %q header", LogListHeader)}
+		return nil, &logListError{0, fmt.Sprintf("no %q header", logListHeader)}
 	case wantVkey:
 		return out, nil
 	default:
-		return nil, &LogListError{curLine, "the last log is incomplete (a log is vkey, [origin], qpd, contact)"}
+		return nil, &logListError{curLine, "the last log is incomplete (a log is vkey, [origin], qpd, contact)"}
 	}
 }
 

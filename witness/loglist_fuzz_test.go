@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"fmt"
@@ -6,12 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // FuzzParseLogList: any bytes as a witness network log list give logs or a
-// *LogListError, never a panic; what is accepted has a unique origin,
+// *logListError, never a panic; what is accepted has a unique origin,
 // an Ed25519 key, qpd in [1, 2^31) and a contact per log, and written back
 // in the format parses to the same logs.
 func FuzzParseLogList(f *testing.F) {
@@ -27,7 +25,7 @@ func FuzzParseLogList(f *testing.F) {
 	f.Add([]byte("logs/v0\nvkey " + k + "\nqpd 024\ncontact x\n"))
 	f.Add([]byte("logs/v0\nvkey " + k + "\nqpd 1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		logs, err := witness.ParseLogList(b)
+		logs, err := parseLogList(b)
 		if err != nil {
 			if logs != nil {
 				t.Fatal("logs returned with an error")
@@ -44,7 +42,7 @@ func FuzzParseLogList(f *testing.F) {
 			seen[l.Origin] = true
 			fmt.Fprintf(&out, "vkey %s\norigin %s\nqpd %d\ncontact %s\n", l.Key, l.Origin, l.QPD, l.Contact)
 		}
-		again, err := witness.ParseLogList([]byte(out.String()))
+		again, err := parseLogList([]byte(out.String()))
 		if err != nil || fmt.Sprint(again) != fmt.Sprint(logs) {
 			t.Fatalf("%q parsed as %+v, written back as %q: %+v, %v", b, logs, out.String(), again, err)
 		}

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"context"
@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // The lists the witness network published (github.com/transparency-dev/
@@ -28,7 +26,7 @@ func TestParsePublishedLogLists(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs, err := witness.ParseLogList(b)
+		logs, err := parseLogList(b)
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
@@ -42,7 +40,7 @@ func TestParsePublishedLogLists(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(filepath.Join("testdata", "witness-network-testing-log-list.1"))
-	logs, _ := witness.ParseLogList(b)
+	logs, _ := parseLogList(b)
 	sigsum := logs[3]
 	if sigsum.Origin != "sigsum.org/v1/tree/4e89cc51651f0d95f3c6127c15e1a42e3ddf7046c5b17b752689c402e773bb4d" || sigsum.QPD != 8640 ||
 		sigsum.Contact != "sigsum-logs (at) glasklarteknik.se | https://git.glasklar.is/glasklar/services/sigsum-logs/-/blob/main/instances/barreleye.md" {
@@ -57,22 +55,22 @@ func TestParseLogList(t *testing.T) {
 	entry := func(l *testLog) string { return fmt.Sprintf("vkey %s\nqpd 86400\ncontact ops@example\n", l.vkey) }
 	good := []struct {
 		name, text string
-		want       []witness.ListedLog
+		want       []listedLog
 	}{
 		{"empty list", "logs/v0\n", nil},
 		{"no final newline", "logs/v0", nil},
 		{"comments and blanks", "#\n# List: x\n\n  logs/v0  \n\n# a\n" + entry(a) + "\n\t# b\n" + entry(b),
-			[]witness.ListedLog{{Origin: a.origin, Key: a.vkey, QPD: 86400, Contact: "ops@example"}, {Origin: b.origin, Key: b.vkey, QPD: 86400, Contact: "ops@example"}}},
+			[]listedLog{{Origin: a.origin, Key: a.vkey, QPD: 86400, Contact: "ops@example"}, {Origin: b.origin, Key: b.vkey, QPD: 86400, Contact: "ops@example"}}},
 		{"origin line", fmt.Sprintf("logs/v0\nvkey %s\norigin other.example/log\nqpd 1\ncontact sysadmin (at) bar.org\n", a.vkey),
-			[]witness.ListedLog{{Origin: "other.example/log", Key: a.vkey, QPD: 1, Contact: "sysadmin (at) bar.org"}}},
+			[]listedLog{{Origin: "other.example/log", Key: a.vkey, QPD: 1, Contact: "sysadmin (at) bar.org"}}},
 		{"largest qpd", fmt.Sprintf("logs/v0\nvkey %s\nqpd 2147483647\ncontact x\n", a.vkey),
-			[]witness.ListedLog{{Origin: a.origin, Key: a.vkey, QPD: 1<<31 - 1, Contact: "x"}}},
+			[]listedLog{{Origin: a.origin, Key: a.vkey, QPD: 1<<31 - 1, Contact: "x"}}},
 		{"CRLF and indentation", strings.ReplaceAll("logs/v0\n  "+entry(a), "\n", "\r\n"),
-			[]witness.ListedLog{{Origin: a.origin, Key: a.vkey, QPD: 86400, Contact: "ops@example"}}},
+			[]listedLog{{Origin: a.origin, Key: a.vkey, QPD: 86400, Contact: "ops@example"}}},
 	}
 	for _, c := range good {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := witness.ParseLogList([]byte(c.text))
+			got, err := parseLogList([]byte(c.text))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,12 +109,12 @@ func TestParseLogList(t *testing.T) {
 		{"same origin twice", "logs/v0\n" + entry(a) + entry(a), `line 5: origin "a.example/log" is listed twice (lines 2 and 5)`},
 		{"same origin by origin line", "logs/v0\n" + entry(a) + fmt.Sprintf("vkey %s\norigin a.example/log\nqpd 1\ncontact c\n", b.vkey), "is listed twice"},
 		{"NUL", "logs/v0\n" + strings.Replace(entry(a), "ops@", "ops\x00@", 1), "line 4: control character 0x00"},
-		{"too large", "logs/v0\n" + strings.Repeat("#", witness.MaxLogListBytes), "more than the"},
+		{"too large", "logs/v0\n" + strings.Repeat("#", maxLogListBytes), "more than the"},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := witness.ParseLogList([]byte(c.text))
-			var le *witness.LogListError
+			got, err := parseLogList([]byte(c.text))
+			var le *logListError
 			if !errors.As(err, &le) {
 				t.Fatalf("got %+v, %v; want a *LogListError", got, err)
 			}
@@ -153,7 +151,7 @@ func listOf(logs ...*testLog) string {
 	return out
 }
 
-func listedOrigins(t *testing.T, w *witness.Witness) map[string]string {
+func listedOrigins(t *testing.T, w *Witness) map[string]string {
 	t.Helper()
 	logs, err := w.Logs()
 	if err != nil {
@@ -183,13 +181,13 @@ func TestLogListFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := ls.srv.URL + "/log-list.1"
-	if err := w.LoadLogLists([]witness.LogListConfig{{Source: src, Mode: witness.LogListFollow}}); err != nil {
+	if err := w.LoadLogLists([]LogListConfig{{Source: src, Mode: LogListFollow}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := pushStatus(t, w, a, 0, 3); got != http.StatusNotFound {
 		t.Fatalf("before the first fetch: %d, want 404", got)
 	}
-	if err := w.RefreshLogList(ctx(t), src); err != nil {
+	if err := w.refreshLogList(ctx(t), src); err != nil {
 		t.Fatal(err)
 	}
 	if got := listedOrigins(t, w.Witness); got[a.origin] != src || got[b.origin] != src || got[own.origin] != "" {
@@ -200,30 +198,30 @@ func TestLogListFollow(t *testing.T) {
 	mustCosign(t, w, own, 0, 2)
 
 	ls.text.Store(listOf(b)) // a and own leave the list
-	if err := w.RefreshLogList(ctx(t), src); err != nil {
+	if err := w.refreshLogList(ctx(t), src); err != nil {
 		t.Fatal(err)
 	}
 	if got := pushStatus(t, w, a, 3, 5); got != http.StatusNotFound {
 		t.Fatalf("a log removed from the list: %d, want 404", got)
 	}
 	mustCosign(t, w, own, 2, 4) // added with add-log: still witnessed
-	if st, ok, err := w.State(a.origin); err != nil || !ok || st.Size != 3 {
+	if st, ok, err := w.state(a.origin); err != nil || !ok || st.Size != 3 {
 		t.Fatalf("removed log's state: %+v %v %v", st, ok, err)
 	}
 
 	ls.text.Store("logs/v0\nvkey oops\n") // malformed: nothing changes
-	if err := w.RefreshLogList(ctx(t), src); err == nil {
+	if err := w.refreshLogList(ctx(t), src); err == nil {
 		t.Fatal("a malformed list was applied")
 	}
 	ls.srv.Config.Handler = http.NotFoundHandler()
-	if err := w.RefreshLogList(ctx(t), src); err == nil || !strings.Contains(err.Error(), "404") {
+	if err := w.refreshLogList(ctx(t), src); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("a 404 list: %v", err)
 	}
 	mustCosign(t, w, b, 2, 4)
 
 	ls.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { fmt.Fprint(rw, ls.text.Load().(string)) })
 	ls.text.Store(listOf(a, b)) // a comes back: it resumes from size 3
-	if err := w.RefreshLogList(ctx(t), src); err != nil {
+	if err := w.refreshLogList(ctx(t), src); err != nil {
 		t.Fatal(err)
 	}
 	if got := pushStatus(t, w, a, 0, 5); got != http.StatusConflict {
@@ -234,12 +232,12 @@ func TestLogListFollow(t *testing.T) {
 	// The logs a list gave are known at the next start, before any fetch.
 	w.srv.Close()
 	w.Close()
-	w2, err := witness.Open(w.dir, witness.Options{Logger: quietLogger()})
+	w2, err := Open(w.dir, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w2.Close()
-	if err := w2.LoadLogLists([]witness.LogListConfig{{Source: src, Mode: witness.LogListFollow}}); err != nil {
+	if err := w2.LoadLogLists([]LogListConfig{{Source: src, Mode: LogListFollow}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := listedOrigins(t, w2); got[a.origin] != src || got[b.origin] != src {
@@ -260,7 +258,7 @@ func TestLogListDiscover(t *testing.T) {
 	}
 	write(listOf(a))
 	w := newTestWitness(t)
-	if err := w.LoadLogLists([]witness.LogListConfig{{Source: file, Interval: witness.Duration(100 * time.Millisecond)}}); err != nil {
+	if err := w.LoadLogLists([]LogListConfig{{Source: file, Interval: Duration(100 * time.Millisecond)}}); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx(t))
@@ -296,16 +294,16 @@ func TestLogListDiscover(t *testing.T) {
 func TestLogListConfigRefused(t *testing.T) {
 	w := newTestWitness(t)
 	for _, c := range []struct {
-		cfg  witness.LogListConfig
+		cfg  LogListConfig
 		want string
 	}{
-		{witness.LogListConfig{}, "empty"},
-		{witness.LogListConfig{Source: "http://lists.example/log-list.1"}, "fetch it over https"},
-		{witness.LogListConfig{Source: "ftp://lists.example/log-list.1"}, "fetch it over https"},
-		{witness.LogListConfig{Source: "f", Mode: "sync"}, `mode "sync"`},
-		{witness.LogListConfig{Source: "f", Interval: witness.Duration(time.Millisecond)}, "too short"},
+		{LogListConfig{}, "empty"},
+		{LogListConfig{Source: "http://lists.example/log-list.1"}, "fetch it over https"},
+		{LogListConfig{Source: "ftp://lists.example/log-list.1"}, "fetch it over https"},
+		{LogListConfig{Source: "f", Mode: "sync"}, `mode "sync"`},
+		{LogListConfig{Source: "f", Interval: Duration(time.Millisecond)}, "too short"},
 	} {
-		if err := w.LoadLogLists([]witness.LogListConfig{c.cfg}); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := w.LoadLogLists([]LogListConfig{c.cfg}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}
 	}

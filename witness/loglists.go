@@ -39,9 +39,9 @@ const (
 // witness network suggests hourly to daily, at most weekly).
 const DefaultLogListInterval = time.Hour
 
-// LogListsDir holds, in the data directory, the logs each list gave the
+// logListsDir holds, in the data directory, the logs each list gave the
 // witness, so they are known at the next start before any fetch.
-const LogListsDir = "loglists"
+const logListsDir = "loglists"
 
 // LogListConfig is a log list the witness takes logs from.
 type LogListConfig struct {
@@ -100,7 +100,7 @@ type listedSet struct {
 	Source  string      `json:"source"`
 	Mode    string      `json:"mode"`
 	Fetched time.Time   `json:"fetched"`
-	Logs    []ListedLog `json:"logs"`
+	Logs    []listedLog `json:"logs"`
 }
 
 // logLists is the witness's log list state. The applied sets are read
@@ -118,7 +118,7 @@ type logLists struct {
 }
 
 // LoadLogLists configures the log lists the witness takes logs from and
-// applies what each gave it before (kept in LogListsDir), without fetching:
+// applies what each gave it before (kept in logListsDir), without fetching:
 // call it before serving, then RunLogLists. It may be called once.
 func (w *Witness) LoadLogLists(cfgs []LogListConfig) error {
 	ll := &logLists{
@@ -168,7 +168,7 @@ func (w *Witness) LoadLogLists(cfgs []LogListConfig) error {
 
 func (w *Witness) listedPath(source string) string {
 	h := sha256.Sum256([]byte(source))
-	return filepath.Join(w.dir, LogListsDir, hex.EncodeToString(h[:8])+".json")
+	return filepath.Join(w.dir, logListsDir, hex.EncodeToString(h[:8])+".json")
 }
 
 // readListed reads what the list gave the witness before (empty if
@@ -240,7 +240,7 @@ func (w *Witness) RunLogLists(ctx context.Context) {
 			t := time.NewTicker(time.Duration(c.Interval))
 			defer t.Stop()
 			for {
-				if err := w.RefreshLogList(ctx, c.Source); err != nil && ctx.Err() == nil {
+				if err := w.refreshLogList(ctx, c.Source); err != nil && ctx.Err() == nil {
 					w.log.Warn("log list not applied; the logs it gave before stay", "source", c.Source, "err", err)
 				}
 				select {
@@ -254,9 +254,9 @@ func (w *Witness) RunLogLists(ctx context.Context) {
 	wg.Wait()
 }
 
-// RefreshLogList fetches the log list source (one given to LoadLogLists),
+// refreshLogList fetches the log list source (one given to LoadLogLists),
 // parses it and applies it.
-func (w *Witness) RefreshLogList(ctx context.Context, source string) error {
+func (w *Witness) refreshLogList(ctx context.Context, source string) error {
 	w.mu.RLock()
 	ll := w.lists
 	w.mu.RUnlock()
@@ -275,7 +275,7 @@ func (w *Witness) RefreshLogList(ctx context.Context, source string) error {
 		ll.fetches.WithLabelValues(c.Source, "fetch_error").Inc()
 		return err
 	}
-	listed, err := ParseLogList(b)
+	listed, err := parseLogList(b)
 	if err != nil {
 		ll.fetches.WithLabelValues(c.Source, "refused").Inc()
 		return err
@@ -297,7 +297,7 @@ func (w *Witness) RefreshLogList(ctx context.Context, source string) error {
 	w.mu.RUnlock()
 
 	next := &listedSet{Source: c.Source, Mode: c.Mode, Fetched: time.Now().UTC()}
-	had := map[string]ListedLog{}
+	had := map[string]listedLog{}
 	for _, l := range prev.Logs {
 		had[l.Origin] = l
 	}
@@ -318,6 +318,13 @@ func (w *Witness) RefreshLogList(ctx context.Context, source string) error {
 			ll.ignored.WithLabelValues(c.Source, "changed_key").Inc()
 			w.log.Warn("log list changes the key of a discovered log: ignored (a list never changes a configured log; use add-log)", "source", c.Source, "origin", l.Origin, "key", old.Key, "list_key", l.Key)
 		case ok:
+			// The same log with the same key: take the list's qpd and
+			// contact, which change no trust (quota.go meters the qpd).
+			for j := range next.Logs {
+				if next.Logs[j].Origin == l.Origin {
+					next.Logs[j].QPD, next.Logs[j].Contact = l.QPD, l.Contact
+				}
+			}
 		case known[l.Origin]:
 			ll.ignored.WithLabelValues(c.Source, "known_origin").Inc()
 		default:
@@ -328,7 +335,7 @@ func (w *Witness) RefreshLogList(ctx context.Context, source string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(w.dir, LogListsDir), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(w.dir, logListsDir), 0o700); err != nil {
 		return err
 	}
 	if err := durable.WriteAtomic(w.listedPath(c.Source), raw, 0o600); err != nil {
@@ -392,12 +399,12 @@ func (w *Witness) fetchLogList(ctx context.Context, source string) ([]byte, erro
 }
 
 func readLogList(r io.Reader, source string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxLogListBytes+1))
+	b, err := io.ReadAll(io.LimitReader(r, maxLogListBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("log list %s: %w", source, err)
 	}
-	if len(b) > MaxLogListBytes {
-		return nil, fmt.Errorf("log list %s: larger than %d bytes", source, MaxLogListBytes)
+	if len(b) > maxLogListBytes {
+		return nil, fmt.Errorf("log list %s: larger than %d bytes", source, maxLogListBytes)
 	}
 	return b, nil
 }

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"context"
@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // serveAdmin runs the admin socket until the test ends and waits for it.
@@ -19,14 +17,14 @@ func serveAdmin(t *testing.T, w *testWitness) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.ServeAdmin(ctx) }()
+	go func() { done <- w.serveAdmin(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
 	})
-	sock := filepath.Join(w.dir, witness.AdminSocket)
+	sock := filepath.Join(w.dir, adminSocket)
 	for i := 0; ; i++ {
 		if c, err := net.Dial("unix", sock); err == nil {
 			c.Close()
@@ -58,7 +56,7 @@ func TestAddRemoveLogWhileRunning(t *testing.T) {
 	if r := post(t, w.srv.URL, lg.request(t, 0, 5)); r.status != http.StatusNotFound {
 		t.Fatalf("before add-log: %d", r.status)
 	}
-	m, err := witness.Manage(w.dir)
+	m, err := Manage(w.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +64,7 @@ func TestAddRemoveLogWhileRunning(t *testing.T) {
 	if !m.Running() {
 		t.Fatal("Manage did not find the running witness")
 	}
-	if _, err := m.AddLog(witness.LogConfig{Origin: lg.origin, Keys: []string{"nonsense"}}); err == nil || !strings.Contains(err.Error(), "not an Ed25519") {
+	if _, err := m.AddLog(LogConfig{Origin: lg.origin, Keys: []string{"nonsense"}}); err == nil || !strings.Contains(err.Error(), "not an Ed25519") {
 		t.Fatalf("bad key: %v", err)
 	}
 	if _, err := m.AddLog(lg.config()); err != nil {
@@ -82,7 +80,7 @@ func TestAddRemoveLogWhileRunning(t *testing.T) {
 	if r := post(t, w.srv.URL, rotated.request(t, 8, 9)); r.status != http.StatusForbidden {
 		t.Fatalf("new key before it is added: %d", r.status)
 	}
-	rec, err := m.AddLog(witness.LogConfig{Origin: lg.origin, Keys: []string{next.vkey}})
+	rec, err := m.AddLog(LogConfig{Origin: lg.origin, Keys: []string{next.vkey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,22 +139,22 @@ func TestAddRemoveLogWhileRunning(t *testing.T) {
 // a witness started afterwards witnesses the added log.
 func TestManageStopped(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := witness.Manage(dir); err == nil || !strings.Contains(err.Error(), "no witness data") {
+	if _, err := Manage(dir); err == nil || !strings.Contains(err.Error(), "no witness data") {
 		t.Fatalf("Manage on an empty directory: %v", err)
 	}
-	w, err := witness.Open(dir, witness.Options{Logger: quietLogger()})
+	w, err := Open(dir, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// While the witness holds the store (no admin socket), Manage cannot
 	// open it: the error says why.
-	if _, err := witness.Manage(dir); err == nil || !strings.Contains(err.Error(), "another stele-witness") {
+	if _, err := Manage(dir); err == nil || !strings.Contains(err.Error(), "another stele-witness") {
 		t.Fatalf("Manage while the store is open: %v", err)
 	}
 	w.Close()
 
 	lg := newTestLog(t, "example.com/log")
-	m, err := witness.Manage(dir)
+	m, err := Manage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +169,7 @@ func TestManageStopped(t *testing.T) {
 	}
 	m.Close()
 
-	w, err = witness.Open(dir, witness.Options{Logger: quietLogger()})
+	w, err = Open(dir, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +177,7 @@ func TestManageStopped(t *testing.T) {
 	if _, err := w.AddCheckpoint(ctx(t), lg.request(t, 0, 3)); err != nil {
 		t.Fatal(err)
 	}
-	var e *witness.Error
+	var e *Error
 	if _, err := w.AddCheckpoint(ctx(t), lg.request(t, 1, 3)); !errors.As(err, &e) || e.Status != 409 || e.Size != 3 {
 		t.Fatalf("%v", err)
 	}
@@ -189,21 +187,21 @@ func TestManageStopped(t *testing.T) {
 // name cannot change; witness.pub holds the 0x04 verifier key.
 func TestKeyFiles(t *testing.T) {
 	dir := t.TempDir()
-	w, err := witness.Open(dir, witness.Options{Name: "w.example/a", Logger: quietLogger()})
+	w, err := Open(dir, Options{Name: "w.example/a", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	vkey := w.VerifierKey()
 	w.Close()
-	fi, err := os.Stat(filepath.Join(dir, witness.KeyFile))
+	fi, err := os.Stat(filepath.Join(dir, keyFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", fi.Mode(), err)
 	}
-	pub, _ := os.ReadFile(filepath.Join(dir, witness.PubFile))
+	pub, _ := os.ReadFile(filepath.Join(dir, pubFile))
 	if string(pub) != vkey+"\n" || !strings.HasPrefix(vkey, "w.example/a+") || strings.Split(vkey, "+")[2][0] != 'B' {
 		t.Fatalf("witness.pub %q, vkey %q", pub, vkey)
 	}
-	w, err = witness.Open(dir, witness.Options{Logger: quietLogger()})
+	w, err = Open(dir, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,11 +209,11 @@ func TestKeyFiles(t *testing.T) {
 		t.Fatal("key changed on reopen")
 	}
 	w.Close()
-	if _, err := witness.Open(dir, witness.Options{Name: "w.example/b", Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "named") {
+	if _, err := Open(dir, Options{Name: "w.example/b", Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "named") {
 		t.Fatalf("renaming: %v", err)
 	}
-	os.Chmod(filepath.Join(dir, witness.KeyFile), 0o644)
-	if _, err := witness.Open(dir, witness.Options{Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	os.Chmod(filepath.Join(dir, keyFile), 0o644)
+	if _, err := Open(dir, Options{Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("open key: %v", err)
 	}
 }

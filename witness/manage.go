@@ -38,7 +38,7 @@ type Manager interface {
 // dataDir: a client of its admin socket if it is running, else the store
 // itself (whose lock keeps a witness from starting meanwhile).
 func Manage(dataDir string) (Manager, error) {
-	sock := filepath.Join(dataDir, AdminSocket)
+	sock := filepath.Join(dataDir, adminSocket)
 	c, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err == nil {
 		c.Close()
@@ -47,10 +47,10 @@ func Manage(dataDir string) (Manager, error) {
 	if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ECONNREFUSED) {
 		return nil, fmt.Errorf("reaching the running witness at %s: %w", sock, err)
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, StoreDir)); err != nil {
+	if _, err := os.Stat(filepath.Join(dataDir, storeDir)); err != nil {
 		return nil, fmt.Errorf("no witness data in %s (start stele-witness with --data-dir %s first, or pass the right --data-dir)", dataDir, dataDir)
 	}
-	s, err := OpenStore(dataDir)
+	s, err := openStateStore(dataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -58,23 +58,28 @@ func Manage(dataDir string) (Manager, error) {
 }
 
 // offline manages a stopped witness's store.
-type offline struct{ *Store }
+type offline struct{ *stateStore }
 
 func (offline) Running() bool { return false }
 
+func (o offline) AddLog(c LogConfig) (LogConfig, error)      { return o.addLog(c) }
+func (o offline) RemoveLog(origin string) error              { return o.removeLog(origin) }
+func (o offline) Evidence(origin string) ([]Evidence, error) { return o.evidence(origin) }
+func (o offline) Close() error                               { return o.close() }
+
 func (o offline) Logs() ([]LogInfo, error) {
-	added, err := o.AddedLogs()
+	added, err := o.addedLogs()
 	if err != nil {
 		return nil, err
 	}
-	dropped, err := o.EvidenceDropped()
+	dropped, err := o.evidenceDropped()
 	if err != nil {
 		return nil, err
 	}
 	out := []LogInfo{}
 	for _, c := range added {
 		li := LogInfo{LogConfig: c, Added: true, EvidenceDropped: dropped[c.Origin]}
-		st, ok, err := o.State(c.Origin)
+		st, ok, err := o.state(c.Origin)
 		if err != nil {
 			return nil, err
 		}

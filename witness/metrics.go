@@ -20,6 +20,8 @@ type metrics struct {
 	// evidenceDropped counts evidence records dropped by the per-log bound.
 	evidenceDropped *prometheus.GaugeVec
 	pulls           *prometheus.CounterVec
+	subtrees        *prometheus.CounterVec
+	overQuota       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -50,8 +52,13 @@ func newMetrics() *metrics {
 			Name: "stele_witness_pulls_total",
 			Help: "Pull-mode fetches, by origin and outcome (ok, fetch_error, refused).",
 		}, []string{"origin", "outcome"}),
+		subtrees: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stele_witness_sign_subtree_requests_total",
+			Help: "sign-subtree requests, by HTTP status and reason.",
+		}, []string{"status", "reason"}),
+		overQuota: newOverQuotaCounter(),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.evidenceDropped, m.pulls,
+	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.evidenceDropped, m.pulls, m.subtrees, m.overQuota,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -66,6 +73,15 @@ func (m *metrics) observe(e *Error, start time.Time) {
 	m.requests.WithLabelValues(strconv.Itoa(e.Status), e.Reason).Inc()
 }
 
-// Registry is the witness's Prometheus registry (served at /metrics by
+// observeSubtree records the outcome of one sign-subtree.
+func (m *metrics) observeSubtree(e *Error) {
+	if e == nil {
+		m.subtrees.WithLabelValues(strconv.Itoa(http.StatusOK), "ok").Inc()
+		return
+	}
+	m.subtrees.WithLabelValues(strconv.Itoa(e.Status), e.Reason).Inc()
+}
+
+// registry is the witness's Prometheus registry (served at /metrics by
 // Handler); embedders can gather it themselves.
-func (w *Witness) Registry() *prometheus.Registry { return w.m.reg }
+func (w *Witness) registry() *prometheus.Registry { return w.m.reg }

@@ -46,27 +46,32 @@ func newMLDSASigner(skey string) (*mldsaSigner, error) {
 func (s *mldsaSigner) Name() string    { return s.name }
 func (s *mldsaSigner) KeyHash() uint32 { return s.id }
 
-// Sign cosigns the checkpoint text msg: timestamp (now) || ML-DSA-44
-// signature over the cosigned_message with start 0 and end the size.
-func (s *mldsaSigner) Sign(msg []byte) ([]byte, error) {
-	cp, err := ParseCheckpointBody(string(msg))
-	if err != nil {
-		return nil, err
-	}
-	if len(s.name) > 255 || len(cp.Origin) > 255 {
+// cosign returns timestamp (now) || ML-DSA-44 signature over the
+// cosigned_message for cp with start 0 and end the size.
+func (s *mldsaSigner) cosign(cp checkpointBody, now time.Time) ([]byte, error) {
+	return s.signSubtree(uint64(now.Unix()), cp.Origin, 0, cp.Size, cp.Root)
+}
+
+// signSubtree returns ts || ML-DSA-44 signature over the cosigned_message
+// (c2sp.org/tlog-cosignature) for the subtree [start, end) of origin with
+// hash h. ts must be 0 when start is not.
+func (s *mldsaSigner) signSubtree(ts uint64, origin string, start, end uint64, h [32]byte) ([]byte, error) {
+	if len(s.name) > 255 || len(origin) > 255 {
 		return nil, errors.New("ML-DSA-44 cosignature: cosigner name and origin must be at most 255 bytes")
 	}
-	ts := uint64(time.Now().Unix())
-	m := make([]byte, 0, 12+1+len(s.name)+8+1+len(cp.Origin)+8+8+32)
+	if start != 0 && ts != 0 {
+		return nil, errors.New("ML-DSA-44 cosignature: a subtree that does not start at 0 is signed with timestamp 0")
+	}
+	m := make([]byte, 0, 12+1+len(s.name)+8+1+len(origin)+8+8+32)
 	m = append(m, "subtree/v1\n\x00"...)
 	m = append(m, byte(len(s.name)))
 	m = append(m, s.name...)
 	m = binary.BigEndian.AppendUint64(m, ts)
-	m = append(m, byte(len(cp.Origin)))
-	m = append(m, cp.Origin...)
-	m = binary.BigEndian.AppendUint64(m, 0)
-	m = binary.BigEndian.AppendUint64(m, cp.Size)
-	m = append(m, cp.Root[:]...)
+	m = append(m, byte(len(origin)))
+	m = append(m, origin...)
+	m = binary.BigEndian.AppendUint64(m, start)
+	m = binary.BigEndian.AppendUint64(m, end)
+	m = append(m, h[:]...)
 	sig := make([]byte, 8+mldsa44.SignatureSize)
 	binary.BigEndian.PutUint64(sig, ts)
 	if err := mldsa44.SignTo(s.sk, m, nil, true, sig[8:]); err != nil {

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"fmt"
@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	fnote "github.com/transparency-dev/formats/note"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // TestMLDSAKeyFiles: the ML-DSA-44 key is created 0600 next to the
@@ -18,24 +16,24 @@ import (
 // Ed25519 key, and witness-mldsa.pub holds its type 0x06 verifier key.
 func TestMLDSAKeyFiles(t *testing.T) {
 	dir := t.TempDir()
-	w, err := witness.Open(dir, witness.Options{Name: "w.example/pq", Logger: quietLogger()})
+	w, err := Open(dir, Options{Name: "w.example/pq", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mvkey := w.MLDSAVerifierKey()
 	w.Close()
-	fi, err := os.Stat(filepath.Join(dir, witness.MLDSAKeyFile))
+	fi, err := os.Stat(filepath.Join(dir, mldsaKeyFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("ML-DSA-44 key file: %v %v", fi, err)
 	}
-	pub, _ := os.ReadFile(filepath.Join(dir, witness.MLDSAPubFile))
+	pub, _ := os.ReadFile(filepath.Join(dir, MLDSAPubFile))
 	if string(pub) != mvkey+"\n" || !strings.HasPrefix(mvkey, "w.example/pq+") {
 		t.Fatalf("witness-mldsa.pub %.80q, vkey %.80q", pub, mvkey)
 	}
 	if v, err := fnote.NewMLDSAVerifier(mvkey); err != nil || v.Name() != "w.example/pq" {
 		t.Fatalf("witness-mldsa.pub is not an ML-DSA-44 (0x06) verifier key: %v", err)
 	}
-	w, err = witness.Open(dir, witness.Options{Logger: quietLogger()})
+	w, err = Open(dir, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +43,9 @@ func TestMLDSAKeyFiles(t *testing.T) {
 	w.Close()
 
 	// A witness from before ML-DSA-44: its Ed25519 key stays, a new key is added.
-	os.Remove(filepath.Join(dir, witness.MLDSAKeyFile))
-	os.Remove(filepath.Join(dir, witness.MLDSAPubFile))
-	w, err = witness.Open(dir, witness.Options{Logger: quietLogger()})
+	os.Remove(filepath.Join(dir, mldsaKeyFile))
+	os.Remove(filepath.Join(dir, MLDSAPubFile))
+	w, err = Open(dir, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +61,12 @@ func TestMLDSAKeyFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(other, witness.MLDSAKeyFile), []byte(skey+"\n"), 0o600)
-	if _, err := witness.Open(other, witness.Options{Name: "w.example/pq", Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "both keys carry the witness's name") {
+	os.WriteFile(filepath.Join(other, mldsaKeyFile), []byte(skey+"\n"), 0o600)
+	if _, err := Open(other, Options{Name: "w.example/pq", Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "both keys carry the witness's name") {
 		t.Fatalf("ML-DSA-44 key of another name: %v", err)
 	}
-	os.Chmod(filepath.Join(dir, witness.MLDSAKeyFile), 0o644)
-	if _, err := witness.Open(dir, witness.Options{Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	os.Chmod(filepath.Join(dir, mldsaKeyFile), 0o644)
+	if _, err := Open(dir, Options{Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("world-readable ML-DSA-44 key: %v", err)
 	}
 }
@@ -95,7 +93,7 @@ func TestMLDSALogKeys(t *testing.T) {
 	l := newTestLog(t, "example.com/pq-log")
 	edVKey := l.vkey
 	pqVKey := mldsaLog(t, l)
-	w := newTestWitnessCfg(t, witness.LogConfig{Origin: l.origin, Keys: []string{pqVKey}})
+	w := newTestWitnessCfg(t, LogConfig{Origin: l.origin, Keys: []string{pqVKey}})
 	r := post(t, w.srv.URL, l.request(t, 0, 3))
 	if r.status != http.StatusOK {
 		t.Fatalf("checkpoint signed by the log's ML-DSA-44 key: %d %s", r.status, r.body)
@@ -107,16 +105,16 @@ func TestMLDSALogKeys(t *testing.T) {
 		t.Fatalf("tampered ML-DSA-44-signed checkpoint: %d %s", r.status, r.body)
 	}
 
-	both := newTestWitnessCfg(t, witness.LogConfig{Origin: l.origin, Keys: []string{edVKey, pqVKey}})
+	both := newTestWitnessCfg(t, LogConfig{Origin: l.origin, Keys: []string{edVKey, pqVKey}})
 	if r := post(t, both.srv.URL, l.request(t, 0, 3)); r.status != http.StatusOK {
 		t.Fatalf("ML-DSA-44 only, both keys configured: %d %s", r.status, r.body)
 	}
 	l2 := newTestLog(t, "example.com/ed-log")
-	if r := post(t, newTestWitnessCfg(t, witness.LogConfig{Origin: l2.origin, Keys: []string{l2.vkey, mldsaVKeyFor(t, l2.origin)}}).srv.URL, l2.request(t, 0, 2)); r.status != http.StatusOK {
+	if r := post(t, newTestWitnessCfg(t, LogConfig{Origin: l2.origin, Keys: []string{l2.vkey, mldsaVKeyFor(t, l2.origin)}}).srv.URL, l2.request(t, 0, 2)); r.status != http.StatusOK {
 		t.Fatalf("Ed25519 only, both keys configured: %d %s", r.status, r.body)
 	}
 	// A witness (0x04) key is still no log key.
-	if _, err := witness.Open(t.TempDir(), witness.Options{Logger: quietLogger(), Logs: []witness.LogConfig{{Origin: l.origin, Keys: []string{w.VerifierKey()}}}}); err == nil {
+	if _, err := Open(t.TempDir(), Options{Logger: quietLogger(), Logs: []LogConfig{{Origin: l.origin, Keys: []string{w.VerifierKey()}}}}); err == nil {
 		t.Fatal("a cosignature key accepted as a log key")
 	}
 }
@@ -136,7 +134,7 @@ func mldsaVKeyFor(t *testing.T, origin string) string {
 func TestTesseraMLDSAPolicy(t *testing.T) {
 	const origin = "example.com/tessera-pq-log"
 	signer, vkey := logKey(t, origin)
-	w := newTestWitnessCfg(t, witness.LogConfig{Origin: origin, Keys: []string{vkey}})
+	w := newTestWitnessCfg(t, LogConfig{Origin: origin, Keys: []string{vkey}})
 	l := startTessera(t, t.TempDir(), signer, policyFor(w.MLDSAVerifierKey(), w.srv.URL))
 	for i := range 3 {
 		cp := l.add(t, 2, fmt.Sprintf("pq%d", i))

@@ -11,9 +11,9 @@ import (
 	tclient "github.com/transparency-dev/tessera/client"
 )
 
-// DefaultPullInterval is how often a pulled log's checkpoint is fetched
+// defaultPullInterval is how often a pulled log's checkpoint is fetched
 // when its configuration gives no interval.
-const DefaultPullInterval = time.Minute
+const defaultPullInterval = time.Minute
 
 // RunPull fetches, every PullInterval, the checkpoint of each log
 // configured with a PullURL, builds the consistency proof from the log's
@@ -67,12 +67,12 @@ func (w *Witness) RunPull(ctx context.Context) {
 func (w *Witness) pullLoop(ctx context.Context, c LogConfig) {
 	every := time.Duration(c.PullInterval)
 	if every == 0 {
-		every = DefaultPullInterval
+		every = defaultPullInterval
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := w.PullOnce(ctx, c.Origin); err != nil && ctx.Err() == nil {
+		if err := w.pullOnce(ctx, c.Origin); err != nil && ctx.Err() == nil {
 			var e *Error
 			if errors.As(err, &e) {
 				w.m.pulls.WithLabelValues(c.Origin, "refused").Inc()
@@ -92,11 +92,11 @@ func (w *Witness) pullLoop(ctx context.Context, c LogConfig) {
 	}
 }
 
-// PullOnce fetches origin's checkpoint from its PullURL, builds the
+// pullOnce fetches origin's checkpoint from its PullURL, builds the
 // consistency proof from the latest cosigned size using the log's tiles
-// and submits them. It returns the error Submit returns (an *Error for a
+// and submits them. It returns the error submitVia returns (an *Error for a
 // refusal), or a fetch error.
-func (w *Witness) PullOnce(ctx context.Context, origin string) error {
+func (w *Witness) pullOnce(ctx context.Context, origin string) error {
 	w.mu.RLock()
 	c, ok := w.effective()[origin]
 	w.mu.RUnlock()
@@ -117,18 +117,18 @@ func (w *Witness) PullOnce(ctx context.Context, origin string) error {
 	if err != nil {
 		return fmt.Errorf("fetching checkpoint from %s: %w", c.PullURL, err)
 	}
-	cp, err := ParseSignedCheckpoint(raw)
+	cp, err := parseSignedCheckpoint(raw)
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Reason: ReasonMalformed, Msg: fmt.Sprintf("checkpoint from %s: %v", c.PullURL, err)}
+		return &Error{Status: http.StatusBadRequest, Reason: reasonMalformed, Msg: fmt.Sprintf("checkpoint from %s: %v", c.PullURL, err)}
 	}
 	if cp.Origin != origin {
-		return &Error{Status: http.StatusBadRequest, Reason: ReasonMalformed, Msg: fmt.Sprintf("checkpoint from %s has origin %q, want %q", c.PullURL, cp.Origin, origin)}
+		return &Error{Status: http.StatusBadRequest, Reason: reasonMalformed, Msg: fmt.Sprintf("checkpoint from %s has origin %q, want %q", c.PullURL, cp.Origin, origin)}
 	}
-	st, _, err := w.store.State(origin)
+	st, _, err := w.store.state(origin)
 	if err != nil {
 		return err
 	}
-	req := &Request{Old: st.Size, Checkpoint: raw}
+	req := &request{Old: st.Size, Checkpoint: raw}
 	if st.Size > 0 && st.Size < cp.Size {
 		pb, err := tclient.NewProofBuilder(ctx, cp.Size, f.ReadTile)
 		if err != nil {
@@ -149,6 +149,6 @@ func (w *Witness) PullOnce(ctx context.Context, origin string) error {
 		// nothing to cosign, and no rollback.
 		return nil
 	}
-	_, err = w.Submit(ctx, req, "pull "+c.PullURL)
+	_, err = w.submitVia(ctx, req, "pull "+c.PullURL)
 	return err
 }

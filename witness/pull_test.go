@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"context"
@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // TestPull: the witness fetches a Tessera log's checkpoint over tlog-tiles,
@@ -22,15 +20,15 @@ func TestPull(t *testing.T) {
 	tiles := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer tiles.Close()
 
-	w := newTestWitnessCfg(t, witness.LogConfig{Origin: origin, Keys: []string{vkey}, PullURL: tiles.URL + "/", PullInterval: witness.Duration(100 * time.Millisecond)})
+	w := newTestWitnessCfg(t, LogConfig{Origin: origin, Keys: []string{vkey}, PullURL: tiles.URL + "/", PullInterval: Duration(100 * time.Millisecond)})
 
 	for _, n := range []int{3, 300, 5} { // 300 crosses a tile boundary
 		l.add(t, n, "p")
-		if err := w.PullOnce(context.Background(), origin); err != nil {
+		if err := w.pullOnce(context.Background(), origin); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st, ok, err := w.State(origin)
+	st, ok, err := w.state(origin)
 	if err != nil || !ok || st.Size != 308 {
 		t.Fatalf("state %d %v %v", st.Size, ok, err)
 	}
@@ -43,7 +41,7 @@ func TestPull(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	l.add(t, 40, "q")
 	for i := 0; ; i++ {
-		st, _, _ = w.State(origin)
+		st, _, _ = w.state(origin)
 		if st.Size == 348 {
 			break
 		}
@@ -70,21 +68,21 @@ func TestPullFork(t *testing.T) {
 	serve.Store(&h)
 	tiles := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { (*serve.Load()).ServeHTTP(rw, r) }))
 	defer tiles.Close()
-	w := newTestWitnessCfg(t, witness.LogConfig{Origin: origin, Keys: []string{vkey}, PullURL: tiles.URL})
-	if err := w.PullOnce(context.Background(), origin); err != nil {
+	w := newTestWitnessCfg(t, LogConfig{Origin: origin, Keys: []string{vkey}, PullURL: tiles.URL})
+	if err := w.pullOnce(context.Background(), origin); err != nil {
 		t.Fatal(err)
 	}
 	h = http.FileServer(http.Dir(evil))
 	serve.Store(&h)
-	err := w.PullOnce(context.Background(), origin)
-	if e, ok := err.(*witness.Error); !ok || e.Status != http.StatusUnprocessableEntity {
+	err := w.pullOnce(context.Background(), origin)
+	if e, ok := err.(*Error); !ok || e.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("pulling the fork: %v", err)
 	}
 	evs, _ := w.Evidence(origin)
 	if len(evs) != 1 || evs[0].Via != "pull "+tiles.URL {
 		t.Fatalf("evidence %+v", evs)
 	}
-	st, _, _ := w.State(origin)
+	st, _, _ := w.state(origin)
 	if st.Size != 10 {
 		t.Fatalf("state moved to %d", st.Size)
 	}

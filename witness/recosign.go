@@ -43,7 +43,7 @@ func (w *Witness) RunRecosign(ctx context.Context, maxAge time.Duration) {
 	t := time.NewTicker(maxAge / 12)
 	defer t.Stop()
 	for {
-		w.RecosignIdle(ctx, maxAge)
+		w.recosignIdle(ctx, maxAge)
 		select {
 		case <-ctx.Done():
 			return
@@ -52,10 +52,10 @@ func (w *Witness) RunRecosign(ctx context.Context, maxAge time.Duration) {
 	}
 }
 
-// RecosignIdle re-cosigns, once, every configured log whose latest
+// recosignIdle re-cosigns, once, every configured log whose latest
 // cosignature is older than 3/4 of maxAge, and returns how many it
 // re-cosigned.
-func (w *Witness) RecosignIdle(ctx context.Context, maxAge time.Duration) int {
+func (w *Witness) recosignIdle(ctx context.Context, maxAge time.Duration) int {
 	w.mu.RLock()
 	eff := w.effective()
 	w.mu.RUnlock()
@@ -69,14 +69,14 @@ func (w *Witness) RecosignIdle(ctx context.Context, maxAge time.Duration) int {
 		if ctx.Err() != nil {
 			break
 		}
-		st, ok, err := w.store.State(o)
+		st, ok, err := w.store.state(o)
 		if err != nil || !ok || time.Since(st.Updated) < maxAge*3/4 {
 			continue
 		}
 		c := eff[o]
 		if c.PullURL != "" {
-			err := w.PullOnce(ctx, o)
-			if now, ok, _ := w.store.State(o); err == nil && ok && now.Updated.After(st.Updated) {
+			err := w.pullOnce(ctx, o)
+			if now, ok, _ := w.store.state(o); err == nil && ok && now.Updated.After(st.Updated) {
 				w.recosigns().WithLabelValues("pulled").Inc()
 				n++
 				continue
@@ -85,13 +85,13 @@ func (w *Witness) RecosignIdle(ctx context.Context, maxAge time.Duration) int {
 				w.log.Warn("re-cosigning an idle log: pulling its checkpoint failed; cosigning the held one again", "origin", o, "url", c.PullURL, "err", err)
 			}
 		}
-		_, err = w.Submit(ctx, &Request{Old: st.Size, Checkpoint: st.Checkpoint}, "recosign")
+		_, err = w.submitVia(ctx, &request{Old: st.Size, Checkpoint: st.Checkpoint}, "recosign")
 		var e *Error
 		switch {
 		case err == nil:
 			w.recosigns().WithLabelValues("recosigned").Inc()
 			n++
-		case errors.As(err, &e) && e.Reason == ReasonOldMismatch:
+		case errors.As(err, &e) && e.Reason == reasonOldMismatch:
 			// A push advanced the log meanwhile: it is fresh.
 		case errors.As(err, &e):
 			w.recosigns().WithLabelValues("refused").Inc()
@@ -135,7 +135,7 @@ func (c ageCollector) Collect(ch chan<- prometheus.Metric) {
 	c.w.mu.RLock()
 	eff := c.w.effective()
 	c.w.mu.RUnlock()
-	states, err := c.w.store.States()
+	states, err := c.w.store.allStates()
 	if err != nil {
 		return
 	}

@@ -7,12 +7,12 @@ import (
 	"fmt"
 )
 
-// MaxProofLines is the most consistency-proof lines a request may carry
+// maxProofLines is the most consistency-proof lines a request may carry
 // (C2SP tlog-witness: a proof for a tree of up to 2^63 entries).
-const MaxProofLines = 63
+const maxProofLines = 63
 
-// Request is a C2SP tlog-witness add-checkpoint request.
-type Request struct {
+// request is a C2SP tlog-witness add-checkpoint request.
+type request struct {
 	// Old is the size of the checkpoint the client believes this witness
 	// last cosigned for the origin (0 if none).
 	Old uint64
@@ -24,7 +24,7 @@ type Request struct {
 }
 
 // Marshal encodes the request as its HTTP body.
-func (r *Request) Marshal() []byte {
+func (r *request) Marshal() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "old %d\n", r.Old)
 	for _, h := range r.Proof {
@@ -36,11 +36,11 @@ func (r *Request) Marshal() []byte {
 	return b.Bytes()
 }
 
-// ParseRequest parses an add-checkpoint request body: "old <N>\n", 0 to 63
+// parseRequest parses an add-checkpoint request body: "old <N>\n", 0 to 63
 // base64 proof lines, an empty line, then the checkpoint note. Numbers and
 // hashes must be canonical, so an accepted body re-encodes to itself. The
-// checkpoint itself is not parsed here (see [ParseSignedCheckpoint]).
-func ParseRequest(body []byte) (*Request, error) {
+// checkpoint itself is not parsed here (see parseSignedCheckpoint).
+func parseRequest(body []byte) (*request, error) {
 	line, rest, ok := bytes.Cut(body, []byte("\n"))
 	if !ok {
 		return nil, errors.New(`request must start with a line "old <size>"`)
@@ -53,7 +53,7 @@ func ParseRequest(body []byte) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("old size: %w", err)
 	}
-	r := &Request{Old: old}
+	r := &request{Old: old}
 	for {
 		line, rest, ok = bytes.Cut(rest, []byte("\n"))
 		if !ok {
@@ -62,8 +62,8 @@ func ParseRequest(body []byte) (*Request, error) {
 		if len(line) == 0 {
 			break
 		}
-		if len(r.Proof) == MaxProofLines {
-			return nil, fmt.Errorf("consistency proof has more than %d lines", MaxProofLines)
+		if len(r.Proof) == maxProofLines {
+			return nil, fmt.Errorf("consistency proof has more than %d lines", maxProofLines)
 		}
 		h, err := decodeHash(string(line))
 		if err != nil {

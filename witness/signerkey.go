@@ -32,14 +32,14 @@ func keyFromSigner(dir, name string, s crypto.Signer) (*witnessKey, error) {
 	if !ok || len(pub) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("witness key is a %T, not an Ed25519 public key: cosignatures (tlog-cosignature v1) are Ed25519", s.Public())
 	}
-	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err == nil {
-		return nil, fmt.Errorf("%s holds a witness key file (%s) and another key was named outside it: one witness has one key; use another data directory for the witness whose key is outside, or move %s away to rotate (docs/witness.md)", dir, KeyFile, KeyFile)
+	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
+		return nil, fmt.Errorf("%s holds a witness key file (%s) and another key was named outside it: one witness has one key; use another data directory for the witness whose key is outside, or move %s away to rotate (docs/witness.md)", dir, keyFile, keyFile)
 	}
 	vkey, err := VerifierKeyFor(name, pub)
 	if err != nil {
 		return nil, err
 	}
-	pubPath := filepath.Join(dir, PubFile)
+	pubPath := filepath.Join(dir, pubFile)
 	if old, err := os.ReadFile(pubPath); err == nil && strings.TrimSpace(string(old)) != vkey {
 		return nil, fmt.Errorf("%s is %s but the key and --name give %s: a witness's name and key are its identity; use the same ones, or another data directory for a new witness", pubPath, strings.TrimSpace(string(old)), vkey)
 	}

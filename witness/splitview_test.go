@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"bytes"
@@ -13,11 +13,9 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
-
-	"github.com/stele-dev/stele/witness"
 )
 
-func getEvidence(t *testing.T, url string) []witness.Evidence {
+func getEvidence(t *testing.T, url string) []Evidence {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -27,7 +25,7 @@ func getEvidence(t *testing.T, url string) []witness.Evidence {
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
-	var evs []witness.Evidence
+	var evs []Evidence
 	if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +108,7 @@ func TestSplitView(t *testing.T) {
 func TestMonitoringPath(t *testing.T) {
 	lg := newTestLog(t, "example.com/log")
 	w := newTestWitness(t, lg)
-	url := w.srv.URL + "/" + witness.MonitoringID(lg.origin) + "/checkpoint"
+	url := w.srv.URL + "/" + monitoringID(lg.origin) + "/checkpoint"
 	get := func() (int, []byte) {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -135,7 +133,7 @@ func TestMonitoringPath(t *testing.T) {
 	}
 	checkCosignature(t, w.VerifierKey(), w.MLDSAVerifierKey(), lg, cp, body[len(cp):])
 	h := sha256.Sum256([]byte("example.com/log"))
-	if witness.MonitoringID("example.com/log") != hex.EncodeToString(h[:]) {
+	if monitoringID("example.com/log") != hex.EncodeToString(h[:]) {
 		t.Fatal("monitoring id is not lowercase hex SHA-256 of the origin")
 	}
 }
@@ -185,7 +183,7 @@ func TestConcurrentAdvances(t *testing.T) {
 				mu.Lock()
 				floor := maxOK
 				mu.Unlock()
-				st, _, err := w.State(lg.origin)
+				st, _, err := w.state(lg.origin)
 				if err != nil {
 					t.Error(err)
 					return
@@ -197,7 +195,7 @@ func TestConcurrentAdvances(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	st, _, _ := w.State(lg.origin)
+	st, _, _ := w.state(lg.origin)
 	if st.Size != maxOK || st.Root != lg.root(st.Size) {
 		t.Fatalf("final state %d, max cosigned %d", st.Size, maxOK)
 	}

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 // TestStatuses checks every status and reason of add-checkpoint, over HTTP
@@ -22,11 +20,11 @@ func TestStatuses(t *testing.T) {
 	other := newTestLog(t, "other.example/log") // not configured
 	imposter := newTestLog(t, origin)           // same name, other key
 	fork := lg.fork(5, "fork")                  // same key, other history after 5
-	emptyCP := lg.signBody(t, witness.Checkpoint{Origin: origin, Size: 0, Root: witness.EmptyRoot}.Marshal())
-	badEmpty := lg.signBody(t, witness.Checkpoint{Origin: origin, Size: 0, Root: lg.root(3)}.Marshal())
+	emptyCP := lg.signBody(t, checkpointBody{Origin: origin, Size: 0, Root: emptyRoot}.Marshal())
+	badEmpty := lg.signBody(t, checkpointBody{Origin: origin, Size: 0, Root: lg.root(3)}.Marshal())
 
 	req := func(old uint64, proof [][32]byte, cp []byte) []byte {
-		return (&witness.Request{Old: old, Proof: proof, Checkpoint: cp}).Marshal()
+		return (&request{Old: old, Proof: proof, Checkpoint: cp}).Marshal()
 	}
 	proofOf := func(l *testLog, a, b uint64) [][32]byte {
 		l.grow(b)
@@ -48,7 +46,7 @@ func TestStatuses(t *testing.T) {
 		sig[10] ^= 1
 		return append(cp[:i:i], base64.StdEncoding.EncodeToString(sig)+"\n"...)
 	}()
-	withExtension := lg.signBody(t, append(witness.Checkpoint{Origin: origin, Size: 8, Root: lg.root(8)}.Marshal(), "ext line\n"...))
+	withExtension := lg.signBody(t, append(checkpointBody{Origin: origin, Size: 8, Root: lg.root(8)}.Marshal(), "ext line\n"...))
 	leadingZero := lg.signBody(t, fmt.Appendf(nil, "%s\n08\n%s\n", origin, base64.StdEncoding.EncodeToString(lg.tree.HashAt(8))))
 	shortRoot := lg.signBody(t, fmt.Appendf(nil, "%s\n8\n%s\n", origin, base64.StdEncoding.EncodeToString(lg.tree.HashAt(8)[:31])))
 	badProof := proofOf(lg, 5, 8)
@@ -63,35 +61,35 @@ func TestStatuses(t *testing.T) {
 		reason string
 		size   string // 409 body
 	}{
-		{name: "400 empty body", body: nil, status: 400, reason: witness.ReasonMalformed},
-		{name: "400 no old line", body: []byte("\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 old not a number", body: []byte("old x\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 old leading zero", body: []byte("old 00\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 old negative", body: []byte("old -1\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 no blank line", body: []byte("old 0\n"), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 no checkpoint", body: []byte("old 0\n\n"), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 proof line not base64", body: []byte("old 3\n!!!!\n\n" + string(lg.checkpoint(t, 5))), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 proof line 31 bytes", body: []byte("old 3\n" + base64.StdEncoding.EncodeToString(make([]byte, 31)) + "\n\n" + string(lg.checkpoint(t, 5))), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 64 proof lines", body: req(3, tooMany, lg.checkpoint(t, 5)), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 checkpoint not a note", body: req(0, nil, []byte("hello\n")), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 checkpoint extension line", body: req(0, nil, withExtension), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 checkpoint size leading zero", body: req(0, nil, leadingZero), status: 400, reason: witness.ReasonMalformed},
-		{name: "400 checkpoint 31-byte root", body: req(0, nil, shortRoot), status: 400, reason: witness.ReasonMalformed},
-		{name: "404 unknown origin", body: other.request(t, 0, 4), status: 404, reason: witness.ReasonUnknownOrigin},
-		{name: "403 unknown key", body: imposter.request(t, 0, 4), status: 403, reason: witness.ReasonNoTrustedSig},
-		{name: "403 bad signature", body: req(0, nil, corrupt), status: 403, reason: witness.ReasonBadSignature},
-		{name: "400 old larger than size", body: lg.request(t, 9, 8), status: 400, reason: witness.ReasonOldTooLarge},
-		{name: "409 fresh witness, old 4", body: lg.request(t, 4, 8), status: 409, reason: witness.ReasonOldMismatch, size: "0\n"},
-		{name: "409 behind", before: [][2]uint64{{0, 5}}, body: lg.request(t, 3, 8), status: 409, reason: witness.ReasonOldMismatch, size: "5\n"},
-		{name: "409 old 0 after cosigning", before: [][2]uint64{{0, 5}}, body: lg.request(t, 0, 8), status: 409, reason: witness.ReasonOldMismatch, size: "5\n"},
-		{name: "409 older checkpoint", before: [][2]uint64{{0, 5}, {5, 9}}, body: lg.request(t, 5, 8), status: 409, reason: witness.ReasonOldMismatch, size: "9\n"},
-		{name: "422 bad proof", before: [][2]uint64{{0, 5}}, body: req(5, badProof, lg.checkpoint(t, 8)), status: 422, reason: witness.ReasonBadProof},
-		{name: "422 missing proof", before: [][2]uint64{{0, 5}}, body: req(5, nil, lg.checkpoint(t, 8)), status: 422, reason: witness.ReasonBadProof},
-		{name: "422 proof with old 0", body: req(0, proofOf(lg, 5, 8), lg.checkpoint(t, 8)), status: 422, reason: witness.ReasonProofWithOldZero},
-		{name: "422 size 0 without empty root", body: req(0, nil, badEmpty), status: 422, reason: witness.ReasonBadEmptyRoot},
-		{name: "422 same size other root", before: [][2]uint64{{0, 5}, {5, 8}}, body: fork.request(t, 8, 8), status: 422, reason: witness.ReasonRootMismatch},
-		{name: "422 same size with proof", before: [][2]uint64{{0, 5}}, body: req(5, proofOf(lg, 3, 5), lg.checkpoint(t, 5)), status: 422, reason: witness.ReasonBadProof},
-		{name: "422 forked history", before: [][2]uint64{{0, 5}, {5, 8}}, body: req(8, proofOf(fork, 8, 12), fork.checkpoint(t, 12)), status: 422, reason: witness.ReasonBadProof},
+		{name: "400 empty body", body: nil, status: 400, reason: reasonMalformed},
+		{name: "400 no old line", body: []byte("\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: reasonMalformed},
+		{name: "400 old not a number", body: []byte("old x\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: reasonMalformed},
+		{name: "400 old leading zero", body: []byte("old 00\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: reasonMalformed},
+		{name: "400 old negative", body: []byte("old -1\n\n" + string(lg.checkpoint(t, 3))), status: 400, reason: reasonMalformed},
+		{name: "400 no blank line", body: []byte("old 0\n"), status: 400, reason: reasonMalformed},
+		{name: "400 no checkpoint", body: []byte("old 0\n\n"), status: 400, reason: reasonMalformed},
+		{name: "400 proof line not base64", body: []byte("old 3\n!!!!\n\n" + string(lg.checkpoint(t, 5))), status: 400, reason: reasonMalformed},
+		{name: "400 proof line 31 bytes", body: []byte("old 3\n" + base64.StdEncoding.EncodeToString(make([]byte, 31)) + "\n\n" + string(lg.checkpoint(t, 5))), status: 400, reason: reasonMalformed},
+		{name: "400 64 proof lines", body: req(3, tooMany, lg.checkpoint(t, 5)), status: 400, reason: reasonMalformed},
+		{name: "400 checkpoint not a note", body: req(0, nil, []byte("hello\n")), status: 400, reason: reasonMalformed},
+		{name: "400 checkpoint extension line", body: req(0, nil, withExtension), status: 400, reason: reasonMalformed},
+		{name: "400 checkpoint size leading zero", body: req(0, nil, leadingZero), status: 400, reason: reasonMalformed},
+		{name: "400 checkpoint 31-byte root", body: req(0, nil, shortRoot), status: 400, reason: reasonMalformed},
+		{name: "404 unknown origin", body: other.request(t, 0, 4), status: 404, reason: reasonUnknownOrigin},
+		{name: "403 unknown key", body: imposter.request(t, 0, 4), status: 403, reason: reasonNoTrustedSig},
+		{name: "403 bad signature", body: req(0, nil, corrupt), status: 403, reason: reasonBadSignature},
+		{name: "400 old larger than size", body: lg.request(t, 9, 8), status: 400, reason: reasonOldTooLarge},
+		{name: "409 fresh witness, old 4", body: lg.request(t, 4, 8), status: 409, reason: reasonOldMismatch, size: "0\n"},
+		{name: "409 behind", before: [][2]uint64{{0, 5}}, body: lg.request(t, 3, 8), status: 409, reason: reasonOldMismatch, size: "5\n"},
+		{name: "409 old 0 after cosigning", before: [][2]uint64{{0, 5}}, body: lg.request(t, 0, 8), status: 409, reason: reasonOldMismatch, size: "5\n"},
+		{name: "409 older checkpoint", before: [][2]uint64{{0, 5}, {5, 9}}, body: lg.request(t, 5, 8), status: 409, reason: reasonOldMismatch, size: "9\n"},
+		{name: "422 bad proof", before: [][2]uint64{{0, 5}}, body: req(5, badProof, lg.checkpoint(t, 8)), status: 422, reason: reasonBadProof},
+		{name: "422 missing proof", before: [][2]uint64{{0, 5}}, body: req(5, nil, lg.checkpoint(t, 8)), status: 422, reason: reasonBadProof},
+		{name: "422 proof with old 0", body: req(0, proofOf(lg, 5, 8), lg.checkpoint(t, 8)), status: 422, reason: reasonProofWithOldZero},
+		{name: "422 size 0 without empty root", body: req(0, nil, badEmpty), status: 422, reason: reasonBadEmptyRoot},
+		{name: "422 same size other root", before: [][2]uint64{{0, 5}, {5, 8}}, body: fork.request(t, 8, 8), status: 422, reason: reasonRootMismatch},
+		{name: "422 same size with proof", before: [][2]uint64{{0, 5}}, body: req(5, proofOf(lg, 3, 5), lg.checkpoint(t, 5)), status: 422, reason: reasonBadProof},
+		{name: "422 forked history", before: [][2]uint64{{0, 5}, {5, 8}}, body: req(8, proofOf(fork, 8, 12), fork.checkpoint(t, 12)), status: 422, reason: reasonBadProof},
 		{name: "200 first", body: lg.request(t, 0, 5), status: 200},
 		{name: "200 first empty", body: req(0, nil, emptyCP), status: 200},
 		{name: "200 from empty", before: [][2]uint64{{0, 0}}, body: lg.request(t, 0, 7), status: 200},
@@ -120,7 +118,7 @@ func TestStatuses(t *testing.T) {
 					t.Fatalf("409 body %q, want %q", r.body, tc.size)
 				}
 			case 200:
-				parsed, err := witness.ParseRequest(tc.body)
+				parsed, err := parseRequest(tc.body)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -136,7 +134,7 @@ func TestStatuses(t *testing.T) {
 			// The library reports the reason (and the same status).
 			if tc.status != 200 {
 				_, err := w.AddCheckpoint(ctx(t), tc.body)
-				var e *witness.Error
+				var e *Error
 				if !errors.As(err, &e) || e.Status != tc.status || e.Reason != tc.reason {
 					t.Fatalf("AddCheckpoint: %v, want %d %s", err, tc.status, tc.reason)
 				}
@@ -149,7 +147,7 @@ func TestStatuses(t *testing.T) {
 func TestBodyTooLarge(t *testing.T) {
 	lg := newTestLog(t, "example.com/log")
 	w := newTestWitness(t, lg)
-	body := append([]byte("old 0\n\n"), bytes.Repeat([]byte("a"), witness.MaxRequestBytes)...)
+	body := append([]byte("old 0\n\n"), bytes.Repeat([]byte("a"), maxRequestBytes)...)
 	if r := post(t, w.srv.URL, body); r.status != http.StatusBadRequest {
 		t.Fatalf("status %d, want 400", r.status)
 	}

@@ -18,10 +18,12 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stele-dev/stele/internal/jsontime"
 )
 
-// StoreDir is the Pebble database's directory inside the data directory.
-const StoreDir = "state"
+// storeDir is the Pebble database's directory inside the data directory.
+const storeDir = "state"
 
 // Key prefixes in the store.
 const (
@@ -35,13 +37,13 @@ const (
 // Evidence reasons: the two ways a log can be caught showing two
 // histories, each shown by two checkpoints that carry its signature.
 const (
-	// EvidenceSameSize: two signed checkpoints of one size with different
+	// evidenceSameSize: two signed checkpoints of one size with different
 	// roots.
-	EvidenceSameSize = "same_size_different_root"
-	// EvidenceInconsistent: a signed checkpoint with a consistency proof
+	evidenceSameSize = "same_size_different_root"
+	// evidenceInconsistent: a signed checkpoint with a consistency proof
 	// that rebuilds its root from a tree whose prefix is not the tree of
 	// the checkpoint this witness cosigned (see Evidence.Proof).
-	EvidenceInconsistent = "inconsistent_proof"
+	evidenceInconsistent = "inconsistent_proof"
 )
 
 // LogConfig configures one log this witness cosigns for.
@@ -56,29 +58,12 @@ type LogConfig struct {
 	// fetches the checkpoint itself every PullInterval and builds the
 	// consistency proof from the tiles.
 	PullURL string `json:"pull_url,omitempty"`
-	// PullInterval is how often to pull; 0 means DefaultPullInterval.
+	// PullInterval is how often to pull; 0 means once a minute.
 	PullInterval Duration `json:"pull_interval,omitempty"`
 }
 
 // Duration is a time.Duration written in JSON as a string such as "30s".
-type Duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New(`durations are strings such as "30s" or "5m"`)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = jsontime.Duration
 
 // validate checks a log configuration and returns its verifiers.
 func (c LogConfig) validate() ([]note.Verifier, error) {
@@ -153,9 +138,9 @@ func cutLast(s, sep string) (string, string, bool) {
 	return s[:i], s[i+len(sep):], true
 }
 
-// State is what the witness holds for a log: the latest checkpoint it
+// logState is what the witness holds for a log: the latest checkpoint it
 // cosigned.
-type State struct {
+type logState struct {
 	Size uint64   `json:"size"`
 	Root [32]byte `json:"root"`
 	// Checkpoint is the latest cosigned checkpoint: the body, the log's
@@ -181,7 +166,7 @@ type Evidence struct {
 	// Offending is the conflicting checkpoint: its body and the log
 	// signatures that verified (other signature lines are not kept).
 	Offending string `json:"offending_checkpoint"`
-	// Old is the request's old size. Proof, for EvidenceInconsistent, is
+	// Old is the request's old size. Proof, for evidenceInconsistent, is
 	// the consistency proof (base64 lines) from Old to the offending size:
 	// it rebuilds the offending root, and the prefix root it implies is
 	// not the cosigned root.
@@ -191,24 +176,31 @@ type Evidence struct {
 	Via string `json:"via"`
 }
 
-// Store is the witness's durable state: logs added with add-log, the
+// stateStore is the witness's durable state: logs added with add-log, the
 // latest cosigned checkpoint per log, and evidence. It is a Pebble
 // database in <data-dir>/state; Pebble's lock file lets one process open
 // it at a time. Writes are synced before they return.
-type Store struct {
+type stateStore struct {
 	db     *pebble.DB
 	evMu   sync.Mutex
 	nextEv uint64
+	// states holds every log's state (origin -> State), loaded when the
+	// store opens and replaced after each synced write: this process is
+	// the store's only writer (Pebble's lock), and every add-checkpoint
+	// reads its log's state, which need not cost a Pebble read and a JSON
+	// decode each time. It is never filled from a read, so a reader racing
+	// a writer cannot put back an older state.
+	states sync.Map
 }
 
-// OpenStore opens (creating if needed) the store in dataDir.
-func OpenStore(dataDir string) (*Store, error) {
-	dir := filepath.Join(dataDir, StoreDir)
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+// openStateStore opens (creating if needed) the store in dataDir.
+func openStateStore(dataDir string) (*stateStore, error) {
+	dir := filepath.Join(dataDir, storeDir)
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{}})
 	if err != nil {
 		return nil, fmt.Errorf("opening the witness store in %s (is another stele-witness using this data directory?): %w", dir, err)
 	}
-	s := &Store{db: db, nextEv: 1}
+	s := &stateStore{db: db, nextEv: 1}
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvidence}, UpperBound: []byte{prefixEvidence + 1}})
 	if err != nil {
 		db.Close()
@@ -221,11 +213,19 @@ func OpenStore(dataDir string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	states, err := s.readStates()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for origin, st := range states {
+		s.states.Store(origin, st)
+	}
 	return s, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error {
+// close closes the store.
+func (s *stateStore) close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("closing witness store: %w", err)
 	}
@@ -234,7 +234,7 @@ func (s *Store) Close() error {
 
 func key(prefix byte, s string) []byte { return append([]byte{prefix}, s...) }
 
-func (s *Store) getJSON(k []byte, v any) (bool, error) {
+func (s *stateStore) getJSON(k []byte, v any) (bool, error) {
 	raw, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
@@ -249,7 +249,7 @@ func (s *Store) getJSON(k []byte, v any) (bool, error) {
 	return true, nil
 }
 
-func (s *Store) scan(prefix byte, f func(k, v []byte) error) error {
+func (s *stateStore) scan(prefix byte, f func(k, v []byte) error) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
 		return err
@@ -263,11 +263,11 @@ func (s *Store) scan(prefix byte, f func(k, v []byte) error) error {
 	return it.Close()
 }
 
-// AddLog records a log added at run time. If the origin is already
+// addLog records a log added at run time. If the origin is already
 // recorded, the keys are merged (so a new key can be added for rotation)
 // and a non-empty PullURL or PullInterval replaces the old one. It returns
 // the recorded configuration.
-func (s *Store) AddLog(c LogConfig) (LogConfig, error) {
+func (s *stateStore) addLog(c LogConfig) (LogConfig, error) {
 	if _, err := c.validate(); err != nil {
 		return LogConfig{}, err
 	}
@@ -304,10 +304,10 @@ func mergeLog(a, b LogConfig) LogConfig {
 	return out
 }
 
-// RemoveLog forgets a log added at run time. Its state (the latest
+// removeLog forgets a log added at run time. Its state (the latest
 // cosigned size and root) is kept, so that if it is added again the
 // witness still refuses any history that conflicts with what it cosigned.
-func (s *Store) RemoveLog(origin string) error {
+func (s *stateStore) removeLog(origin string) error {
 	var c LogConfig
 	found, err := s.getJSON(key(prefixLog, origin), &c)
 	if err != nil {
@@ -322,8 +322,8 @@ func (s *Store) RemoveLog(origin string) error {
 	return nil
 }
 
-// AddedLogs returns the logs added at run time, by origin.
-func (s *Store) AddedLogs() ([]LogConfig, error) {
+// addedLogs returns the logs added at run time, by origin.
+func (s *stateStore) addedLogs() ([]LogConfig, error) {
 	var out []LogConfig
 	err := s.scan(prefixLog, func(k, v []byte) error {
 		var c LogConfig
@@ -336,18 +336,36 @@ func (s *Store) AddedLogs() ([]LogConfig, error) {
 	return out, err
 }
 
-// State returns the latest cosigned state for origin.
-func (s *Store) State(origin string) (State, bool, error) {
-	var st State
-	found, err := s.getJSON(key(prefixState, origin), &st)
-	return st, found, err
+// state returns the latest cosigned state for origin.
+func (s *stateStore) state(origin string) (logState, bool, error) {
+	if st, ok := s.states.Load(origin); ok {
+		return st.(logState), true, nil
+	}
+	return logState{}, false, nil
 }
 
-// States returns every log's state by origin, including removed logs'.
-func (s *Store) States() (map[string]State, error) {
-	out := map[string]State{}
+// readable reads from the database, for health checks (State is answered
+// from memory).
+func (s *stateStore) readable() error {
+	_, err := s.getJSON(key(prefixState, ""), &logState{})
+	return err
+}
+
+// allStates returns every log's state by origin, including removed logs'.
+func (s *stateStore) allStates() (map[string]logState, error) {
+	out := map[string]logState{}
+	s.states.Range(func(k, v any) bool {
+		out[k.(string)] = v.(logState)
+		return true
+	})
+	return out, nil
+}
+
+// readStates reads every log's state from the database.
+func (s *stateStore) readStates() (map[string]logState, error) {
+	out := map[string]logState{}
 	err := s.scan(prefixState, func(k, v []byte) error {
-		var st State
+		var st logState
 		if err := json.Unmarshal(v, &st); err != nil {
 			return fmt.Errorf("witness store record %q is corrupt: %w", k, err)
 		}
@@ -359,11 +377,12 @@ func (s *Store) States() (map[string]State, error) {
 
 // putState writes a log's state with a synced commit. Callers serialise
 // per origin and check the previous state first (compare-and-swap).
-func (s *Store) putState(origin string, st State) error {
+func (s *stateStore) putState(origin string, st logState) error {
 	raw, _ := json.Marshal(st)
 	if err := s.db.Set(key(prefixState, origin), raw, pebble.Sync); err != nil {
 		return fmt.Errorf("saving state of %s: %w", origin, err)
 	}
+	s.states.Store(origin, st)
 	return nil
 }
 
@@ -391,7 +410,7 @@ func evidenceDedup(ev *Evidence) []byte {
 // conflict is already recorded. A log keeps its first record and its keep
 // latest ones: older ones are deleted and counted, so the store stays
 // bounded even for a log that signs conflicts without end.
-func (s *Store) putEvidence(ev *Evidence, keep int) (evidenceResult, error) {
+func (s *stateStore) putEvidence(ev *Evidence, keep int) (evidenceResult, error) {
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
 	var res evidenceResult
@@ -402,7 +421,7 @@ func (s *Store) putEvidence(ev *Evidence, keep int) (evidenceResult, error) {
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return res, fmt.Errorf("reading witness store: %w", err)
 	}
-	held, err := s.Evidence(ev.Origin)
+	held, err := s.evidence(ev.Origin)
 	if err != nil {
 		return res, err
 	}
@@ -440,9 +459,9 @@ func (s *Store) putEvidence(ev *Evidence, keep int) (evidenceResult, error) {
 	return res, nil
 }
 
-// EvidenceDropped returns, by origin, how many evidence records were
+// evidenceDropped returns, by origin, how many evidence records were
 // dropped to keep each log's first and latest ones.
-func (s *Store) EvidenceDropped() (map[string]uint64, error) {
+func (s *stateStore) evidenceDropped() (map[string]uint64, error) {
 	out := map[string]uint64{}
 	err := s.scan(prefixEvDrop, func(k, v []byte) error {
 		if len(v) != 8 {
@@ -454,9 +473,9 @@ func (s *Store) EvidenceDropped() (map[string]uint64, error) {
 	return out, err
 }
 
-// Evidence returns recorded evidence, oldest first; only origin's if
+// evidence returns recorded evidence, oldest first; only origin's if
 // origin is not empty.
-func (s *Store) Evidence(origin string) ([]Evidence, error) {
+func (s *stateStore) evidence(origin string) ([]Evidence, error) {
 	out := []Evidence{}
 	err := s.scan(prefixEvidence, func(k, v []byte) error {
 		var ev Evidence
@@ -471,12 +490,12 @@ func (s *Store) Evidence(origin string) ([]Evidence, error) {
 	return out, err
 }
 
-// quietLogger drops Pebble's informational chatter; errors surface through
+// pebbleLogger drops Pebble's informational chatter; errors surface through
 // the returned errors.
-type quietLogger struct{}
+type pebbleLogger struct{}
 
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
+func (pebbleLogger) Infof(string, ...any)  {}
+func (pebbleLogger) Errorf(string, ...any) {}
+func (pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }

@@ -1,4 +1,4 @@
-package witness_test
+package witness
 
 import (
 	"context"
@@ -16,8 +16,6 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
-
-	"github.com/stele-dev/stele/witness"
 )
 
 func init() {
@@ -143,16 +141,16 @@ func checkWitnessed(t testing.TB, cp []byte, logVKey, witnessVKey, origin string
 	if !cosigned {
 		t.Fatalf("published checkpoint has no cosignature from %s:\n%s", wv.Name(), cp)
 	}
-	c, err := witness.ParseCheckpointBody(n.Text)
+	c, err := parseCheckpointBody(n.Text)
 	if err != nil || c.Origin != origin {
 		t.Fatalf("checkpoint body %q: %v", n.Text, err)
 	}
 	return c.Size
 }
 
-func counterValue(t testing.TB, w *witness.Witness, name string, labels map[string]string) float64 {
+func counterValue(t testing.TB, w *Witness, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := w.Registry().Gather()
+	mfs, err := w.registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +183,7 @@ func counterValue(t testing.TB, w *witness.Witness, name string, labels map[stri
 func TestTesseraInterop(t *testing.T) {
 	const origin = "example.com/tessera-log"
 	signer, vkey := logKey(t, origin)
-	w := newTestWitnessCfg(t, witness.LogConfig{Origin: origin, Keys: []string{vkey}})
+	w := newTestWitnessCfg(t, LogConfig{Origin: origin, Keys: []string{vkey}})
 	dir := t.TempDir()
 
 	// The log starts without witnesses and publishes size 5 on its own.
@@ -204,7 +202,7 @@ func TestTesseraInterop(t *testing.T) {
 			t.Fatalf("checkpoint size %d after %d", size, last)
 		}
 		last = size
-		st, ok, err := w.State(origin)
+		st, ok, err := w.state(origin)
 		if err != nil || !ok || st.Size < size {
 			t.Fatalf("witness state %d (%v, %v) behind published %d", st.Size, ok, err, size)
 		}
@@ -238,7 +236,7 @@ func TestTesseraInterop(t *testing.T) {
 func TestTesseraSplitView(t *testing.T) {
 	const origin = "example.com/forked"
 	signer, vkey := logKey(t, origin)
-	w := newTestWitnessCfg(t, witness.LogConfig{Origin: origin, Keys: []string{vkey}})
+	w := newTestWitnessCfg(t, LogConfig{Origin: origin, Keys: []string{vkey}})
 	policy := policyFor(w.VerifierKey(), w.srv.URL)
 
 	a := startTessera(t, t.TempDir(), signer, policy)
@@ -254,7 +252,7 @@ func TestTesseraSplitView(t *testing.T) {
 	for i := range 3 {
 		b.appender.Add(context.Background(), tessera.NewEntry(fmt.Appendf(nil, "evil-more-%d", i)))
 	}
-	var evs []witness.Evidence
+	var evs []Evidence
 	for i := 0; len(evs) == 0; i++ {
 		if i > 3000 {
 			t.Fatal("no evidence recorded for the fork")

@@ -16,9 +16,12 @@
 // tlog-tiles checkpoint and builds the consistency proof itself.
 //
 // A Witness is embeddable: [Open] it on a data directory, serve
-// [Witness.Handler] over HTTP (see [NewHTTPServer] for sane timeouts),
-// optionally [Witness.ServeAdmin] on its unix socket and [Witness.RunPull].
-// The stele-witness command does exactly that.
+// [Witness.Handler] over HTTP (with header, read and idle timeouts, as
+// internal/connlimit sets them), optionally [Witness.ListenAdmin] and
+// [Witness.ServeAdminOn] on its unix socket, [Witness.RunPull],
+// [Witness.RunLogLists] and [Witness.RunRecosign]. The stele-witness
+// command does exactly that; [Manage] changes a witness's logs, running
+// or not.
 package witness
 
 import (
@@ -64,7 +67,7 @@ type Options struct {
 	FixPermissions bool
 	// EvidenceKeep is how many of a log's latest evidence records are
 	// kept besides its first one; older ones are dropped and counted.
-	// 0 means DefaultEvidenceKeep.
+	// 0 means 32.
 	EvidenceKeep int
 	// KeySigner, if set, is the witness's Ed25519 key held outside the data
 	// directory (an HSM through PKCS#11, a cloud KMS); Name must then be
@@ -72,14 +75,14 @@ type Options struct {
 	KeySigner crypto.Signer
 }
 
-// DefaultEvidenceKeep is how many of a log's latest evidence records the
+// defaultEvidenceKeep is how many of a log's latest evidence records the
 // witness keeps, besides the first one ever recorded.
-const DefaultEvidenceKeep = 32
+const defaultEvidenceKeep = 32
 
 // Witness is a running witness. It is safe for concurrent use.
 type Witness struct {
 	dir    string
-	store  *Store
+	store  *stateStore
 	key    *witnessKey
 	log    *slog.Logger
 	client *http.Client
@@ -92,11 +95,12 @@ type Witness struct {
 	mu      sync.RWMutex
 	static  map[string]LogConfig
 	added   map[string]LogConfig
-	vs      map[string][]note.Verifier // effective verifiers by origin
-	byID    map[string]string          // MonitoringID -> origin, for logs with state
-	changed chan struct{}              // pull configuration changed
-	lists   *logLists                  // log lists (loglists.go), nil without
-	fresh   freshness                  // re-cosigning idle logs (recosign.go)
+	vs      map[string]note.Verifiers // effective verifiers by origin
+	byID    map[string]string         // monitoringID -> origin, for logs with state
+	changed chan struct{}             // pull configuration changed
+	lists   *logLists                 // log lists (loglists.go), nil without
+	fresh   freshness                 // re-cosigning idle logs (recosign.go)
+	quotas  map[string]*quota         // listed logs' request quotas (quota.go)
 
 	locks sync.Map // origin -> *sync.Mutex
 
@@ -136,9 +140,9 @@ func Open(dataDir string, o Options) (*Witness, error) {
 		afterCommit:  o.AfterCommit,
 		evidenceKeep: o.EvidenceKeep,
 	}
-	w.badProofs.sometimes.Interval = BadProofWarnInterval
+	w.badProofs.sometimes.Interval = badProofWarnInterval
 	if w.evidenceKeep <= 0 {
-		w.evidenceKeep = DefaultEvidenceKeep
+		w.evidenceKeep = defaultEvidenceKeep
 	}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -158,44 +162,44 @@ func Open(dataDir string, o Options) (*Witness, error) {
 		}
 		w.static[c.Origin] = c
 	}
-	if w.store, err = OpenStore(dataDir); err != nil {
+	if w.store, err = openStateStore(dataDir); err != nil {
 		return nil, err
 	}
-	added, err := w.store.AddedLogs()
+	added, err := w.store.addedLogs()
 	if err != nil {
-		w.store.Close()
+		w.store.close()
 		return nil, err
 	}
 	for _, c := range added {
 		w.added[c.Origin] = c
 	}
-	states, err := w.store.States()
+	states, err := w.store.allStates()
 	if err != nil {
-		w.store.Close()
+		w.store.close()
 		return nil, err
 	}
 	for origin, st := range states {
-		w.byID[MonitoringID(origin)] = origin
+		w.byID[monitoringID(origin)] = origin
 		w.m.size.WithLabelValues(origin).Set(float64(st.Size))
 	}
-	evs, err := w.store.Evidence("")
+	evs, err := w.store.evidence("")
 	if err != nil {
-		w.store.Close()
+		w.store.close()
 		return nil, err
 	}
 	for _, ev := range evs {
 		w.m.evidence.WithLabelValues(ev.Origin).Inc()
 	}
-	dropped, err := w.store.EvidenceDropped()
+	dropped, err := w.store.evidenceDropped()
 	if err != nil {
-		w.store.Close()
+		w.store.close()
 		return nil, err
 	}
 	for origin, n := range dropped {
 		w.m.evidenceDropped.WithLabelValues(origin).Set(float64(n))
 	}
 	if err := w.rebuild(); err != nil {
-		w.store.Close()
+		w.store.close()
 		return nil, err
 	}
 	return w, nil
@@ -203,7 +207,7 @@ func Open(dataDir string, o Options) (*Witness, error) {
 
 // Close closes the store; later calls do nothing. Stop serving first.
 func (w *Witness) Close() error {
-	w.closeOnce.Do(func() { w.closeErr = w.store.Close() })
+	w.closeOnce.Do(func() { w.closeErr = w.store.close() })
 	return w.closeErr
 }
 
@@ -223,15 +227,16 @@ func (w *Witness) Dir() string { return w.dir }
 
 // rebuild recomputes the effective verifiers. Callers hold w.mu (or own w).
 func (w *Witness) rebuild() error {
-	vs := map[string][]note.Verifier{}
+	vs := map[string]note.Verifiers{}
 	for _, c := range w.effective() {
 		v, err := c.validate()
 		if err != nil {
 			return err
 		}
-		vs[c.Origin] = v
+		vs[c.Origin] = note.VerifierList(v...)
 	}
 	w.vs = vs
+	w.rebuildQuotas()
 	select {
 	case w.changed <- struct{}{}:
 	default:
@@ -268,7 +273,7 @@ type LogInfo struct {
 	Size     uint64 `json:"size"`
 	Root     string `json:"root,omitempty"`
 	Cosigned bool   `json:"cosigned"`
-	// EvidenceDropped is how many evidence records were dropped for this
+	// evidenceDropped is how many evidence records were dropped for this
 	// log to keep its first and latest ones (see Options.EvidenceKeep).
 	EvidenceDropped uint64 `json:"evidence_dropped,omitempty"`
 }
@@ -289,13 +294,13 @@ func (w *Witness) Logs() ([]LogInfo, error) {
 	}
 	w.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
-	dropped, err := w.store.EvidenceDropped()
+	dropped, err := w.store.evidenceDropped()
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
 		out[i].EvidenceDropped = dropped[out[i].Origin]
-		st, ok, err := w.store.State(out[i].Origin)
+		st, ok, err := w.store.state(out[i].Origin)
 		if err != nil {
 			return nil, err
 		}
@@ -311,7 +316,7 @@ func (w *Witness) Logs() ([]LogInfo, error) {
 func (w *Witness) AddLog(c LogConfig) (LogConfig, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	rec, err := w.store.AddLog(c)
+	rec, err := w.store.addLog(c)
 	if err != nil {
 		return LogConfig{}, err
 	}
@@ -335,7 +340,7 @@ func (w *Witness) RemoveLog(origin string) error {
 			return fmt.Errorf("log %q comes from the config file: remove it there and restart the witness", origin)
 		}
 	}
-	if err := w.store.RemoveLog(origin); err != nil {
+	if err := w.store.removeLog(origin); err != nil {
 		return err
 	}
 	delete(w.added, origin)
@@ -348,13 +353,13 @@ func (w *Witness) RemoveLog(origin string) error {
 
 // Evidence returns recorded evidence, oldest first; only origin's if
 // origin is not empty.
-func (w *Witness) Evidence(origin string) ([]Evidence, error) { return w.store.Evidence(origin) }
+func (w *Witness) Evidence(origin string) ([]Evidence, error) { return w.store.evidence(origin) }
 
-// State returns the latest cosigned state of a log.
-func (w *Witness) State(origin string) (State, bool, error) { return w.store.State(origin) }
+// state returns the latest cosigned state of a log.
+func (w *Witness) state(origin string) (logState, bool, error) { return w.store.state(origin) }
 
 // verifiers returns the verifiers for origin, or nil if it is unknown.
-func (w *Witness) verifiers(origin string) []note.Verifier {
+func (w *Witness) verifiers(origin string) note.Verifiers {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	return w.vs[origin]
@@ -368,7 +373,7 @@ func (w *Witness) lockFor(origin string) *sync.Mutex {
 // Error is a refusal of an add-checkpoint request, with the HTTP status
 // the C2SP tlog-witness spec assigns to it.
 type Error struct {
-	// Status is the HTTP status code (400, 403, 404, 409, 422 or 500).
+	// Status is the HTTP status code (400, 403, 404, 409, 422, 429 or 500).
 	Status int
 	// Reason is a short machine-readable reason, also the metrics label.
 	Reason string
@@ -377,6 +382,8 @@ type Error struct {
 	Size uint64
 	// Msg says what was wrong and what to do.
 	Msg string
+
+	retryAfter int // seconds, for a 429
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Reason, e.Msg) }
@@ -387,82 +394,88 @@ func refuse(status int, reason, format string, args ...any) *Error {
 
 // Reasons for refusals (the "reason" metrics label and Error.Reason).
 const (
-	ReasonMalformed        = "malformed"
-	ReasonTooLarge         = "too_large"
-	ReasonUnknownOrigin    = "unknown_origin"
-	ReasonNoTrustedSig     = "no_trusted_signature"
-	ReasonBadSignature     = "bad_signature"
-	ReasonOldTooLarge      = "old_too_large"
-	ReasonOldMismatch      = "old_mismatch"
-	ReasonBadProof         = "bad_proof"
-	ReasonInconsistent     = "inconsistent"
-	ReasonProofWithOldZero = "proof_with_old_zero"
-	ReasonBadEmptyRoot     = "bad_empty_root"
-	ReasonRootMismatch     = "root_mismatch"
-	ReasonInternal         = "internal"
+	reasonMalformed        = "malformed"
+	reasonTooLarge         = "too_large"
+	reasonUnknownOrigin    = "unknown_origin"
+	reasonNoTrustedSig     = "no_trusted_signature"
+	reasonBadSignature     = "bad_signature"
+	reasonOldTooLarge      = "old_too_large"
+	reasonOldMismatch      = "old_mismatch"
+	reasonBadProof         = "bad_proof"
+	reasonInconsistent     = "inconsistent"
+	reasonProofWithOldZero = "proof_with_old_zero"
+	reasonBadEmptyRoot     = "bad_empty_root"
+	reasonRootMismatch     = "root_mismatch"
+	reasonInternal         = "internal"
 )
 
 // AddCheckpoint handles an add-checkpoint request body. On success it
 // returns the cosignature line(s) to send back; otherwise an *Error.
 func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error) {
 	start := time.Now()
-	req, err := ParseRequest(body)
+	req, err := parseRequest(body)
 	if err != nil {
-		e := refuse(http.StatusBadRequest, ReasonMalformed, "%v", err)
+		e := refuse(http.StatusBadRequest, reasonMalformed, "%v", err)
 		w.m.observe(e, start)
 		return nil, e
 	}
-	return w.Submit(ctx, req, "push")
+	return w.submitVia(ctx, req, "push")
 }
 
-// Submit runs the add-checkpoint checks on a parsed request and, if it
+// submitVia runs the add-checkpoint checks on a parsed request and, if it
 // passes, durably records and cosigns the checkpoint. via is recorded in
 // evidence ("push", or "pull <url>").
-func (w *Witness) Submit(ctx context.Context, req *Request, via string) ([]byte, error) {
+func (w *Witness) submitVia(ctx context.Context, req *request, via string) ([]byte, error) {
 	start := time.Now()
 	cosig, err := w.submit(req, via)
 	var e *Error
 	if err != nil && !errors.As(err, &e) {
-		e = refuse(http.StatusInternalServerError, ReasonInternal, "%v", err)
+		e = refuse(http.StatusInternalServerError, reasonInternal, "%v", err)
 		err = e
 		w.log.Error("add-checkpoint failed", "err", e.Msg)
 	}
 	w.m.observe(e, start)
-	if e != nil && e.Reason == ReasonBadProof {
+	if e != nil && e.Reason == reasonBadProof {
 		w.badProofs.warn(w.log, req, via, e)
 	}
 	return cosig, err
 }
 
-func (w *Witness) submit(req *Request, via string) ([]byte, error) {
+func (w *Witness) submit(req *request, via string) ([]byte, error) {
 	// 400: parse.
-	cp, err := ParseSignedCheckpoint(req.Checkpoint)
+	cp, err := parseSignedCheckpoint(req.Checkpoint)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, ReasonMalformed, "%v", err)
+		return nil, refuse(http.StatusBadRequest, reasonMalformed, "%v", err)
 	}
 	// 404: origin.
 	vs := w.verifiers(cp.Origin)
 	if vs == nil {
-		return nil, refuse(http.StatusNotFound, ReasonUnknownOrigin, "this witness does not witness the log %q (ask its operator to run stele-witness add-log)", cp.Origin)
+		return nil, refuse(http.StatusNotFound, reasonUnknownOrigin, "this witness does not witness the log %q (ask its operator to run stele-witness add-log)", cp.Origin)
 	}
 	// 403: a valid signature from a configured key.
-	n, err := note.Open(req.Checkpoint, note.VerifierList(vs...))
+	sigs, err := cp.verify(vs)
 	if err != nil {
 		var inv *note.InvalidSignatureError
 		if errors.As(err, &inv) {
-			return nil, refuse(http.StatusForbidden, ReasonBadSignature, "the signature by %s+%08x does not verify", inv.Name, inv.Hash)
+			return nil, refuse(http.StatusForbidden, reasonBadSignature, "the signature by %s+%08x does not verify", inv.Name, inv.Hash)
 		}
-		return nil, refuse(http.StatusForbidden, ReasonNoTrustedSig, "no signature from a key configured for %s: %v", cp.Origin, err)
+		return nil, refuse(http.StatusForbidden, reasonNoTrustedSig, "no signature from a key configured for %s: %v", cp.Origin, err)
+	}
+	// 429: a listed log over its quota (pushed requests only).
+	if via == "push" {
+		if e := w.overQuota(cp.Origin); e != nil {
+			return nil, e
+		}
 	}
 	// 400: old beyond the checkpoint.
 	if req.Old > cp.Size {
-		return nil, refuse(http.StatusBadRequest, ReasonOldTooLarge, "old size %d is larger than the checkpoint size %d", req.Old, cp.Size)
+		return nil, refuse(http.StatusBadRequest, reasonOldTooLarge, "old size %d is larger than the checkpoint size %d", req.Old, cp.Size)
 	}
 
 	lock := w.lockFor(cp.Origin)
 	lock.Lock()
 	defer lock.Unlock()
-	st, have, err := w.store.State(cp.Origin)
+	st, have, err := w.store.state(cp.Origin)
 	if err != nil {
 		return nil, err
 	}
@@ -472,30 +485,30 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 		if req.Old == st.Size {
 			status = http.StatusUnprocessableEntity
 		}
-		if err := w.recordEvidence(st, cp, n.Sigs, req, via, EvidenceSameSize, status,
+		if err := w.recordEvidence(st, cp, sigs, req, via, evidenceSameSize, status,
 			fmt.Sprintf("checkpoint of size %d has root %x, but this witness cosigned root %x for that size", cp.Size, cp.Root, st.Root)); err != nil {
 			return nil, err
 		}
 	}
 	// 409: old is not what we hold.
 	if req.Old != st.Size {
-		e := refuse(http.StatusConflict, ReasonOldMismatch, "old size %d is not the size %d of the latest checkpoint this witness cosigned for %s", req.Old, st.Size, cp.Origin)
+		e := refuse(http.StatusConflict, reasonOldMismatch, "old size %d is not the size %d of the latest checkpoint this witness cosigned for %s", req.Old, st.Size, cp.Origin)
 		e.Size = st.Size
 		return nil, e
 	}
 	// 422: proof and roots.
-	if cp.Size == 0 && cp.Root != EmptyRoot {
-		return nil, refuse(http.StatusUnprocessableEntity, ReasonBadEmptyRoot, "a size-0 checkpoint must have the empty-tree root %s", base64.StdEncoding.EncodeToString(EmptyRoot[:]))
+	if cp.Size == 0 && cp.Root != emptyRoot {
+		return nil, refuse(http.StatusUnprocessableEntity, reasonBadEmptyRoot, "a size-0 checkpoint must have the empty-tree root %s", base64.StdEncoding.EncodeToString(emptyRoot[:]))
 	}
 	if req.Old == 0 && len(req.Proof) > 0 {
-		return nil, refuse(http.StatusUnprocessableEntity, ReasonProofWithOldZero, "old is 0, so the consistency proof must be empty, but it has %d lines", len(req.Proof))
+		return nil, refuse(http.StatusUnprocessableEntity, reasonProofWithOldZero, "old is 0, so the consistency proof must be empty, but it has %d lines", len(req.Proof))
 	}
 	if req.Old == cp.Size {
 		if have && cp.Root != st.Root {
-			return nil, refuse(http.StatusUnprocessableEntity, ReasonRootMismatch, "checkpoint of size %d has a different root from the one this witness cosigned for that size; the conflict is recorded as evidence", cp.Size)
+			return nil, refuse(http.StatusUnprocessableEntity, reasonRootMismatch, "checkpoint of size %d has a different root from the one this witness cosigned for that size; the conflict is recorded as evidence", cp.Size)
 		}
 		if len(req.Proof) > 0 {
-			return nil, refuse(http.StatusUnprocessableEntity, ReasonBadProof, "old equals the checkpoint size, so the consistency proof must be empty, but it has %d lines", len(req.Proof))
+			return nil, refuse(http.StatusUnprocessableEntity, reasonBadProof, "old equals the checkpoint size, so the consistency proof must be empty, but it has %d lines", len(req.Proof))
 		}
 	} else if req.Old > 0 {
 		p := make([][]byte, len(req.Proof))
@@ -510,28 +523,28 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 			// shows two histories under the log's key.
 			prefix, forked := forkProven(req.Old, cp.Size, p, st.Root[:], cp.Root[:])
 			if !forked {
-				return nil, refuse(http.StatusUnprocessableEntity, ReasonBadProof, "the consistency proof from size %d to %d does not verify against the root this witness cosigned: %v", req.Old, cp.Size, err)
+				return nil, refuse(http.StatusUnprocessableEntity, reasonBadProof, "the consistency proof from size %d to %d does not verify against the root this witness cosigned: %v", req.Old, cp.Size, err)
 			}
-			if err := w.recordEvidence(st, cp, n.Sigs, req, via, EvidenceInconsistent, http.StatusUnprocessableEntity,
+			if err := w.recordEvidence(st, cp, sigs, req, via, evidenceInconsistent, http.StatusUnprocessableEntity,
 				fmt.Sprintf("the consistency proof rebuilds the signed root %x of size %d from a tree whose first %d entries have root %x, but this witness cosigned root %x for size %d", cp.Root, cp.Size, req.Old, prefix, st.Root, st.Size)); err != nil {
 				return nil, err
 			}
-			return nil, refuse(http.StatusUnprocessableEntity, ReasonInconsistent, "the checkpoint of size %d does not extend the one of size %d this witness cosigned: its proof shows another history; the conflict is recorded as evidence", cp.Size, req.Old)
+			return nil, refuse(http.StatusUnprocessableEntity, reasonInconsistent, "the checkpoint of size %d does not extend the one of size %d this witness cosigned: its proof shows another history; the conflict is recorded as evidence", cp.Size, req.Old)
 		}
 	}
 
 	// Cosign, persist, then answer.
-	signed, err := note.Sign(&note.Note{Text: cp.Text}, w.key.signers()...)
+	full := make([]byte, 0, len(cp.Text)+1+len(cp.Raw)-len(cp.Text)+4096)
+	full = append(full, cp.Text...)
+	full = append(full, '\n')
+	full = appendSignatureLines(full, sigs)
+	cosigAt := len(full)
+	full, err = w.key.cosign(full, cp)
 	if err != nil {
 		return nil, fmt.Errorf("cosigning: %w", err)
 	}
-	cosig := signed[len(cp.Text)+1:]
-	var full bytes.Buffer
-	full.WriteString(cp.Text)
-	full.WriteByte('\n')
-	full.Write(signatureLines(n.Sigs))
-	full.Write(cosig)
-	next := State{Size: cp.Size, Root: cp.Root, Checkpoint: full.Bytes(), Updated: time.Now().UTC()}
+	cosig := full[cosigAt:]
+	next := logState{Size: cp.Size, Root: cp.Root, Checkpoint: full, Updated: time.Now().UTC()}
 	if err := w.store.putState(cp.Origin, next); err != nil {
 		return nil, err
 	}
@@ -540,11 +553,11 @@ func (w *Witness) submit(req *Request, via string) ([]byte, error) {
 	}
 	if !have {
 		w.mu.Lock()
-		w.byID[MonitoringID(cp.Origin)] = cp.Origin
+		w.byID[monitoringID(cp.Origin)] = cp.Origin
 		w.mu.Unlock()
 	}
 	w.m.size.WithLabelValues(cp.Origin).Set(float64(cp.Size))
-	return slices.Clip(cosig), nil
+	return slices.Clone(cosig), nil
 }
 
 // forkProven reports whether p, a consistency proof from size old to
@@ -575,7 +588,7 @@ func forkProven(old, size uint64, p [][]byte, oldRoot, newRoot []byte) ([]byte, 
 // log: the checkpoint this witness cosigned (st) and cp, whose log
 // signatures sigs were verified. Only the verified signatures are kept, so
 // a sender cannot pad the record.
-func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, sigs []note.Signature, req *Request, via, reason string, status int, detail string) error {
+func (w *Witness) recordEvidence(st logState, cp *signedCheckpoint, sigs []note.Signature, req *request, via, reason string, status int, detail string) error {
 	ev := &Evidence{
 		Origin:    cp.Origin,
 		Time:      time.Now().UTC(),
@@ -583,11 +596,11 @@ func (w *Witness) recordEvidence(st State, cp *SignedCheckpoint, sigs []note.Sig
 		Detail:    detail,
 		Status:    status,
 		Cosigned:  string(st.Checkpoint),
-		Offending: cp.Text + "\n" + string(signatureLines(sigs)),
+		Offending: cp.Text + "\n" + string(appendSignatureLines(nil, sigs)),
 		Old:       req.Old,
 		Via:       via,
 	}
-	if reason == EvidenceInconsistent {
+	if reason == evidenceInconsistent {
 		for _, h := range req.Proof {
 			ev.Proof = append(ev.Proof, base64.StdEncoding.EncodeToString(h[:]))
 		}
