@@ -77,7 +77,7 @@ func TestBinaryKeyInKMS(t *testing.T) {
 func TestBinaryKeyInGCPKMS(t *testing.T) {
 	kms := gcpkmstest.Start(t)
 	kms.SetEnv(t)
-	vkey, err := witness.VerifierKeyFor("bin.example/w", kms.PublicKey())
+	vkey, err := VerifierKeyFor("bin.example/w", kms.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
