@@ -1,6 +1,7 @@
 package collector_test
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
@@ -193,4 +194,50 @@ func TestCrashStorage(t *testing.T) {
 	t.Setenv("STELE_TEST_COLLECTOR_CONN", az.connStr)
 	cfg := writeConfig(t, t.TempDir(), storageConfig(ts, t.TempDir(), az, f.g.tenant))
 	torture(t, ts, cfg, f)
+}
+
+// TestStopDuringStartup sends SIGTERM to the collector binary at moments
+// of its start-up (from its first log line on: config, dialing, the
+// sources, the listener): every stop is clean, exit status 0.
+func TestStopDuringStartup(t *testing.T) {
+	bin := collectorBinary(t)
+	e := newOktaEmu(t)
+	ts := startServer(t, t.TempDir(), "")
+	cfg := writeConfig(t, t.TempDir(), oktaConfig(ts, t.TempDir(), e, "private_key_jwt"))
+	for i, delay := range []time.Duration{0, 0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond} {
+		cmd := exec.Command(bin, "run", "--config", cfg)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		first, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			sc := bufio.NewScanner(stderr)
+			for n := 0; sc.Scan(); n++ {
+				if n == 0 {
+					close(first)
+				}
+				out.Write(sc.Bytes())
+				out.WriteByte('\n')
+			}
+		}()
+		select {
+		case <-first:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("run %d: no log line within 30 s", i)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		err = cmd.Wait()
+		if err != nil || !bytes.Contains(out.Bytes(), []byte(`"collector stopped"`)) {
+			t.Errorf("run %d, SIGTERM %s after the first log line: %v (want a clean exit)\n%s", i, delay, err, out.String())
+		}
+	}
 }

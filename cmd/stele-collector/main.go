@@ -12,21 +12,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/collector"
-	"github.com/stele-dev/stele/internal/tracing"
+	"github.com/stele-dev/stele/internal/daemon"
 )
 
 const defaultListen = "127.0.0.1:9465"
@@ -48,10 +43,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	// Catch SIGTERM from the first instant, so a stop sent while the
+	// collector is still starting is a clean stop, not a kill.
+	ctx, stop := daemon.Signals()
+	defer stop()
 	var err error
 	switch cmd {
 	case "run":
-		err = run(args, stderr)
+		err = run(ctx, args, stderr)
 	case "status":
 		err = status(args, stdout)
 	case "help":
@@ -80,7 +79,7 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-func run(args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (strict JSON; see docs/collector.md)")
@@ -96,34 +95,30 @@ func run(args []string, stderr io.Writer) error {
 	if *cfgPath == "" {
 		return usageError{"--config FILE is required"}
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+	log, err := daemon.Logger(stderr, *level)
+	if err != nil {
 		return usageError{fmt.Sprintf("--log-level: %v", err)}
 	}
 	var fromT time.Time
 	if *from != "" {
-		var err error
 		if fromT, err = parseTime(*from); err != nil {
 			return usageError{fmt.Sprintf("--from: %v", err)}
 		}
 	}
+	log.Info("stele-collector starting", "pid", os.Getpid(), "config", *cfgPath)
 	cfg, err := collector.LoadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	stopTracing, err := tracing.Setup(context.Background(), *otlpEndpoint, "stele-collector")
+	stopTracing, err := daemon.Tracing(*otlpEndpoint, "stele-collector")
 	if err != nil {
 		return err
 	}
-	defer stopTracing(context.Background())
-	opts, err := dialOptions(cfg.Server)
+	defer stopTracing()
+	s := cfg.Server
+	cl, err := daemon.Dial(daemon.Server{Address: s.Address, CAFile: s.TLSCA, CertFile: s.TLSCert, KeyFile: s.TLSKey, TokenFile: s.TokenFile})
 	if err != nil {
-		return err
-	}
-	cl, err := client.Dial(cfg.Server.Address, opts...)
-	if err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
 	defer cl.Close()
 	sub := &client.Submitter{Client: cl, BatchEvents: cfg.Server.BatchEvents, AttemptTimeout: time.Duration(cfg.Server.Timeout), WaitForReady: true}
@@ -134,8 +129,6 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	listen := cfg.Listen
 	if listen == "" {
 		listen = defaultListen
@@ -152,26 +145,6 @@ func run(args []string, stderr io.Writer) error {
 	}
 	log.Info("collector starting", "sources", len(cfg.Sources), "server", cfg.Server.Address)
 	return c.Run(ctx)
-}
-
-// dialOptions turns the server section into client.Dial options.
-func dialOptions(s collector.ServerConfig) ([]grpc.DialOption, error) {
-	if s.TLSCA == "" && s.TLSCert == "" && s.TokenFile == "" {
-		return nil, nil
-	}
-	tlsOpt, err := client.WithTLS(s.TLSCA, s.TLSCert, s.TLSKey)
-	if err != nil {
-		return nil, err
-	}
-	opts := []grpc.DialOption{tlsOpt}
-	if s.TokenFile != "" {
-		b, err := os.ReadFile(s.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("server.token_file: %w", err)
-		}
-		opts = append(opts, client.WithToken(strings.TrimSpace(string(b))))
-	}
-	return opts, nil
 }
 
 func parseTime(s string) (time.Time, error) {
