@@ -10,7 +10,6 @@ import (
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,21 +32,16 @@ import (
 // X-Rate-Limit-Limit/-Remaining/-Reset headers and 429 (E0000047) once a
 // window's requests are used up.
 type oktaEmu struct {
-	t      testing.TB
-	srv    *httptest.Server
-	caFile string
-	org    string
-	token  string // SSWS API token
-	client string
-	key    *ecdsa.PrivateKey
-	keyPEM string // file
+	httpsEmu
+	org      string
+	token    string // SSWS API token
+	tokenEnv string // the environment variable holding token
+	client   string
+	key      *ecdsa.PrivateKey
+	keyPEM   string // file
 
-	mu       sync.Mutex
-	events   []oktaEvent
-	tokens   map[string]time.Time // access token → expiry
-	tokenTTL time.Duration
-	nTokens  int
-	jtis     map[string]bool
+	events []oktaEvent
+	jtis   map[string]bool
 	// rate limit: perWindow requests per 1-second window (0: none).
 	perWindow  int
 	window     int64
@@ -65,11 +59,9 @@ type oktaEvent struct {
 }
 
 func newOktaEmu(t testing.TB) *oktaEmu {
-	e := &oktaEmu{t: t, token: "00" + strings.ReplaceAll(randomGUID(), "-", ""), client: "0oa" + randomGUID()[:17],
-		tokens: map[string]time.Time{}, jtis: map[string]bool{}, tokenTTL: time.Hour}
-	e.srv = httptest.NewTLSServer(http.HandlerFunc(e.serve))
-	t.Cleanup(e.srv.Close)
-	e.caFile = writeCA(t, e.srv)
+	e := &oktaEmu{token: "00" + strings.ReplaceAll(randomGUID(), "-", ""), client: "0oa" + randomGUID()[:17], jtis: map[string]bool{}}
+	e.tokenEnv = secretEnv(e.token)
+	e.start(t, e.serve)
 	e.org = e.srv.URL
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -89,8 +81,6 @@ func oktaError(w http.ResponseWriter, status int, code, summary string) {
 }
 
 func (e *oktaEmu) serve(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	switch {
 	case r.Method == "POST" && r.URL.Path == "/oauth2/v1/token":
 		e.tokenEndpoint(w, r)
@@ -138,9 +128,7 @@ func (e *oktaEmu) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.jtis[claims.ID] = true
-	e.nTokens++
-	tok := fmt.Sprintf("eyJraWQiOiJ.%d.%s", e.nTokens, randomGUID())
-	e.tokens[tok] = time.Now().Add(e.tokenTTL)
+	tok := e.issue("eyJraWQiOiJ")
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"access_token":%q,"scope":"okta.logs.read"}`, int(e.tokenTTL.Seconds()), tok)
 }
@@ -148,7 +136,7 @@ func (e *oktaEmu) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 func (e *oktaEmu) logs(w http.ResponseWriter, r *http.Request) {
 	authz := r.Header.Get("Authorization")
 	if bearer, ok := strings.CutPrefix(authz, "Bearer "); ok {
-		if exp, ok := e.tokens[bearer]; !ok || time.Now().After(exp) {
+		if !e.valid(bearer) {
 			e.rejected = append(e.rejected, "expired or unknown access token")
 			oktaError(w, http.StatusUnauthorized, "E0000011", "Invalid token provided")
 			return
@@ -283,7 +271,7 @@ func (g *oktaGen) want() map[string][]byte {
 }
 
 func oktaConfig(ts *testServer, stateDir string, e *oktaEmu, auth string) string {
-	a := `"auth": "api_token", "api_token_env": "STELE_TEST_OKTA_TOKEN"`
+	a := fmt.Sprintf(`"auth": "api_token", "api_token_env": %q`, e.tokenEnv)
 	if auth == "private_key_jwt" {
 		a = fmt.Sprintf(`"auth": "private_key_jwt", "client_id": %q, "private_key_file": %q, "key_id": "stele-test"`, e.client, e.keyPEM)
 	}
@@ -301,12 +289,13 @@ func oktaConfig(ts *testServer, stateDir string, e *oktaEmu, auth string) string
 // forced 429s, events published while it runs, into a real stele-server;
 // then restarts from the next link it saved.
 func TestOktaEndToEnd(t *testing.T) {
+	t.Parallel()
 	for _, auth := range []string{"api_token", "private_key_jwt"} {
 		t.Run(auth, func(t *testing.T) {
+			t.Parallel()
 			e := newOktaEmu(t)
 			e.perWindow, e.forceEvery = 4, 9
 			e.tokenTTL = 12 * time.Second // x/oauth2 renews 10 s before expiry
-			t.Setenv("STELE_TEST_OKTA_TOKEN", e.token)
 			ts := startServer(t, t.TempDir(), "")
 			g := newOktaGen(t, e)
 			g.add(950)
@@ -373,10 +362,11 @@ func (f *oktaFeed) want() map[string][]byte { return f.g.want() }
 
 // TestCrashOkta SIGKILLs the collector while it follows the System Log.
 func TestCrashOkta(t *testing.T) {
+	t.Parallel()
 	e := newOktaEmu(t)
 	e.perWindow = 20
 	ts := startServer(t, t.TempDir(), "")
 	g := newOktaGen(t, e)
 	cfg := writeConfig(t, t.TempDir(), oktaConfig(ts, t.TempDir(), e, "private_key_jwt"))
-	torture(t, ts, cfg, &oktaFeed{g: g, left: 400*(*tortureCycles) + 200})
+	torture(t, ts, cfg, &oktaFeed{g: g, left: 400*cycles() + 200})
 }
