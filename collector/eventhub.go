@@ -156,6 +156,13 @@ func NewEventHubSource(cfg EventHubConfig, from time.Time, log *slog.Logger) (*E
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout.or(time.Minute)),
 		kgo.RequestTimeoutOverhead(60 * time.Second),
 		kgo.MetadataMaxAge(3 * time.Minute),
+		// A poll's records are acknowledged and committed before the next
+		// poll (Wait), so a poll should carry many: Kafka's default of
+		// 1 MiB per partition is two or three diagnostic-setting messages
+		// (each up to 1 MiB on Event Hubs). Memory stays bounded by
+		// FetchMaxBytes.
+		kgo.FetchMaxPartitionBytes(8 << 20),
+		kgo.FetchMaxBytes(32 << 20),
 	}
 	return &EventHubSource{cfg: cfg, opts: opts, log: log}, nil
 }
