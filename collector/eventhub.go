@@ -163,8 +163,25 @@ func NewEventHubSource(cfg EventHubConfig, from time.Time, log *slog.Logger) (*E
 		// FetchMaxBytes.
 		kgo.FetchMaxPartitionBytes(8 << 20),
 		kgo.FetchMaxBytes(32 << 20),
+		// The client's own warnings (a group it cannot join, a session
+		// lost) into the collector's log: a consumer that gets no
+		// partitions is otherwise silent.
+		kgo.WithLogger(kgoLogger{log}),
 	}
 	return &EventHubSource{cfg: cfg, opts: opts, log: log}, nil
+}
+
+// kgoLogger passes franz-go's warnings and errors to slog.
+type kgoLogger struct{ log *slog.Logger }
+
+func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		lv = slog.LevelError
+	}
+	l.log.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
 }
 
 // Provider is Entra.

@@ -205,7 +205,10 @@ func TestCrashEventHub(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, t.TempDir(), "")
 	h := newEventHub(t)
-	cfg := writeConfig(t, t.TempDir(), ehConfigTimeouts(ts, t.TempDir(), h, "1s", "2s"))
+	// 2 s: short, so that a killed member's partitions move soon, but
+	// kept by heartbeats when the tests beside it load the machine (1 s
+	// was not: the group churned without consuming).
+	cfg := writeConfig(t, t.TempDir(), ehConfigTimeouts(ts, t.TempDir(), h, "2s", "4s"))
 	torture(t, ts, cfg, &ehFeed{h: h, left: 400*cycles() + 200})
 }
 
