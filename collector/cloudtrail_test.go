@@ -39,7 +39,7 @@ func newS3Env(t testing.TB) *s3Env {
 		t.Skip(msg)
 	}
 	if os.Getenv("AWS_REGION") == "" {
-		t.Setenv("AWS_REGION", "us-east-1")
+		os.Setenv("AWS_REGION", "us-east-1") // (for every test alike: not t.Setenv, which parallel tests cannot use)
 	}
 	sdk, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
@@ -137,6 +137,7 @@ func ctConfig(ts *testServer, stateDir string, e *s3Env, prefix string) string {
 // from versitygw, files delivered while the collector runs, a damaged
 // file among them, into a real stele-server; then restarts from the cursor.
 func TestCloudTrailEndToEnd(t *testing.T) {
+	t.Parallel()
 	env := newS3Env(t)
 	ts := startServer(t, t.TempDir(), "")
 	g := newCTGen(t, env)
@@ -192,9 +193,10 @@ func (f *ctFeed) want() map[string][]byte { return f.g.wanted }
 
 // TestCrashCloudTrail SIGKILLs the collector while CloudTrail delivers.
 func TestCrashCloudTrail(t *testing.T) {
+	t.Parallel()
 	env := newS3Env(t)
 	ts := startServer(t, t.TempDir(), "")
 	g := newCTGen(t, env)
 	cfg := writeConfig(t, t.TempDir(), ctConfig(ts, t.TempDir(), env, g.prefix))
-	torture(t, ts, cfg, &ctFeed{g: g, left: 400*(*tortureCycles) + 200})
+	torture(t, ts, cfg, &ctFeed{g: g, left: 400*cycles() + 200})
 }

@@ -84,11 +84,19 @@ type Source interface {
 	Run(ctx context.Context, position json.RawMessage, emit Emit) error
 }
 
+// Submitter is what a collector sends events through: a
+// *client.Submitter to a log server, or (to measure the collector alone) a
+// sink that acknowledges everything. Submit returns one result per event,
+// in order, as client.Submitter.Submit does.
+type Submitter interface {
+	Submit(ctx context.Context, events []*stelev1.Event) ([]client.SubmitResult, error)
+}
+
 // Options configure a Collector.
 type Options struct {
 	Config *Config
 	// Submitter sends events to the log.
-	Submitter *client.Submitter
+	Submitter Submitter
 	Logger    *slog.Logger
 	// From is where a source with no cursor starts (zero: the source's
 	// default, which is everything the provider still holds).
@@ -103,7 +111,7 @@ type Options struct {
 // Collector runs the sources.
 type Collector struct {
 	cfg     *Config
-	sub     *client.Submitter
+	sub     Submitter
 	log     *slog.Logger
 	store   *CursorStore
 	reg     *prometheus.Registry
@@ -201,6 +209,7 @@ type runner struct {
 	lastErrT time.Time
 	rate     rateWindow
 	counts   map[string]uint64
+	saves    uint64 // cursors saved: a source that fails after progress starts its backoff again
 
 	// The pipeline: batches being delivered, in emit order.
 	pipe    chan *inflight
@@ -229,6 +238,7 @@ func (r *runner) run(ctx, drainCtx context.Context) {
 	for pause := time.Second; ctx.Err() == nil; {
 		r.mu.Lock()
 		pos := r.cur.Position
+		saves := r.saves
 		r.mu.Unlock()
 		err := r.src.Run(ctx, pos, func(_ context.Context, b Batch) error { return r.emit(ctx, drainCtx, b) })
 		// What is in flight is finished (on SIGTERM: drained) before the
@@ -243,6 +253,16 @@ func (r *runner) run(ctx, drainCtx context.Context) {
 			err = errors.New("the source stopped by itself")
 		}
 		r.fail("source", err)
+		r.mu.Lock()
+		progressed := r.saves != saves
+		r.mu.Unlock()
+		if progressed {
+			// The source moved the cursor before it failed: this is a new
+			// failure, not the same one again, and it gets the first
+			// pause (else a source that fails now and then, as a Kafka
+			// rebalance makes Event Hubs do, would wait 32 s by its sixth).
+			pause = time.Second
+		}
 		if !sleep(ctx, jitter(pause)) {
 			return
 		}
@@ -420,9 +440,9 @@ const parallelAppends = 4
 // submit submits evs in chunks of the Submitter's batch size, up to
 // parallelAppends at once, and returns the results in order.
 func (r *runner) submit(ctx context.Context, evs []*stelev1.Event) ([]client.SubmitResult, error) {
-	chunk := r.c.sub.BatchEvents
-	if chunk <= 0 {
-		chunk = 500
+	chunk := 500
+	if cs, ok := r.c.sub.(*client.Submitter); ok && cs.BatchEvents > 0 {
+		chunk = cs.BatchEvents
 	}
 	if len(evs) <= chunk {
 		return r.c.sub.Submit(ctx, evs)
@@ -527,6 +547,7 @@ func (r *runner) save(b Batch, pos json.RawMessage) error {
 		return err
 	}
 	r.cur = next
+	r.saves++
 	return nil
 }
 

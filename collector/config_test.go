@@ -63,6 +63,7 @@ func TestConfigErrors(t *testing.T) {
 		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com/api/v1", "auth": "api_token", "api_token_env": "X"}}]}`, "without a path"},
 		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com", "auth": "private_key_jwt", "client_id": "c"}}]}`, "needs client_id and private_key_file"},
 		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com", "auth": "oauth"}}]}`, `auth "oauth": use api_token or private_key_jwt`},
+		{`{"server": {"address": "h:1"}, "state_dir": "/s", "sources": [{"name": "o", "okta_systemlog": {"org_url": "https://x.okta.com", "auth": "api_token", "api_token_env": "X", "dpop": true}}]}`, "dpop needs auth private_key_jwt"},
 	} {
 		_, err := collector.ParseConfig(strings.NewReader(tc.cfg))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

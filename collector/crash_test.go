@@ -1,6 +1,7 @@
 package collector_test
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,31 +17,19 @@ import (
 // Run the long torture with: go test ./collector -run Crash -torture-cycles 20 -timeout 30m
 var tortureCycles = flag.Int("torture-cycles", 3, "SIGKILL cycles of the collector in the crash tests")
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// collectorBinary builds cmd/stele-collector once per test run.
-func collectorBinary(t testing.TB) string {
+// collectorCmd is the stele-collector command as a process of its own:
+// this test binary, which runs collectorcli.Main — what
+// cmd/stele-collector's main runs — when TestMain finds
+// STELE_TEST_COLLECTOR_MAIN set, so no test waits for a build.
+func collectorCmd(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stele-collector-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "stele-collector")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/stele-collector").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "STELE_TEST_COLLECTOR_MAIN=1")
+	return cmd
 }
 
 // feed writes a source's records into its emulator, a little at a time.
@@ -57,7 +45,6 @@ type feed interface {
 // during one cycle, then lets a last run catch up and stops it with
 // SIGTERM. Every record must be in the log once, byte for byte.
 func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
-	bin := collectorBinary(t)
 	logDir, err := os.MkdirTemp("", "stele-collector-logs")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +62,7 @@ func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
 		}
 	}()
 	start := func(cycle int) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command(bin, "run", "--config", cfgPath)
+		cmd := collectorCmd(t, "run", "--config", cfgPath)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -86,7 +73,9 @@ func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
 	dump := func(cycle int, b *bytes.Buffer) {
 		os.WriteFile(filepath.Join(logDir, fmt.Sprintf("cycle-%d.log", cycle)), b.Bytes(), 0o644)
 	}
-	for cycle := range *tortureCycles {
+	tStart := time.Now()
+	defer func() { t.Logf("torture took %s", time.Since(tStart).Round(time.Millisecond)) }()
+	for cycle := range cycles() {
 		cmd, stderr := start(cycle)
 		time.Sleep(time.Duration(200+rand.IntN(1300)) * time.Millisecond)
 		if cycle == 1 {
@@ -102,7 +91,10 @@ func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
 		cmd.Wait()
 		dump(cycle, stderr)
 	}
+	t0 := time.Now()
 	<-written
+	t.Logf("kill cycles done; the feed finished %s later", time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
 	cmd, stderr := start(-1)
 	l := newLogged()
 	want := f.want()
@@ -110,6 +102,7 @@ func torture(t *testing.T, ts *testServer, cfgPath string, f feed) {
 	for l.sync(t, ts.cli); len(l.records) < len(want) && time.Now().Before(deadline); l.sync(t, ts.cli) {
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("the last run caught up in %s", time.Since(t0).Round(time.Millisecond))
 	cmd.Process.Signal(syscall.SIGTERM)
 	err = cmd.Wait()
 	dump(-1, stderr)
@@ -187,10 +180,56 @@ func (f *storageFeed) want() map[string][]byte { return f.wanted }
 
 // TestCrashStorage SIGKILLs the collector while it reads growing blobs.
 func TestCrashStorage(t *testing.T) {
+	t.Parallel()
 	az := startAzurite(t)
 	ts := startServer(t, t.TempDir(), "")
-	f := newStorageFeed(t, az, 400*(*tortureCycles)+200)
-	t.Setenv("STELE_TEST_COLLECTOR_CONN", az.connStr)
+	f := newStorageFeed(t, az, 400*cycles()+200)
 	cfg := writeConfig(t, t.TempDir(), storageConfig(ts, t.TempDir(), az, f.g.tenant))
 	torture(t, ts, cfg, f)
+}
+
+// TestStopDuringStartup sends SIGTERM to the collector binary at moments
+// of its start-up (from its first log line on: config, dialing, the
+// sources, the listener): every stop is clean, exit status 0.
+func TestStopDuringStartup(t *testing.T) {
+	t.Parallel()
+	e := newOktaEmu(t)
+	ts := startServer(t, t.TempDir(), "")
+	cfg := writeConfig(t, t.TempDir(), oktaConfig(ts, t.TempDir(), e, "private_key_jwt"))
+	for i, delay := range []time.Duration{0, 0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond} {
+		cmd := collectorCmd(t, "run", "--config", cfg)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		first, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			sc := bufio.NewScanner(stderr)
+			for n := 0; sc.Scan(); n++ {
+				if n == 0 {
+					close(first)
+				}
+				out.Write(sc.Bytes())
+				out.WriteByte('\n')
+			}
+		}()
+		select {
+		case <-first:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("run %d: no log line within 30 s", i)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		err = cmd.Wait()
+		if err != nil || !bytes.Contains(out.Bytes(), []byte(`"collector stopped"`)) {
+			t.Errorf("run %d, SIGTERM %s after the first log line: %v (want a clean exit)\n%s", i, delay, err, out.String())
+		}
+	}
 }

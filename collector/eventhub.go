@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
@@ -155,8 +156,32 @@ func NewEventHubSource(cfg EventHubConfig, from time.Time, log *slog.Logger) (*E
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout.Or(time.Minute)),
 		kgo.RequestTimeoutOverhead(60 * time.Second),
 		kgo.MetadataMaxAge(3 * time.Minute),
+		// A poll's records are acknowledged and committed before the next
+		// poll (Wait), so a poll should carry many: Kafka's default of
+		// 1 MiB per partition is two or three diagnostic-setting messages
+		// (each up to 1 MiB on Event Hubs). Memory stays bounded by
+		// FetchMaxBytes.
+		kgo.FetchMaxPartitionBytes(8 << 20),
+		kgo.FetchMaxBytes(32 << 20),
+		// The client's own warnings (a group it cannot join, a session
+		// lost) into the collector's log: a consumer that gets no
+		// partitions is otherwise silent.
+		kgo.WithLogger(kgoLogger{log}),
 	}
 	return &EventHubSource{cfg: cfg, opts: opts, log: log}, nil
+}
+
+// kgoLogger passes franz-go's warnings and errors to slog.
+type kgoLogger struct{ log *slog.Logger }
+
+func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		lv = slog.LevelError
+	}
+	l.log.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
 }
 
 // Provider is Entra.
@@ -213,12 +238,9 @@ func (s *EventHubSource) Run(ctx context.Context, _ json.RawMessage, emit Emit) 
 				return err
 			}
 			// Every record of these messages is in the log: commit.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			err := cl.CommitRecords(cctx, recs...)
-			cancel()
-			if err != nil {
+			if err := s.commit(ctx, cl, recs); err != nil {
 				cl.AllowRebalance()
-				return fmt.Errorf("committing offsets: %w", err)
+				return err
 			}
 		} else {
 			if err := emit(ctx, Batch{CaughtUp: true}); err != nil {
@@ -227,6 +249,30 @@ func (s *EventHubSource) Run(ctx context.Context, _ json.RawMessage, emit Emit) 
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// commit commits the offsets after recs. A commit the group refuses
+// because it is rebalancing, or has moved on without this member (a
+// rebalance that outlasted the batch's delivery), is not an error of the
+// source: the partitions' records from the last committed offsets come
+// again to whichever member gets them, and the log's dedup makes them
+// free. Tearing the client down for it, as before, left the group once
+// more (another rebalance) and paid the source's error pause.
+func (s *EventHubSource) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	// A commit waits for a join in progress, which the broker bounds by
+	// the rebalance timeout.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RebalanceTimeout.or(time.Minute)+10*time.Second)
+	defer cancel()
+	err := cl.CommitRecords(cctx, recs...)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kerr.RebalanceInProgress), errors.Is(err, kerr.IllegalGeneration), errors.Is(err, kerr.UnknownMemberID):
+		s.log.Warn("offsets not committed: the consumer group rebalanced; the records after the last commit are read again (the log drops them as duplicates)",
+			"err", err, "records", len(recs))
+		return nil
+	}
+	return fmt.Errorf("committing offsets: %w", err)
 }
 
 // messageItems splits one Event Hub message into its records.

@@ -11,18 +11,22 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/stele-dev/stele/client"
 )
 
 // selfSigned makes a TLS certificate for 127.0.0.1 and writes it as a CA
@@ -55,6 +59,7 @@ type eventHub struct {
 	cluster *kfake.Cluster
 	ca      string
 	connStr string
+	connEnv string // the environment variable holding connStr
 	topic   string
 	prod    *kgo.Client
 	gen     *entraGen
@@ -82,7 +87,7 @@ func newEventHub(t testing.TB) *eventHub {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	return &eventHub{cluster: cluster, ca: ca, connStr: cs, topic: topic, prod: prod, gen: newEntraGen(t), wanted: map[string][]byte{}}
+	return &eventHub{cluster: cluster, ca: ca, connStr: cs, connEnv: secretEnv(cs), topic: topic, prod: prod, gen: newEntraGen(t), wanted: map[string][]byte{}}
 }
 
 // message sends one Event Hub message of n records, as a diagnostic
@@ -116,24 +121,32 @@ func (h *eventHub) produce(t testing.TB, v []byte) {
 	}
 }
 
+// ehConfig is a collector of h. The kill tests' group timeouts are short
+// (a killed member holds its partitions until they pass); the others use
+// Event Hubs' documented minimum session timeout, which a loaded machine's
+// heartbeats keep.
 func ehConfig(ts *testServer, stateDir string, h *eventHub) string {
+	return ehConfigTimeouts(ts, stateDir, h, "6s", "10s")
+}
+
+func ehConfigTimeouts(ts *testServer, stateDir string, h *eventHub, session, rebalance string) string {
 	return fmt.Sprintf(`{
   "server": {"address": %q},
   "state_dir": %q,
   "listen": "-",
   "sources": [{"name": "entra-eventhub", "entra_eventhub": {
-    "brokers": [%q], "connection_string_env": "STELE_TEST_EVENTHUB_CONN", "consumer_group": "stele",
-    "tls_ca": %q, "session_timeout": "1s", "rebalance_timeout": "2s"}}]
-}`, ts.addr, stateDir, h.cluster.ListenAddrs()[0], h.ca)
+    "brokers": [%q], "connection_string_env": %q, "consumer_group": "stele",
+    "tls_ca": %q, "session_timeout": %q, "rebalance_timeout": %q}}]
+}`, ts.addr, stateDir, h.cluster.ListenAddrs()[0], h.connEnv, h.ca, session, rebalance)
 }
 
 // TestEventHubEndToEnd consumes Event Hub messages over a TLS + SASL PLAIN
 // Kafka endpoint, a malformed message among them, into a real stele-server;
 // a restart resumes from the committed offsets.
 func TestEventHubEndToEnd(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, t.TempDir(), "")
 	h := newEventHub(t)
-	t.Setenv("STELE_TEST_EVENTHUB_CONN", h.connStr)
 	for i := range 20 {
 		h.message(t, 1+i%7)
 	}
@@ -189,9 +202,85 @@ func (f *ehFeed) want() map[string][]byte { return f.h.wanted }
 
 // TestCrashEventHub SIGKILLs the collector while messages arrive.
 func TestCrashEventHub(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, t.TempDir(), "")
 	h := newEventHub(t)
-	t.Setenv("STELE_TEST_EVENTHUB_CONN", h.connStr)
-	cfg := writeConfig(t, t.TempDir(), ehConfig(ts, t.TempDir(), h))
-	torture(t, ts, cfg, &ehFeed{h: h, left: 400*(*tortureCycles) + 200})
+	// 2 s: short, so that a killed member's partitions move soon, but
+	// kept by heartbeats when the tests beside it load the machine (1 s
+	// was not: the group churned without consuming).
+	cfg := writeConfig(t, t.TempDir(), ehConfigTimeouts(ts, t.TempDir(), h, "2s", "4s"))
+	torture(t, ts, cfg, &ehFeed{h: h, left: 400*cycles() + 200})
+}
+
+// TestEventHubRebalance runs two collectors in one consumer group while
+// messages arrive, the second joining while the log server is down for
+// longer than the group's rebalance timeout: the first, holding a batch it
+// cannot deliver, is dropped from the group and its commit refused. Every
+// record is in the log exactly once, and a refused commit is not a source
+// error (it used to tear the Kafka client down and pay the error pause).
+func TestEventHubRebalance(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, t.TempDir(), "")
+	h := newEventHub(t)
+	cfg := writeConfig(t, t.TempDir(), ehConfigTimeouts(ts, t.TempDir(), h, "6s", "1s"))
+	cfg2 := writeConfig(t, t.TempDir(), ehConfigTimeouts(ts, t.TempDir(), h, "6s", "1s"))
+	for range 20 {
+		h.message(t, 50)
+	}
+	// The collectors' own connections outlive the server's restart.
+	cli, err := client.Dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	_, stop1 := runCollectorLog(t, cfg, cli, log)
+	feed := func(n int) {
+		for range n {
+			h.message(t, 1+mrand.IntN(40))
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	feed(20)
+	dir, addr := ts.dir, ts.addr
+	ts.stop()
+	feed(20) // the first collector reads these and cannot deliver them
+	time.Sleep(time.Second)
+	_, stop2 := runCollectorLog(t, cfg2, cli, log)
+	feed(20)
+	time.Sleep(4 * time.Second)
+	next := startServer(t, dir, addr)
+	*ts, next.down = *next, true // stopped once, through ts
+	feed(20)
+	stop2()
+	feed(20)
+	l := newLogged()
+	l.waitFor(t, ts.cli, len(h.wanted), time.Minute)
+	stop1()
+	l.sync(t, ts.cli)
+	checkExactlyOnce(t, l, h.wanted)
+	out := logs.String()
+	if strings.Contains(out, "committing offsets") {
+		t.Errorf("a commit the rebalance refused was a source error:\n%s", out)
+	}
+	t.Logf("commits refused by the rebalance: %d", strings.Count(out, "offsets not committed"))
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

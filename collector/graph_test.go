@@ -38,17 +38,12 @@ import (
 // with a $skiptoken, 429 with Retry-After, 401 for a missing or expired
 // token.
 type graphEmu struct {
-	t      testing.TB
-	srv    *httptest.Server
-	caFile string
-	tenant string
-	client string
-	secret string
+	httpsEmu
+	tenant    string
+	client    string
+	secret    string
+	secretEnv string // the environment variable holding secret
 
-	mu       sync.Mutex
-	tokenTTL time.Duration
-	tokens   map[string]time.Time // access token → expiry
-	nTokens  int
 	recs     map[string][]graphRec // log → records as published
 	requests int
 	// throttleEvery makes every n-th audit-log request a 429 (odd
@@ -67,33 +62,10 @@ type graphRec struct {
 }
 
 func newGraphEmu(t testing.TB) *graphEmu {
-	e := &graphEmu{t: t, tenant: randomGUID(), client: randomGUID(), secret: "s3cr3t~" + randomGUID(),
-		tokenTTL: time.Hour, tokens: map[string]time.Time{}, recs: map[string][]graphRec{}}
-	e.srv = httptest.NewTLSServer(http.HandlerFunc(e.serve))
-	t.Cleanup(e.srv.Close)
-	e.caFile = writeCA(t, e.srv)
+	e := &graphEmu{tenant: randomGUID(), client: randomGUID(), secret: "s3cr3t~" + randomGUID(), recs: map[string][]graphRec{}}
+	e.secretEnv = secretEnv(e.secret)
+	e.start(t, e.serve)
 	return e
-}
-
-// writeCA writes a test server's certificate, for tls_ca.
-func writeCA(t testing.TB, srv *httptest.Server) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "ca.pem")
-	der := srv.Certificate().Raw
-	pemText := "-----BEGIN CERTIFICATE-----\n" + wrap64(base64.StdEncoding.EncodeToString(der)) + "-----END CERTIFICATE-----\n"
-	if err := os.WriteFile(p, []byte(pemText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func wrap64(s string) string {
-	var b strings.Builder
-	for len(s) > 64 {
-		b.WriteString(s[:64] + "\n")
-		s = s[64:]
-	}
-	return b.String() + s + "\n"
 }
 
 func graphError(w http.ResponseWriter, status int, code, msg string) {
@@ -106,8 +78,6 @@ func graphError(w http.ResponseWriter, status int, code, msg string) {
 var graphFilter = regexp.MustCompile(`^(activityDateTime|createdDateTime) ge (\S+)(?: and (activityDateTime|createdDateTime) le (\S+))?$`)
 
 func (e *graphEmu) serve(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	switch {
 	case r.Method == "GET" && r.URL.Path == "/"+e.tenant+"/v2.0/.well-known/openid-configuration":
 		base := e.srv.URL + "/" + e.tenant
@@ -136,9 +106,7 @@ func (e *graphEmu) serve(w http.ResponseWriter, r *http.Request) {
 			// (MSAL adds openid, offline_access and profile.)
 			graphTokenError(w, "invalid_scope", "AADSTS1002012: The provided value for scope "+r.PostForm.Get("scope")+" is not valid.")
 		default:
-			e.nTokens++
-			tok := fmt.Sprintf("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.%d.%s", e.nTokens, randomGUID())
-			e.tokens[tok] = time.Now().Add(e.tokenTTL)
+			tok := e.issue("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9")
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"ext_expires_in":%d,"access_token":%q}`,
 				int(e.tokenTTL.Seconds()), int(e.tokenTTL.Seconds()), tok)
@@ -211,8 +179,7 @@ func (e *graphEmu) list(w http.ResponseWriter, r *http.Request, log string) {
 		graphError(w, http.StatusNotFound, "ResourceNotFound", "Resource not found for the segment '"+log+"'.")
 		return
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if exp, known := e.tokens[tok]; !ok || !known || time.Now().After(exp) {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); !ok || !e.valid(tok) {
 		e.unauthorized++
 		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
 		return
@@ -360,10 +327,10 @@ func graphConfig(ts *testServer, stateDir string, e *graphEmu, extra string) str
   "state_dir": %q,
   "listen": "-",
   "sources": [{"name": "entra-graph", "entra_graph": {
-    "tenant": %q, "client_id": %q, "auth": "client_secret", "client_secret_env": "STELE_TEST_GRAPH_SECRET",
+    "tenant": %q, "client_id": %q, "auth": "client_secret", "client_secret_env": %q,
     "endpoint": %q, "authority_host": %q, "tls_ca": %q,
     "poll_interval": "200ms", "window": "24h", "top": 50%s}}]
-}`, ts.addr, stateDir, e.tenant, e.client, e.srv.URL, e.srv.URL+"/", e.caFile, extra)
+}`, ts.addr, stateDir, e.tenant, e.client, e.secretEnv, e.srv.URL, e.srv.URL+"/", e.caFile, extra)
 }
 
 // TestGraphEndToEnd polls the emulated Graph: a backlog over several
@@ -371,10 +338,10 @@ func graphConfig(ts *testServer, stateDir string, e *graphEmu, extra string) str
 // tokens, events published late (inside the overlap) and new ones, into a
 // real stele-server; then restarts from the cursor.
 func TestGraphEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newGraphEmu(t)
 	e.tokenTTL = 2 * time.Second // shorter than the SDK's refresh margin: a token per request
 	e.throttleEvery = 7
-	t.Setenv("STELE_TEST_GRAPH_SECRET", e.secret)
 	ts := startServer(t, t.TempDir(), "")
 	g := newGraphGen(t, e)
 	now := time.Now()
@@ -448,25 +415,26 @@ func (f *graphFeed) want() map[string][]byte { return f.g.want() }
 
 // TestCrashGraph SIGKILLs the collector while it polls Graph.
 func TestCrashGraph(t *testing.T) {
+	t.Parallel()
 	e := newGraphEmu(t)
 	e.throttleEvery = 9
-	t.Setenv("STELE_TEST_GRAPH_SECRET", e.secret)
 	ts := startServer(t, t.TempDir(), "")
 	g := newGraphGen(t, e)
 	g.add("directoryAudits", 100, time.Now(), 3*time.Hour)
 	cfg := writeConfig(t, t.TempDir(), graphConfig(ts, t.TempDir(), e, ""))
-	torture(t, ts, cfg, &graphFeed{g: g, left: 400*(*tortureCycles) + 200})
+	torture(t, ts, cfg, &graphFeed{g: g, left: 400*cycles() + 200})
 }
 
 // TestGraphCertificate authenticates with a client certificate (a signed
 // client assertion) instead of a secret.
 func TestGraphCertificate(t *testing.T) {
+	t.Parallel()
 	e := newGraphEmu(t)
 	certFile := e.registerCertificate(t)
 	ts := startServer(t, t.TempDir(), "")
 	g := newGraphGen(t, e)
 	g.add("directoryAudits", 40, time.Now(), time.Hour)
-	cfg := strings.Replace(graphConfig(ts, t.TempDir(), e, ""), `"auth": "client_secret", "client_secret_env": "STELE_TEST_GRAPH_SECRET"`,
+	cfg := strings.Replace(graphConfig(ts, t.TempDir(), e, ""), `"auth": "client_secret", "client_secret_env": "`+e.secretEnv+`"`,
 		`"auth": "client_certificate", "certificate_file": "`+certFile+`"`, 1)
 	_, stop := runCollector(t, writeConfig(t, t.TempDir(), cfg), ts.cli)
 	l := newLogged()

@@ -2,6 +2,7 @@ package collector_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/collector"
+	"github.com/stele-dev/stele/collector/collectorcli"
 	"github.com/stele-dev/stele/server"
 )
 
@@ -81,7 +84,17 @@ func (ts *testServer) stop() {
 	}
 	ts.down = true
 	ts.cli.Close()
-	ts.gs.Stop()
+	// Let the calls in flight finish (a bounded wait), then cut the rest:
+	// server.Close does not wait for an admission whose caller went away
+	// (server/admit.go runs its commit detached), and that commit then
+	// panics on the closed store ("pebble: closed").
+	stopped := make(chan struct{})
+	go func() { ts.gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		ts.gs.Stop()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := ts.srv.Close(ctx); err != nil {
@@ -156,6 +169,7 @@ func (l *logged) waitFor(t testing.TB, c *client.Client, n int, within time.Dura
 type azurite struct {
 	endpoint string // http://127.0.0.1:PORT/devstoreaccount1
 	connStr  string
+	connEnv  string // the environment variable holding connStr
 }
 
 // Azurite's well-known development account (published in its README).
@@ -176,7 +190,7 @@ var (
 func startAzurite(t testing.TB) *azurite {
 	t.Helper()
 	if ep := os.Getenv("STELE_TEST_AZURITE_BLOB_ENDPOINT"); ep != "" {
-		return &azurite{endpoint: ep, connStr: connString(ep)}
+		return &azurite{endpoint: ep, connStr: connString(ep), connEnv: secretEnv(connString(ep))}
 	}
 	azuriteOnce.Do(func() {
 		bin, err := exec.LookPath("azurite-blob")
@@ -210,7 +224,7 @@ func startAzurite(t testing.TB) *azurite {
 		for i := 0; i < 1200; i++ { // up to a minute: node starts slowly on a busy machine
 			if resp, err := http.Get(ep + "?comp=list"); err == nil {
 				resp.Body.Close()
-				azuriteSvc = &azurite{endpoint: ep, connStr: connString(ep)}
+				azuriteSvc = &azurite{endpoint: ep, connStr: connString(ep), connEnv: secretEnv(connString(ep))}
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -234,11 +248,21 @@ func connString(ep string) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("STELE_TEST_COLLECTOR_MAIN") != "" {
+		os.Exit(collectorcli.Main(os.Args[1:], os.Stdout, os.Stderr)) // collectorCmd
+	}
+	// The end-to-end and kill tests spend their time waiting (for
+	// emulators, poll intervals, a killed process's successor), not
+	// computing: run them side by side even on 2 cores, unless -parallel
+	// says otherwise.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", "8")
+	}
 	code := m.Run()
 	azuriteStop()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
 	os.Exit(code)
 }
 
@@ -253,4 +277,28 @@ func writeConfig(t testing.TB, dir, cfg string) string {
 		t.Fatalf("config does not load: %v\n%s", err, cfg)
 	}
 	return p
+}
+
+var secretEnvN atomic.Int64
+
+// secretEnv puts value in a new environment variable of this test process
+// (inherited by the collector binaries it starts) and returns its name:
+// parallel tests cannot use t.Setenv, and each emulator has its own
+// secrets.
+func secretEnv(value string) string {
+	name := fmt.Sprintf("STELE_TEST_SECRET_%d", secretEnvN.Add(1))
+	os.Setenv(name, value)
+	return name
+}
+
+// cycles is how many times the crash tests SIGKILL the collector: the
+// -torture-cycles flag, and 2 under -short unless the flag is given (the
+// second cycle is the one with the log server stopped).
+func cycles() int {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "torture-cycles" })
+	if testing.Short() && !set {
+		return 2
+	}
+	return *tortureCycles
 }

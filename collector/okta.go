@@ -48,6 +48,11 @@ type OktaConfig struct {
 	ClientID       string `json:"client_id,omitempty"`
 	PrivateKeyFile string `json:"private_key_file,omitempty"`
 	KeyID          string `json:"key_id,omitempty"`
+	// DPoP (private_key_jwt only) is for an app that requires DPoP-bound
+	// access tokens ("Require Demonstrating Proof of Possession header in
+	// token requests"): every token request and API call carries a proof
+	// signed with a key the collector makes at start.
+	DPoP bool `json:"dpop,omitempty"`
 	// Limit is the events per page (default 1000, Okta's most).
 	Limit int `json:"limit,omitempty"`
 	// PollInterval is the pause after a page that was not full (default 15s).
@@ -82,6 +87,9 @@ func (c *OktaConfig) check() error {
 	default:
 		return fmt.Errorf("auth %q: use api_token or private_key_jwt", c.Auth)
 	}
+	if c.DPoP && c.Auth != "private_key_jwt" {
+		return errors.New("dpop needs auth private_key_jwt (an API token is not DPoP-bound)")
+	}
 	if c.Limit < 0 || c.Limit > 1000 {
 		return errors.New("limit is 1 to 1000")
 	}
@@ -94,6 +102,7 @@ type OktaSource struct {
 	base     *url.URL
 	hc       *http.Client
 	auth     func(ctx context.Context) (string, error) // the Authorization header
+	dpop     *dpop                                     // DPoP proofs, when the app requires them
 	from     time.Time
 	log      *slog.Logger
 	now      func() time.Time
@@ -133,13 +142,25 @@ func NewOktaSource(cfg OktaConfig, from time.Time, log *slog.Logger) (*OktaSourc
 			return nil, fmt.Errorf("private_key_file %s: %w", cfg.PrivateKeyFile, err)
 		}
 		ts := &oktaAssertionSource{cfg: cfg, tokenURL: base.String() + "/oauth2/v1/token", key: key, method: method, hc: hc}
+		if cfg.DPoP {
+			if s.dpop, err = newDPoP(); err != nil {
+				return nil, err
+			}
+			rt := hc.Transport
+			if rt == nil {
+				rt = http.DefaultTransport
+			}
+			tc := *hc
+			tc.Transport = dpopTokenTransport{d: s.dpop, rt: rt}
+			ts.hc = &tc
+		}
 		reuse := oauth2.ReuseTokenSource(nil, ts)
 		s.auth = func(context.Context) (string, error) {
 			t, err := reuse.Token()
 			if err != nil {
 				return "", fmt.Errorf("getting an Okta access token: %w", err)
 			}
-			return "Bearer " + t.AccessToken, nil
+			return t.Type() + " " + t.AccessToken, nil
 		}
 	}
 	return s, nil
@@ -192,6 +213,7 @@ type oktaAssertionSource struct {
 	key      crypto.Signer
 	method   jwt.SigningMethod
 	hc       *http.Client
+	retried  bool // asking again with the DPoP nonce (Token calls are serialised by oauth2.ReuseTokenSource)
 }
 
 func (o *oktaAssertionSource) Token() (*oauth2.Token, error) {
@@ -226,7 +248,17 @@ func (o *oktaAssertionSource) Token() (*oauth2.Token, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), oauth2.HTTPClient, o.hc), time.Minute)
 	defer cancel()
-	return cc.Token(ctx)
+	tok, err := cc.Token(ctx)
+	var re *oauth2.RetrieveError
+	if o.retried || !errors.As(err, &re) || re.ErrorCode != "use_dpop_nonce" {
+		return tok, err
+	}
+	// The token endpoint wants the nonce it sent (DPoP-Nonce, kept by the
+	// transport) in the proof: ask again, with a new client assertion (its
+	// jti is never reused).
+	o.retried = true
+	defer func() { o.retried = false }()
+	return o.Token()
 }
 
 // Provider is Okta.
@@ -308,6 +340,14 @@ func (s *OktaSource) page(ctx context.Context, u string) ([]json.RawMessage, str
 		}
 		req.Header.Set("Authorization", authz)
 		req.Header.Set("Accept", "application/json")
+		if s.dpop != nil {
+			tok, _ := strings.CutPrefix(authz, "DPoP ")
+			p, err := s.dpop.proof(http.MethodGet, u, "", tok)
+			if err != nil {
+				return nil, "", fmt.Errorf("DPoP proof: %w", err)
+			}
+			req.Header.Set("DPoP", p)
+		}
 		resp, err := s.hc.Do(req)
 		if err != nil {
 			return nil, "", err

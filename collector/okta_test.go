@@ -4,13 +4,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,21 +35,22 @@ import (
 // X-Rate-Limit-Limit/-Remaining/-Reset headers and 429 (E0000047) once a
 // window's requests are used up.
 type oktaEmu struct {
-	t      testing.TB
-	srv    *httptest.Server
-	caFile string
-	org    string
-	token  string // SSWS API token
-	client string
-	key    *ecdsa.PrivateKey
-	keyPEM string // file
+	httpsEmu
+	org      string
+	token    string // SSWS API token
+	tokenEnv string // the environment variable holding token
+	client   string
+	key      *ecdsa.PrivateKey
+	keyPEM   string // file
 
-	mu       sync.Mutex
-	events   []oktaEvent
-	tokens   map[string]time.Time // access token → expiry
-	tokenTTL time.Duration
-	nTokens  int
-	jtis     map[string]bool
+	events []oktaEvent
+	// dpop: the app requires DPoP; tokens are bound to the proof's key.
+	dpop       bool
+	dpopNonce  string
+	nonceAsked int               // use_dpop_nonce answers
+	bound      map[string]string // access token → the key it is bound to
+	dpopCalls  int
+	jtis       map[string]bool
 	// rate limit: perWindow requests per 1-second window (0: none).
 	perWindow  int
 	window     int64
@@ -65,11 +68,9 @@ type oktaEvent struct {
 }
 
 func newOktaEmu(t testing.TB) *oktaEmu {
-	e := &oktaEmu{t: t, token: "00" + strings.ReplaceAll(randomGUID(), "-", ""), client: "0oa" + randomGUID()[:17],
-		tokens: map[string]time.Time{}, jtis: map[string]bool{}, tokenTTL: time.Hour}
-	e.srv = httptest.NewTLSServer(http.HandlerFunc(e.serve))
-	t.Cleanup(e.srv.Close)
-	e.caFile = writeCA(t, e.srv)
+	e := &oktaEmu{token: "00" + strings.ReplaceAll(randomGUID(), "-", ""), client: "0oa" + randomGUID()[:17], jtis: map[string]bool{}, bound: map[string]string{}, dpopNonce: "nonce-" + randomGUID()}
+	e.tokenEnv = secretEnv(e.token)
+	e.start(t, e.serve)
 	e.org = e.srv.URL
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -89,8 +90,6 @@ func oktaError(w http.ResponseWriter, status int, code, summary string) {
 }
 
 func (e *oktaEmu) serve(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	switch {
 	case r.Method == "POST" && r.URL.Path == "/oauth2/v1/token":
 		e.tokenEndpoint(w, r)
@@ -138,17 +137,48 @@ func (e *oktaEmu) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.jtis[claims.ID] = true
-	e.nTokens++
-	tok := fmt.Sprintf("eyJraWQiOiJ.%d.%s", e.nTokens, randomGUID())
-	e.tokens[tok] = time.Now().Add(e.tokenTTL)
+	tokenType, jwk := "Bearer", ""
+	if e.dpop {
+		if r.Header.Get("DPoP") == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			e.rejected = append(e.rejected, "token request without a DPoP proof")
+			fmt.Fprint(w, `{"error":"invalid_dpop_proof","error_description":"The DPoP proof JWT header is missing."}`)
+			return
+		}
+		var err error
+		if jwk, err = e.checkDPoP(r, "", e.dpopNonce); errors.Is(err, errUseDPoPNonce) {
+			e.nonceAsked++
+			w.Header().Set("DPoP-Nonce", e.dpopNonce)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":"use_dpop_nonce","error_description":%q}`, err.Error())
+			return
+		} else if err != nil {
+			fail("invalid_dpop_proof", err.Error())
+			return
+		}
+		tokenType = "DPoP"
+	}
+	tok := e.issue("eyJraWQiOiJ")
+	e.bound[tok] = jwk
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":%d,"access_token":%q,"scope":"okta.logs.read"}`, int(e.tokenTTL.Seconds()), tok)
+	fmt.Fprintf(w, `{"token_type":%q,"expires_in":%d,"access_token":%q,"scope":"okta.logs.read"}`, tokenType, int(e.tokenTTL.Seconds()), tok)
 }
 
 func (e *oktaEmu) logs(w http.ResponseWriter, r *http.Request) {
 	authz := r.Header.Get("Authorization")
-	if bearer, ok := strings.CutPrefix(authz, "Bearer "); ok {
-		if exp, ok := e.tokens[bearer]; !ok || time.Now().After(exp) {
+	if e.dpop {
+		tok, ok := strings.CutPrefix(authz, "DPoP ")
+		jwk, err := e.checkDPoP(r, tok, "")
+		if !ok || !e.valid(tok) || err != nil || jwk != e.bound[tok] {
+			e.rejected = append(e.rejected, fmt.Sprintf("DPoP call: %q, proof %v, bound to its key %v", authz, err, jwk == e.bound[tok]))
+			oktaError(w, http.StatusUnauthorized, "E0000011", "Invalid token provided")
+			return
+		}
+		e.dpopCalls++
+	} else if bearer, ok := strings.CutPrefix(authz, "Bearer "); ok {
+		if !e.valid(bearer) {
 			e.rejected = append(e.rejected, "expired or unknown access token")
 			oktaError(w, http.StatusUnauthorized, "E0000011", "Invalid token provided")
 			return
@@ -283,7 +313,7 @@ func (g *oktaGen) want() map[string][]byte {
 }
 
 func oktaConfig(ts *testServer, stateDir string, e *oktaEmu, auth string) string {
-	a := `"auth": "api_token", "api_token_env": "STELE_TEST_OKTA_TOKEN"`
+	a := fmt.Sprintf(`"auth": "api_token", "api_token_env": %q`, e.tokenEnv)
 	if auth == "private_key_jwt" {
 		a = fmt.Sprintf(`"auth": "private_key_jwt", "client_id": %q, "private_key_file": %q, "key_id": "stele-test"`, e.client, e.keyPEM)
 	}
@@ -301,12 +331,13 @@ func oktaConfig(ts *testServer, stateDir string, e *oktaEmu, auth string) string
 // forced 429s, events published while it runs, into a real stele-server;
 // then restarts from the next link it saved.
 func TestOktaEndToEnd(t *testing.T) {
+	t.Parallel()
 	for _, auth := range []string{"api_token", "private_key_jwt"} {
 		t.Run(auth, func(t *testing.T) {
+			t.Parallel()
 			e := newOktaEmu(t)
 			e.perWindow, e.forceEvery = 4, 9
 			e.tokenTTL = 12 * time.Second // x/oauth2 renews 10 s before expiry
-			t.Setenv("STELE_TEST_OKTA_TOKEN", e.token)
 			ts := startServer(t, t.TempDir(), "")
 			g := newOktaGen(t, e)
 			g.add(950)
@@ -373,10 +404,118 @@ func (f *oktaFeed) want() map[string][]byte { return f.g.want() }
 
 // TestCrashOkta SIGKILLs the collector while it follows the System Log.
 func TestCrashOkta(t *testing.T) {
+	t.Parallel()
 	e := newOktaEmu(t)
 	e.perWindow = 20
 	ts := startServer(t, t.TempDir(), "")
 	g := newOktaGen(t, e)
 	cfg := writeConfig(t, t.TempDir(), oktaConfig(ts, t.TempDir(), e, "private_key_jwt"))
-	torture(t, ts, cfg, &oktaFeed{g: g, left: 400*(*tortureCycles) + 200})
+	torture(t, ts, cfg, &oktaFeed{g: g, left: 400*cycles() + 200})
+}
+
+// checkDPoP checks a DPoP proof (RFC 9449 as Okta takes it) for a request
+// and returns its key (jwk x and y). tok, when set, is the access token
+// the proof must hash (ath); nonce, when set, the nonce it must carry
+// (mu held).
+func (e *oktaEmu) checkDPoP(r *http.Request, tok, nonce string) (string, error) {
+	var claims jwt.MapClaims
+	var jwk string
+	_, err := jwt.ParseWithClaims(r.Header.Get("DPoP"), &claims, func(t *jwt.Token) (any, error) {
+		if t.Header["typ"] != "dpop+jwt" {
+			return nil, fmt.Errorf("typ %v, want dpop+jwt", t.Header["typ"])
+		}
+		k, _ := t.Header["jwk"].(map[string]any)
+		x, _ := k["x"].(string)
+		y, _ := k["y"].(string)
+		if k["kty"] != "EC" || k["crv"] != "P-256" || k["d"] != nil {
+			return nil, fmt.Errorf("jwk %v is not a public P-256 key", k)
+		}
+		xb, err1 := base64.RawURLEncoding.DecodeString(x)
+		yb, err2 := base64.RawURLEncoding.DecodeString(y)
+		if err1 != nil || err2 != nil || len(xb) != 32 || len(yb) != 32 {
+			return nil, errors.New("jwk x/y")
+		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, xb...), yb...))
+		if err != nil {
+			return nil, err
+		}
+		jwk = x + "." + y
+		return pub, nil
+	}, jwt.WithValidMethods([]string{"ES256"}))
+	if err != nil {
+		return "", fmt.Errorf("DPoP proof: %v", err)
+	}
+	htu := e.org + r.URL.Path
+	iat, _ := claims["iat"].(float64)
+	jti, _ := claims["jti"].(string)
+	switch {
+	case claims["htm"] != r.Method || claims["htu"] != htu:
+		return "", fmt.Errorf("DPoP proof for %v %v, not %s %s", claims["htm"], claims["htu"], r.Method, htu)
+	case time.Since(time.Unix(int64(iat), 0)).Abs() > time.Minute:
+		return "", errors.New("DPoP proof iat is not recent")
+	case jti == "" || e.jtis["dpop:"+jti]:
+		return "", errors.New("DPoP proof jti missing or reused")
+	}
+	e.jtis["dpop:"+jti] = true
+	if tok != "" {
+		h := sha256.Sum256([]byte(tok))
+		if claims["ath"] != base64.RawURLEncoding.EncodeToString(h[:]) {
+			return "", errors.New("DPoP proof ath does not hash the access token")
+		}
+	}
+	if nonce != "" && claims["nonce"] != nonce {
+		return "", errUseDPoPNonce
+	}
+	return jwk, nil
+}
+
+var errUseDPoPNonce = errors.New("Authorization server requires nonce in DPoP proof.")
+
+// TestOktaDPoP: an app that requires DPoP. The token endpoint answers the
+// first request use_dpop_nonce with a DPoP-Nonce; the collector asks again
+// with the nonce in its proof (and a new client assertion), gets a
+// DPoP-bound token, and calls the System Log with Authorization: DPoP and
+// a proof hashing the token. Tokens expire and are renewed; the nonce
+// changes and is learnt again.
+func TestOktaDPoP(t *testing.T) {
+	t.Parallel()
+	e := newOktaEmu(t)
+	e.dpop = true
+	e.tokenTTL = 11 * time.Second // x/oauth2 renews 10 s before expiry: a token per request
+	ts := startServer(t, t.TempDir(), "")
+	g := newOktaGen(t, e)
+	g.add(250)
+	cfg := strings.Replace(oktaConfig(ts, t.TempDir(), e, "private_key_jwt"), `"key_id": "stele-test"`, `"key_id": "stele-test", "dpop": true`, 1)
+	_, stop := runCollector(t, writeConfig(t, t.TempDir(), cfg), ts.cli)
+	l := newLogged()
+	l.waitFor(t, ts.cli, len(g.want()), time.Minute)
+	e.mu.Lock()
+	e.dpopNonce = "rotated-" + randomGUID()
+	n0 := e.nTokens
+	e.mu.Unlock()
+	// The token expires (for x/oauth2) a second after it was issued: the
+	// next one is asked for with the old nonce, refused, then asked for
+	// with the new one.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		e.mu.Lock()
+		n := e.nTokens
+		e.mu.Unlock()
+		if n > n0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new access token within 30 s")
+		}
+	}
+	g.add(30)
+	l.waitFor(t, ts.cli, len(g.want()), time.Minute)
+	stop()
+	l.sync(t, ts.cli)
+	checkExactlyOnce(t, l, g.want())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.rejected) != 0 || e.nonceAsked < 2 || e.nTokens < 2 || e.dpopCalls == 0 {
+		t.Errorf("rejected %q; use_dpop_nonce answers %d (want 2: first and after the rotation); tokens %d (want several); DPoP API calls %d",
+			e.rejected, e.nonceAsked, e.nTokens, e.dpopCalls)
+	}
 }

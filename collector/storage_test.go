@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,20 +142,26 @@ func storageConfig(ts *testServer, stateDir string, az *azurite, tenant string) 
   "state_dir": %q,
   "listen": "-",
   "sources": [{"name": "entra-blobs", "entra_storage": {
-    "auth": "connection_string", "connection_string_env": "STELE_TEST_COLLECTOR_CONN",
+    "auth": "connection_string", "connection_string_env": %q,
     "containers": ["insights-logs-auditlogs", "insights-logs-signinlogs"],
     "tenants": [%q], "poll_interval": "100ms"}}]
-}`, ts.addr, stateDir, tenant)
+}`, ts.addr, stateDir, az.connEnv, tenant)
 }
 
 // runCollector runs a collector in-process until the returned stop is called.
 func runCollector(t testing.TB, cfgPath string, cli *client.Client) (*collector.Collector, func()) {
 	t.Helper()
+	return runCollectorLog(t, cfgPath, cli, quiet())
+}
+
+// runCollectorLog is runCollector with a logger.
+func runCollectorLog(t testing.TB, cfgPath string, cli *client.Client, log *slog.Logger) (*collector.Collector, func()) {
+	t.Helper()
 	cfg, err := collector.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := collector.New(collector.Options{Config: cfg, Submitter: &client.Submitter{Client: cli, WaitForReady: true}, Logger: quiet()})
+	c, err := collector.New(collector.Options{Config: cfg, Submitter: &client.Submitter{Client: cli, WaitForReady: true}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,8 +186,8 @@ func statusOf(c *collector.Collector) collector.SourceStatus { return c.Status()
 // grow — a line split across two appends, a malformed line, a new hour —
 // into a real stele-server, then restarts from the durable cursor.
 func TestStorageEndToEnd(t *testing.T) {
+	t.Parallel()
 	az := startAzurite(t)
-	t.Setenv("STELE_TEST_COLLECTOR_CONN", az.connStr)
 	ts := startServer(t, t.TempDir(), "")
 	g := newEntraGen(t)
 	bl := newBlobs(t, az, "insights-logs-auditlogs", "insights-logs-signinlogs")
@@ -272,6 +279,7 @@ func checkExactlyOnce(t testing.TB, l *logged, want map[string][]byte) {
 // and with an account SAS (list and read only), not only the connection
 // string.
 func TestStorageAuthModes(t *testing.T) {
+	t.Parallel()
 	az := startAzurite(t)
 	cred, err := azblob.NewSharedKeyCredential(azuriteAccount, azuriteKey)
 	if err != nil {
@@ -286,14 +294,13 @@ func TestStorageAuthModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("STELE_TEST_AZURITE_KEY", azuriteKey)
-	t.Setenv("STELE_TEST_AZURITE_SAS", qp.Encode())
 	for _, mode := range []string{
-		`"auth": "shared_key", "account_url": %q, "account_name": "` + azuriteAccount + `", "account_key_env": "STELE_TEST_AZURITE_KEY"`,
-		`"auth": "sas", "account_url": %q, "sas_token_env": "STELE_TEST_AZURITE_SAS"`,
+		`"auth": "shared_key", "account_url": %q, "account_name": "` + azuriteAccount + `", "account_key_env": "` + secretEnv(azuriteKey) + `"`,
+		`"auth": "sas", "account_url": %q, "sas_token_env": "` + secretEnv(qp.Encode()) + `"`,
 	} {
 		auth := fmt.Sprintf(mode, az.endpoint)
 		t.Run(strings.Split(auth, `"`)[3], func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, t.TempDir(), "")
 			g := newEntraGen(t)
 			bl := newBlobs(t, az, "insights-logs-auditlogs")

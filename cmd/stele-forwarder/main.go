@@ -13,17 +13,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/stele-dev/stele/forwarder"
-	"github.com/stele-dev/stele/internal/tracing"
+	"github.com/stele-dev/stele/internal/daemon"
 )
 
 func main() {
@@ -52,7 +49,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	// Catch SIGTERM from the first instant, so a stop sent while the
 	// forwarder is still starting is a clean stop, not a kill.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := daemon.Signals()
 	defer stop()
 	configPath := fs.String("config", "", "the configuration file (strict JSON, docs/forwarder.md)")
 	otlpEndpoint := fs.String("otlp-endpoint", "", "run: send OpenTelemetry traces over OTLP/HTTP to this URL (e.g. http://127.0.0.1:4318); off by default")
@@ -81,10 +78,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if cfg, err = forwarder.LoadConfig(*configPath); err == nil {
 			switch cmd {
 			case "run":
-				var stopTracing func(context.Context) error
-				if stopTracing, err = tracing.Setup(context.Background(), *otlpEndpoint, "stele-forwarder"); err == nil {
+				var stopTracing func()
+				if stopTracing, err = daemon.Tracing(*otlpEndpoint, "stele-forwarder"); err == nil {
 					err = run(ctx, cfg, stderr)
-					stopTracing(context.Background())
+					stopTracing()
 				}
 			case "status":
 				err = status(cfg, stdout)
@@ -106,7 +103,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 func run(ctx context.Context, cfg *forwarder.Config, stderr io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logger, err := daemon.Logger(stderr, "info")
+	if err != nil {
+		return err
+	}
 	f, closeConn, err := forwarder.Open(cfg, logger)
 	if err != nil {
 		return err
