@@ -261,7 +261,7 @@ func (s *EventHubSource) Run(ctx context.Context, _ json.RawMessage, emit Emit) 
 func (s *EventHubSource) commit(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	// A commit waits for a join in progress, which the broker bounds by
 	// the rebalance timeout.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RebalanceTimeout.or(time.Minute)+10*time.Second)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RebalanceTimeout.Or(time.Minute)+10*time.Second)
 	defer cancel()
 	err := cl.CommitRecords(cctx, recs...)
 	switch {
