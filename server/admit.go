@@ -70,6 +70,9 @@ type admitter struct {
 	m        *metrics
 	closed   chan struct{}
 	diskFull atomic.Bool // diskSpace last refused
+	// commits counts commits running detached from their caller; Close
+	// waits for them before it closes the store they write to.
+	commits sync.WaitGroup
 
 	mu       sync.Mutex
 	inflight map[dedupKey]*flight
@@ -357,11 +360,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 	if len(todo) > 0 {
 		// The commit runs to completion even if the caller goes away, so no
 		// event is left half-written.
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			a.commit(context.WithoutCancel(ctx), todo, shared)
-		}()
+		done := a.startCommit(ctx, todo, shared)
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -496,6 +495,51 @@ func (a *admitter) finish(p *pending, r result) {
 	delete(a.inflight, p.key)
 	a.mu.Unlock()
 	close(p.f.done)
+}
+
+// startCommit runs commit in its own goroutine, detached from ctx's
+// cancellation, and counts it in a.commits unless the admitter is closed
+// (then commit only refuses and touches no store). The count is taken
+// under a.mu, where close marks the admitter closed, so drain never races
+// a new commit.
+func (a *admitter) startCommit(ctx context.Context, ps []*pending, shared backend.Claims) <-chan struct{} {
+	a.mu.Lock()
+	counted := true
+	select {
+	case <-a.closed:
+		counted = false
+	default:
+		a.commits.Add(1)
+	}
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if counted {
+			defer a.commits.Done()
+		}
+		a.commit(context.WithoutCancel(ctx), ps, shared)
+	}()
+	return done
+}
+
+// close refuses every commit not yet started and waits, until ctx ends,
+// for those running: they write to the store, which must outlive them.
+func (a *admitter) close(ctx context.Context) error {
+	a.mu.Lock()
+	close(a.closed)
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		a.commits.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("commits still running when the deadline passed: %w", ctx.Err())
+	}
 }
 
 // commit writes payloads durably, sequences the leaves, indexes them and

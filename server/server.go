@@ -401,7 +401,14 @@ func (s *Server) VerifierKeys() []string { return s.key.VKeys() }
 // covered by a published checkpoint (bounded by ctx), and closes storage.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		close(s.admit.closed)
+		if err := s.admit.close(ctx); err != nil {
+			// The store stays open: closing it under a running commit
+			// would fail that commit's writes (pebble panics on a closed
+			// DB). The process is ending; the kernel closes the files.
+			s.closeErr = err
+			s.cancel()
+			return
+		}
 		if err := s.shutdown(ctx); err != nil {
 			s.closeErr = fmt.Errorf("waiting for the final checkpoint: %w", err)
 		}
