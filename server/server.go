@@ -132,6 +132,11 @@ type Config struct {
 	// for read-only refusals; a frozen log's freeze statement names its own.
 	SuccessorKey string
 	SuccessorURL string
+	// PredecessorKey and PredecessorURL name the log this one continues,
+	// for the explorer (/ui/), which verifies that the predecessor's freeze
+	// statement names this log. Optional.
+	PredecessorKey string
+	PredecessorURL string
 }
 
 func (c *Config) setDefaults() {
