@@ -276,6 +276,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: m, auth: auth, limits: newLimits(&cfg, m.reg)}
+	s.registerLifecycleMetrics() // readonly.go
 	st, err := cfg.Backend.Open(ctx, backend.Env{
 		DataDir: cfg.DataDir, VerifierKey: key.VKey, CheckpointInterval: cfg.CheckpointInterval,
 		HTTPClient: s.witnessClient(), Logger: cfg.Logger, ReadOnly: cfg.ReadOnly,
