@@ -132,6 +132,12 @@ func TestKillForwarderAcrossRotation(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		})
 		return cmd
 	}
 	where := func() string {
