@@ -12,7 +12,8 @@
 //
 // The JSON endpoints under /ui/api/ are read-only:
 //
-//	GET /ui/api/log          origin, verifier key, latest checkpoint, witnesses, events per minute
+//	GET /ui/api/log          origin, verifier key, latest checkpoint, witnesses, events per minute,
+//	                         the freeze statement of a frozen log, the predecessor if configured
 //	GET /ui/api/entry/{N}    entry N's leaf, decoded, with its inclusion proof in the latest checkpoint
 //	GET /ui/api/event/{N}    entry N's normalised event and raw record (reader role:
 //	                         "Authorization: Bearer <token>" on a server with an access policy)
@@ -86,8 +87,24 @@ type Options struct {
 	Payloads func(ctx context.Context, authorization string) (caller string, read ledger.PayloadFunc, err error)
 	// WitnessPolicy is the C2SP tlog-policy in force, if any.
 	WitnessPolicy []byte
+	// Predecessor, when set, is the log this one continues (a chain of
+	// logs, docs/operations.md "Rotating to a new log"): the page names
+	// it, and verifies in the browser that its freeze statement, read
+	// from Predecessor.URL, names this log as its successor.
+	Predecessor *Predecessor
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// Predecessor is the log a log continues.
+type Predecessor struct {
+	// Key is its signed-note verifier key (its name is its origin).
+	Key string
+	// URL is where its tlog-tiles API is served; empty: the page names
+	// it without reading its freeze statement.
+	URL string
+	// HTTPClient reads it (nil: a client with a 10 s timeout).
+	HTTPClient *http.Client
 }
 
 type explorer struct {
@@ -96,7 +113,11 @@ type explorer struct {
 	verifier  note.Verifier
 	witnesses []cosig.Witness
 
+	pred  *client.TileLog // the predecessor, when configured with a URL
+	predV note.Verifier
+
 	mu      sync.Mutex
+	predFr  []byte                   // the predecessor's freeze statement, once read (it never changes)
 	last    map[string]time.Time     // witness name -> latest cosignature seen
 	indexes map[string]*subjectIndex // caller -> its subject index
 }
@@ -129,6 +150,20 @@ func New(o Options) (http.Handler, error) {
 		return nil, err
 	}
 	e := &explorer{o: o, tl: tl, verifier: v, witnesses: ws, last: map[string]time.Time{}, indexes: map[string]*subjectIndex{}}
+	if p := o.Predecessor; p != nil {
+		if e.predV, err = note.NewVerifier(p.Key); err != nil {
+			return nil, fmt.Errorf("explorer: predecessor key: %w", err)
+		}
+		if p.URL != "" {
+			hc := p.HTTPClient
+			if hc == nil {
+				hc = &http.Client{Timeout: 10 * time.Second}
+			}
+			if e.pred, err = client.NewTileLog(p.URL, e.predV, hc); err != nil {
+				return nil, fmt.Errorf("explorer: predecessor: %w", err)
+			}
+		}
+	}
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(assets, "ui")
 	static := http.StripPrefix("/ui/", http.FileServerFS(sub))
@@ -218,10 +253,52 @@ func (e *explorer) apiLog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "reading the latest entries: %v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"origin": cp.Origin, "verifier_key": e.o.VerifierKey, "checkpoint": string(cp.Raw),
 		"size": cp.Size, "witnesses": ws, "per_minute": pm, "events_readable": e.o.Event != nil,
-	})
+	}
+	// A frozen log: its freeze statement, for the browser to verify (the
+	// server checked it too: a statement that does not verify, or names
+	// another tree than the checkpoint, is reported as such).
+	if fr, _, err := e.tl.Freeze(r.Context()); err != nil {
+		out["freeze_error"] = err.Error()
+	} else if fr != nil {
+		out["frozen"] = string(fr.Raw)
+	}
+	if p := e.predecessor(r.Context()); p != nil {
+		out["predecessor"] = p
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// predecessor describes the configured predecessor, with its freeze
+// statement once it could be read (the browser verifies it names this log).
+func (e *explorer) predecessor(ctx context.Context) map[string]string {
+	if e.predV == nil {
+		return nil
+	}
+	p := map[string]string{"origin": e.predV.Name(), "key": e.o.Predecessor.Key, "url": e.o.Predecessor.URL}
+	e.mu.Lock()
+	raw := e.predFr
+	e.mu.Unlock()
+	if raw == nil && e.pred != nil {
+		fr, _, err := e.pred.Freeze(ctx)
+		switch {
+		case err != nil:
+			p["error"] = err.Error()
+		case fr == nil:
+			p["error"] = "it is not frozen"
+		default:
+			raw = fr.Raw
+			e.mu.Lock()
+			e.predFr = raw
+			e.mu.Unlock()
+		}
+	}
+	if raw != nil {
+		p["frozen"] = string(raw)
+	}
+	return p
 }
 
 // perMinute counts the entries admitted in each of the last 60 minutes,

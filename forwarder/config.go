@@ -37,6 +37,13 @@ type Config struct {
 		// TokenFile holds a bearer token (needs TLS).
 		TokenFile string `json:"token_file,omitempty"`
 	} `json:"server"`
+	// Successors names, for each log that continues this one (a frozen
+	// log's successor, docs/operations.md "Rotating to a new log"), the
+	// gRPC server to read its payloads at (with server's TLS and token)
+	// and, optionally, its tiles URL (default: the one the freeze
+	// statement names). Its key always comes from the signed freeze
+	// statement. Keyed by the successor's origin.
+	Successors map[string]SuccessorConfig `json:"successors,omitempty"`
 	// StateDir holds the trusted checkpoint, the cursors and the
 	// dead-letter files.
 	StateDir string `json:"state_dir"`
@@ -53,6 +60,14 @@ type Config struct {
 	// MaxBackoff caps the wait between retries (default 1m).
 	MaxBackoff Duration     `json:"max_backoff,omitempty"`
 	Sinks      []SinkConfig `json:"sinks"`
+}
+
+// SuccessorConfig is where to read a successor log.
+type SuccessorConfig struct {
+	// Address is the successor's gRPC host:port.
+	Address string `json:"address"`
+	// URL, when set, is the root of its tlog-tiles API.
+	URL string `json:"url,omitempty"`
 }
 
 // SinkConfig names one sink and its type's settings.
@@ -98,6 +113,11 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	if c.Server.Address == "" {
 		errs = append(errs, "server.address is required (payloads are read over gRPC)")
+	}
+	for o, sc := range c.Successors {
+		if sc.Address == "" {
+			errs = append(errs, fmt.Sprintf("successors[%q].address is required (its payloads are read over gRPC)", o))
+		}
 	}
 	if c.StateDir == "" {
 		errs = append(errs, "state_dir is required")

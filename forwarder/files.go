@@ -61,13 +61,19 @@ func (c *FilesConfig) validate() error {
 // never confirmed), so a record is in the files exactly once.
 //
 // Files are named <prefix>-<first index, 20 digits>-<UTC time>.jsonl, so
-// their names sort in log order.
+// their names sort in log order. Records of the logs that continue a frozen
+// one (ChainForwarder) go to files named
+// <prefix>-L<n, 4 digits>-<first index>-<UTC time>.jsonl, n counting the
+// logs of the chain after the first, so the names still sort in the order
+// the records were written.
 type FilesSink struct {
 	cfg     FilesConfig
 	f       *os.File
 	size    int64
 	opened  time.Time
 	last    uint64 // index of the last record written, valid when haveAny
+	origin  string // its log's origin: a successor log starts again at 0
+	gen     int    // how many times the origin changed (the L<n> of file names)
 	haveAny bool
 }
 
@@ -90,12 +96,13 @@ func OpenFiles(cfg FilesConfig) (*FilesSink, error) {
 	}
 	// Walk back past empty files to the last record written.
 	for i := len(names) - 1; i >= 0; i-- {
-		idx, ok, err := lastIndex(names[i])
+		idx, origin, ok, err := lastIndex(names[i])
 		if err != nil {
 			return nil, fmt.Errorf("files sink: %w", err)
 		}
 		if ok {
-			s.last, s.haveAny = idx, true
+			s.last, s.origin, s.haveAny = idx, origin, true
+			s.gen = fileGen(filepath.Base(names[i]), cfg.Prefix)
 			break
 		}
 	}
@@ -113,50 +120,51 @@ func (s *FilesSink) files() ([]string, error) {
 }
 
 // lastIndex cuts a torn last line off the file at path and returns the
-// index of its last complete line.
-func lastIndex(path string) (uint64, bool, error) {
+// index and origin of its last complete line.
+func lastIndex(path string) (uint64, string, bool, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return 0, false, err
+		return 0, "", false, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, false, err
+		return 0, "", false, err
 	}
 	size := st.Size()
 	// Find the end of the last complete line, then its start.
 	end, err := lastByte(f, size, '\n')
 	if err != nil {
-		return 0, false, err
+		return 0, "", false, err
 	}
 	if end+1 != size {
 		// A torn line: never confirmed, so never counted as delivered.
 		if err := f.Truncate(end + 1); err != nil {
-			return 0, false, fmt.Errorf("cutting a torn last line off %s: %w", path, err)
+			return 0, "", false, fmt.Errorf("cutting a torn last line off %s: %w", path, err)
 		}
 		if err := f.Sync(); err != nil {
-			return 0, false, err
+			return 0, "", false, err
 		}
 	}
 	if end < 0 {
-		return 0, false, nil
+		return 0, "", false, nil
 	}
 	start, err := lastByte(f, end, '\n')
 	if err != nil {
-		return 0, false, err
+		return 0, "", false, err
 	}
 	line := make([]byte, end-start-1)
 	if _, err := f.ReadAt(line, start+1); err != nil {
-		return 0, false, err
+		return 0, "", false, err
 	}
 	var d struct {
-		Index *uint64 `json:"index"`
+		Index  *uint64 `json:"index"`
+		Origin string  `json:"origin"`
 	}
 	if err := json.Unmarshal(line, &d); err != nil || d.Index == nil {
-		return 0, false, fmt.Errorf("the last line of %s is not a Stele record (%v): move the file away", path, err)
+		return 0, "", false, fmt.Errorf("the last line of %s is not a Stele record (%v): move the file away", path, err)
 	}
-	return *d.Index, true, nil
+	return *d.Index, d.Origin, true, nil
 }
 
 // lastByte returns the offset of the last c before offset end, or -1.
@@ -182,10 +190,23 @@ func (s *FilesSink) Idempotent() bool { return true }
 func (s *FilesSink) Deliver(_ context.Context, items []*Item) error {
 	var w *bufio.Writer
 	for _, it := range items {
-		if s.haveAny && it.Doc.Index <= s.last {
+		if s.haveAny && it.Doc.Origin == s.origin && it.Doc.Index <= s.last {
 			continue
 		}
-		if s.f == nil || s.size >= s.cfg.MaxBytes || time.Since(s.opened) >= time.Duration(s.cfg.MaxAge) {
+		if s.haveAny && it.Doc.Origin != s.origin {
+			// The next log of a chain: its own files, after the last
+			// log's.
+			if w != nil {
+				if err := s.flush(w); err != nil {
+					return err
+				}
+				w = nil
+			}
+			s.gen++
+			if err := s.rotate(it.Doc.Index); err != nil {
+				return err
+			}
+		} else if s.f == nil || s.size >= s.cfg.MaxBytes || time.Since(s.opened) >= time.Duration(s.cfg.MaxAge) {
 			if w != nil {
 				if err := s.flush(w); err != nil {
 					return err
@@ -202,7 +223,7 @@ func (s *FilesSink) Deliver(_ context.Context, items []*Item) error {
 		w.Write(it.JSON)
 		w.WriteByte('\n')
 		s.size += int64(len(it.JSON)) + 1
-		s.last, s.haveAny = it.Doc.Index, true
+		s.last, s.origin, s.haveAny = it.Doc.Index, it.Doc.Origin, true
 	}
 	if w != nil {
 		return s.flush(w)
@@ -226,8 +247,8 @@ func (s *FilesSink) fail(err error) error {
 	name := s.f.Name()
 	s.f.Close()
 	s.f = nil
-	idx, ok, lerr := lastIndex(name)
-	s.last, s.haveAny = idx, ok
+	idx, origin, ok, lerr := lastIndex(name)
+	s.last, s.origin, s.haveAny = idx, origin, ok
 	if lerr != nil {
 		return fmt.Errorf("files sink: %v (and re-reading %s: %v)", err, name, lerr)
 	}
@@ -244,7 +265,11 @@ func (s *FilesSink) rotate(first uint64) error {
 		s.f = nil
 	}
 	now := time.Now().UTC()
-	name := filepath.Join(s.cfg.Dir, fmt.Sprintf("%s-%020d-%s.jsonl", s.cfg.Prefix, first, now.Format("20060102T150405Z")))
+	gen := ""
+	if s.gen > 0 {
+		gen = fmt.Sprintf("L%04d-", s.gen)
+	}
+	name := filepath.Join(s.cfg.Dir, fmt.Sprintf("%s-%s%020d-%s.jsonl", s.cfg.Prefix, gen, first, now.Format("20060102T150405Z")))
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("files sink: %w", err)
@@ -260,6 +285,15 @@ func (s *FilesSink) rotate(first uint64) error {
 	}
 	s.f, s.size, s.opened = f, st.Size(), now
 	return nil
+}
+
+// fileGen is the L<n> of a file name, 0 for the first log's files.
+func fileGen(name, prefix string) int {
+	var n int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(name, prefix+"-"), "L%04d-", &n); err != nil {
+		return 0
+	}
+	return n
 }
 
 // Close closes the current file.

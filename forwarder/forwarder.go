@@ -98,18 +98,8 @@ func New(o Options) (*Forwarder, error) {
 	f.m = newMetrics(reg, f)
 	named := o.Sinks
 	if named == nil {
-		for _, sc := range cfg.Sinks {
-			v, err := checkSink(sc)
-			if err != nil {
-				f.closeSinks()
-				return nil, fmt.Errorf("sink %s: %w", sc.Name, err)
-			}
-			s, err := sinkTypes[sc.Type].open(sc.Name, v, SinkEnv{StateDir: filepath.Join(cfg.StateDir, "sinks", sc.Name)})
-			if err != nil {
-				f.closeSinks()
-				return nil, fmt.Errorf("sink %s (%s): %w", sc.Name, sc.Type, err)
-			}
-			named = append(named, NamedSink{Name: sc.Name, Type: sc.Type, Sink: s})
+		if named, err = openSinks(cfg); err != nil {
+			return nil, err
 		}
 	}
 	for _, ns := range named {
@@ -139,6 +129,29 @@ func New(o Options) (*Forwarder, error) {
 		f.latest.Store(cp)
 	}
 	return f, nil
+}
+
+// openSinks opens the sinks cfg names.
+func openSinks(cfg *Config) ([]NamedSink, error) {
+	var named []NamedSink
+	fail := func(err error) ([]NamedSink, error) {
+		for _, n := range named {
+			n.Sink.Close()
+		}
+		return nil, err
+	}
+	for _, sc := range cfg.Sinks {
+		v, err := checkSink(sc)
+		if err != nil {
+			return fail(fmt.Errorf("sink %s: %w", sc.Name, err))
+		}
+		s, err := sinkTypes[sc.Type].open(sc.Name, v, SinkEnv{StateDir: filepath.Join(cfg.StateDir, "sinks", sc.Name)})
+		if err != nil {
+			return fail(fmt.Errorf("sink %s (%s): %w", sc.Name, sc.Type, err))
+		}
+		named = append(named, NamedSink{Name: sc.Name, Type: sc.Type, Sink: s})
+	}
+	return named, nil
 }
 
 func (f *Forwarder) closeSinks() {

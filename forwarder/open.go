@@ -17,8 +17,10 @@ import (
 
 // Open wires a forwarder from its configuration: the log's key and tiles,
 // the gRPC connection for payloads (TLS and token as configured), the
-// witness policy and the sinks. close releases the connection.
-func Open(cfg *Config, logger *slog.Logger) (f *Forwarder, close func() error, err error) {
+// witness policy and the sinks, and how to reach the logs that continue
+// the log once it is frozen (Config.Successors). close releases the
+// connection.
+func Open(cfg *Config, logger *slog.Logger) (f *ChainForwarder, close func() error, err error) {
 	v, err := logkey.ReadVerifier(cfg.Log.KeyFile)
 	if err != nil {
 		return nil, nil, err
@@ -60,7 +62,22 @@ func Open(cfg *Config, logger *slog.Logger) (f *Forwarder, close func() error, e
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err = New(Options{Config: cfg, Log: lg, Events: c, Policy: policy, Logger: logger})
+	chain := &client.Chain{Policy: policy, URLs: map[string]string{}}
+	for o, sc := range cfg.Successors {
+		chain.URLs[o] = sc.URL
+	}
+	dial := func(origin string) (EventReader, func() error, error) {
+		sc, ok := cfg.Successors[origin]
+		if !ok {
+			return nil, nil, fmt.Errorf("its gRPC server is not configured: add successors[%q].address to the configuration", origin)
+		}
+		c, err := client.Dial(sc.Address, opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.Close, nil
+	}
+	f, err = NewChain(ChainOptions{Options: Options{Config: cfg, Log: lg, Events: c, Policy: policy, Logger: logger}, Chain: chain, Dial: dial})
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -77,10 +94,20 @@ func OfflineStatus(cfg *Config) (Status, error) {
 	if err != nil {
 		return st, err
 	}
+	stateDir := cfg.StateDir
+	if cs, err := readChainState(cfg.StateDir); err != nil {
+		return st, err
+	} else if cs != nil {
+		// A successor log is followed now (chain.go).
+		if v, err = client.NewLogVerifier(cs.Key); err != nil {
+			return st, fmt.Errorf("chain state: %w", err)
+		}
+		stateDir = filepath.Join(cfg.StateDir, cs.StateDir)
+	}
 	noProofs := func(context.Context, uint64, uint64) ([][]byte, error) {
 		return nil, errors.New("offline")
 	}
-	ss, err := client.NewStateStore(filepath.Join(cfg.StateDir, "trusted"), v, noProofs)
+	ss, err := client.NewStateStore(filepath.Join(stateDir, "trusted"), v, noProofs)
 	if err != nil {
 		return st, err
 	}
@@ -92,7 +119,7 @@ func OfflineStatus(cfg *Config) (Status, error) {
 		st.Origin, st.LogSize = cp.Origin, cp.Size
 	}
 	for _, sc := range cfg.Sinks {
-		cur, err := readCursor(filepath.Join(cfg.StateDir, "cursors", sc.Name+".json"))
+		cur, err := readCursor(filepath.Join(stateDir, "cursors", sc.Name+".json"))
 		if err != nil {
 			return st, err
 		}

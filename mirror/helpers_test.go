@@ -69,16 +69,31 @@ type source struct {
 	cli                     *client.Client
 	logs                    *bytes.Buffer
 	next                    int // next event number to submit
+	cmd                     *exec.Cmd
 }
 
 func startSource(t *testing.T) *source {
 	t.Helper()
 	s := &source{dir: t.TempDir(), grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &bytes.Buffer{}}
+	s.start(t)
+	c, err := client.Dial(s.grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s.cli = c
+	return s
+}
+
+// start runs the source's server (again) and waits until it serves.
+func (s *source) start(t *testing.T) {
+	t.Helper()
 	cmd := exec.Command(binary(t, "stele-server"), "--data-dir", s.dir, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--checkpoint-interval", "100ms")
 	cmd.Stderr = s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.cmd = cmd
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -94,13 +109,6 @@ func startSource(t *testing.T) *source {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c, err := client.Dial(s.grpcAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s.cli = c
-	return s
 }
 
 func (s *source) url() string     { return "http://" + s.httpAddr + "/" }

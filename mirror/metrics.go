@@ -17,6 +17,7 @@ type metrics struct {
 	syncs   *prometheus.CounterVec
 	lastOK  prometheus.Gauge
 	fetched prometheus.Counter
+	frozen  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -38,8 +39,12 @@ func newMetrics() *metrics {
 			Name: "stele_mirror_resources_written_total",
 			Help: "Tiles and entry bundles verified and written.",
 		}),
+		frozen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stele_mirror_log_frozen",
+			Help: "1 once the log is frozen and the copy holds its final checkpoint and freeze statement: the size stops moving by design.",
+		}),
 	}
-	m.reg.MustRegister(m.size, m.syncs, m.lastOK, m.fetched,
+	m.reg.MustRegister(m.size, m.syncs, m.lastOK, m.fetched, m.frozen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -86,6 +86,9 @@ type Mirror struct {
 	local tiles.Reader
 	rf    *compact.RangeFactory
 	cur   *client.Checkpoint // the mirrored checkpoint; nil when empty
+	// frozen is the log's freeze statement once the copy holds the final
+	// checkpoint it names (freeze.go); nil while the log is not frozen.
+	frozen *client.Freeze
 
 	metrics *metrics
 	unlock  func()
@@ -143,7 +146,7 @@ func (m *Mirror) open(ctx context.Context) error {
 	}
 	m.cur = cp
 	m.metrics.size.Set(float64(cp.Size))
-	return nil
+	return m.openFreeze(cp)
 }
 
 // Checkpoint is the mirrored checkpoint, or nil when nothing is mirrored yet.
@@ -219,6 +222,9 @@ func (m *Mirror) sync(ctx context.Context) (*client.Checkpoint, error) {
 		}
 		return m.cur, fmt.Errorf("%w: source %v", ErrVerification, err)
 	}
+	if f := m.frozen; f != nil && (cp.Size != f.Size || cp.Root != f.Root) {
+		return m.cur, fmt.Errorf("%w: %v, but its checkpoint is now at size %d (root %x): a frozen log must not change", ErrVerification, f, cp.Size, cp.Root)
+	}
 	oldSize := uint64(0)
 	if m.cur != nil {
 		if err := client.CheckConsistent(ctx, m.cur, cp, m.cfg.Log.ConsistencyProof); err != nil {
@@ -232,7 +238,7 @@ func (m *Mirror) sync(ctx context.Context) (*client.Checkpoint, error) {
 					return m.cur, err
 				}
 			}
-			return m.cur, nil
+			return m.cur, m.syncFreeze(ctx)
 		}
 	}
 	newSize := cp.Size
@@ -270,7 +276,7 @@ func (m *Mirror) sync(ctx context.Context) (*client.Checkpoint, error) {
 		return m.cur, err
 	}
 	m.cfg.Logger.Info("mirrored checkpoint", "origin", cp.Origin, "size", cp.Size, "from", oldSize, "resources", len(res))
-	return cp, nil
+	return cp, m.syncFreeze(ctx)
 }
 
 func (m *Mirror) writeCheckpoint(cp *client.Checkpoint) error {

@@ -37,7 +37,7 @@ import (
 // tortureCycles sets how many SIGKILL cycles TestCrashDuringIngest runs; CI
 // runs the short default, a soak run raises it (go test ./server -run
 // TestCrashDuringIngest -torture-cycles 50 -timeout 1h).
-var tortureCycles = flag.Int("torture-cycles", 3, "SIGKILL cycles in TestCrashDuringIngest")
+var tortureCycles = flag.Int("torture-cycles", 3, "SIGKILL cycles in TestCrashDuringIngest and TestKillFreeze")
 
 var (
 	buildOnce sync.Once

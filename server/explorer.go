@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/explorer"
 	"github.com/stele-dev/stele/ledger"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
@@ -20,8 +21,9 @@ import (
 func (s *Server) explorerHandler() http.Handler {
 	h, err := explorer.New(explorer.Options{
 		VerifierKey:   s.key.VKey,
-		Tiles:         s.tilesHandler(),
+		Tiles:         s.explorerTiles(),
 		WitnessPolicy: s.cfg.WitnessPolicy,
+		Predecessor:   s.predecessor(),
 		Event: func(ctx context.Context, index uint64, authorization string) (*stelev1.GetEventResponse, error) {
 			ctx, _, err := s.explorerCaller(ctx, stelev1.LogService_GetEvent_FullMethodName, authorization)
 			if err != nil {
@@ -64,6 +66,23 @@ func (s *Server) explorerHandler() http.Handler {
 		})
 	}
 	return h
+}
+
+// explorerTiles is the tlog-tiles handler with the freeze statement
+// beside the checkpoint, as clients read them.
+func (s *Server) explorerTiles() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /"+client.FreezePath, s.serveFreeze)
+	mux.Handle("/", s.tilesHandler())
+	return mux
+}
+
+// predecessor is the log this one continues, when configured.
+func (s *Server) predecessor() *explorer.Predecessor {
+	if s.cfg.PredecessorKey == "" {
+		return nil
+	}
+	return &explorer.Predecessor{Key: s.cfg.PredecessorKey, URL: s.cfg.PredecessorURL}
 }
 
 // explorerCaller authorises the browser's "Authorization: Bearer" token

@@ -43,5 +43,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{"status": err.Error()})
 		return
 	}
-	json.NewEncoder(w).Encode(map[string]any{"status": "ok", "origin": s.cfg.Origin, "checkpoint_size": cp.size})
+	body := map[string]any{"status": "ok", "origin": s.cfg.Origin, "checkpoint_size": cp.size}
+	for k, v := range s.lifecycle() {
+		body[k] = v
+	}
+	json.NewEncoder(w).Encode(body)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -247,4 +249,61 @@ func TestFreeze(t *testing.T) {
 	if len(links) != 2 || links[0].Freeze == nil || links[1].Origin() != "next.stele.test/log" || err == nil || !errors.As(err, new(*client.UnreachableError)) {
 		t.Fatalf("following to an unreachable successor: %d links, %v", len(links), err)
 	}
+}
+
+// TestLifecycleHealthAndMetrics: /healthz says how the log is served
+// (read-write, read-only naming the successor, frozen with its final size
+// and successor), and the stele_log_read_only, stele_log_frozen and
+// stele_log_frozen_size gauges agree.
+func TestLifecycleHealthAndMetrics(t *testing.T) {
+	dir := t.TempDir()
+	check := func(ts *testServer, what string, health map[string]any, metrics ...string) {
+		t.Helper()
+		resp, err := http.Get(ts.httpURL + "healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: healthz %d %v", what, resp.StatusCode, err)
+		}
+		for k, v := range health {
+			if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+				t.Errorf("%s: healthz %s = %v, want %v (%v)", what, k, got[k], v, got)
+			}
+		}
+		resp, err = http.Get(ts.httpURL + "metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range metrics {
+			if !strings.Contains(string(b), "\n"+m+"\n") {
+				t.Errorf("%s: /metrics lacks %q", what, m)
+			}
+		}
+	}
+	ts := startServer(t, dir, server.Config{})
+	sent := appendConcurrently(t, ts.cli, 1, 1, 7, 200)
+	if _, err := ts.cli.Receipt(ctxT(t, time.Minute), sent[len(sent)-1].idx); err != nil {
+		t.Fatal(err)
+	}
+	check(ts, "read-write", map[string]any{"status": "ok", "mode": "read-write", "successor": nil}, "stele_log_read_only 0", "stele_log_frozen 0", "stele_log_frozen_size 0")
+	ts.stop(t)
+
+	succ := newVKey(t, "next.stele.test/log")
+	ro := startServer(t, dir, server.Config{ReadOnly: true, SuccessorKey: succ, SuccessorURL: "https://next.stele.test/log/"})
+	check(ro, "read-only", map[string]any{"status": "ok", "mode": "read-only", "successor": "next.stele.test/log", "successor_url": "https://next.stele.test/log/"},
+		"stele_log_read_only 1", "stele_log_frozen 0")
+	ro.stop(t)
+
+	if _, err := server.Freeze(ctxT(t, time.Minute), server.Config{DataDir: dir, Logger: quietLogger(), CheckpointInterval: 100 * time.Millisecond}, server.Successor{Key: succ, URL: "https://next.stele.test/log/"}); err != nil {
+		t.Fatal(err)
+	}
+	fz := startServer(t, dir, server.Config{})
+	check(fz, "frozen", map[string]any{"status": "ok", "mode": "frozen", "frozen_size": len(sent), "successor": "next.stele.test/log"},
+		"stele_log_read_only 1", "stele_log_frozen 1", fmt.Sprintf("stele_log_frozen_size %d", len(sent)))
 }

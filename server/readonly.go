@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -102,6 +103,53 @@ func (s *Server) startReadOnly(ctx context.Context) error {
 		s.log.Info("log open read-only", "origin", s.cfg.Origin, "size", size, "data_dir", s.cfg.DataDir, "verifier_key", s.key.VKey)
 	}
 	return nil
+}
+
+// registerLifecycleMetrics exports whether the log is served read-only and
+// whether it is frozen (with its final size), for alerts and dashboards:
+// a frozen log's checkpoint stops moving by design.
+func (s *Server) registerLifecycleMetrics() {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	s.m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stele_log_read_only", Help: "1 while the log is served read-only (--read-only, or frozen): appends are refused."},
+			func() float64 { return b(s.readOnly) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stele_log_frozen", Help: "1 once the log is frozen (its freeze statement published): it never grows again."},
+			func() float64 { return b(s.frozen != nil) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stele_log_frozen_size", Help: "The final tree size a frozen log's freeze statement names (0 while not frozen)."},
+			func() float64 {
+				if f := s.frozen; f != nil {
+					return float64(f.Size)
+				}
+				return 0
+			}),
+	)
+}
+
+// lifecycle describes, for /healthz, how the log is served: "read-write",
+// "read-only" or "frozen", with the freeze statement's description and the
+// successor when known.
+func (s *Server) lifecycle() map[string]any {
+	out := map[string]any{"mode": "read-write"}
+	if s.readOnly {
+		out["mode"] = "read-only"
+	}
+	if f := s.frozen; f != nil {
+		out["mode"] = "frozen"
+		out["frozen"] = f.String()
+		out["frozen_size"] = f.Size
+	}
+	if origin, _, url := s.successor(); origin != "" && s.readOnly {
+		out["successor"] = origin
+		if url != "" {
+			out["successor_url"] = url
+		}
+	}
+	return out
 }
 
 // ReadOnly reports whether the server refuses appends (Config.ReadOnly, or

@@ -132,6 +132,11 @@ type Config struct {
 	// for read-only refusals; a frozen log's freeze statement names its own.
 	SuccessorKey string
 	SuccessorURL string
+	// PredecessorKey and PredecessorURL name the log this one continues,
+	// for the explorer (/ui/), which verifies that the predecessor's freeze
+	// statement names this log. Optional.
+	PredecessorKey string
+	PredecessorURL string
 }
 
 func (c *Config) setDefaults() {
@@ -271,6 +276,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: key, m: m, auth: auth, limits: newLimits(&cfg, m.reg)}
+	s.registerLifecycleMetrics() // readonly.go
 	st, err := cfg.Backend.Open(ctx, backend.Env{
 		DataDir: cfg.DataDir, VerifierKey: key.VKey, CheckpointInterval: cfg.CheckpointInterval,
 		HTTPClient: s.witnessClient(), Logger: cfg.Logger, ReadOnly: cfg.ReadOnly,

@@ -25,11 +25,21 @@ func (s *settings) applyLifecycle(cfg *server.Config) error {
 		return usageError{fmt.Errorf("--successor-url needs --successor-key (the successor's verifier key names its origin)")}
 	}
 	cfg.SuccessorKey, cfg.SuccessorURL = key, s.successorURL
+	if cfg.PredecessorKey, err = keyArg("--predecessor-key", s.predecessorKey); err != nil {
+		return err
+	}
+	if cfg.PredecessorKey == "" && s.predecessorURL != "" {
+		return usageError{fmt.Errorf("--predecessor-url needs --predecessor-key (the predecessor's verifier key names its origin)")}
+	}
+	cfg.PredecessorURL = s.predecessorURL
 	return nil
 }
 
 // successorKey takes a verifier key, or a file that holds one.
-func successorKey(s string) (string, error) {
+func successorKey(s string) (string, error) { return keyArg("--successor-key", s) }
+
+// keyArg takes the verifier key flag gives, or a file that holds one.
+func keyArg(flag, s string) (string, error) {
 	if s == "" {
 		return "", nil
 	}
@@ -38,7 +48,7 @@ func successorKey(s string) (string, error) {
 	}
 	b, err := os.ReadFile(s)
 	if err != nil {
-		return "", usageError{fmt.Errorf("--successor-key %q is neither a verifier key nor a readable file: %v", s, err)}
+		return "", usageError{fmt.Errorf("%s %q is neither a verifier key nor a readable file: %v", flag, s, err)}
 	}
 	// A log.pub lists the log's keys one a line, Ed25519 first: the freeze
 	// statement names the successor by that one.
@@ -47,7 +57,7 @@ func successorKey(s string) (string, error) {
 		k = f[0]
 	}
 	if _, err := note.NewVerifier(k); err != nil {
-		return "", usageError{fmt.Errorf("--successor-key: %s does not hold a signed-note verifier key: %v", s, err)}
+		return "", usageError{fmt.Errorf("%s: %s does not hold a signed-note verifier key: %v", flag, s, err)}
 	}
 	return k, nil
 }

@@ -45,6 +45,7 @@ type settings struct {
 	mldsa, logMLDSAKey                              string
 	readOnly                                        bool          // lifecycle.go
 	successorKey, successorURL                      string        // lifecycle.go
+	predecessorKey, predecessorURL                  string        // lifecycle.go
 	freezeTimeout                                   time.Duration // lifecycle.go
 	headerTimeout, idleTimeout                      time.Duration
 	maxConns                                        int
@@ -111,6 +112,8 @@ func (s *settings) options() []option {
 		opt("read-only", "", &s.readOnly, false, "serve the log (tiles, checkpoint, proofs, receipts, payloads) without ever appending: Append and EraseEvent answer FailedPrecondition; nothing is written. A frozen log is always served so"),
 		opt("successor-key", "", &s.successorKey, "", "the verifier key (or a file holding it) of the log that continues this one; read-only refusals and `freeze` name it"),
 		opt("successor-url", "", &s.successorURL, "", "where the successor log's tlog-tiles API is served (http(s) URL), named with --successor-key"),
+		opt("predecessor-key", "", &s.predecessorKey, "", "the verifier key (or a file holding it) of the log this one continues; the explorer (/ui/) names it"),
+		opt("predecessor-url", "", &s.predecessorURL, "", "where the predecessor log's tlog-tiles API is served: the explorer verifies its freeze statement names this log"),
 		opt("freeze-timeout", "", &s.freezeTimeout, 2*time.Minute, "freeze: how long to wait for the final checkpoint to be published and cosigned"),
 		opt("pkcs11-pin-file", "", &s.pkcs11PINFile, "", "file holding the PKCS#11 token's user PIN (default: $STELE_PKCS11_PIN)"),
 		opt("claim-lease", "claim_lease", &s.claimLease, 2*time.Minute, "aws: how long a replica's claim on an event stands before another replica may check the log and take it over (docs/decisions.md)"),

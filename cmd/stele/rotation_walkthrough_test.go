@@ -19,5 +19,8 @@ func TestRotationWalkthrough(t *testing.T) {
 		"audit OK: audit.example.org/2026a verified at size 1",
 		"audit OK: audit.example.org/2026b verified at size 1",
 		`"type":"log_frozen"`,
-		"monitor: audit.example.org/2026b verified at size 1")
+		"monitor: audit.example.org/2026b verified at size 1",
+		"mirrored audit.example.org/2026a at size 1 into mirror-a",
+		"log frozen: log audit.example.org/2026a is frozen at size 1",
+		`"mode":"frozen"`, `"frozen_size":1`, `"successor":"audit.example.org/2026b"`)
 }

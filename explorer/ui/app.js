@@ -53,11 +53,12 @@ async function parseVerifierKey(vkey, steps) {
   return { name, id, pub: raw.slice(1) };
 }
 
-// verifyCheckpoint checks a C2SP checkpoint's log signature and parses it.
-async function verifyCheckpoint(raw, vkey, steps) {
+// verifyNote checks a signed note's signature by vkey and returns its key,
+// text and signature lines. what names the note in the steps.
+async function verifyNote(raw, vkey, steps, what) {
   const key = await parseVerifierKey(vkey, steps);
   const split = raw.indexOf("\n\n");
-  if (split < 0) steps.fail("the checkpoint is not a signed note (no blank line before the signatures)");
+  if (split < 0) steps.fail(`the ${what} is not a signed note (no blank line before the signatures)`);
   const text = raw.slice(0, split + 1);
   const sigLines = raw.slice(split + 2).split("\n").filter((l) => l !== "");
   let sig = null;
@@ -72,8 +73,14 @@ async function verifyCheckpoint(raw, vkey, steps) {
     `no signature by ${key.name} with key ID ${key.id}`);
   const k = await crypto.subtle.importKey("raw", key.pub, { name: "Ed25519" }, false, ["verify"]);
   const ok = await crypto.subtle.verify({ name: "Ed25519" }, k, sig, enc.encode(text));
-  steps.check(ok, `the Ed25519 signature over the ${enc.encode(text).length}-byte checkpoint text verifies (WebCrypto)`,
-    "the Ed25519 signature over the checkpoint text does not verify");
+  steps.check(ok, `the Ed25519 signature over the ${enc.encode(text).length}-byte ${what} text verifies (WebCrypto)`,
+    `the Ed25519 signature over the ${what} text does not verify`);
+  return { key, text, sigLines };
+}
+
+// verifyCheckpoint checks a C2SP checkpoint's log signature and parses it.
+async function verifyCheckpoint(raw, vkey, steps) {
+  const { key, text, sigLines } = await verifyNote(raw, vkey, steps, "checkpoint");
   const lines = text.split("\n");
   steps.check(lines[0] === key.name, `the checkpoint's origin is the key's name, ${key.name}`, `the checkpoint's origin ${JSON.stringify(lines[0])} is not the key's name ${key.name}`);
   steps.check(/^(0|[1-9][0-9]*)$/.test(lines[1]), `tree size ${lines[1]}`, `bad tree size ${JSON.stringify(lines[1])}`);
@@ -81,6 +88,83 @@ async function verifyCheckpoint(raw, vkey, steps) {
   try { root = b64dec(lines[2]); } catch { root = new Uint8Array(); }
   steps.check(root.length === 32, `root hash ${hex(root)}`, "the root hash is not 32 bytes of base64");
   return { origin: lines[0], size: BigInt(lines[1]), root, cosigners: sigLines.length - 1 };
+}
+
+// verifyFreeze checks a freeze statement (docs/decisions.md, "Freezing a
+// log": stele.dev/freeze/v1, then origin, size, root and the optional
+// successor, successor-key and successor-url lines, signed by the log key)
+// and parses it.
+async function verifyFreeze(raw, vkey, steps, whose) {
+  const { key, text } = await verifyNote(raw, vkey, steps, `${whose} freeze statement`);
+  const lines = text.slice(0, -1).split("\n");
+  steps.check(lines[0] === "stele.dev/freeze/v1", `the ${whose} freeze statement is a stele.dev/freeze/v1 statement`,
+    `the ${whose} freeze statement's first line is ${JSON.stringify(lines[0])}`);
+  const f = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(" ");
+    if (i <= 0) steps.fail(`freeze statement line ${JSON.stringify(l)} is not "key value"`);
+    f[l.slice(0, i)] = l.slice(i + 1);
+  }
+  steps.check(f.origin === key.name, `it freezes log ${key.name}`, `it freezes log ${JSON.stringify(f.origin)}, not ${key.name}`);
+  steps.check(/^(0|[1-9][0-9]*)$/.test(f.size || ""), `final size ${f.size}`, `bad final size ${JSON.stringify(f.size)}`);
+  let root;
+  try { root = b64dec(f.root || ""); } catch { root = new Uint8Array(); }
+  steps.check(root.length === 32, `final root ${hex(root)}`, "the final root is not 32 bytes of base64");
+  if (f.successor !== undefined) {
+    steps.check((f["successor-key"] || "").split("+")[0] === f.successor, `its successor is ${f.successor}, with a key of that name`,
+      `the successor key ${JSON.stringify(f["successor-key"])} is not named ${f.successor}`);
+  }
+  return { origin: f.origin, size: BigInt(f.size), root, successor: f.successor, successorKey: f["successor-key"], successorURL: f["successor-url"] };
+}
+
+// showChain shows, verified, that this log is frozen (its freeze statement,
+// signed by the log key, names the verified checkpoint's tree and the
+// successor) and the predecessor the server is configured with.
+async function showChain(d, cp) {
+  if (!d.frozen && !d.freeze_error && !d.predecessor) return;
+  $("chain").hidden = false;
+  const steps = new Steps($("chain-steps"));
+  const fst = $("frozen-status");
+  $("frozen-facts").replaceChildren(); $("pred-facts").replaceChildren();
+  fst.replaceChildren(); fst.className = ""; $("pred-status").replaceChildren(); $("pred-status").className = "";
+  if (d.freeze_error) {
+    banner(fst, false, `The log's freeze statement does not verify: ${d.freeze_error}`);
+  } else if (d.frozen) {
+    try {
+      const f = await verifyFreeze(d.frozen, logKey, steps, "log's");
+      steps.check(cp && f.size === cp.size && equal(f.root, cp.root), `the final tree is the verified checkpoint's (size ${f.size})`,
+        "the freeze statement's tree is not the verified checkpoint's");
+      const succ = f.successor ? `Its successor is ${f.successor}${f.successorURL ? " at " + f.successorURL : ""}.` : "It names no successor.";
+      banner(fst, true, `Frozen: verified, this log ends at size ${f.size} and takes no more entries. ${succ}`);
+      const facts_ = { "Final size": f.size.toString(), "Final root": hex(f.root) };
+      if (f.successor) {
+        facts_["Successor origin"] = f.successor;
+        facts_["Successor key"] = f.successorKey;
+        if (f.successorURL) facts_["Successor URL"] = f.successorURL;
+      }
+      facts($("frozen-facts"), facts_);
+    } catch (e) {
+      banner(fst, false, `Freeze statement verification FAILED: ${e.message}`);
+    }
+  }
+  const p = d.predecessor;
+  if (p) {
+    const pst = $("pred-status");
+    const at = p.url ? ` at ${p.url}` : "";
+    facts($("pred-facts"), Object.assign({ "Predecessor origin": p.origin, "Predecessor key": p.key }, p.url ? { "Predecessor URL": p.url } : {}));
+    if (!p.frozen) {
+      banner(pst, true, `Predecessor (as configured, not verified: ${p.error || "its freeze statement was not read"}): ${p.origin}${at}.`);
+      return;
+    }
+    try {
+      const f = await verifyFreeze(p.frozen, p.key, steps, "predecessor's");
+      const me = logKey.trim();
+      if (f.successorKey !== me) throw new VerifyError(`it names ${f.successor || "no successor"}, not this log`);
+      banner(pst, true, `Predecessor: verified, ${p.origin}${at} is frozen at size ${f.size} and names this log as its successor.`);
+    } catch (e) {
+      banner(pst, false, `Predecessor ${p.origin}: verification FAILED: ${e.message}`);
+    }
+  }
 }
 
 // verifyInclusion checks an RFC 9162 inclusion proof of leaf at index in
@@ -195,13 +279,15 @@ async function loadLog() {
     $("origin").textContent = d.origin;
     $("cp-raw").textContent = d.checkpoint;
     const steps = new Steps($("cp-steps"));
+    let cp = null;
     try {
-      const cp = await verifyCheckpoint(d.checkpoint, logKey, steps);
+      cp = await verifyCheckpoint(d.checkpoint, logKey, steps);
       banner(st, true, `Checkpoint verified: ${cp.origin} holds ${cp.size} entries, signed by the log and cosigned ${cp.cosigners} time(s).`);
       facts($("cp-facts"), { "Tree size": cp.size.toString(), "Root hash": hex(cp.root), "Log key": logKey });
     } catch (e) {
       banner(st, false, `Checkpoint verification FAILED: ${e.message}`);
     }
+    await showChain(d, cp);
     const tb = $("witnesses").tBodies[0];
     tb.replaceChildren();
     for (const w of d.witnesses) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -83,6 +84,9 @@ func cmdMirror(e *env, args []string) error {
 			return nil
 		}
 		fmt.Fprintf(e.stdout, "mirrored %s at size %d into %s\n", cp.Origin, cp.Size, *dir)
+		if f := m.Frozen(); f != nil {
+			fmt.Fprintf(e.stdout, "log frozen: %v\n", f)
+		}
 		return nil
 	}
 	if *serve != "" {
@@ -92,6 +96,16 @@ func cmdMirror(e *env, args []string) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.MetricsHandler())
+		mux.HandleFunc("GET /"+client.FreezePath, func(w http.ResponseWriter, r *http.Request) {
+			// Written only once verified and the copy holds the final checkpoint.
+			raw, err := os.ReadFile(filepath.Join(*dir, client.FreezePath))
+			if err != nil {
+				http.Error(w, "this log is not frozen", http.StatusNotFound)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write(raw)
+		})
 		mux.Handle("/", tiles.NewHandler(tiles.DirReader(*dir), tiles.WithLogger(logger)))
 		srv := &http.Server{Handler: mux,
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
