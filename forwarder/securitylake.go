@@ -3,6 +3,7 @@ package forwarder
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +20,12 @@ import (
 // sink: each batch becomes OCSF Parquet objects in the layout Security Lake
 // reads, one per event day:
 //
-//	s3://<bucket>/ext/<source_name>/region=<region>/accountId=<account_id>/eventDay=<YYYYMMDD>/<first index>.parquet
+//	s3://<bucket>/ext/<source_name>/region=<region>/accountId=<account_id>/eventDay=<YYYYMMDD>/<first index>-<log>.parquet
 //
-// An object is named by the first entry it holds, so a batch sent again
-// after a restart (it starts at the same cursor) replaces its object:
-// exactly once. AWS credentials come from the standard sources.
+// An object is named by the first entry it holds and its log (<log>: the
+// first 8 bytes of SHA-256 of the log's origin, in hex, so the logs of a
+// chain never share a name), so a batch sent again after a restart (it
+// starts at the same cursor) replaces its object: exactly once. AWS credentials come from the standard sources.
 type SecurityLakeConfig struct {
 	Bucket     string `json:"bucket"`
 	SourceName string `json:"source_name"`
@@ -170,8 +172,9 @@ func Row(it *Item) (LakeRow, string, error) {
 // Deliver writes one Parquet object per event day of the batch.
 func (s *SecurityLakeSink) Deliver(ctx context.Context, items []*Item) error {
 	type group struct {
-		first uint64
-		rows  []LakeRow
+		first  uint64
+		origin string
+		rows   []LakeRow
 	}
 	groups := map[string]*group{}
 	var days []string
@@ -182,7 +185,7 @@ func (s *SecurityLakeSink) Deliver(ctx context.Context, items []*Item) error {
 		}
 		g := groups[day]
 		if g == nil {
-			g = &group{first: it.Doc.Index}
+			g = &group{first: it.Doc.Index, origin: it.Doc.Origin}
 			groups[day] = g
 			days = append(days, day)
 		}
@@ -194,7 +197,7 @@ func (s *SecurityLakeSink) Deliver(ctx context.Context, items []*Item) error {
 		if err := parquet.Write(&buf, g.rows, parquet.Compression(&parquet.Zstd)); err != nil {
 			return Permanent(fmt.Errorf("security lake: encoding Parquet: %w", err))
 		}
-		key := s.Key(day, g.first)
+		key := s.Key(day, g.origin, g.first)
 		_, err := s.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key),
 			Body: bytes.NewReader(buf.Bytes()), ContentType: aws.String("application/vnd.apache.parquet")})
 		if err != nil {
@@ -204,9 +207,11 @@ func (s *SecurityLakeSink) Deliver(ctx context.Context, items []*Item) error {
 	return nil
 }
 
-// Key is the object key of the rows of day starting at entry first.
-func (s *SecurityLakeSink) Key(day string, first uint64) string {
-	return fmt.Sprintf("ext/%s/region=%s/accountId=%s/eventDay=%s/%020d.parquet", s.cfg.SourceName, s.cfg.Region, s.cfg.AccountID, day, first)
+// Key is the object key of the rows of day starting at entry first of the
+// log named origin.
+func (s *SecurityLakeSink) Key(day, origin string, first uint64) string {
+	h := sha256.Sum256([]byte(origin))
+	return fmt.Sprintf("ext/%s/region=%s/accountId=%s/eventDay=%s/%020d-%x.parquet", s.cfg.SourceName, s.cfg.Region, s.cfg.AccountID, day, first, h[:8])
 }
 
 // Close does nothing.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -107,7 +108,7 @@ func TestSecurityLake(t *testing.T) {
 	var sample forwarder.LakeRow
 	for _, o := range list.Contents {
 		key := aws.ToString(o.Key)
-		if !strings.HasPrefix(key, prefix) || !strings.HasSuffix(key, ".parquet") {
+		if !strings.HasPrefix(key, prefix) || !lakeName.MatchString(key[len(prefix):]) {
 			t.Fatalf("object %s is not in Security Lake's layout", key)
 		}
 		obj, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
@@ -153,5 +154,28 @@ func TestSecurityLake(t *testing.T) {
 	os.WriteFile(p, j, 0o600)
 	if code, o, e := runCLI("verify", "--log-key", l.keyFile, p); code != 0 || !strings.Contains(o, "record OK") {
 		t.Fatalf("stele verify of a Security Lake row: exit %d\n%s%s", code, o, e)
+	}
+}
+
+// lakeName is an object's name under eventDay=: the day, the first index
+// and the log's origin hash.
+var lakeName = regexp.MustCompile(`^[0-9]{8}/[0-9]{20}-[0-9a-f]{16}\.parquet$`)
+
+// TestSecurityLakeKeyPerLog: the logs of a chain restart at index 0, so an
+// object's name carries its log as well as its first index; otherwise a
+// successor's batch would replace a frozen log's object of the same day.
+func TestSecurityLakeKeyPerLog(t *testing.T) {
+	var s forwarder.SecurityLakeSink
+	a := s.Key("20261206", "log.example/2026a", 0)
+	b := s.Key("20261206", "log.example/2026b", 0)
+	if a == b {
+		t.Fatalf("two logs' first objects of a day share the name %s", a)
+	}
+	if again := s.Key("20261206", "log.example/2026a", 0); again != a {
+		t.Fatalf("the same batch is named %s, then %s: re-delivery would not replace it", a, again)
+	}
+	prefix := "ext//region=/accountId=/eventDay="
+	if !strings.HasPrefix(a, prefix) || !lakeName.MatchString(a[len(prefix):]) {
+		t.Fatalf("key %s is not in Security Lake's layout", a)
 	}
 }
