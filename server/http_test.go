@@ -60,7 +60,10 @@ func TestHealthzAndMetrics(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("metrics: %d", resp.StatusCode)
 		}
-		if strings.Contains(body, "stele_checkpoint_size 2\n") || time.Now().After(deadline) {
+		// The gauges are set at different moments after the checkpoint
+		// moves: wait for both.
+		settled := strings.Contains(body, "stele_checkpoint_size 2\n") && strings.Contains(body, "stele_integration_lag_entries 0\n")
+		if settled || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
