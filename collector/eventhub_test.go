@@ -202,7 +202,9 @@ func (f *ehFeed) want() map[string][]byte { return f.h.wanted }
 
 // TestCrashEventHub SIGKILLs the collector while messages arrive.
 func TestCrashEventHub(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the group's 2 s session has to survive the kill
+	// cycles, and with the package's other tests beside it on a 2-core
+	// machine the last member once never got its partitions (CI, Dec 6).
 	ts := startServer(t, t.TempDir(), "")
 	h := newEventHub(t)
 	// 2 s: short, so that a killed member's partitions move soon, but

@@ -1,6 +1,7 @@
 package forwarder_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -131,8 +132,11 @@ func TestKillForwarder(t *testing.T) {
 			time.Sleep(30 * time.Millisecond)
 		}
 	}()
+	var started *startedWriter
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "run", "--config", cfgPath)
+		started = &startedWriter{ready: make(chan struct{})}
+		cmd.Stderr = started
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -176,6 +180,14 @@ func TestKillForwarder(t *testing.T) {
 		}
 	}
 	t.Logf("caught up %s after the last restart", time.Since(t0))
+	// The cursors can be at the end before the new process has even
+	// reached main (they were saved by the killed one): a SIGTERM then
+	// finds Go's default action. Stop it once it says it is forwarding.
+	select {
+	case <-started.ready:
+	case <-time.After(time.Minute):
+		t.Fatalf("the forwarder did not start forwarding within a minute:\n%s", started.text())
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("forwarder did not stop cleanly on SIGTERM: %v", err)
@@ -269,4 +281,29 @@ func TestKillForwarder(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startedWriter keeps a process's log and closes ready once the log says
+// it is forwarding.
+type startedWriter struct {
+	mu    sync.Mutex
+	buf   []byte
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (w *startedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if bytes.Contains(w.buf, []byte(`"msg":"forwarding"`)) {
+		w.once.Do(func() { close(w.ready) })
+	}
+	return len(p), nil
+}
+
+func (w *startedWriter) text() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.buf)
 }
