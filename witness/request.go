@@ -54,26 +54,37 @@ func parseRequest(body []byte) (*request, error) {
 		return nil, fmt.Errorf("old size: %w", err)
 	}
 	r := &request{Old: old}
+	if r.Proof, r.Checkpoint, err = parseProofAndCheckpoint(rest); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// parseProofAndCheckpoint reads what add-checkpoint and sign-subtree
+// requests end with: consistency proof lines (at most maxProofLines), an
+// empty line, and the checkpoint.
+func parseProofAndCheckpoint(rest []byte) (proof [][32]byte, checkpoint []byte, err error) {
 	for {
+		var line []byte
+		var ok bool
 		line, rest, ok = bytes.Cut(rest, []byte("\n"))
 		if !ok {
-			return nil, errors.New("request has no empty line between the consistency proof and the checkpoint")
+			return nil, nil, errors.New("request has no empty line between the consistency proof and the checkpoint")
 		}
 		if len(line) == 0 {
 			break
 		}
-		if len(r.Proof) == maxProofLines {
-			return nil, fmt.Errorf("consistency proof has more than %d lines", maxProofLines)
+		if len(proof) == maxProofLines {
+			return nil, nil, fmt.Errorf("consistency proof has more than %d lines", maxProofLines)
 		}
 		h, err := decodeHash(string(line))
 		if err != nil {
-			return nil, fmt.Errorf("consistency proof line %d: %w", len(r.Proof)+1, err)
+			return nil, nil, fmt.Errorf("consistency proof line %d: %w", len(proof)+1, err)
 		}
-		r.Proof = append(r.Proof, h)
+		proof = append(proof, h)
 	}
 	if len(rest) == 0 {
-		return nil, errors.New("request has no checkpoint after the empty line")
+		return nil, nil, errors.New("request has no checkpoint after the empty line")
 	}
-	r.Checkpoint = rest
-	return r, nil
+	return proof, rest, nil
 }

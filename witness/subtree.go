@@ -65,27 +65,9 @@ func parseSubtreeRequest(body []byte) (*subtreeRequest, error) {
 	if r.hash, err = decodeHash(string(line)); err != nil {
 		return nil, fmt.Errorf("subtree hash: %w", err)
 	}
-	for {
-		line, rest, ok = bytes.Cut(rest, []byte("\n"))
-		if !ok {
-			return nil, errors.New("request has no empty line between the consistency proof and the checkpoint")
-		}
-		if len(line) == 0 {
-			break
-		}
-		if len(r.proof) == maxProofLines {
-			return nil, fmt.Errorf("consistency proof has more than %d lines", maxProofLines)
-		}
-		h, err := decodeHash(string(line))
-		if err != nil {
-			return nil, fmt.Errorf("consistency proof line %d: %w", len(r.proof)+1, err)
-		}
-		r.proof = append(r.proof, h)
+	if r.proof, r.checkpoint, err = parseProofAndCheckpoint(rest); err != nil {
+		return nil, err
 	}
-	if len(rest) == 0 {
-		return nil, errors.New("request has no checkpoint after the empty line")
-	}
-	r.checkpoint = rest
 	return r, nil
 }
 
