@@ -75,6 +75,12 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cosig, err := w.AddCheckpoint(r.Context(), body)
+	writeResult(rw, cosig, err)
+}
+
+// writeResult answers with a handler's signature lines, or its refusal: an
+// *Error as it says, any other error as a 500.
+func writeResult(rw http.ResponseWriter, sigs []byte, err error) {
 	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
@@ -84,7 +90,7 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	rw.Write(cosig)
+	rw.Write(sigs)
 }
 
 // writeError writes a refusal. A 409 is exactly what C2SP tlog-witness

@@ -243,14 +243,5 @@ func (w *Witness) serveSignSubtree(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sig, err := w.SignSubtree(body)
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			e = refuse(http.StatusInternalServerError, reasonInternal, "%v", err)
-		}
-		writeError(rw, e)
-		return
-	}
-	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	rw.Write(sig)
+	writeResult(rw, sig, err)
 }
