@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,29 +14,40 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/stele-dev/stele/internal/awstest"
 	"github.com/stele-dev/stele/internal/cli"
+	"github.com/stele-dev/stele/internal/worm"
+	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 	"github.com/stele-dev/stele/server"
 	awsbackend "github.com/stele-dev/stele/server/backend/aws"
 )
 
-func s3Client(t *testing.T, env awstest.Env) *s3.Client {
+func awsSDK(t *testing.T, env awstest.Env) *aws.Config {
 	t.Helper()
 	sdk, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(env.Region))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s3.NewFromConfig(sdk, func(o *s3.Options) { o.BaseEndpoint = aws.String(env.Endpoint); o.UsePathStyle = true })
+	return &sdk
+}
+
+func s3Client(t *testing.T, env awstest.Env) *s3.Client {
+	t.Helper()
+	return s3.NewFromConfig(*awsSDK(t, env), func(o *s3.Options) { o.BaseEndpoint = aws.String(env.Endpoint); o.UsePathStyle = true })
 }
 
 // TestAWSRetention runs the aws backend with --retention on a versitygw
-// bucket with Object Lock: every tile and entry bundle is written under
-// retention, versitygw refuses to delete or overwrite one, retention-check
-// finds nothing missing until an object without retention appears, erasure
-// still works, and a server with --retention refuses a bucket without
-// Object Lock, saying how to create one.
+// bucket with Object Lock (and so versioning, as on AWS): every tile and
+// entry bundle is written under retention; every published checkpoint is
+// kept as a version; versitygw refuses to delete a locked version, to
+// shorten its retention, or (under a legal hold) to let even the
+// governance bypass delete it; a delete or overwrite without a version id
+// only hides the locked version, and retention-check lists it until it is
+// restored; erasure still works; a server with --retention refuses a bucket
+// without Object Lock, saying how to create one.
 func TestAWSRetention(t *testing.T) {
 	env := awstest.New(t)
 	c := s3Client(t, env)
@@ -41,6 +55,9 @@ func TestAWSRetention(t *testing.T) {
 	lockBucket := strings.ReplaceAll("lock-"+env.Prefix, "_", "-")
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(lockBucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
 		t.Fatalf("creating a bucket with Object Lock: %v", err)
+	}
+	if v, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(lockBucket)}); err != nil || v.Status != types.BucketVersioningStatusEnabled {
+		t.Fatalf("the Object Lock bucket keeps no versions (%v, %v): start versitygw with --versioning-dir, as .ci/services does", v, err)
 	}
 
 	// Without Object Lock: refused, with the way out.
@@ -54,30 +71,71 @@ func TestAWSRetention(t *testing.T) {
 
 	cfg = awsConfig(env, func(c *awsbackend.Config) { c.Bucket, c.Retention = lockBucket, "governance:1h" })
 	ts := startServer(t, dir, cfg)
-	all := appendConcurrently(t, ts.cli, 1, 2, 300, 300)
+	all := appendConcurrently(t, ts.cli, 1, 1, 300, 300)
 	if _, err := ts.cli.Receipt(ctx, uint64(len(all)-1)); err != nil {
 		t.Fatal(err)
 	}
+	var more []*stelev1.Event
+	for i := range 300 {
+		more = append(more, event("entra/more/audit", fmt.Sprintf("more-%d", i), 300))
+	}
+	rs := mustAppend(t, ts.cli, more) // 600 entries: bundles 000, 001 full, 002.p/88
+	size := int(rs[len(rs)-1].Index) + 1
+	if _, err := ts.cli.Receipt(ctx, rs[len(rs)-1].Index); err != nil {
+		t.Fatal(err)
+	}
 
-	retentionCheck := func() (string, string, int) {
+	retentionCheck := func(prefix, retention string) (string, string, int) {
 		var out, errb bytes.Buffer
-		code := cli.Main([]string{"retention-check", "--s3-bucket", lockBucket, "--s3-prefix", env.Prefix, "--s3-endpoint", env.Endpoint,
-			"--s3-region", env.Region, "--s3-path-style", "--retention", "governance:1h"}, strings.NewReader(""), &out, &errb)
+		code := cli.Main([]string{"retention-check", "--s3-bucket", lockBucket, "--s3-prefix", prefix, "--s3-endpoint", env.Endpoint,
+			"--s3-region", env.Region, "--s3-path-style", "--retention", retention}, strings.NewReader(""), &out, &errb)
 		return out.String(), errb.String(), code
 	}
-	out, errOut, code := retentionCheck()
-	if code != 0 || !strings.Contains(errOut, "retention-check OK") {
-		t.Fatalf("retention-check on the log: exit %d\n%s%s", code, out, errOut)
+	mustPass := func(when string) {
+		t.Helper()
+		if out, errOut, code := retentionCheck(env.Prefix, "governance:1h"); code != 0 || !strings.Contains(errOut, "retention-check OK") {
+			t.Fatalf("retention-check %s: exit %d\n%s%s", when, code, out, errOut)
+		}
 	}
-	// A longer requirement than the objects have is reported.
-	var o2, e2 bytes.Buffer
-	if code := cli.Main([]string{"retention-check", "--s3-bucket", lockBucket, "--s3-prefix", env.Prefix, "--s3-endpoint", env.Endpoint,
-		"--s3-region", env.Region, "--s3-path-style", "--retention", "compliance:2h"}, strings.NewReader(""), &o2, &e2); code != 1 || !strings.Contains(o2.String(), "mode GOVERNANCE, compliance required") {
-		t.Errorf("retention-check with a stronger requirement: exit %d\n%s%s", code, o2.String(), e2.String())
+	mustPass("on the log")
+	// A stronger or longer requirement than the objects have is reported.
+	for _, c := range []struct{ retention, want string }{
+		{"compliance:1h", "mode GOVERNANCE, compliance required"},
+		{"governance:2h", "short of 2h0m0s"},
+	} {
+		if out, errOut, code := retentionCheck(env.Prefix, c.retention); code != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("retention-check --retention %s: exit %d\n%s%s", c.retention, code, out, errOut)
+		}
 	}
 
-	// Every tile and bundle is locked: versitygw refuses to delete or
-	// overwrite one (without the governance bypass).
+	// Every published checkpoint is kept as a version of the object.
+	cps, err := c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(lockBucket), Prefix: aws.String(env.Prefix + "/checkpoint")})
+	if err != nil || len(cps.Versions) < 2 {
+		t.Fatalf("checkpoint versions: %v, %v; want at least 2 (two appends, each waited on)", cps, err)
+	}
+	treeSize := func(versionID string) int {
+		o, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(env.Prefix + "/checkpoint"), VersionId: aws.String(versionID)})
+		if err != nil {
+			t.Fatalf("reading checkpoint version %s: %v", versionID, err)
+		}
+		defer o.Body.Close()
+		b, _ := io.ReadAll(o.Body)
+		lines := strings.SplitN(string(b), "\n", 3)
+		n, err := strconv.Atoi(lines[min(1, len(lines)-1)])
+		if err != nil {
+			t.Fatalf("checkpoint version %s: %q", versionID, b)
+		}
+		return n
+	}
+	sizes := map[int]bool{}
+	for _, v := range cps.Versions {
+		sizes[treeSize(aws.ToString(v.VersionId))] = true
+	}
+	if len(sizes) < 2 || !sizes[size] {
+		t.Errorf("the checkpoint's versions hold tree sizes %v, want several, the last %d", sizes, size)
+	}
+
+	// Every tile and bundle is locked.
 	tile := env.Prefix + "/tile/entries/000"
 	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile)})
 	if err != nil {
@@ -86,19 +144,73 @@ func TestAWSRetention(t *testing.T) {
 	if string(head.ObjectLockMode) != "GOVERNANCE" || head.ObjectLockRetainUntilDate == nil || time.Until(*head.ObjectLockRetainUntilDate) < 50*time.Minute {
 		t.Fatalf("%s: mode %q until %v", tile, head.ObjectLockMode, head.ObjectLockRetainUntilDate)
 	}
-	locked := func(err error) bool {
+	locked := aws.ToString(head.VersionId)
+	original := getObject(t, c, lockBucket, tile, locked)
+	refused := func(what string, err error) {
+		t.Helper()
 		var ae smithy.APIError
-		return errors.As(err, &ae) && ae.ErrorCode() == "AccessDenied" && strings.Contains(ae.ErrorMessage(), "object lock")
+		if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" || !strings.Contains(ae.ErrorMessage(), "object lock") {
+			t.Errorf("%s: %v, want refused as locked", what, err)
+		}
 	}
-	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile)}); !locked(err) {
-		t.Errorf("deleting a locked bundle: %v, want refused as locked", err)
+	_, err = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), VersionId: aws.String(locked)})
+	refused("deleting the locked version of a bundle", err)
+	_, err = c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), VersionId: aws.String(locked),
+		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: aws.Time(time.Now().Add(time.Minute))}})
+	refused("shortening a bundle's governance retention without the bypass", err)
+	// A legal hold stops even the governance bypass.
+	hold := func(s types.ObjectLockLegalHoldStatus) {
+		t.Helper()
+		if _, err := c.PutObjectLegalHold(ctx, &s3.PutObjectLegalHoldInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), VersionId: aws.String(locked),
+			LegalHold: &types.ObjectLockLegalHold{Status: s}}); err != nil {
+			t.Fatalf("legal hold %s: %v", s, err)
+		}
 	}
-	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), Body: strings.NewReader("rewritten")}); !locked(err) {
-		t.Errorf("overwriting a locked bundle: %v, want refused as locked", err)
+	hold(types.ObjectLockLegalHoldStatusOn)
+	_, err = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), VersionId: aws.String(locked), BypassGovernanceRetention: aws.Bool(true)})
+	refused("deleting a bundle under a legal hold, with the governance bypass", err)
+	hold(types.ObjectLockLegalHoldStatusOff)
+
+	// A delete without a version id is allowed (S3 semantics): it adds a
+	// delete marker that hides the bundle from readers, and retention-check
+	// says so; the locked version is intact, and deleting the marker
+	// restores it.
+	del, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile)})
+	if err != nil || !aws.ToBool(del.DeleteMarker) {
+		t.Fatalf("deleting a bundle without a version id: %+v %v, want a delete marker", del, err)
 	}
-	if b, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile)}); err != nil || aws.ToInt64(b.ContentLength) < 100 {
-		t.Errorf("the bundle after the refused writes: %v", err)
+	if out, errOut, code := retentionCheck(env.Prefix, "governance:1h"); code != 1 || !strings.Contains(out, tile+": deleted: the current version is a delete marker") || strings.Count(out, "\n") != 1 {
+		t.Errorf("retention-check with a deleted bundle: exit %d\n%s%s", code, out, errOut)
 	}
+	if got := getObject(t, c, lockBucket, tile, locked); !bytes.Equal(got, original) {
+		t.Errorf("the locked version changed under the delete marker")
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), VersionId: del.VersionId}); err != nil {
+		t.Fatalf("deleting the delete marker: %v", err)
+	}
+	mustPass("once the delete marker is gone")
+
+	// An overwrite adds a version without retention, which readers get:
+	// retention-check names it and the rewrite; deleting it (it is not
+	// locked) restores the bundle.
+	put, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), Body: strings.NewReader("rewritten")})
+	if err != nil {
+		t.Fatalf("overwriting a bundle: %v", err)
+	}
+	if out, errOut, code := retentionCheck(env.Prefix, "governance:1h"); code != 1 || !strings.Contains(out, tile+": rewritten: 2 versions with different content") ||
+		!strings.Contains(out, tile+" (version "+aws.ToString(put.VersionId)+"): no retention") || strings.Count(out, "\n") != 2 {
+		t.Errorf("retention-check with an overwritten bundle: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := getObject(t, c, lockBucket, tile, locked); !bytes.Equal(got, original) {
+		t.Errorf("the locked version changed under the overwrite")
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(tile), VersionId: put.VersionId}); err != nil {
+		t.Fatalf("deleting the unlocked overwrite: %v", err)
+	}
+	if got := getObject(t, c, lockBucket, tile, ""); !bytes.Equal(got, original) {
+		t.Errorf("the bundle after the overwrite was deleted is not the original")
+	}
+	mustPass("once the overwrite is gone")
 
 	// Erasure touches the database only, so it works with retention on.
 	target := all[5].idx
@@ -109,13 +221,83 @@ func TestAWSRetention(t *testing.T) {
 		t.Fatalf("GetEvent after erasure: %+v %v", ev, err)
 	}
 
+	// Compliance mode, through the same middleware: no bypass deletes a
+	// version or shortens its retention.
+	cprefix := env.Prefix + "-compliance"
+	r, err := worm.Parse("compliance:1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := s3.NewFromConfig(*awsSDK(t, env), func(o *s3.Options) {
+		o.BaseEndpoint, o.UsePathStyle = aws.String(env.Endpoint), true
+		o.APIOptions = append(o.APIOptions, worm.Middleware(r, cprefix, time.Now))
+	})
+	ckey := cprefix + "/tile/0/000"
+	cput, err := cc.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(ckey), Body: bytes.NewReader(original)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(ckey), VersionId: cput.VersionId, BypassGovernanceRetention: aws.Bool(true)})
+	refused("deleting a compliance-locked tile with the governance bypass", err)
+	_, err = c.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{Bucket: aws.String(lockBucket), Key: aws.String(ckey), VersionId: cput.VersionId, BypassGovernanceRetention: aws.Bool(true),
+		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeCompliance, RetainUntilDate: aws.Time(time.Now().Add(time.Minute))}})
+	refused("shortening compliance retention with the governance bypass", err)
+	if out, errOut, code := retentionCheck(cprefix, "compliance:1h"); code != 0 {
+		t.Errorf("retention-check of the compliance objects: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// The governance bypass (s3:BypassGovernanceRetention; versitygw's root
+	// account has it) does delete a locked version outright, leaving nothing
+	// for retention-check to see: what docs/security.md warns of, and why
+	// compliance mode exists.
+	gprefix := env.Prefix + "-governance"
+	g, err := worm.Parse("governance:1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := s3.NewFromConfig(*awsSDK(t, env), func(o *s3.Options) {
+		o.BaseEndpoint, o.UsePathStyle = aws.String(env.Endpoint), true
+		o.APIOptions = append(o.APIOptions, worm.Middleware(g, gprefix, time.Now))
+	})
+	gkey := gprefix + "/tile/0/000"
+	gput, err := gc.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(gkey), Body: bytes.NewReader(original)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(gkey), VersionId: gput.VersionId})
+	refused("deleting a governance-locked tile without the bypass", err)
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(gkey), VersionId: gput.VersionId, BypassGovernanceRetention: aws.Bool(true)}); err != nil {
+		t.Errorf("deleting a governance-locked version with the bypass: %v, want allowed", err)
+	}
+	if out, errOut, code := retentionCheck(gprefix, "governance:1h"); code != 0 || !strings.Contains(errOut, "OK: 0 versions") {
+		t.Errorf("retention-check after a governance bypass: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// An object written without retention is listed.
 	stray := env.Prefix + "/tile/0/x999"
 	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(stray), Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = retentionCheck()
-	if code != 1 || !strings.Contains(out, stray+": no retention") || strings.Count(out, "\n") != 1 {
+	if out, errOut, code := retentionCheck(env.Prefix, "governance:1h"); code != 1 || !strings.Contains(out, stray+" (version ") || !strings.Contains(out, "): no retention") || strings.Count(out, "\n") != 1 {
 		t.Errorf("retention-check with a stray object: exit %d\n%s%s", code, out, errOut)
 	}
+}
+
+// getObject reads key (the given version, or the current one) in full.
+func getObject(t *testing.T, c *s3.Client, bucket, key, versionID string) []byte {
+	t.Helper()
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
+	}
+	o, err := c.GetObject(context.Background(), in)
+	if err != nil {
+		t.Fatalf("reading %s (version %q): %v", key, versionID, err)
+	}
+	defer o.Body.Close()
+	b, err := io.ReadAll(o.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

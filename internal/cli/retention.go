@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -68,11 +69,7 @@ func cmdRetentionCheck(e *env, args []string) error {
 		checked++
 		if p != nil {
 			bad++
-			until := "none"
-			if !p.RetainUntil.IsZero() {
-				until = p.Mode + " until " + p.RetainUntil.Format(time.RFC3339)
-			}
-			fmt.Fprintf(e.stdout, "%s: %s (written %s, retention %s)\n", p.Key, p.Reason, p.LastModified.Format(time.RFC3339), until)
+			fmt.Fprintln(e.stdout, formatProblem(p))
 		}
 		if progress && time.Since(last) > time.Second {
 			fmt.Fprintf(e.stderr, "\rretention-check: %d objects checked, %d short   ", checked, bad)
@@ -83,9 +80,26 @@ func cmdRetentionCheck(e *env, args []string) error {
 		fmt.Fprintln(e.stderr)
 	}
 	if bad > 0 {
-		fmt.Fprintf(e.stderr, "retention-check FAILED: %d of %d tiles and entry bundles lack %s retention\n", bad, checked, r)
+		fmt.Fprintf(e.stderr, "retention-check FAILED: %d problems in %d versions of tiles and entry bundles, against %s retention\n", bad, checked, r)
 		return errFailed
 	}
-	fmt.Fprintf(e.stderr, "retention-check OK: %d tiles and entry bundles all under %s retention\n", checked, r)
+	fmt.Fprintf(e.stderr, "retention-check OK: %d versions of tiles and entry bundles, all under %s retention, none deleted or rewritten\n", checked, r)
 	return nil
+}
+
+// formatProblem is one line of retention-check's report: the key (and
+// version), what is wrong, and what the version carries.
+func formatProblem(p *worm.Problem) string {
+	key := p.Key
+	if p.VersionID != "" && p.VersionID != "null" {
+		key += " (version " + p.VersionID + ")"
+	}
+	if strings.HasPrefix(p.Reason, "deleted") || strings.HasPrefix(p.Reason, "rewritten") {
+		return p.Key + ": " + p.Reason
+	}
+	until := "none"
+	if !p.RetainUntil.IsZero() {
+		until = p.Mode + " until " + p.RetainUntil.Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%s: %s (written %s, retention %s)", key, p.Reason, p.LastModified.Format(time.RFC3339), until)
 }

@@ -1,6 +1,7 @@
 package worm
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,86 @@ func TestIsLogObject(t *testing.T) {
 	} {
 		if got := IsLogObject(c.prefix, c.key); got != c.want {
 			t.Errorf("IsLogObject(%q, %q) = %v", c.prefix, c.key, got)
+		}
+	}
+}
+
+// TestJudgeBucket: only a bucket with Object Lock that keeps versions is
+// accepted; each refusal says what to run.
+func TestJudgeBucket(t *testing.T) {
+	for _, c := range []struct {
+		locked     bool
+		versioning types.BucketVersioningStatus
+		want       string // "" accepted
+	}{
+		{true, types.BucketVersioningStatusEnabled, ""},
+		{false, types.BucketVersioningStatusEnabled, "--object-lock-enabled-for-bucket"},
+		{false, "", "does not have S3 Object Lock enabled"},
+		{true, types.BucketVersioningStatusSuspended, "versioning: Suspended"},
+		{true, "", "versioning: never enabled"},
+	} {
+		err := judgeBucket("b", c.locked, c.versioning)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("judgeBucket(locked %v, %q) = %v, want %q", c.locked, c.versioning, err, c.want)
+		}
+	}
+}
+
+// TestJudgeKey: a full tile or bundle whose current version is a delete
+// marker, or with versions of different content, is reported; a partial
+// one deleted by Tessera's garbage collection is not.
+func TestJudgeKey(t *testing.T) {
+	v := func(id, etag string, latest bool) version { return version{id: id, etag: etag, latest: latest} }
+	dm := func(id string, latest bool) version { return version{id: id, latest: latest, deleteMarker: true} }
+	for _, c := range []struct {
+		key  string
+		vs   []version
+		want []string
+	}{
+		{"p/tile/0/000", []version{v("1", "a", true)}, nil},
+		{"p/tile/0/000", []version{v("2", "a", true), v("1", "a", false)}, nil}, // the same bytes again
+		{"p/tile/0/000", []version{dm("2", true), v("1", "a", false)}, []string{"deleted: the current version is a delete marker"}},
+		{"p/tile/0/000", []version{v("3", "a", true), dm("2", false), v("1", "a", false)}, nil}, // restored
+		{"p/tile/entries/001", []version{v("2", "b", true), v("1", "a", false)}, []string{"rewritten: 2 versions with different content"}},
+		{"p/tile/entries/001", []version{dm("3", true), v("2", "b", false), v("1", "a", false)}, []string{"deleted", "rewritten"}},
+		{"p/tile/0/000.p/7", []version{dm("2", true), v("1", "a", false)}, nil},
+	} {
+		got := judgeKey(c.key, c.vs)
+		if len(got) != len(c.want) {
+			t.Errorf("judgeKey(%q, %v) = %d problems, want %d", c.key, c.vs, len(got), len(c.want))
+			continue
+		}
+		for i, w := range c.want {
+			if !strings.HasPrefix(got[i].Reason, w) || got[i].Key != c.key {
+				t.Errorf("judgeKey(%q, %v)[%d] = %+v, want %q", c.key, c.vs, i, got[i], w)
+			}
+		}
+	}
+}
+
+// TestJudgeRetention: missing, weaker and shorter retention are reported,
+// with the minute of slack.
+func TestJudgeRetention(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	gov, comp := Retention{types.ObjectLockRetentionModeGovernance, time.Hour}, Retention{types.ObjectLockRetentionModeCompliance, time.Hour}
+	for _, c := range []struct {
+		mode  string
+		until time.Time
+		r     Retention
+		want  string
+	}{
+		{"GOVERNANCE", at.Add(time.Hour), gov, ""},
+		{"COMPLIANCE", at.Add(time.Hour), gov, ""},
+		{"COMPLIANCE", at.Add(time.Hour), comp, ""},
+		{"GOVERNANCE", at.Add(time.Hour - Slack), gov, ""},
+		{"GOVERNANCE", at.Add(time.Hour - Slack - time.Second), gov, "retained until 2026-01-01T00:58:59Z, 1s short of 1h0m0s"},
+		{"GOVERNANCE", at.Add(time.Hour), comp, "mode GOVERNANCE, compliance required"},
+		{"", time.Time{}, gov, "no retention"},
+		{"GOVERNANCE", time.Time{}, gov, "no retention"},
+	} {
+		pr := judgeRetention(&Problem{Key: "k", LastModified: at, Mode: c.mode, RetainUntil: c.until}, c.r)
+		if c.want == "" && pr != nil || c.want != "" && (pr == nil || pr.Reason != c.want) {
+			t.Errorf("judgeRetention(%s until %v, %s) = %+v, want %q", c.mode, c.until, c.r, pr, c.want)
 		}
 	}
 }

@@ -52,7 +52,7 @@ type Config struct {
 	// Retention is "MODE:DURATION" (governance or compliance, e.g.
 	// compliance:7y): every tile and entry bundle is written with that S3
 	// Object Lock retention, and Open refuses a bucket without Object Lock
-	// (internal/worm, docs/security.md).
+	// or without versioning (internal/worm, docs/security.md).
 	Retention string
 	// ClaimLease is how long a replica's claim on an event stands before
 	// another replica may take it over (internal/mysqlstore). Default 2
@@ -173,9 +173,9 @@ func (s *Storage) openDriver(ctx context.Context, env backend.Env) (tessera.Driv
 }
 
 // withRetention, when Config.Retention is set, checks that the bucket has
-// S3 Object Lock (refusing to start otherwise) and returns s3opts extended
-// with the middleware that puts every tile and entry bundle under that
-// retention. Tessera's driver writes through the same options.
+// S3 Object Lock and keeps object versions (refusing to start otherwise)
+// and returns s3opts extended with the middleware that puts every tile and
+// entry bundle under that retention. Tessera's driver writes through the same options.
 func (s *Storage) withRetention(ctx context.Context, env backend.Env, sdk sdkaws.Config, s3opts func(*s3.Options)) (func(*s3.Options), error) {
 	if s.cfg.Retention == "" {
 		return s3opts, nil
@@ -189,12 +189,6 @@ func (s *Storage) withRetention(ctx context.Context, env backend.Env, sdk sdkaws
 	defer cancel()
 	if err := worm.CheckBucket(ctx, c, s.cfg.Bucket); err != nil {
 		return nil, err
-	}
-	if ok, err := worm.Versioned(ctx, c, s.cfg.Bucket); err != nil || !ok {
-		// Real S3 turns versioning on with Object Lock; an S3-compatible
-		// store may not: the checkpoint's past versions are then not kept.
-		env.Logger.Warn("the bucket does not keep object versions: each checkpoint replaces the last; tiles and bundles are still retained",
-			"bucket", s.cfg.Bucket, "err", err)
 	}
 	env.Logger.Info("object lock retention on tiles and entry bundles", "bucket", s.cfg.Bucket, "retention", r.String())
 	mw := worm.Middleware(r, s.prefix, time.Now)
