@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -41,6 +42,9 @@ func formatPeriod(d time.Duration) string {
 	return d.String()
 }
 
+// maxDays is the longest retention Parse accepts: what a time.Duration holds.
+const maxDays = uint64(math.MaxInt64 / int64(24*time.Hour))
+
 // Parse reads MODE:DURATION: governance or compliance, then a Go duration
 // (36h) or a whole number of days (2555d) or years of 365 days (7y).
 func Parse(s string) (Retention, error) {
@@ -60,11 +64,15 @@ func Parse(s string) (Retention, error) {
 	var err error
 	if n, unit := dur[:len(dur)-1], dur[len(dur)-1]; unit == 'd' || unit == 'y' {
 		days, perr := strconv.ParseUint(n, 10, 32)
-		if perr != nil {
+		if unit == 'y' {
+			days *= 365
+		}
+		switch {
+		case perr != nil:
 			err = perr
-		} else if unit == 'y' {
-			r.Period = time.Duration(days) * 365 * 24 * time.Hour
-		} else {
+		case days > maxDays:
+			return r, fmt.Errorf("retention %q: longer than the %d days a time.Duration holds", s, maxDays)
+		default:
 			r.Period = time.Duration(days) * 24 * time.Hour
 		}
 	} else {

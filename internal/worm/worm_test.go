@@ -20,6 +20,8 @@ func TestParse(t *testing.T) {
 		{"compliance:7y", types.ObjectLockRetentionModeCompliance, 7 * 365 * day, "compliance:2555d"},
 		{"COMPLIANCE:30d", types.ObjectLockRetentionModeCompliance, 30 * day, "compliance:30d"},
 		{"governance:1s", types.ObjectLockRetentionModeGovernance, time.Second, "governance:1s"},
+		{"compliance:100y", types.ObjectLockRetentionModeCompliance, 36500 * day, "compliance:36500d"},
+		{"compliance:106751d", types.ObjectLockRetentionModeCompliance, 106751 * day, "compliance:106751d"},
 	} {
 		r, err := Parse(c.in)
 		if err != nil || r.Mode != c.mode || r.Period != c.d || r.String() != c.str {
@@ -27,7 +29,7 @@ func TestParse(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "governance", "governance:", "legal:7y", "compliance:-1h", "compliance:0s", "compliance:7", "compliance:7x",
-		"compliance:d", "compliance:1.5y", "compliance:99999999999d", ":7y", "governance:500ms"} {
+		"compliance:d", "compliance:1.5y", "compliance:1000y", "compliance:106752d", "governance:4294967295y", "compliance:99999999999d", ":7y", "governance:500ms"} {
 		if r, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted: %+v", bad, r)
 		}
@@ -134,4 +136,26 @@ func TestJudgeRetention(t *testing.T) {
 			t.Errorf("judgeRetention(%s until %v, %s) = %+v, want %q", c.mode, c.until, c.r, pr, c.want)
 		}
 	}
+}
+
+// FuzzParse: Parse never panics, accepts only a governance or compliance
+// retention of a second or more, and what it accepts prints as a string
+// it parses back to the same retention.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"governance:36h", "compliance:7y", "COMPLIANCE:30d", "legal:7y", "compliance:", "governance:500ms", "compliance:99999999999d", "compliance:1.5y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := Parse(s)
+		if err != nil {
+			return
+		}
+		if r.Mode != types.ObjectLockRetentionModeGovernance && r.Mode != types.ObjectLockRetentionModeCompliance || r.Period < time.Second || r.Period > time.Duration(maxDays)*24*time.Hour {
+			t.Fatalf("Parse(%q) accepted %+v", s, r)
+		}
+		back, err := Parse(r.String())
+		if err != nil || back != r {
+			t.Fatalf("Parse(%q) = %+v, printed %q, parsed back as %+v, %v", s, r, r.String(), back, err)
+		}
+	})
 }
