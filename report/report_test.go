@@ -188,9 +188,20 @@ func TestReportInChromium(t *testing.T) {
 	if len(broken) > 0 {
 		t.Errorf("links to no section: %v", broken)
 	}
-	svgs, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('svg[role=img] rect, svg[role=img] circle').length`))
-	if err != nil || svgs < 10 {
-		t.Errorf("charts: %d marks, %v", svgs, err)
+	// The three charts, each with its marks: a bar per day and per delay
+	// range, a point per cosignature.
+	for _, c := range []struct {
+		label, mark string
+		min         int
+	}{
+		{"Events admitted per day (UTC)", "rect", 1},
+		{"Admission delay: events per delay range", "rect", 3},
+		{"Witness latency: seconds from a checkpoint's last admission to each cosignature", "circle", len(r.Checkpoints)},
+	} {
+		n, err := chromedp.Run(bctx, chromedp.Evaluate[int](fmt.Sprintf(`(() => { const cs = [...document.querySelectorAll('svg[role=img]')].filter(s => s.getAttribute('aria-label') === %q); return cs.length === 1 ? cs[0].querySelectorAll(%q).length : -1 })()`, c.label, c.mark)))
+		if err != nil || n < c.min {
+			t.Errorf("chart %q: %d %s marks (-1: not exactly one such chart), want at least %d; %v", c.label, n, c.mark, c.min, err)
+		}
 	}
 	if pdf, err := os.ReadFile(filepath.Join(out, report.PDFFile)); err != nil || !bytes.HasPrefix(pdf, []byte("%PDF-")) {
 		t.Errorf("report.pdf: %v, %.8q", err, pdf)
@@ -216,8 +227,21 @@ func TestReportInChromium(t *testing.T) {
 		}
 	}
 	other := filepath.Join(t.TempDir(), "other.key")
-	stele(t, "report", "--log", l.URL, "--log-key", l.KeyFile, "--from", "2026-01-01", "--to", "2026-01-02", "--out", t.TempDir(), "--signing-key", other, "--pdf", "off")
+	otherOut := t.TempDir()
+	if o, e, code := stele(t, "report", "--log", l.URL, "--log-key", l.KeyFile, "--from", "2026-01-01", "--to", "2026-01-02", "--out", otherOut, "--signing-key", other, "--pdf", "off"); code != 0 {
+		t.Fatalf("a report without a PDF: exit %d\n%s%s", code, o, e)
+	}
 	if _, e, code := stele(t, "verify-report", "--key", other+".pub", out); code != 1 || !strings.Contains(e, "signature does not verify") {
 		t.Errorf("verify-report with another operator's key: exit %d, %s", code, e)
+	}
+	// A PDF dropped into a report sealed without one is refused, not ignored.
+	if o, e, code := stele(t, "verify-report", "--key", other+".pub", otherOut); code != 0 || !strings.Contains(o, "report OK: report.json, report.html sealed by") {
+		t.Fatalf("verify-report of a report without a PDF: exit %d\n%s%s", code, o, e)
+	}
+	if err := os.WriteFile(filepath.Join(otherOut, report.PDFFile), []byte("%PDF-1.4 not the report"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o, e, code := stele(t, "verify-report", "--key", other+".pub", otherOut); code != 1 || !strings.Contains(e, "report.pdf is in the report directory but the seal does not cover it") {
+		t.Errorf("verify-report with an unsealed PDF added: exit %d\n%s%s", code, o, e)
 	}
 }

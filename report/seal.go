@@ -55,8 +55,8 @@ func Seal(dir string, signer note.Signer) error {
 
 // VerifyDir checks dir/report.sig with the operator's verifier and every
 // file it names against its digest, and returns the names checked. It
-// refuses a seal that does not name report.json and report.html, and any
-// file whose bytes changed.
+// refuses a seal that does not name report.json and report.html, any file
+// whose bytes changed, and a report file the seal does not name.
 func VerifyDir(dir string, v note.Verifier) ([]string, error) {
 	sig, err := os.ReadFile(filepath.Join(dir, SigFile))
 	if err != nil {
@@ -80,6 +80,16 @@ func VerifyDir(dir string, v note.Verifier) ([]string, error) {
 			return nil, fmt.Errorf("%s was changed after it was sealed: its SHA-256 is %s, the seal says %s", l.name, got, l.digest)
 		}
 		names = append(names, l.name)
+	}
+	// A report file the seal does not name (a PDF dropped into a directory
+	// sealed without one) would be read as part of the sealed report.
+	for _, name := range []string{JSONFile, HTMLFile, PDFFile} {
+		if slices.Contains(names, name) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is in the report directory but the seal does not cover it: it was added after the report was sealed; remove it", name)
+		}
 	}
 	// The page must show the twin it was rendered with.
 	twin, _ := os.ReadFile(filepath.Join(dir, JSONFile))
