@@ -3,6 +3,7 @@ package explorer_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stele-dev/stele/internal/cli"
@@ -239,6 +241,88 @@ func TestExplorerInChromium(t *testing.T) {
 	}
 	screenshot(t, bctx, "explorer-failed.png", "h-lookup")
 	a11y(t, bctx)
+
+	// A checkpoint whose signed text was altered (its root hash) fails its
+	// signature check, both as the page's latest checkpoint and in a lookup.
+	cpProxy := checkpointTamperingProxy(t, l.URL)
+	status, steps, _ = lookupIndex(t, bctx, cpProxy, 6)
+	if !strings.Contains(status, "Verification FAILED for entry 6") || !strings.Contains(steps, "✗ FAILED: the Ed25519 signature over the checkpoint text does not verify") {
+		t.Errorf("a tampered checkpoint: status %q\n%s", status, steps)
+	}
+	if top, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('cp-status').textContent`)); !strings.HasPrefix(top, "Checkpoint verification FAILED") {
+		t.Errorf("a tampered latest checkpoint: %q", top)
+	}
+
+	// The log key pinned in the page's address is what the page checks
+	// against: the right one verifies; another key of the same name fails.
+	openPinned := func(key string) (status, steps string) {
+		t.Helper()
+		if err := chromedp.Do(bctx, chromedp.Navigate(l.URL+"ui/?key="+url.QueryEscape(key)),
+			wait(chromedp.Poll[bool](`document.getElementById('cp-status').className.startsWith('banner')`, chromedp.WithPollingTimeout(20*time.Second))),
+		); err != nil {
+			t.Fatal(err)
+		}
+		status, _ = chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('cp-status').textContent`))
+		steps, _ = chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('cp-steps').innerText`))
+		return status, steps
+	}
+	status, steps = openPinned(l.VKey)
+	if !strings.HasPrefix(status, "Checkpoint verified") || !strings.Contains(steps, "pinned in this page's address (?key=), and the server reports the same") {
+		t.Errorf("the log's own key pinned: %q\n%s", status, steps)
+	}
+	origin, _, _ := strings.Cut(l.VKey, "+")
+	_, otherKey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, steps = openPinned(otherKey)
+	if !strings.HasPrefix(status, "Checkpoint verification FAILED") || !strings.Contains(steps, "the server reports another, which is not used") || !strings.Contains(steps, "✗ FAILED: no signature by "+origin) {
+		t.Errorf("another key pinned: %q\n%s", status, steps)
+	}
+	// Unpinned, the page says whose key it used.
+	lookupIndex(t, bctx, l.URL, 6)
+	if s, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('cp-steps').innerText`)); !strings.Contains(s, "the log key is the one the server reports") {
+		t.Errorf("unpinned: the steps do not say where the key came from:\n%s", s)
+	}
+}
+
+// checkpointTamperingProxy serves target's explorer with one bit of the
+// root hash changed in every checkpoint it hands out (the signature left
+// as it was).
+func checkpointTamperingProxy(t *testing.T, target string) string {
+	u, _ := url.Parse(target)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(u.ResolveReference(&url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if (r.URL.Path == "/ui/api/log" || strings.HasPrefix(r.URL.Path, "/ui/api/entry/")) && resp.StatusCode == 200 {
+			var m map[string]any
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Error(err)
+			}
+			lines := strings.SplitN(m["checkpoint"].(string), "\n", 4) // origin, size, root, rest
+			root, err := base64.StdEncoding.DecodeString(lines[2])
+			if err != nil {
+				t.Error(err)
+			}
+			root[0] ^= 1
+			lines[2] = base64.StdEncoding.EncodeToString(root)
+			m["checkpoint"] = strings.Join(lines, "\n")
+			body, _ = json.Marshal(m)
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/"
 }
 
 // a11y checks accessibility basics: a language, one h1 and no skipped

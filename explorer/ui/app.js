@@ -275,15 +275,24 @@ async function loadLog() {
   const st = $("cp-status");
   try {
     const d = await getJSON("api/log");
-    logKey = d.verifier_key;
+    // A key pinned in the page's address (?key=, the contents of log.pub)
+    // is what everything is checked against; else the server's own.
+    const pinned = (new URLSearchParams(location.search).get("key") || "").trim();
+    logKey = pinned || d.verifier_key;
     $("origin").textContent = d.origin;
     $("cp-raw").textContent = d.checkpoint;
     const steps = new Steps($("cp-steps"));
     let cp = null;
     try {
+      if (pinned) {
+        steps.pass(pinned === d.verifier_key.trim() ? "the log key is the one pinned in this page's address (?key=), and the server reports the same"
+          : "the log key is the one pinned in this page's address (?key=); the server reports another, which is not used");
+      } else {
+        steps.pass("the log key is the one the server reports: compare its key ID with your log.pub, or pin it by opening this page with ?key=<log.pub>");
+      }
       cp = await verifyCheckpoint(d.checkpoint, logKey, steps);
       banner(st, true, `Checkpoint verified: ${cp.origin} holds ${cp.size} entries, signed by the log and cosigned ${cp.cosigners} time(s).`);
-      facts($("cp-facts"), { "Tree size": cp.size.toString(), "Root hash": hex(cp.root), "Log key": logKey });
+      facts($("cp-facts"), { "Tree size": cp.size.toString(), "Root hash": hex(cp.root), "Log key": logKey, "Log key from": pinned ? "this page's address (pinned)" : "the server (not pinned)" });
     } catch (e) {
       banner(st, false, `Checkpoint verification FAILED: ${e.message}`);
     }
