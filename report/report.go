@@ -410,6 +410,9 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		r.NotCovered = append(r.NotCovered, "monitor alerts: no monitor alert stream was given to this report (stele monitor's output, then stele report --monitor-alerts FILE)")
 	}
+	// The report reads the log over HTTP; it cannot see whether the
+	// storage under it refuses deletion.
+	r.NotCovered = append(r.NotCovered, "that the log's storage refuses deletion (WORM retention): check it with stele retention-check on the aws backend (docs/security.md, WORM retention)")
 	r.Reverify = reverify(r)
 	r.Controls = controls(r)
 	return r, nil

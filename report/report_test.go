@@ -174,6 +174,7 @@ func TestReportInChromium(t *testing.T) {
 		"GDPR Art. 17 request", "DSR-2026-0042",
 		"A.8.15", "A.8.16", "A.5.33", "CC7.2", "CC7.3", "§164.312(b)", "§164.312(c)(1)", "Art. 5(1)(f)", "Art. 17",
 		"stele audit --log " + l.URL,
+		"Not covered: ", "refuses deletion (WORM retention): check it with stele retention-check",
 		"SHA-256 of report.json: " + report.Digest(twin),
 	} {
 		if !strings.Contains(text, want) {
