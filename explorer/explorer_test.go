@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -199,6 +200,12 @@ func TestExplorerInChromium(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}
+	}
+	// Each witness: whether it cosigned the latest checkpoint, and when it
+	// last cosigned.
+	row, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.getElementById('witnesses').tBodies[0].rows[0].cells].map(c => c.textContent)`))
+	if err != nil || len(row) != 3 || row[0] != "w1" || row[1] != "yes" || !regexp.MustCompile(`^20\d\d-\d\d-\d\d \d\d:\d\d:\d\d`).MatchString(row[2]) {
+		t.Errorf("the witness row: %q, %v; want w1, yes, its last cosigning time", row, err)
 	}
 	screenshot(t, bctx, "explorer-verified.png", "h-lookup")
 	a11y(t, bctx)
