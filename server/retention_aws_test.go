@@ -39,6 +39,20 @@ func s3Client(t *testing.T, env awstest.Env) *s3.Client {
 	return s3.NewFromConfig(*awsSDK(t, env), func(o *s3.Options) { o.BaseEndpoint = aws.String(env.Endpoint); o.UsePathStyle = true })
 }
 
+// lockingClient is an S3 client that writes tiles under prefix with the
+// retention the server's --retention would set (worm.Middleware).
+func lockingClient(t *testing.T, env awstest.Env, retention, prefix string) *s3.Client {
+	t.Helper()
+	r, err := worm.Parse(retention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s3.NewFromConfig(*awsSDK(t, env), func(o *s3.Options) {
+		o.BaseEndpoint, o.UsePathStyle = aws.String(env.Endpoint), true
+		o.APIOptions = append(o.APIOptions, worm.Middleware(r, prefix, time.Now))
+	})
+}
+
 // TestAWSRetention runs the aws backend with --retention on a versitygw
 // bucket with Object Lock (and so versioning, as on AWS): every tile and
 // entry bundle is written under retention; every published checkpoint is
@@ -224,14 +238,7 @@ func TestAWSRetention(t *testing.T) {
 	// Compliance mode, through the same middleware: no bypass deletes a
 	// version or shortens its retention.
 	cprefix := env.Prefix + "-compliance"
-	r, err := worm.Parse("compliance:1h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := s3.NewFromConfig(*awsSDK(t, env), func(o *s3.Options) {
-		o.BaseEndpoint, o.UsePathStyle = aws.String(env.Endpoint), true
-		o.APIOptions = append(o.APIOptions, worm.Middleware(r, cprefix, time.Now))
-	})
+	cc := lockingClient(t, env, "compliance:1h", cprefix)
 	ckey := cprefix + "/tile/0/000"
 	cput, err := cc.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(ckey), Body: bytes.NewReader(original)})
 	if err != nil {
@@ -251,14 +258,7 @@ func TestAWSRetention(t *testing.T) {
 	// for retention-check to see: what docs/security.md warns of, and why
 	// compliance mode exists.
 	gprefix := env.Prefix + "-governance"
-	g, err := worm.Parse("governance:1h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gc := s3.NewFromConfig(*awsSDK(t, env), func(o *s3.Options) {
-		o.BaseEndpoint, o.UsePathStyle = aws.String(env.Endpoint), true
-		o.APIOptions = append(o.APIOptions, worm.Middleware(g, gprefix, time.Now))
-	})
+	gc := lockingClient(t, env, "governance:1h", gprefix)
 	gkey := gprefix + "/tile/0/000"
 	gput, err := gc.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(gkey), Body: bytes.NewReader(original)})
 	if err != nil {
