@@ -2,12 +2,7 @@ package explorer_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -139,30 +134,9 @@ func TestExplorerChainInChromium(t *testing.T) {
 // alteringFreeze serves the log through a proxy that changes the final
 // size in the freeze statement the explorer's API returns.
 func alteringFreeze(t *testing.T, target string) string {
-	u, _ := url.Parse(target)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(u.ResolveReference(&url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if r.URL.Path == "/ui/api/log" {
-			var m map[string]any
-			if err := json.Unmarshal(body, &m); err != nil {
-				t.Error(err)
-			}
+	return editingProxy(t, target, func(path string, m map[string]any) {
+		if path == "/ui/api/log" {
 			m["frozen"] = strings.Replace(m["frozen"].(string), "\nsize 3\n", "\nsize 2\n", 1)
-			body, _ = json.Marshal(m)
 		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.Header().Del("Content-Length")
-		w.WriteHeader(resp.StatusCode)
-		w.Write(body)
-	}))
-	t.Cleanup(ts.Close)
-	return ts.URL + "/"
+	})
 }

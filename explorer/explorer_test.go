@@ -46,10 +46,10 @@ func chromium(t *testing.T) string {
 	return p
 }
 
-// tamperingProxy serves the log through a proxy that flips one bit of the
-// first inclusion-proof hash the explorer's API returns for an entry, and
-// of the first event of a timeline: a server lying about an entry.
-func tamperingProxy(t *testing.T, target string) string {
+// editingProxy serves target through a proxy that hands each successful
+// JSON-object answer of the explorer's API to edit (with the request's
+// path) and serves what edit leaves: a server lying about what it shows.
+func editingProxy(t *testing.T, target string, edit func(path string, m map[string]any)) string {
 	u, _ := url.Parse(target)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resp, err := http.Get(u.ResolveReference(&url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String())
@@ -59,26 +59,9 @@ func tamperingProxy(t *testing.T, target string) string {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		if strings.HasPrefix(r.URL.Path, "/ui/api/entry/") && resp.StatusCode == 200 {
-			var m map[string]any
-			if err := json.Unmarshal(body, &m); err != nil {
-				t.Error(err)
-			}
-			proof := m["proof"].([]any)
-			h, _ := base64.StdEncoding.DecodeString(proof[0].(string))
-			h[7] ^= 0x20
-			proof[0] = base64.StdEncoding.EncodeToString(h)
-			body, _ = json.Marshal(m)
-		}
-		if strings.HasPrefix(r.URL.Path, "/ui/api/history") && resp.StatusCode == 200 {
-			var m map[string]any
-			if err := json.Unmarshal(body, &m); err != nil {
-				t.Error(err)
-			}
-			incl := m["events"].([]any)[0].(map[string]any)["proof"].(map[string]any)["inclusion"].([]any)
-			h, _ := hex.DecodeString(incl[0].(string))
-			h[7] ^= 0x20
-			incl[0] = hex.EncodeToString(h)
+		var m map[string]any
+		if strings.HasPrefix(r.URL.Path, "/ui/api/") && resp.StatusCode == 200 && json.Unmarshal(body, &m) == nil {
+			edit(r.URL.Path, m)
 			body, _ = json.Marshal(m)
 		}
 		for k, v := range resp.Header {
@@ -90,6 +73,46 @@ func tamperingProxy(t *testing.T, target string) string {
 	}))
 	t.Cleanup(ts.Close)
 	return ts.URL + "/"
+}
+
+// tamperingProxy serves the log through a proxy that flips one bit of the
+// first inclusion-proof hash the explorer's API returns for an entry, and
+// of the first event of a timeline.
+func tamperingProxy(t *testing.T, target string) string {
+	return editingProxy(t, target, func(path string, m map[string]any) {
+		switch {
+		case strings.HasPrefix(path, "/ui/api/entry/"):
+			proof := m["proof"].([]any)
+			h, _ := base64.StdEncoding.DecodeString(proof[0].(string))
+			h[7] ^= 0x20
+			proof[0] = base64.StdEncoding.EncodeToString(h)
+		case strings.HasPrefix(path, "/ui/api/history"):
+			incl := m["events"].([]any)[0].(map[string]any)["proof"].(map[string]any)["inclusion"].([]any)
+			h, _ := hex.DecodeString(incl[0].(string))
+			h[7] ^= 0x20
+			incl[0] = hex.EncodeToString(h)
+		}
+	})
+}
+
+// checkpointTamperingProxy serves target's explorer with one bit of the
+// root hash changed in every checkpoint it hands out (the signature left
+// as it was).
+func checkpointTamperingProxy(t *testing.T, target string) string {
+	return editingProxy(t, target, func(path string, m map[string]any) {
+		if path != "/ui/api/log" && !strings.HasPrefix(path, "/ui/api/entry/") {
+			return
+		}
+		lines := strings.SplitN(m["checkpoint"].(string), "\n", 4) // origin, size, root, rest
+		root, err := base64.StdEncoding.DecodeString(lines[2])
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		root[0] ^= 1
+		lines[2] = base64.StdEncoding.EncodeToString(root)
+		m["checkpoint"] = strings.Join(lines, "\n")
+	})
 }
 
 // wait drops a poll's value.
@@ -291,45 +314,6 @@ func TestExplorerInChromium(t *testing.T) {
 	if s, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.getElementById('cp-steps').innerText`)); !strings.Contains(s, "the log key is the one the server reports") {
 		t.Errorf("unpinned: the steps do not say where the key came from:\n%s", s)
 	}
-}
-
-// checkpointTamperingProxy serves target's explorer with one bit of the
-// root hash changed in every checkpoint it hands out (the signature left
-// as it was).
-func checkpointTamperingProxy(t *testing.T, target string) string {
-	u, _ := url.Parse(target)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(u.ResolveReference(&url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery}).String())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if (r.URL.Path == "/ui/api/log" || strings.HasPrefix(r.URL.Path, "/ui/api/entry/")) && resp.StatusCode == 200 {
-			var m map[string]any
-			if err := json.Unmarshal(body, &m); err != nil {
-				t.Error(err)
-			}
-			lines := strings.SplitN(m["checkpoint"].(string), "\n", 4) // origin, size, root, rest
-			root, err := base64.StdEncoding.DecodeString(lines[2])
-			if err != nil {
-				t.Error(err)
-			}
-			root[0] ^= 1
-			lines[2] = base64.StdEncoding.EncodeToString(root)
-			m["checkpoint"] = strings.Join(lines, "\n")
-			body, _ = json.Marshal(m)
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.Header().Del("Content-Length")
-		w.WriteHeader(resp.StatusCode)
-		w.Write(body)
-	}))
-	t.Cleanup(ts.Close)
-	return ts.URL + "/"
 }
 
 // a11y checks accessibility basics: a language, one h1 and no skipped
