@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -94,7 +93,7 @@ func formatProblem(p *worm.Problem) string {
 	if p.VersionID != "" && p.VersionID != "null" {
 		key += " (version " + p.VersionID + ")"
 	}
-	if strings.HasPrefix(p.Reason, "deleted") || strings.HasPrefix(p.Reason, "rewritten") {
+	if p.Whole {
 		return p.Key + ": " + p.Reason
 	}
 	until := "none"

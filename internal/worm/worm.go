@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"math"
 	"path"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	"github.com/transparency-dev/tessera/api/layout"
 )
 
 // Retention is an Object Lock mode and how long each object is kept.
@@ -173,6 +175,9 @@ type Problem struct {
 	Mode         string    // "" when none
 	RetainUntil  time.Time // zero when none
 	Reason       string
+	// Whole is set when the problem is with the key as a whole (deleted,
+	// rewritten, missing; no checkpoint), not with one version's retention.
+	Whole bool
 }
 
 // Slack is how much earlier than LastModified+Period a retain-until date
@@ -195,16 +200,34 @@ type version struct {
 // locked version is hidden from readers; partial ones are deleted by
 // Tessera's garbage collection once full ones exist); and every full tile
 // or bundle with versions of different content (tlog-tiles objects never
-// change once full). It reads each version's retention, and yields a nil *Problem for each version that passes, so that callers
+// change once full); and every full tile or bundle that the current
+// checkpoint's tree size needs but of which no version is left (a locked
+// version deleted with the governance bypass, or one never written). It
+// reads each version's retention, and yields a nil *Problem for each version that passes, so that callers
 // can count them.
 func Check(ctx context.Context, c *s3.Client, bucket, prefix string, r Retention) iter.Seq2[*Problem, error] {
 	return func(yield func(*Problem, error) bool) {
 		p := strings.Trim(prefix, "/")
+		// The checkpoint is read before the listing: every full tile and
+		// bundle of its size was written before it was published.
+		want, pr, err := readExpected(ctx, c, bucket, p)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		if pr != nil && !yield(pr, nil) {
+			return
+		}
 		pages := s3.NewListObjectVersionsPaginator(c, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String(path.Join(p, "tile") + "/")})
 		pending := map[string][]version{} // keys whose versions may go on in the next page
 		finish := func(key string) bool {
 			vs := pending[key]
 			delete(pending, key)
+			for _, v := range vs {
+				if !v.deleteMarker {
+					want.mark(strings.TrimPrefix(key, p+"/"))
+				}
+			}
 			for _, pr := range judgeKey(key, vs) {
 				if !yield(pr, nil) {
 					return false
@@ -256,8 +279,155 @@ func Check(ctx context.Context, c *s3.Client, bucket, prefix string, r Retention
 				return
 			}
 		}
+		for k := range want.missing() {
+			if !yield(&Problem{Key: path.Join(p, k), Whole: true, Reason: fmt.Sprintf("missing: the checkpoint (size %d) needs it, and no version of it is left", want.size)}, nil) {
+				return
+			}
+		}
 	}
 }
+
+// readExpected reads prefix/checkpoint and returns what its tree size
+// needs. A missing checkpoint is a Problem (nothing can be checked for
+// completeness, and a wrong --s3-prefix would otherwise pass).
+func readExpected(ctx context.Context, c *s3.Client, bucket, prefix string) (*expected, *Problem, error) {
+	key := path.Join(prefix, "checkpoint")
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	var nsk *types.NoSuchKey
+	var ae smithy.APIError
+	if errors.As(err, &nsk) || errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound") {
+		return newExpected(0), &Problem{Key: key, Whole: true, Reason: "no checkpoint: the log has published nothing under this prefix, or its checkpoint was deleted"}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	defer out.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(out.Body, maxCheckpoint+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	size, err := CheckpointSize(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if size > maxSize {
+		return nil, nil, fmt.Errorf("%s: tree size %d is more than retention-check holds in memory (%d entries); check such a log with stele audit", key, size, uint64(maxSize))
+	}
+	return newExpected(size), nil, nil
+}
+
+// maxSize bounds the tree size whose full tiles retention-check tracks: a
+// bit per full tile, 64 MiB at this size.
+const maxSize = 1 << 36
+
+// expected tracks which of the full entry bundles and hash tiles a tree of
+// size holds have been seen: these never change or go away (partial ones
+// are replaced as the tree grows, and Tessera deletes them).
+type expected struct {
+	size uint64
+	// seen[0] is the entry bundles, seen[1+L] the tiles of level L (the
+	// hashes at tree level 8L): a bit per full one.
+	seen [][]uint64
+}
+
+func newExpected(size uint64) *expected {
+	e := &expected{size: size}
+	e.seen = append(e.seen, make([]uint64, (size/layout.EntryBundleWidth+63)/64))
+	for level := uint64(0); level < 7 && size>>(8*level) >= layout.TileWidth; level++ {
+		e.seen = append(e.seen, make([]uint64, ((size>>(8*level))/layout.TileWidth+63)/64))
+	}
+	return e
+}
+
+// full is how many full ones of kind k (0 bundles, 1+L tiles) the tree has.
+func (e *expected) full(k int) uint64 {
+	if k == 0 {
+		return e.size / layout.EntryBundleWidth
+	}
+	return (e.size >> (8 * uint64(k-1))) / layout.TileWidth
+}
+
+// mark records that key (a tlog-tiles path) exists. Keys that are not a
+// canonical path of a full bundle or tile of the tree are ignored.
+func (e *expected) mark(key string) {
+	k, n, ok := parseFull(key)
+	if ok && k < len(e.seen) && n < e.full(k) {
+		e.seen[k][n/64] |= 1 << (n % 64)
+	}
+}
+
+// missing yields the paths of the full bundles and tiles not marked.
+func (e *expected) missing() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range e.seen {
+			for n := range e.full(k) {
+				if e.seen[k][n/64]&(1<<(n%64)) != 0 {
+					continue
+				}
+				p := layout.EntriesPath(n, 0)
+				if k > 0 {
+					p = layout.TilePath(uint64(k-1), n, 0)
+				}
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// parseFull reads the canonical tlog-tiles path of a full entry bundle (kind
+// 0) or a full tile of level L (kind 1+L).
+func parseFull(p string) (kind int, index uint64, ok bool) {
+	if rest, ok := strings.CutPrefix(p, "tile/entries/"); ok {
+		n, w, err := layout.ParseTileIndexPartial(rest)
+		if err != nil || w != 0 || layout.EntriesPath(n, 0) != p {
+			return 0, 0, false
+		}
+		return 0, n, true
+	}
+	rest, ok := strings.CutPrefix(p, "tile/")
+	if !ok {
+		return 0, 0, false
+	}
+	level, nw, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, false
+	}
+	l, n, w, err := layout.ParseTileLevelIndexPartial(level, nw)
+	if err != nil || w != 0 || l >= 7 || layout.TilePath(l, n, 0) != p {
+		return 0, 0, false
+	}
+	return int(l) + 1, n, true
+}
+
+// maxCheckpoint bounds the checkpoint read (origin, size, root, and the
+// signatures of the log and its witnesses).
+const maxCheckpoint = 64 << 10
+
+// CheckpointSize reads the tree size of a C2SP checkpoint's body without
+// verifying its signature (stele audit does that): the second line, in
+// decimal without leading zeros, after a non-empty origin line and before
+// the root hash line.
+func CheckpointSize(raw []byte) (uint64, error) {
+	if len(raw) > maxCheckpoint {
+		return 0, fmt.Errorf("not a checkpoint: longer than %d bytes", maxCheckpoint)
+	}
+	lines := strings.SplitN(string(raw), "\n", 4)
+	if len(lines) < 4 || lines[0] == "" {
+		return 0, errors.New("not a checkpoint: want an origin line, a tree size line and a root hash line")
+	}
+	n := lines[1]
+	if n == "" || strings.Trim(n, "0123456789") != "" || len(n) > 1 && n[0] == '0' {
+		return 0, fmt.Errorf("not a checkpoint: the tree size line %q is not a decimal number without leading zeros", n)
+	}
+	size, err := strconv.ParseUint(n, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a checkpoint: the tree size %q: %w", n, err)
+	}
+	return size, nil
+}
+
 
 func sortedKeys(m map[string][]version) []string {
 	ks := make([]string, 0, len(m))
@@ -279,7 +449,7 @@ func judgeKey(key string, vs []version) []*Problem {
 	etags := map[string]bool{}
 	for _, v := range vs {
 		if v.deleteMarker && v.latest {
-			out = append(out, &Problem{Key: key, VersionID: v.id, LastModified: v.lastModified,
+			out = append(out, &Problem{Key: key, VersionID: v.id, LastModified: v.lastModified, Whole: true,
 				Reason: "deleted: the current version is a delete marker, which hides the locked version from readers (delete the marker to restore it)"})
 		}
 		if !v.deleteMarker {
@@ -287,7 +457,7 @@ func judgeKey(key string, vs []version) []*Problem {
 		}
 	}
 	if len(etags) > 1 {
-		out = append(out, &Problem{Key: key, Reason: fmt.Sprintf("rewritten: %d versions with different content (a full tile or bundle never changes)", len(etags))})
+		out = append(out, &Problem{Key: key, Whole: true, Reason: fmt.Sprintf("rewritten: %d versions with different content (a full tile or bundle never changes)", len(etags))})
 	}
 	return out
 }

@@ -1,11 +1,15 @@
 package worm
 
 import (
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/transparency-dev/tessera/api/layout"
 )
 
 func TestParse(t *testing.T) {
@@ -104,7 +108,7 @@ func TestJudgeKey(t *testing.T) {
 			continue
 		}
 		for i, w := range c.want {
-			if !strings.HasPrefix(got[i].Reason, w) || got[i].Key != c.key {
+			if !strings.HasPrefix(got[i].Reason, w) || got[i].Key != c.key || !got[i].Whole {
 				t.Errorf("judgeKey(%q, %v)[%d] = %+v, want %q", c.key, c.vs, i, got[i], w)
 			}
 		}
@@ -156,6 +160,121 @@ func FuzzParse(f *testing.F) {
 		back, err := Parse(r.String())
 		if err != nil || back != r {
 			t.Fatalf("Parse(%q) = %+v, printed %q, parsed back as %+v, %v", s, r, r.String(), back, err)
+		}
+	})
+}
+
+func TestCheckpointSize(t *testing.T) {
+	root := "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+	for _, c := range []struct {
+		in   string
+		size uint64
+		ok   bool
+	}{
+		{"example.com/log\n0\n" + root + "\n\n— example.com/log AAAA\n", 0, true},
+		{"example.com/log\n600\n" + root + "\n", 600, true},
+		{"example.com/log\n18446744073709551615\n" + root + "\n", 1<<64 - 1, true},
+		{"example.com/log\n18446744073709551616\n" + root + "\n", 0, false},
+		{"example.com/log\n0600\n" + root + "\n", 0, false},
+		{"example.com/log\n-1\n" + root + "\n", 0, false},
+		{"example.com/log\n+1\n" + root + "\n", 0, false},
+		{"example.com/log\n 1\n" + root + "\n", 0, false},
+		{"example.com/log\n\n" + root + "\n", 0, false},
+		{"\n1\n" + root + "\n", 0, false},
+		{"example.com/log\n1\n", 0, false},
+		{"example.com/log\n1", 0, false},
+		{"", 0, false},
+		{"example.com/log\n1\n" + root + "\n" + strings.Repeat("x", maxCheckpoint), 0, false},
+	} {
+		size, err := CheckpointSize([]byte(c.in))
+		if c.ok && (err != nil || size != c.size) || !c.ok && err == nil {
+			t.Errorf("CheckpointSize(%.40q) = %d, %v; want %d, ok %v", c.in, size, err, c.size, c.ok)
+		}
+	}
+}
+
+// TestExpected: the full bundles and tiles a tree needs are listed as
+// missing until seen; partial, non-canonical and out-of-tree paths count
+// for nothing.
+func TestExpected(t *testing.T) {
+	for _, c := range []struct {
+		size    uint64
+		seen    []string
+		missing []string
+	}{
+		{0, nil, nil},
+		{255, []string{"tile/entries/000.p/255"}, nil},
+		{256, nil, []string{"tile/entries/000", "tile/0/000"}},
+		{256, []string{"tile/0/000", "tile/entries/000"}, nil},
+		{600, []string{"tile/entries/000", "tile/0/000", "tile/0/001", "tile/entries/002.p/88", "tile/0/002.p/88"}, []string{"tile/entries/001"}},
+		{600, []string{"tile/entries/0", "tile/entries/001/", "tile/0/x000/001", "tile/1/000", "tile/entries/002", "checkpoint", "tile/entries/001"},
+			[]string{"tile/entries/000", "tile/0/000", "tile/0/001"}},
+		{65536, nil, append(append(paths("tile/entries/", 256), paths("tile/0/", 256)...), "tile/1/000")},
+		{256*1000 + 5, []string{"tile/entries/999", "tile/entries/x001/000"}, nil}, // checked below: 1000 bundles, 1000 + 3 tiles
+	} {
+		e := newExpected(c.size)
+		for _, k := range c.seen {
+			e.mark(k)
+		}
+		var got []string
+		for k := range e.missing() {
+			got = append(got, k)
+		}
+		if c.size == 256*1000+5 {
+			if len(got) != 1000+1000+3-1 || slices.Contains(got, "tile/entries/999") || slices.Contains(got, "tile/entries/x001/000") ||
+				!slices.Contains(got, "tile/entries/998") || !slices.Contains(got, "tile/0/999") || !slices.Contains(got, "tile/1/002") || slices.Contains(got, "tile/1/003") {
+				t.Errorf("size %d: %d missing: %v…", c.size, len(got), got[:5])
+			}
+			continue
+		}
+		if !slices.Equal(got, c.missing) {
+			t.Errorf("size %d, seen %v: missing %v, want %v", c.size, c.seen, got, c.missing)
+		}
+	}
+}
+
+func paths(dir string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("%s%03d", dir, i))
+	}
+	return out
+}
+
+// FuzzCheckpointSize: CheckpointSize never panics, and a size it reads is
+// the second line, printed back exactly.
+func FuzzCheckpointSize(f *testing.F) {
+	f.Add([]byte("example.com/log\n600\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n— example.com/log AAAA\n"))
+	f.Add([]byte("example.com/log\n0600\nx\n"))
+	f.Add([]byte("a\n18446744073709551616\nx\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		size, err := CheckpointSize(raw)
+		if err != nil {
+			return
+		}
+		if lines := strings.SplitN(string(raw), "\n", 3); len(lines) < 3 || lines[1] != strconv.FormatUint(size, 10) {
+			t.Fatalf("CheckpointSize(%q) = %d", raw, size)
+		}
+	})
+}
+
+// FuzzParseFull: parseFull never panics, and a path it accepts is the
+// canonical path of the full bundle or tile it names.
+func FuzzParseFull(f *testing.F) {
+	for _, s := range []string{"tile/entries/000", "tile/0/x001/234", "tile/entries/001.p/3", "tile/6/000", "tile/7/000", "tile/0/0", "checkpoint"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		k, n, ok := parseFull(p)
+		if !ok {
+			return
+		}
+		want := layout.EntriesPath(n, 0)
+		if k > 0 {
+			want = layout.TilePath(uint64(k-1), n, 0)
+		}
+		if k < 0 || k > 7 || p != want {
+			t.Fatalf("parseFull(%q) = %d, %d: the canonical path is %q", p, k, n, want)
 		}
 	})
 }
