@@ -428,7 +428,6 @@ func CheckpointSize(raw []byte) (uint64, error) {
 	return size, nil
 }
 
-
 func sortedKeys(m map[string][]version) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
