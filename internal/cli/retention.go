@@ -65,7 +65,9 @@ func cmdRetentionCheck(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		checked++
+		if p == nil || !p.Whole {
+			checked++ // a version
+		}
 		if p != nil {
 			bad++
 			fmt.Fprintln(e.stdout, formatProblem(p))

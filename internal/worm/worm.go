@@ -198,13 +198,13 @@ type version struct {
 // when compliance is required) or ends before its LastModified + r.Period;
 // every full tile or bundle whose current version is a delete marker (the
 // locked version is hidden from readers; partial ones are deleted by
-// Tessera's garbage collection once full ones exist); and every full tile
-// or bundle with versions of different content (tlog-tiles objects never
+// Tessera's garbage collection once full ones exist); every full tile or
+// bundle with versions of different content (tlog-tiles objects never
 // change once full); and every full tile or bundle that the current
 // checkpoint's tree size needs but of which no version is left (a locked
 // version deleted with the governance bypass, or one never written). It
-// reads each version's retention, and yields a nil *Problem for each version that passes, so that callers
-// can count them.
+// reads each version's retention, and yields a nil *Problem for each
+// version that passes, so that callers can count them.
 func Check(ctx context.Context, c *s3.Client, bucket, prefix string, r Retention) iter.Seq2[*Problem, error] {
 	return func(yield func(*Problem, error) bool) {
 		p := strings.Trim(prefix, "/")
