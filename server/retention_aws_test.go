@@ -282,6 +282,38 @@ func TestAWSRetention(t *testing.T) {
 	}
 }
 
+// TestMigrateWithRetention: a posix log migrated to a bucket with Object
+// Lock under --retention has every tile and entry bundle locked, as the
+// server's own writes are (stele-server migrate passes --retention).
+func TestMigrateWithRetention(t *testing.T) {
+	env := awstest.New(t)
+	c := s3Client(t, env)
+	ctx := ctxT(t, 2*time.Minute)
+	lockBucket := strings.ReplaceAll("mig-"+env.Prefix, "_", "-")
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(lockBucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatalf("creating a bucket with Object Lock: %v", err)
+	}
+	dir := t.TempDir()
+	ts := startServer(t, dir, server.Config{})
+	var evs []*stelev1.Event
+	for i := range 300 {
+		evs = append(evs, event("entra/mig/audit", fmt.Sprintf("mig-%d", i), 200))
+	}
+	mustAppend(t, ts.cli, evs)
+	ts.stop(t)
+
+	dst := awsConfig(env, func(c *awsbackend.Config) { c.Bucket, c.Retention = lockBucket, "compliance:1h" }).Backend.(*awsbackend.Backend)
+	if n, err := dst.Migrate(ctx, awsbackend.MigrateOptions{SrcDir: dir, Workers: 2, Logger: quietLogger()}); err != nil || n != 300 {
+		t.Fatalf("migrate: %d, %v", n, err)
+	}
+	for _, k := range []string{"tile/entries/000", "tile/entries/001.p/44", "tile/0/000", "tile/0/001.p/44", "tile/1/000.p/1"} {
+		r, err := c.GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: aws.String(lockBucket), Key: aws.String(env.Prefix + "/" + k)})
+		if err != nil || r.Retention.Mode != types.ObjectLockRetentionModeCompliance || time.Until(aws.ToTime(r.Retention.RetainUntilDate)) < 50*time.Minute {
+			t.Errorf("migrated %s: retention %+v, %v", k, r, err)
+		}
+	}
+}
+
 // getObject reads key (the given version, or the current one) in full.
 func getObject(t *testing.T, c *s3.Client, bucket, key, versionID string) []byte {
 	t.Helper()

@@ -352,6 +352,7 @@ func migrate(args []string) error {
 	dst, err := awsbackend.New(awsbackend.Config{
 		Bucket: f.s3Bucket, Prefix: f.s3Prefix, Endpoint: f.s3Endpoint,
 		Region: f.s3Region, PathStyle: f.s3PathStyle, DSN: mysqlDSN(f.mysqlDSN),
+		Retention: f.retention, // migrated tiles are locked as the server's would be
 	})
 	if err != nil {
 		return err
