@@ -13,9 +13,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/promreg"
 )
 
 // maxRequestBytes is the largest add-checkpoint request body accepted.
@@ -58,7 +57,7 @@ func (w *Witness) Handler() http.Handler {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(rw, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.m.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promreg.Handler(w.m.reg))
 	return mux
 }
 
