@@ -142,9 +142,16 @@ type response struct {
 	body   []byte
 }
 
+// post posts an add-checkpoint request.
 func post(t testing.TB, url string, body []byte) response {
 	t.Helper()
-	resp, err := http.Post(url+"/add-checkpoint", "", bytes.NewReader(body))
+	return postTo(t, url+"/add-checkpoint", body)
+}
+
+// postTo posts body to url.
+func postTo(t testing.TB, url string, body []byte) response {
+	t.Helper()
+	resp, err := http.Post(url, "", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,14 +61,22 @@ func (w *Witness) Handler() http.Handler {
 	return mux
 }
 
-func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
+// readBody reads a request's body, of at most maxRequestBytes.
+func readBody(rw http.ResponseWriter, r *http.Request) ([]byte, *Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxRequestBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		e := refuse(http.StatusBadRequest, reasonMalformed, "reading request: %v", err)
-		if errors.As(err, &mbe) {
-			e = refuse(http.StatusBadRequest, reasonTooLarge, "request body is over %d bytes", maxRequestBytes)
-		}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, refuse(http.StatusBadRequest, reasonTooLarge, "request body is over %d bytes", maxRequestBytes)
+	case err != nil:
+		return nil, refuse(http.StatusBadRequest, reasonMalformed, "reading request: %v", err)
+	}
+	return body, nil
+}
+
+func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
+	body, e := readBody(rw, r)
+	if e != nil {
 		w.m.observe(e, time.Now())
 		writeError(rw, e)
 		return

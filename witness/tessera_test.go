@@ -2,7 +2,6 @@ package witness
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,15 +36,8 @@ type tesseraLog struct {
 // logKey makes a log signing key for origin.
 func logKey(t testing.TB, origin string) (note.Signer, string) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, vkey
+	l := newTestLog(t, origin)
+	return l.signer, l.vkey
 }
 
 // policyFor is a C2SP tlog-policy naming one witness.
