@@ -11,6 +11,7 @@ import (
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/cli"
 	"github.com/stele-dev/stele/internal/logkey"
+	"github.com/stele-dev/stele/internal/proctest"
 	"github.com/stele-dev/stele/mirror"
 )
 
@@ -39,7 +40,7 @@ func TestMirrorFrozenLog(t *testing.T) {
 	// Stop, freeze naming a successor, serve again (read-only).
 	src.Stop()
 	succ := t.TempDir()
-	if out, err := exec.Command(binary(t, "stele-server"), "freeze", "--data-dir", src.Dir, "--successor-key", newLogKey(t, succ, "next.stele.test/log"),
+	if out, err := exec.Command(proctest.Binary(t, "stele-server"), "freeze", "--data-dir", src.Dir, "--successor-key", newLogKey(t, succ, "next.stele.test/log"),
 		"--successor-url", "https://next.stele.test/log/").CombinedOutput(); err != nil {
 		t.Fatalf("freeze: %v\n%s", err, out)
 	}
