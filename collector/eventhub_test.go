@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/proctest"
 )
 
 // selfSigned makes a TLS certificate for 127.0.0.1 and writes it as a CA
@@ -235,7 +235,7 @@ func TestEventHubRebalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	var logs syncBuffer
+	var logs proctest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	_, stop1 := runCollectorLog(t, cfg, cli, log)
 	feed := func(n int) {
@@ -267,22 +267,4 @@ func TestEventHubRebalance(t *testing.T) {
 		t.Errorf("a commit the rebalance refused was a source error:\n%s", out)
 	}
 	t.Logf("commits refused by the rebalance: %d", strings.Count(out, "offsets not committed"))
-}
-
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/stele-dev/stele/collector"
+	"github.com/stele-dev/stele/internal/proctest"
 )
 
 // coverage maps every file in deploy/ to the check that validates it. A new
@@ -270,15 +271,7 @@ func portOf(t *testing.T, where, addr string) string {
 	return port
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 var (
 	servedMu sync.Mutex

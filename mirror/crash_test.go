@@ -17,6 +17,7 @@ import (
 
 	"github.com/stele-dev/stele/audit"
 	"github.com/stele-dev/stele/internal/logkey"
+	"github.com/stele-dev/stele/internal/proctest"
 	"github.com/stele-dev/stele/mirror"
 )
 
@@ -35,7 +36,7 @@ func TestMirrorKill9(t *testing.T) {
 	src := startSource(t)
 	src.submit(t, 100)
 	dir := t.TempDir()
-	stele := binary(t, "stele")
+	stele := proctest.Binary(t, "stele")
 	lg := src.tileLog(t)
 
 	// The log grows all through the kills.
@@ -109,7 +110,7 @@ func TestMirrorKill9(t *testing.T) {
 	}
 
 	// Restarted, it catches up and serves the copy.
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	cmd, logs := run("--serve", addr)
 	want, err := os.ReadFile(filepath.Join(src.logDir(), "checkpoint"))
 	if err != nil {

@@ -6,12 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/cli"
 	"github.com/stele-dev/stele/internal/logkey"
+	"github.com/stele-dev/stele/internal/proctest"
 	"github.com/stele-dev/stele/mirror"
 )
 
@@ -38,10 +38,9 @@ func TestMirrorFrozenLog(t *testing.T) {
 	m.Close()
 
 	// Stop, freeze naming a successor, serve again (read-only).
-	src.cmd.Process.Signal(syscall.SIGTERM)
-	src.cmd.Wait()
+	src.Stop()
 	succ := t.TempDir()
-	if out, err := exec.Command(binary(t, "stele-server"), "freeze", "--data-dir", src.dir, "--successor-key", newLogKey(t, succ, "next.stele.test/log"),
+	if out, err := exec.Command(proctest.Binary(t, "stele-server"), "freeze", "--data-dir", src.Dir, "--successor-key", newLogKey(t, succ, "next.stele.test/log"),
 		"--successor-url", "https://next.stele.test/log/").CombinedOutput(); err != nil {
 		t.Fatalf("freeze: %v\n%s", err, out)
 	}

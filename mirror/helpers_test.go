@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,102 +14,46 @@ import (
 
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/logkey"
+	"github.com/stele-dev/stele/internal/proctest"
+	"github.com/stele-dev/stele/internal/steletest"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
+	"github.com/stele-dev/stele/server"
 )
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binary builds the real stele-server and stele commands once per run.
-func binary(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "stele-mirror-bin"); buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "../cmd/stele-server", "../cmd/stele").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	proctest.RemoveBinaries()
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// source is a real stele-server.
+// source is a real log server (internal/steletest: Tessera on disk, gRPC
+// and HTTP on loopback) that the mirror copies.
 type source struct {
-	dir, grpcAddr, httpAddr string
-	cli                     *client.Client
-	logs                    *bytes.Buffer
-	next                    int // next event number to submit
-	cmd                     *exec.Cmd
+	*steletest.Log
+	next int // next event number to submit
 }
 
 func startSource(t *testing.T) *source {
 	t.Helper()
-	s := &source{dir: t.TempDir(), grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &bytes.Buffer{}}
+	s := &source{}
 	s.start(t)
-	c, err := client.Dial(s.grpcAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	s.cli = c
 	return s
 }
 
-// start runs the source's server (again) and waits until it serves.
+// start runs the source's server, again on its data directory once it has
+// one (its addresses change).
 func (s *source) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(binary(t, "stele-server"), "--data-dir", s.dir, "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--checkpoint-interval", "100ms")
-	cmd.Stderr = s.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	cfg := server.Config{CheckpointInterval: 100 * time.Millisecond}
+	if s.Log != nil {
+		cfg.DataDir = s.Dir
 	}
-	s.cmd = cmd
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(s.url() + "checkpoint")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not come up: %v\n%s", err, s.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.Log = steletest.Start(t, false, cfg)
 }
 
-func (s *source) url() string     { return "http://" + s.httpAddr + "/" }
-func (s *source) logDir() string  { return filepath.Join(s.dir, "log") }
-func (s *source) keyPath() string { return filepath.Join(s.dir, logkey.PublicFile) }
+func (s *source) url() string     { return s.URL }
+func (s *source) logDir() string  { return filepath.Join(s.Dir, "log") }
+func (s *source) keyPath() string { return s.KeyFile }
 
 func (s *source) tileLog(t *testing.T) *client.TileLog {
 	t.Helper()
@@ -147,7 +87,7 @@ func (s *source) submitErr(n int) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rs, err := (&client.Submitter{Client: s.cli, BatchEvents: 100}).Submit(ctx, evs)
+	rs, err := (&client.Submitter{Client: s.Client, BatchEvents: 100}).Submit(ctx, evs)
 	if err != nil {
 		return err
 	}

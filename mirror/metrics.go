@@ -6,8 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/stele-dev/stele/internal/promreg"
 )
 
 // metrics are the mirror's Prometheus metrics, on a registry of its own.
@@ -21,32 +22,31 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		size: prometheus.NewGauge(prometheus.GaugeOpts{
+	reg := promreg.New()
+	f := promauto.With(reg)
+	return &metrics{
+		reg: reg,
+		size: f.NewGauge(prometheus.GaugeOpts{
 			Name: "stele_mirror_size",
 			Help: "Size of the checkpoint mirrored (verified and written).",
 		}),
-		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+		syncs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_mirror_syncs_total",
 			Help: "Catch-ups, by outcome: ok, unreachable (retried), refused (the source showed something that does not verify; needs attention).",
 		}, []string{"outcome"}),
-		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{
+		lastOK: f.NewGauge(prometheus.GaugeOpts{
 			Name: "stele_mirror_last_success_timestamp_seconds",
 			Help: "Unix time of the last catch-up that succeeded.",
 		}),
-		fetched: prometheus.NewCounter(prometheus.CounterOpts{
+		fetched: f.NewCounter(prometheus.CounterOpts{
 			Name: "stele_mirror_resources_written_total",
 			Help: "Tiles and entry bundles verified and written.",
 		}),
-		frozen: prometheus.NewGauge(prometheus.GaugeOpts{
+		frozen: f.NewGauge(prometheus.GaugeOpts{
 			Name: "stele_mirror_log_frozen",
 			Help: "1 once the log is frozen and the copy holds its final checkpoint and freeze statement: the size stops moving by design.",
 		}),
 	}
-	m.reg.MustRegister(m.size, m.syncs, m.lastOK, m.fetched, m.frozen,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
 }
 
 func (m *metrics) observe(err error) {
@@ -63,5 +63,5 @@ func (m *metrics) observe(err error) {
 
 // MetricsHandler serves the mirror's Prometheus metrics.
 func (m *Mirror) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{})
+	return promreg.Handler(m.metrics.reg)
 }

@@ -252,7 +252,7 @@ func TestMirrorRefusesTamperedSource(t *testing.T) {
 	src := startSource(t)
 	src.submit(t, 300)
 	lg := src.tileLog(t)
-	key, err := logkey.Load(filepath.Join(src.dir, logkey.PrivateFile), "")
+	key, err := logkey.Load(filepath.Join(src.Dir, logkey.PrivateFile), "")
 	if err != nil {
 		t.Fatal(err)
 	}

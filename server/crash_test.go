@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -30,6 +29,7 @@ import (
 	"github.com/stele-dev/stele/audit"
 	"github.com/stele-dev/stele/client"
 	"github.com/stele-dev/stele/internal/logkey"
+	"github.com/stele-dev/stele/internal/proctest"
 	"github.com/stele-dev/stele/leaf"
 	stelev1 "github.com/stele-dev/stele/proto/stele/v1"
 )
@@ -39,45 +39,13 @@ import (
 // TestCrashDuringIngest -torture-cycles 50 -timeout 1h).
 var tortureCycles = flag.Int("torture-cycles", 3, "SIGKILL cycles in TestCrashDuringIngest and TestKillFreeze")
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binary builds cmd/stele-server and cmd/stele-witness once per test run
-// and returns the path of the named one.
-func binary(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stele-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = dir
-		out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/stele-server", "../cmd/stele-witness").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
+// binary builds the named command (cmd/NAME) once per test run and
+// returns its path.
+func binary(t *testing.T, name string) string { return proctest.Binary(t, name) }
 
 func serverBinary(t *testing.T) string { return binary(t, "stele-server") }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 type proc struct {
 	cmd      *exec.Cmd
@@ -428,19 +396,4 @@ func TestGracefulStopPublishesEverything(t *testing.T) {
 }
 
 // lockedBuffer collects a child process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = proctest.Buffer

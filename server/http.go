@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/stele-dev/stele/client"
+	"github.com/stele-dev/stele/internal/promreg"
 )
 
 // HTTPHandler serves the C2SP tlog-tiles read API at its root (checkpoint,
@@ -18,7 +17,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /"+client.FreezePath, s.serveFreeze) // freeze.go
 	mux.Handle("/ui/", s.explorerHandler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promreg.Handler(s.m.reg))
 	return mux
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"k8s.io/klog/v2"
+
+	"github.com/stele-dev/stele/internal/proctest"
 )
 
 func TestMain(m *testing.M) {
@@ -21,5 +23,7 @@ func TestMain(m *testing.M) {
 	klog.SetOutput(io.Discard)
 	// The MySQL driver reports connections the health test cuts on purpose.
 	mysql.SetLogger(log.New(io.Discard, "", 0))
-	os.Exit(m.Run())
+	code := m.Run()
+	proctest.RemoveBinaries() // crash_test.go's binary
+	os.Exit(code)
 }

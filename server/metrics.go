@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/stele-dev/stele/internal/promreg"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own so
@@ -32,7 +34,7 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg: promreg.New(),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_append_events_total",
 			Help: "Events submitted, by outcome (admitted, duplicate, refused).",
@@ -95,8 +97,7 @@ func newMetrics() *metrics {
 	}, []string{"method"})
 	m.reg.MustRegister(m.witnessLatency, m.stalled, m.selfCheck, m.panics, collectors.NewBuildInfoCollector())
 	m.reg.MustRegister(m.erasures)
-	m.reg.MustRegister(m.events, m.refused, m.batchSize, m.batchSeconds, m.treeSize, m.cpSize, m.cpAge, m.lag, m.fatal,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.events, m.refused, m.batchSize, m.batchSeconds, m.treeSize, m.cpSize, m.cpAge, m.lag, m.fatal)
 	return m
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera"
+
+	"github.com/stele-dev/stele/internal/proctest"
 )
 
 // tortureCycles sets how many SIGKILL cycles TestCrashNeverRollsBack runs;
@@ -27,66 +28,19 @@ import (
 // TestCrashNeverRollsBack -torture-cycles 50).
 var tortureCycles = flag.Int("torture-cycles", 4, "SIGKILL cycles in TestCrashNeverRollsBack")
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	proctest.RemoveBinaries()
+	os.Exit(code)
+}
 
 // witnessBinary builds cmd/stele-witness once per test run.
-func witnessBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stele-witness-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "stele-witness")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/stele-witness").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a process to write while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func witnessBinary(t *testing.T) string { return proctest.Binary(t, "stele-witness") }
 
 type witnessProc struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
+	logs *proctest.Buffer
 }
 
 // startWitnessProc runs the stele-witness binary on dir and waits until it
@@ -100,8 +54,8 @@ func startWitnessProc(t *testing.T, dir string, args ...string) *witnessProc {
 // command before it starts.
 func startWitnessProcWith(t *testing.T, dir string, hook func(*exec.Cmd), args ...string) *witnessProc {
 	t.Helper()
-	addr := freeAddr(t)
-	p := &witnessProc{url: "http://" + addr, logs: &syncBuffer{}}
+	addr := proctest.FreeAddr(t)
+	p := &witnessProc{url: "http://" + addr, logs: &proctest.Buffer{}}
 	p.cmd = exec.Command(witnessBinary(t), append([]string{"--data-dir", dir, "--listen", addr, "--name", "bin.example/w"}, args...)...)
 	if hook != nil {
 		hook(p.cmd)

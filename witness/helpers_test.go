@@ -3,7 +3,6 @@ package witness
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -16,12 +15,13 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/stele-dev/stele/internal/testlog"
 )
 
 // testLog is a small in-test RFC 6962 log that signs checkpoints.
 type testLog struct {
 	origin string
-	skey   string
 	vkey   string
 	signer note.Signer
 	tree   *testonly.Tree
@@ -30,15 +30,8 @@ type testLog struct {
 
 func newTestLog(t testing.TB, origin string) *testLog {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testLog{origin: origin, skey: skey, vkey: vkey, signer: s, tree: testonly.New(rfc6962.DefaultHasher)}
+	k := testlog.NewKey(t, origin)
+	return &testLog{origin: origin, vkey: k.VKey, signer: k.Signer, tree: testonly.New(rfc6962.DefaultHasher)}
 }
 
 // grow appends entries until the tree has size n.
@@ -52,7 +45,7 @@ func (l *testLog) grow(n uint64) *testLog {
 // fork returns a log with the same key and the first n entries, whose later
 // entries differ.
 func (l *testLog) fork(n uint64, tag string) *testLog {
-	f := &testLog{origin: l.origin, skey: l.skey, vkey: l.vkey, signer: l.signer, tree: testonly.New(rfc6962.DefaultHasher)}
+	f := &testLog{origin: l.origin, vkey: l.vkey, signer: l.signer, tree: testonly.New(rfc6962.DefaultHasher)}
 	for i := uint64(0); i < n; i++ {
 		f.tree.Append(l.tree.LeafHash(i))
 	}
@@ -142,9 +135,16 @@ type response struct {
 	body   []byte
 }
 
+// post posts an add-checkpoint request.
 func post(t testing.TB, url string, body []byte) response {
 	t.Helper()
-	resp, err := http.Post(url+"/add-checkpoint", "", bytes.NewReader(body))
+	return postTo(t, url+"/add-checkpoint", body)
+}
+
+// postTo posts body to url.
+func postTo(t testing.TB, url string, body []byte) response {
+	t.Helper()
+	resp, err := http.Post(url, "", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/stele-dev/stele/internal/connlimit"
+	"github.com/stele-dev/stele/internal/promreg"
 )
 
 // maxRequestBytes is the largest add-checkpoint request body accepted.
@@ -58,18 +57,26 @@ func (w *Witness) Handler() http.Handler {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(rw, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(w.m.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promreg.Handler(w.m.reg))
 	return mux
 }
 
-func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
+// readBody reads a request's body, of at most maxRequestBytes.
+func readBody(rw http.ResponseWriter, r *http.Request) ([]byte, *Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxRequestBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		e := refuse(http.StatusBadRequest, reasonMalformed, "reading request: %v", err)
-		if errors.As(err, &mbe) {
-			e = refuse(http.StatusBadRequest, reasonTooLarge, "request body is over %d bytes", maxRequestBytes)
-		}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, refuse(http.StatusBadRequest, reasonTooLarge, "request body is over %d bytes", maxRequestBytes)
+	case err != nil:
+		return nil, refuse(http.StatusBadRequest, reasonMalformed, "reading request: %v", err)
+	}
+	return body, nil
+}
+
+func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
+	body, e := readBody(rw, r)
+	if e != nil {
 		w.m.observe(e, time.Now())
 		writeError(rw, e)
 		return

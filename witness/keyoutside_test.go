@@ -12,6 +12,7 @@ import (
 	"github.com/stele-dev/stele/internal/gcpkmskey/gcpkmstest"
 	"github.com/stele-dev/stele/internal/hsmtest"
 	"github.com/stele-dev/stele/internal/kmskey/kmstest"
+	"github.com/stele-dev/stele/internal/proctest"
 )
 
 // TestBinaryKeyInPKCS11Token runs the real stele-witness with its
@@ -32,7 +33,7 @@ func TestBinaryKeyInPKCS11Token(t *testing.T) {
 	checkKeyOutside(t, p, dir, vkey, lg)
 	p.stop(t)
 
-	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", freeAddr(t), "--name", "other.example/w", "--key-pkcs11", ref).CombinedOutput()
+	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", proctest.FreeAddr(t), "--name", "other.example/w", "--key-pkcs11", ref).CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("a witness's name and key are its identity")) {
 		t.Fatalf("restart under another name: %v\n%s", err, out)
 	}
@@ -56,7 +57,7 @@ func TestBinaryKeyInKMS(t *testing.T) {
 	p.stop(t)
 
 	kms.Disable(true)
-	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", freeAddr(t), "--name", "bin.example/w", "--key-kms", "alias/stele-log").CombinedOutput()
+	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", proctest.FreeAddr(t), "--name", "bin.example/w", "--key-kms", "alias/stele-log").CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("DisabledException")) {
 		t.Fatalf("disabled KMS key: %v\n%s", err, out)
 	}
@@ -64,7 +65,7 @@ func TestBinaryKeyInKMS(t *testing.T) {
 	fileDir := t.TempDir()
 	startWitnessProc(t, fileDir).stop(t)
 	kms.Disable(false)
-	out, err = exec.Command(witnessBinary(t), "--data-dir", fileDir, "--listen", freeAddr(t), "--name", "bin.example/w", "--key-kms", "alias/stele-log").CombinedOutput()
+	out, err = exec.Command(witnessBinary(t), "--data-dir", fileDir, "--listen", proctest.FreeAddr(t), "--name", "bin.example/w", "--key-kms", "alias/stele-log").CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("one witness has one key")) {
 		t.Fatalf("key file and KMS key: %v\n%s", err, out)
 	}
@@ -94,12 +95,12 @@ func TestBinaryKeyInGCPKMS(t *testing.T) {
 		{gcpkmstest.DisabledName, "FailedPrecondition"},
 		{gcpkmstest.P256Name, "not EC_SIGN_ED25519"},
 	} {
-		out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", freeAddr(t), "--name", "bin.example/w", "--key-gcpkms", c.name).CombinedOutput()
+		out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", proctest.FreeAddr(t), "--name", "bin.example/w", "--key-gcpkms", c.name).CombinedOutput()
 		if err == nil || !bytes.Contains(out, []byte(c.want)) {
 			t.Errorf("--key-gcpkms %s: %v\n%s\nwant %q", c.name, err, out, c.want)
 		}
 	}
-	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", freeAddr(t), "--name", "bin.example/w", "--key-gcpkms", gcpkmstest.Ed25519Name, "--key-kms", "alias/x").CombinedOutput()
+	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", proctest.FreeAddr(t), "--name", "bin.example/w", "--key-gcpkms", gcpkmstest.Ed25519Name, "--key-kms", "alias/x").CombinedOutput()
 	if err == nil || !bytes.Contains(out, []byte("give one")) {
 		t.Errorf("two keys: %v\n%s", err, out)
 	}

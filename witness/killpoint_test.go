@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stele-dev/stele/internal/proctest"
 )
 
 // TestKillBetweenCommitAndReply kills the real binary with SIGKILL at the
@@ -27,8 +29,8 @@ func TestKillBetweenCommitAndReply(t *testing.T) {
 	}
 
 	// Cosign size 3 normally, then hold the commit of size 5.
-	addr := freeAddr(t)
-	logs := &syncBuffer{}
+	addr := proctest.FreeAddr(t)
+	logs := &proctest.Buffer{}
 	cmd := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", addr, "--name", "bin.example/w", "--config", cfg)
 	cmd.Env = append(os.Environ(), "STELE_WITNESS_TEST_HOLD_AFTER_COMMIT=1h")
 	cmd.Stderr = logs

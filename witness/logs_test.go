@@ -76,7 +76,7 @@ func TestAddRemoveLogWhileRunning(t *testing.T) {
 	// Key rotation: a second key for the same origin; both verify.
 	rotated := lg.fork(8, "")
 	next := newTestLog(t, lg.origin)
-	rotated.skey, rotated.vkey, rotated.signer = next.skey, next.vkey, next.signer
+	rotated.vkey, rotated.signer = next.vkey, next.signer
 	if r := post(t, w.srv.URL, rotated.request(t, 8, 9)); r.status != http.StatusForbidden {
 		t.Fatalf("new key before it is added: %d", r.status)
 	}

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/stele-dev/stele/internal/promreg"
 )
 
 // metrics are the witness's Prometheus metrics, on a registry of its own so
@@ -25,42 +27,41 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+	reg := promreg.New()
+	f := promauto.With(reg)
+	return &metrics{
+		reg: reg,
+		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_witness_add_checkpoint_requests_total",
 			Help: "add-checkpoint requests (pushed and pulled), by HTTP status and reason.",
 		}, []string{"status", "reason"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		latency: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stele_witness_cosign_seconds",
 			Help:    "Time to check, cosign and durably record a checkpoint, for requests that got a cosignature.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}),
-		size: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		size: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stele_witness_log_size",
 			Help: "Size of the latest checkpoint cosigned, by log origin.",
 		}, []string{"origin"}),
-		evidence: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		evidence: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stele_witness_evidence_records",
 			Help: "Evidence records of conflicting checkpoints held in the store, by log origin (any non-zero value needs attention).",
 		}, []string{"origin"}),
-		evidenceDropped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		evidenceDropped: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stele_witness_evidence_dropped",
 			Help: "Evidence records dropped to keep a log's first and latest ones, by log origin.",
 		}, []string{"origin"}),
-		pulls: prometheus.NewCounterVec(prometheus.CounterOpts{
+		pulls: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_witness_pulls_total",
 			Help: "Pull-mode fetches, by origin and outcome (ok, fetch_error, refused).",
 		}, []string{"origin", "outcome"}),
-		subtrees: prometheus.NewCounterVec(prometheus.CounterOpts{
+		subtrees: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "stele_witness_sign_subtree_requests_total",
 			Help: "sign-subtree requests, by HTTP status and reason.",
 		}, []string{"status", "reason"}),
-		overQuota: newOverQuotaCounter(),
+		overQuota: newOverQuotaCounter(f),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.size, m.evidence, m.evidenceDropped, m.pulls, m.subtrees, m.overQuota,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
 }
 
 // observe records the outcome of one add-checkpoint.

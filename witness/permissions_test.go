@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stele-dev/stele/internal/durable/durabletest"
+	"github.com/stele-dev/stele/internal/proctest"
 )
 
 // TestFilePermissions runs the real stele-witness under umask 000: its
@@ -34,7 +35,7 @@ func TestFilePermissions(t *testing.T) {
 
 	os.Chmod(dir, 0o755)
 	os.Chmod(filepath.Join(dir, "state"), 0o755)
-	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", freeAddr(t), "--config", cfg).CombinedOutput()
+	out, err := exec.Command(witnessBinary(t), "--data-dir", dir, "--listen", proctest.FreeAddr(t), "--config", cfg).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "data directory "+dir+" is accessible to other users (mode -rwxr-xr-x)") ||
 		!strings.Contains(string(out), "chmod -R go-rwx "+dir) || !strings.Contains(string(out), "--fix-permissions") {
 		t.Fatalf("a 0755 data directory: %v\n%s", err, out)

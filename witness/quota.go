@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
 )
 
@@ -81,8 +82,8 @@ func (w *Witness) overQuota(origin string) *Error {
 	return e
 }
 
-func newOverQuotaCounter() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{
+func newOverQuotaCounter(f promauto.Factory) *prometheus.CounterVec {
+	return f.NewCounterVec(prometheus.CounterOpts{
 		Name: "stele_witness_over_quota_total",
 		Help: "add-checkpoint requests refused with 429 because the log was over the qpd its log list gives, by log origin.",
 	}, []string{"origin"})

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"math/bits"
 	"net/http"
 
@@ -231,13 +230,8 @@ func (k *witnessKey) verifiers() (note.Verifiers, error) {
 }
 
 func (w *Witness) serveSignSubtree(rw http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxRequestBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		e := refuse(http.StatusBadRequest, reasonMalformed, "reading request: %v", err)
-		if errors.As(err, &mbe) {
-			e = refuse(http.StatusBadRequest, reasonTooLarge, "request body is over %d bytes", maxRequestBytes)
-		}
+	body, e := readBody(rw, r)
+	if e != nil {
 		w.m.observeSubtree(e)
 		writeError(rw, e)
 		return

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -171,16 +170,7 @@ func TestSubtreeProofs(t *testing.T) {
 // postSubtree posts a sign-subtree request.
 func postSubtree(t *testing.T, url string, body []byte) response {
 	t.Helper()
-	resp, err := http.Post(url+"/sign-subtree", "", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{resp.StatusCode, resp.Header["Content-Type"], b}
+	return postTo(t, url+"/sign-subtree", body)
 }
 
 // subtreeBody builds a sign-subtree request.

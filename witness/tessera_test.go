@@ -2,7 +2,6 @@ package witness
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
+
+	"github.com/stele-dev/stele/internal/testlog"
 )
 
 func init() {
@@ -37,15 +38,8 @@ type tesseraLog struct {
 // logKey makes a log signing key for origin.
 func logKey(t testing.TB, origin string) (note.Signer, string) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, vkey
+	k := testlog.NewKey(t, origin)
+	return k.Signer, k.VKey
 }
 
 // policyFor is a C2SP tlog-policy naming one witness.

@@ -135,32 +135,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if nonEmpty(cfg.LogKeyFile, f.logKeyPKCS11, f.logKeyKMS, f.logKeyGCPKMS) > 1 {
-		return errors.New("--log-key, --log-key-pkcs11, --log-key-kms and --log-key-gcpkms name different keys: give one")
+	var closeKey io.Closer
+	cfg.LogKey, closeKey, err = f.outsideLogKey(cfg.Origin)
+	if err != nil {
+		return err
 	}
-	if f.logKeyGCPKMS != "" {
-		key, k, err := openGCPKMSKey(f.logKeyGCPKMS, cfg.Origin)
-		if err != nil {
-			return err
-		}
-		defer k.Close()
-		cfg.LogKey = key
-	}
-	if f.logKeyKMS != "" {
-		key, err := openKMSKey(f.logKeyKMS, cfg.Origin)
-		if err != nil {
-			return err
-		}
-		cfg.LogKey = key
-	}
-	if f.logKeyPKCS11 != "" {
-		key, k, err := openPKCS11Key(f.logKeyPKCS11, f.pkcs11PINFile, cfg.Origin)
-		if err != nil {
-			return err
-		}
-		defer k.Close()
-		cfg.LogKey = key
-	}
+	defer closeKey.Close()
 	limits := connlimit.Limits{HeaderTimeout: f.headerTimeout, IdleTimeout: f.idleTimeout, MaxConns: f.maxConns}
 	if err := limits.Check(); err != nil {
 		return err

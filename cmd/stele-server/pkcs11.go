@@ -1,63 +1,14 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 
 	"github.com/stele-dev/stele/internal/hsm"
-	"github.com/stele-dev/stele/internal/kmskey"
-	"github.com/stele-dev/stele/internal/logkey"
 	"github.com/stele-dev/stele/server"
 )
-
-// openPKCS11Key opens the log key in a PKCS#11 token (--log-key-pkcs11)
-// under origin, which must be given: a key in a token carries no name.
-func openPKCS11Key(ref, pinFile, origin string) (*logkey.Key, *hsm.Key, error) {
-	if origin == "" {
-		return nil, nil, errors.New("--log-key-pkcs11 needs --origin: a key in a token carries no log name (use the origin it was made for with 'stele-server pkcs11-keygen')")
-	}
-	c, err := hsm.ParseConfig(ref, pinFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	k, err := hsm.Open(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	key, err := logkey.FromSigner(origin, k)
-	if err != nil {
-		k.Close()
-		return nil, nil, err
-	}
-	return key, k, nil
-}
-
-// openKMSKey opens the log key in AWS KMS (--log-key-kms) under origin,
-// which must be given: a key in KMS carries no log name.
-func openKMSKey(ref, origin string) (*logkey.Key, error) {
-	if origin == "" {
-		return nil, errors.New("--log-key-kms needs --origin: a key in KMS carries no log name")
-	}
-	k, err := kmskey.Open(context.Background(), ref)
-	if err != nil {
-		return nil, err
-	}
-	return logkey.FromSigner(origin, k)
-}
-
-// nonEmpty counts the non-empty strings.
-func nonEmpty(ss ...string) int {
-	n := 0
-	for _, s := range ss {
-		if s != "" {
-			n++
-		}
-	}
-	return n
-}
 
 // pkcs11Keygen is `stele-server pkcs11-keygen`: generate the log's Ed25519
 // key inside a PKCS#11 token and print its verifier key.
@@ -88,7 +39,7 @@ func pkcs11Keygen(args []string) error {
 	if _, err := hsm.Generate(c); err != nil {
 		return err
 	}
-	key, k, err := openPKCS11Key(*ref, *pinFile, *origin)
+	key, k, err := pkcs11Key(*ref, *pinFile).logKey(*origin)
 	if err != nil {
 		return err
 	}

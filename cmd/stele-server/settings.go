@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -57,12 +58,14 @@ type option struct {
 	flag, key string
 	ptr       any // *string, *bool, *int, *int64, *uint, *float64 or *time.Duration
 	usage     string
+	fromJSON  func(json.RawMessage) error // sets *ptr from the config file's value
 }
 
 // opt declares a setting: p takes the default def now.
 func opt[T string | bool | int | int64 | uint | float64 | time.Duration](flagName, key string, p *T, def T, usage string) option {
 	*p = def
-	return option{flag: flagName, key: key, ptr: p, usage: usage}
+	return option{flag: flagName, key: key, ptr: p, usage: usage,
+		fromJSON: func(v json.RawMessage) error { return setNonZero(p, v) }}
 }
 
 // options is the table of stele-server's settings.
@@ -237,56 +240,41 @@ func loadFile(path string, opts []option, given map[string]bool) error {
 		if !ok || o.key == "" || (o.flag != "" && given[o.flag]) {
 			continue
 		}
-		if err := setFromJSON(o.ptr, v); err != nil {
+		if err := o.fromJSON(v); err != nil {
 			return fmt.Errorf("config %s: %s: %w", path, o.key, err)
 		}
 	}
 	return nil
 }
 
-// setFromJSON sets *ptr from the JSON value v unless v is null or its
-// type's zero value.
-func setFromJSON(ptr any, v json.RawMessage) error {
-	switch p := ptr.(type) {
-	case *string:
-		return setNonZero(p, v)
-	case *bool:
-		return setNonZero(p, v)
-	case *int:
-		return setNonZero(p, v)
-	case *int64:
-		return setNonZero(p, v)
-	case *uint:
-		return setNonZero(p, v)
-	case *float64:
-		return setNonZero(p, v)
-	case *time.Duration:
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return fmt.Errorf("durations are strings such as \"1s\" or \"250ms\"")
-		}
-		if s == "" {
-			return nil
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		if d != 0 {
-			*p = d
-		}
-		return nil
-	}
-	return fmt.Errorf("no JSON decoding for %T", ptr)
-}
-
+// setNonZero sets *p from the JSON value v unless v is null or its type's
+// zero value. A duration is a string such as "1s".
 func setNonZero[T comparable](p *T, v json.RawMessage) error {
 	var x, zero T
-	if err := json.Unmarshal(v, &x); err != nil {
+	if err := unmarshal(&x, v); err != nil {
 		return err
 	}
 	if x != zero {
 		*p = x
 	}
 	return nil
+}
+
+// unmarshal decodes the JSON value v into *x, a duration from a string
+// ("" is zero).
+func unmarshal(x any, v json.RawMessage) error {
+	d, ok := x.(*time.Duration)
+	if !ok {
+		return json.Unmarshal(v, x)
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return errors.New(`durations are strings such as "1s" or "250ms"`)
+	}
+	if s == "" {
+		return nil
+	}
+	var err error
+	*d, err = time.ParseDuration(s)
+	return err
 }

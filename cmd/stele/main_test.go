@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/stele-dev/stele/internal/cli"
+	"github.com/stele-dev/stele/internal/scriptcmd"
 )
 
 var update = flag.Bool("update", false, "rewrite the scripts' expected output (testscript UpdateScripts)")
@@ -84,8 +83,8 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		UpdateScripts:       *update,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":      cmdExits,
-			"waithttp":   cmdWaitHTTP,
+			"exits":      scriptcmd.Exits,
+			"waithttp":   scriptcmd.WaitHTTP,
 			"within":     cmdWithin,
 			"setenvfile": cmdSetenvFile,
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -113,52 +112,6 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// cmdExits is "exits N program [args...]": run program like exec, and check
-// that it exits with status N. ("! exec" only tells that it failed; stele's
-// exit codes tell a failure (1) from a usage error (2).)
-func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: exits N program [args...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("exits: bad status %q", args[0])
-	}
-	got := 0
-	if err := ts.Exec(args[1], args[2:]...); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			ts.Fatalf("exits: %v", err)
-		}
-		got = ee.ExitCode()
-	}
-	if got != want {
-		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
-	}
-}
-
-// cmdWaitHTTP is "waithttp URL": wait (up to a minute) until GET URL
-// answers 200, for a server started in the background with &name&.
-func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: waithttp URL")
-	}
-	var last error
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(args[0])
-		if err != nil {
-			last = err
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return
-		}
-		last = fmt.Errorf("HTTP status %s", resp.Status)
-	}
-	ts.Fatalf("waithttp %s: %v", args[0], last)
-}
-
 // cmdWithin is "within DURATION exits N program [args...]": exits, and
 // check that the program was done within DURATION. It pins promises about
 // waiting (an unreachable server reported in seconds, not minutes).
@@ -171,7 +124,7 @@ func cmdWithin(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("within: %v", err)
 	}
 	start := time.Now()
-	cmdExits(ts, false, args[2:])
+	scriptcmd.Exits(ts, false, args[2:])
 	if took := time.Since(start); took > d {
 		ts.Fatalf("%s took %s, want at most %s", args[3], took.Round(time.Millisecond), d)
 	}

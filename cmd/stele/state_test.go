@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/stele-dev/stele/internal/scriptcmd"
 )
 
 // stateSetup gives a script two servers' worth of loopback ports and the
@@ -33,7 +35,7 @@ func stateSetup(env *testscript.Env) error {
 
 // stateCmds are the scripts' own commands.
 var stateCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"exits": cmdExits,
+	"exits": scriptcmd.Exits,
 	// headlines N IN OUT: the first N lines of IN.
 	"headlines": func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 3 {
