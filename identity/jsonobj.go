@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -346,12 +347,37 @@ func (o obj) get(key string) (value, bool) {
 	if v, ok := o.lookup(key); ok {
 		return v, true
 	}
+	// Most members differ from key at the first byte or are shorter: a
+	// name that folds to an ASCII key is at least as long (only U+212A
+	// and U+017F, both longer, fold to ASCII letters) and starts with the
+	// key's first letter in either case or with a byte that is not ASCII.
+	ascii := isASCII(key)
 	for i := range o {
-		if strings.EqualFold(o[i].name, key) {
+		n := o[i].name
+		if ascii && (len(n) < len(key) || len(key) > 0 && n[0] < utf8.RuneSelf && lowerASCII(n[0]) != lowerASCII(key[0])) {
+			continue
+		}
+		if strings.EqualFold(n, key) {
 			return o[i].v, true
 		}
 	}
 	return value{}, false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // nativeID returns the string under exactly key: the dedup contract takes

@@ -215,6 +215,20 @@ func (s *scanner) number() (value, bool) {
 // text is UTF-8 already (scanText's precondition).
 func (s *scanner) str() (string, bool) {
 	b, start := s.s, s.i
+	// The common string: no escape before its closing quote, found with
+	// IndexByte, then only control characters to refuse.
+	if q := strings.IndexByte(b[start+1:], '"'); q >= 0 {
+		text := b[start+1 : start+1+q]
+		if strings.IndexByte(text, '\\') < 0 {
+			for j := 0; j < len(text); j++ {
+				if text[j] < 0x20 {
+					return "", false
+				}
+			}
+			s.i = start + q + 2
+			return text, true
+		}
+	}
 	i := s.i + 1
 	escaped := false
 	for ; i < len(b); i++ {
