@@ -153,10 +153,14 @@ func Normalize(format string, record []byte) (*stelev1.IdentityEvent, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownFormat, format, strings.Join(Formats(), ", "))
 	}
+	// The record's tree lives in d until Normalize returns: the view
+	// keeps only strings.
+	d := decoders.Get().(*decoder)
+	defer d.release()
 	var o obj
 	if n.anyValue {
 		// Any JSON value; only an object has fields to read.
-		v, err := decodeValue(record)
+		v, err := d.decode(record)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", format, err)
 		}
@@ -165,7 +169,7 @@ func Normalize(format string, record []byte) (*stelev1.IdentityEvent, error) {
 		}
 	} else {
 		var err error
-		if o, err = decodeObject(record); err != nil {
+		if o, err = d.decodeObject(record); err != nil {
 			return nil, fmt.Errorf("%s: %w", format, err)
 		}
 	}

@@ -67,8 +67,11 @@ type obj []member
 var emptyMembers = []member{}
 
 // decodeObject decodes record as one JSON object, keeping numbers as text.
-func decodeObject(record []byte) (obj, error) {
-	v, err := decodeValue(record)
+func decodeObject(record []byte) (obj, error) { return new(decoder).decodeObject(record) }
+
+// decodeObject is decodeObject into d's memory.
+func (d *decoder) decodeObject(record []byte) (obj, error) {
+	v, err := d.decode(record)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +93,11 @@ func decodeObject(record []byte) (obj, error) {
 // in its single pass; anything else goes through decodeJSONText, the
 // jsontext decoder, which words the refusal (or, past maxScanDepth, reads
 // it).
-func decodeValue(record []byte) (value, error) {
-	if v, ok := scanValue(record); ok {
+func decodeValue(record []byte) (value, error) { return new(decoder).decode(record) }
+
+// decode is decodeValue into d's memory.
+func (d *decoder) decode(record []byte) (value, error) {
+	if v, ok := d.scan(record); ok {
 		return v, nil
 	}
 	x, err := decodeJSONText(record)
@@ -104,7 +110,7 @@ func decodeValue(record []byte) (value, error) {
 // decodeText is decodeValue of text already held as a string (JSON text
 // inside a record's string), without copying it again on the fast path.
 func decodeText(text string) (value, error) {
-	if v, ok := scanString(text); ok {
+	if v, ok := new(decoder).scanString(text); ok {
 		return v, nil
 	}
 	x, err := decodeJSONText([]byte(text))

@@ -25,55 +25,91 @@ import (
 //
 // The record is copied once into a string; every unescaped string, name
 // and number of the tree is a substring of it.
-func scanValue(record []byte) (value, bool) {
+func scanValue(record []byte) (value, bool) { return new(decoder).scan(record) }
+
+// A decoder is the memory a record's tree is built in: the stack where an
+// object's members gather until it closes, the slab chunks the members of
+// closed objects and arrays are kept in, and a scratch buffer for
+// unquoting. Normalize takes one from decoders for each record and puts it
+// back when it is done with the tree, so a steady stream of records
+// allocates no tree memory at all. Nothing of the tree may outlive that:
+// the views it fills hold strings (substrings of the record's one copy),
+// never members.
+type decoder struct {
+	stack  []member
+	chunks [][]member
+	chunk  int // the chunk members are taken from
+	used   int // how much of it is taken
+	buf    []byte
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// A pooled decoder keeps at most maxPooledMembers members of chunks and
+// maxPooledStack of stack: a record of very many members leaves its
+// memory to the garbage collector. (What it keeps still points at earlier
+// records' text until overwritten: a few records' worth, in process.)
+const (
+	maxPooledMembers = 4096
+	maxPooledStack   = 1024
+	firstChunk       = 256
+)
+
+// release returns d to decoders; the trees it built must no longer be used.
+func (d *decoder) release() {
+	d.chunk, d.used = 0, 0
+	d.stack = d.stack[:0]
+	if cap(d.stack) > maxPooledStack {
+		d.stack = nil
+	}
+	kept := 0
+	for i, c := range d.chunks {
+		if kept += len(c); kept > maxPooledMembers {
+			clear(d.chunks[i:])
+			d.chunks = d.chunks[:i]
+			break
+		}
+	}
+	if cap(d.buf) > 1<<16 {
+		d.buf = nil
+	}
+	decoders.Put(d)
+}
+
+// scan is the fast path of d.decode (scanValue): the record is copied once
+// into a string, and every unescaped string, name and number of the tree
+// is a substring of it.
+func (d *decoder) scan(record []byte) (value, bool) {
 	if !utf8.Valid(record) {
 		return value{}, false
 	}
-	return scanText(string(record))
+	return d.scanText(string(record))
 }
 
-// scanString is scanValue of text held as a string.
-func scanString(text string) (value, bool) {
+// scanString is scan of text held as a string.
+func (d *decoder) scanString(text string) (value, bool) {
 	if !utf8.ValidString(text) {
 		return value{}, false
 	}
-	return scanText(text)
+	return d.scanText(text)
 }
 
 // scanText scans text, which is valid UTF-8: a record is checked once as a
 // whole, so no string in it need be checked again (outside strings any
 // byte that is not ASCII is a grammar error anyway).
-func scanText(text string) (value, bool) {
-	st := stacks.Get().(*[]member)
-	s := scanner{s: text, stack: (*st)[:0]}
-	// The slab for every object's and array's members: each member has a
-	// ':' (object members) or follows a '[' or ',' (array elements), so
-	// this is rarely short; take allocates more when it is.
-	s.slabSize = strings.Count(text, ":") + 2*strings.Count(text, "[")
+func (d *decoder) scanText(text string) (value, bool) {
+	s := scanner{s: text, d: d}
 	v, ok := s.value()
 	if ok {
 		s.ws()
 		ok = s.i == len(s.s)
 	}
-	// The stack goes back holding no record's strings.
-	clear(s.stack[:max(s.high, len(s.stack))])
-	if cap(s.stack) <= maxPooledStack {
-		*st = s.stack[:0]
-		stacks.Put(st)
-	}
+	d.stack = d.stack[:0]
 	if !ok {
 		return value{}, false
 	}
 	return v, true
 }
-
-// stacks holds the scanners' member stacks (where an object's members
-// gather until it closes) between records.
-var stacks = sync.Pool{New: func() any { s := make([]member, 0, 64); return &s }}
-
-// maxPooledStack bounds the stacks kept in the pool: the stack of a record
-// of very many members is left to the garbage collector.
-const maxPooledStack = 1024
 
 // maxScanDepth bounds the fast path's recursion; deeper records go to the
 // jsontext decoder (whose own limit is 10,000).
@@ -89,32 +125,26 @@ type scanner struct {
 	s     string
 	i     int
 	depth int
-	// stack holds the members of the objects and arrays being read, the
-	// innermost last.
-	stack []member
-	// slab is where closed objects' and arrays' members are kept: the
-	// tree's one allocation for them (or few, when slabSize was short).
-	slab     []member
-	slabSize int
-	// high is the most members the stack has held.
-	high int
+	d     *decoder
 }
 
 // take moves ms (the top of the stack) into the slab and returns the copy.
-func (s *scanner) take(ms []member) []member {
+func (d *decoder) take(ms []member) []member {
 	n := len(ms)
-	s.high = max(s.high, len(s.stack))
 	if n == 0 {
 		return emptyMembers
 	}
-	if cap(s.slab)-len(s.slab) < n {
-		size := max(n, s.slabSize, 16)
-		s.slab = make([]member, 0, size)
-		s.slabSize = size
+	for d.chunk < len(d.chunks) && len(d.chunks[d.chunk])-d.used < n {
+		d.chunk++
+		d.used = 0
 	}
-	l := len(s.slab)
-	s.slab = s.slab[:l+n]
-	out := s.slab[l : l+n : l+n]
+	if d.chunk == len(d.chunks) {
+		size := firstChunk << min(len(d.chunks), 8)
+		d.chunks = append(d.chunks, make([]member, max(n, size)))
+	}
+	c := d.chunks[d.chunk]
+	out := c[d.used : d.used+n : d.used+n]
+	d.used += n
 	copy(out, ms)
 	return out
 }
@@ -251,7 +281,8 @@ func (s *scanner) str() (string, bool) {
 	if !escaped {
 		return b[start+1 : i], true
 	}
-	u, err := jsontext.AppendUnquote(nil, b[start:i+1])
+	u, err := jsontext.AppendUnquote(s.d.buf[:0], b[start:i+1])
+	s.d.buf = u
 	if err != nil {
 		return "", false
 	}
@@ -269,7 +300,7 @@ func (s *scanner) object() (value, bool) {
 		s.i++
 		return value{kind: kindObject, members: emptyMembers}, true
 	}
-	start := len(s.stack)
+	start := len(s.d.stack)
 	var seen map[string]struct{} // the names, once there are many
 	for {
 		s.ws()
@@ -286,14 +317,14 @@ func (s *scanner) object() (value, bool) {
 			}
 			seen[name] = struct{}{}
 		} else {
-			for j := start; j < len(s.stack); j++ {
-				if s.stack[j].name == name {
+			for j := start; j < len(s.d.stack); j++ {
+				if s.d.stack[j].name == name {
 					return value{}, false
 				}
 			}
-			if len(s.stack)-start >= dupScanMax {
+			if len(s.d.stack)-start >= dupScanMax {
 				seen = make(map[string]struct{}, 2*dupScanMax)
-				for _, m := range s.stack[start:] {
+				for _, m := range s.d.stack[start:] {
 					seen[m.name] = struct{}{}
 				}
 				seen[name] = struct{}{}
@@ -308,7 +339,7 @@ func (s *scanner) object() (value, bool) {
 		if !ok {
 			return value{}, false
 		}
-		s.stack = append(s.stack, member{name: name, v: v})
+		s.d.stack = append(s.d.stack, member{name: name, v: v})
 		s.ws()
 		if s.i >= len(s.s) {
 			return value{}, false
@@ -318,8 +349,8 @@ func (s *scanner) object() (value, bool) {
 			s.i++
 		case '}':
 			s.i++
-			ms := s.take(s.stack[start:])
-			s.stack = s.stack[:start]
+			ms := s.d.take(s.d.stack[start:])
+			s.d.stack = s.d.stack[:start]
 			return value{kind: kindObject, members: ms}, true
 		default:
 			return value{}, false
@@ -338,13 +369,13 @@ func (s *scanner) array() (value, bool) {
 		s.i++
 		return value{kind: kindArray, members: emptyMembers}, true
 	}
-	start := len(s.stack)
+	start := len(s.d.stack)
 	for {
 		v, ok := s.value()
 		if !ok {
 			return value{}, false
 		}
-		s.stack = append(s.stack, member{v: v})
+		s.d.stack = append(s.d.stack, member{v: v})
 		s.ws()
 		if s.i >= len(s.s) {
 			return value{}, false
@@ -354,8 +385,8 @@ func (s *scanner) array() (value, bool) {
 			s.i++
 		case ']':
 			s.i++
-			ms := s.take(s.stack[start:])
-			s.stack = s.stack[:start]
+			ms := s.d.take(s.d.stack[start:])
+			s.d.stack = s.d.stack[:start]
 			return value{kind: kindArray, members: ms}, true
 		default:
 			return value{}, false
