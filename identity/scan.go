@@ -57,6 +57,13 @@ const (
 
 // release returns d to decoders; the trees it built must no longer be used.
 func (d *decoder) release() {
+	d.reset()
+	decoders.Put(d)
+}
+
+// reset makes d's memory free for the next record; the trees it built
+// must no longer be used.
+func (d *decoder) reset() {
 	d.chunk, d.used = 0, 0
 	d.stack = d.stack[:0]
 	if cap(d.stack) > maxPooledStack {
@@ -73,7 +80,6 @@ func (d *decoder) release() {
 	if cap(d.buf) > 1<<16 {
 		d.buf = nil
 	}
-	decoders.Put(d)
 }
 
 // scan is the fast path of d.decode (scanValue): the record is copied once
