@@ -47,6 +47,21 @@ var laRenames = map[string]string{
 	"resourceidentity": "resourceId",
 }
 
+// laRename looks name up in laRenames as strings.ToLower(name) would,
+// without lower-casing an ASCII name into a new string.
+func laRename(name string) (string, bool) {
+	if !isASCII(name) {
+		r, ok := laRenames[strings.ToLower(name)]
+		return r, ok
+	}
+	for k, r := range laRenames {
+		if strings.EqualFold(name, k) { // k is lower-case ASCII
+			return r, true
+		}
+	}
+	return "", false
+}
+
 // laProps rewrites a row as diagnostic properties: the export suffixes
 // dropped from column names, the first letter lower-cased, renamed columns
 // renamed, and JSON text in a column decoded when it is an object or an
@@ -60,7 +75,7 @@ func laProps(o obj) (obj, error) {
 			return nil, fmt.Errorf("column %q is in the exporter's local time, whose zone the file does not say: export the query in UTC", k)
 		}
 		name = strings.TrimSuffix(name, laUTCSuffix)
-		if r, ok := laRenames[strings.ToLower(name)]; ok {
+		if r, ok := laRename(name); ok {
 			name = r
 		} else if name != "" {
 			name = strings.ToLower(name[:1]) + name[1:]

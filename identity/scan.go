@@ -41,6 +41,9 @@ type decoder struct {
 	chunk  int // the chunk members are taken from
 	used   int // how much of it is taken
 	buf    []byte
+	// hint is the member count the first record's text suggests: each
+	// object member has a ':', each array element follows a '[' or ','.
+	hint int
 }
 
 var decoders = sync.Pool{New: func() any { return new(decoder) }}
@@ -104,6 +107,9 @@ func (d *decoder) scanString(text string) (value, bool) {
 // whole, so no string in it need be checked again (outside strings any
 // byte that is not ASCII is a grammar error anyway).
 func (d *decoder) scanText(text string) (value, bool) {
+	if len(d.chunks) == 0 {
+		d.hint = strings.Count(text, ":") + 2*strings.Count(text, "[") + 1
+	}
 	s := scanner{s: text, d: d}
 	v, ok := s.value()
 	if ok {
@@ -146,6 +152,10 @@ func (d *decoder) take(ms []member) []member {
 	}
 	if d.chunk == len(d.chunks) {
 		size := firstChunk << min(len(d.chunks), 8)
+		if len(d.chunks) == 0 && d.hint > 0 {
+			// A fresh decoder's first chunk is sized for its record.
+			size = d.hint
+		}
 		d.chunks = append(d.chunks, make([]member, max(n, size)))
 	}
 	c := d.chunks[d.chunk]
