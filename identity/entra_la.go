@@ -26,7 +26,8 @@ const (
 // the CSV export's " [UTC]"/" [Local Time]" suffix).
 func isLARow(o obj) bool {
 	for _, m := range o {
-		if strings.EqualFold(strings.TrimSuffix(strings.TrimSuffix(m.name, laUTCSuffix), laLocalSuffix), "TimeGenerated") {
+		// The suffixes only shorten the name and keep its first byte.
+		if mayFold(m.name, "TimeGenerated") && strings.EqualFold(strings.TrimSuffix(strings.TrimSuffix(m.name, laUTCSuffix), laLocalSuffix), "TimeGenerated") {
 			return true
 		}
 	}

@@ -360,7 +360,7 @@ func (o obj) get(key string) (value, bool) {
 	ascii := isASCII(key)
 	for i := range o {
 		n := o[i].name
-		if ascii && (len(n) < len(key) || len(key) > 0 && n[0] < utf8.RuneSelf && lowerASCII(n[0]) != lowerASCII(key[0])) {
+		if ascii && !mayFold(n, key) {
 			continue
 		}
 		if strings.EqualFold(n, key) {
@@ -368,6 +368,17 @@ func (o obj) get(key string) (value, bool) {
 		}
 	}
 	return value{}, false
+}
+
+// mayFold is false when name cannot match the ASCII key under
+// strings.EqualFold: it is shorter (only U+212A and U+017F, both longer
+// than the letters they fold to, fold to ASCII), or its first byte is an
+// ASCII character other than the key's first, in either case.
+func mayFold(name, key string) bool {
+	if len(name) < len(key) {
+		return false
+	}
+	return len(key) == 0 || name[0] >= utf8.RuneSelf || lowerASCII(name[0]) == lowerASCII(key[0])
 }
 
 func isASCII(s string) bool {
