@@ -21,8 +21,8 @@ import (
 // cheaper than hashing and needs no map per object; a string or number is
 // a substring of one string copy of the record (an escaped string alone
 // has text of its own); and the members of every object and array of one
-// record come from one slab. See docs/decisions.md, "The value tree is
-// slices over one copy of the record".
+// record come from the slab of a pooled decoder (scan.go). See
+// docs/decisions.md, "The normaliser's tree".
 
 // kind is the JSON type of a value.
 type kind uint8

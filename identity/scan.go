@@ -41,8 +41,9 @@ type decoder struct {
 	chunk  int // the chunk members are taken from
 	used   int // how much of it is taken
 	buf    []byte
-	// hint is the member count the first record's text suggests: each
-	// object member has a ':', each array element follows a '[' or ','.
+	// hint sizes a fresh decoder's first chunk from its first record: an
+	// object member has a ':' (so do some strings), an array is guessed at
+	// two elements. When it is short, take adds a chunk.
 	hint int
 }
 
