@@ -84,6 +84,16 @@ func TestActivityKey(t *testing.T) {
 			t.Errorf("activityKey(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// The ASCII pass answers exactly as the general rule.
+	cases := []string{"", ".", "..", " . ", "a .", "A\vB\fC\r\n.", "x\u00a0y", "Ünïcode Name.", "\x85a", "tab\tend\t", "Add  member  to  role ."}
+	for name := range entraActivities {
+		cases = append(cases, name, strings.ToUpper(name)+".")
+	}
+	for _, in := range cases {
+		if got, want := activityKey(in), activityKeyText(in); got != want {
+			t.Errorf("activityKey(%q) = %q, activityKeyText gives %q", in, got, want)
+		}
+	}
 }
 
 // TestCatalogueDocumented: every Entra activity, Okta eventType and

@@ -39,6 +39,25 @@ func BenchmarkNormalize(b *testing.B) {
 	}
 }
 
+// BenchmarkNormalizeOnly is BenchmarkNormalize without the stored
+// encoding: identity.Normalize alone, the normaliser's share of ingest:
+// go test ./identity -run '^$' -bench NormalizeOnly -benchmem
+func BenchmarkNormalizeOnly(b *testing.B) {
+	for _, f := range fixtures(b) {
+		b.Run(f.Format+"/"+f.Name, func(b *testing.B) {
+			b.SetBytes(int64(len(f.Record)))
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if _, err := Normalize(f.Format, f.Record); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
 // BenchmarkDecode compares, on each golden fixture, the single-pass fast
 // path (what Normalize uses) with the jsontext decoder it is held to:
 // go test ./identity -run '^$' -bench Decode -benchmem
@@ -47,7 +66,7 @@ func BenchmarkDecode(b *testing.B) {
 		for _, d := range []struct {
 			name   string
 			decode func([]byte) (any, error)
-		}{{"fast", decodeValue}, {"jsontext", decodeJSONText}} {
+		}{{"fast", func(r []byte) (any, error) { return decodeValue(r) }}, {"jsontext", decodeJSONText}} {
 			b.Run(f.Format+"/"+f.Name+"/"+d.name, func(b *testing.B) {
 				b.SetBytes(int64(len(f.Record)))
 				b.ReportAllocs()

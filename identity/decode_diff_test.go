@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -95,17 +96,21 @@ func decodeBoth(t *testing.T, record []byte) {
 func scanBoth(t *testing.T, record []byte) {
 	t.Helper()
 	want, wantErr := decodeJSONText(record)
-	fast, ok := scanValue(record)
+	// A pooled decoder, as Normalize uses: its memory has held other
+	// records before.
+	d := decoders.Get().(*decoder)
+	defer d.release()
+	fast, ok := d.scan(record)
 	switch {
 	case ok && wantErr != nil:
 		t.Fatalf("%q: fast path accepted %#v, jsontext refuses it: %v", record, fast, wantErr)
-	case ok && !reflect.DeepEqual(fast, want):
+	case ok && !reflect.DeepEqual(toAny(fast), want):
 		t.Fatalf("%q: fast path decoded %#v, jsontext %#v", record, fast, want)
 	case !ok && wantErr == nil && bytes.Count(record, []byte("{"))+bytes.Count(record, []byte("[")) <= maxScanDepth:
 		t.Fatalf("%q: fast path refused a record jsontext reads as %#v", record, want)
 	}
 	got, gotErr := decodeValue(record)
-	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !reflect.DeepEqual(toAny(got), want) {
 		t.Fatalf("%q: decodeValue gave (%#v, %v), jsontext (%#v, %v)", record, got, gotErr, want, wantErr)
 	}
 }
@@ -135,6 +140,31 @@ var decodeDiffCases = []string{
 	`{"a":"\"quoted\""}`, `{"\"":1,"\u0022":2}`, `"\ud83d\ude00"`, `"\ude00\ud83d"`, `[`, `{`, `{"a"`, `{"a":`, `"`, ``, ` `,
 }
 
+// manyNames returns an object of n members named k0…k(n-1), with extra
+// members appended: the fast path checks duplicates with a set past
+// dupScanMax members.
+func manyNames(n int, extra ...string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+	}
+	for _, e := range extra {
+		b.WriteString(e + ",")
+	}
+	return strings.TrimSuffix(b.String(), ",") + "}"
+}
+
+// largeCases are decodeDiffCases past dupScanMax: distinct names, and a
+// name repeated (plainly, escaped, and in a nested object) before and
+// after the check switches to a set.
+var largeCases = []string{
+	manyNames(dupScanMax - 1), manyNames(dupScanMax), manyNames(dupScanMax + 1), manyNames(3 * dupScanMax),
+	manyNames(dupScanMax-1, `"k0":0`), manyNames(dupScanMax, `"k0":0`), manyNames(dupScanMax+1, `"k5":0`),
+	manyNames(3*dupScanMax, `"k40":0`), manyNames(3*dupScanMax, `"\u006b40":0`), manyNames(3*dupScanMax, `"x":[`+manyNames(40, `"k39":1`)+`]`),
+	manyNames(3*dupScanMax, `"x":`+manyNames(40), `"x":1`),
+}
+
 // TestDecodeDifferential: on every golden fixture and on hand-made edge
 // cases (escaped and duplicate names, surrogates, invalid UTF-8, bad
 // grammar) the decoder gives exactly the reference decoder's tree or
@@ -147,9 +177,21 @@ func TestDecodeDifferential(t *testing.T) {
 	for _, c := range decodeDiffCases {
 		decodeBoth(t, []byte(c))
 	}
-	// The shared names are the same strings on a second pass.
-	for _, fx := range fixtures(t) {
-		decodeBoth(t, fx.Record)
+	for _, c := range largeCases {
+		decodeBoth(t, []byte(c))
+	}
+	// One decoder reused record after record (its chunks and stack hold
+	// the earlier records' members) builds each tree as a fresh one does.
+	d := new(decoder)
+	for range 3 {
+		for _, fx := range fixtures(t) {
+			got, err := d.decode(fx.Record)
+			want, wantErr := decodeValue(fx.Record)
+			if err != nil || wantErr != nil || !reflect.DeepEqual(toAny(got), toAny(want)) {
+				t.Fatalf("%s/%s: reused decoder gave %v (%v), a fresh one %v (%v)", fx.Format, fx.Name, toAny(got), err, toAny(want), wantErr)
+			}
+			d.reset()
+		}
 	}
 }
 
@@ -158,6 +200,9 @@ func FuzzDecodeDifferential(f *testing.F) {
 		f.Add(fx.Record)
 	}
 	for _, c := range decodeDiffCases {
+		f.Add([]byte(c))
+	}
+	for _, c := range largeCases {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, record []byte) { decodeBoth(t, record) })
@@ -206,4 +251,27 @@ func FuzzUnquote(f *testing.F) {
 			t.Fatalf("unquote(%q) = %q, encoding/json gives %q", s, got, want)
 		}
 	})
+}
+
+// TestDecoderPoolBound: a pooled decoder that read a record of very many
+// members keeps at most maxPooledMembers of them for the next record, and
+// refuses a duplicate name that only the set (past dupScanMax) sees.
+func TestDecoderPoolBound(t *testing.T) {
+	d := new(decoder)
+	big := manyNames(20000)
+	v, err := d.decode([]byte(big))
+	if err != nil || len(v.members) != 20000 {
+		t.Fatalf("decoded %d members, %v", len(v.members), err)
+	}
+	d.reset()
+	kept := 0
+	for _, c := range d.chunks {
+		kept += len(c)
+	}
+	if kept > maxPooledMembers {
+		t.Fatalf("decoder keeps %d members after reset, over maxPooledMembers %d", kept, maxPooledMembers)
+	}
+	if _, err := d.decode([]byte(manyNames(20000, `"k19999":1`))); err == nil || !strings.Contains(err.Error(), "duplicate key at /k19999") {
+		t.Fatalf("a duplicate past dupScanMax: %v", err)
+	}
 }

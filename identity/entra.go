@@ -16,6 +16,7 @@ import (
 type auditRecord struct {
 	key     string // activityKey of the activity name
 	targets []obj
+	mods    [][]obj // each target's modifiedProperties
 	details []obj
 }
 
@@ -61,12 +62,15 @@ func auditProperties(p obj, ev *stelev1.IdentityEvent) error {
 	if a.targets, err = p.objects("targetResources", "targetResources"); err != nil {
 		return err
 	}
+	a.mods = make([][]obj, len(a.targets))
 	for i, t := range a.targets {
 		tg := &stelev1.Target{NativeType: t.str("type"), Id: t.str("id"), Login: t.str("userPrincipalName"), DisplayName: t.str("displayName")}
-		mps, err := t.objects("modifiedProperties", fmt.Sprintf("targetResources[%d].modifiedProperties", i))
+		// The path is worded only for an error: most records have none.
+		mps, err := t.objects("modifiedProperties", "modifiedProperties")
 		if err != nil {
-			return err
+			return fmt.Errorf("targetResources[%d].%w", i, err)
 		}
+		a.mods[i] = mps
 		for _, mp := range mps {
 			tg.Changes = append(tg.Changes, &stelev1.PropertyChange{Name: mp.str("displayName"), OldValue: nullable(mp.nullable("oldValue")), NewValue: nullable(mp.nullable("newValue"))})
 		}
@@ -126,7 +130,7 @@ func nullable(n nullStr) *stelev1.NullableString {
 // legacy records, a number (0 success, 1 failure, 2 timeout).
 func entraResult(ev *stelev1.IdentityEvent, o obj, key string) *stelev1.Outcome {
 	v, _ := o.get(key)
-	if _, num := v.(json.Number); num {
+	if v.kind == kindNumber {
 		addFlag(ev, FlagNumericResult)
 	}
 	text := scalarText(v)
@@ -193,8 +197,7 @@ func detail(a *auditRecord, key string) string {
 // property returns the first modified property named name across the
 // targets, as its new value (or old value when the new one is null).
 func property(a *auditRecord, name string) (old, new nullStr) {
-	for _, t := range a.targets {
-		mps, _ := t.objects("modifiedProperties", "")
+	for _, mps := range a.mods {
 		for _, mp := range mps {
 			if strings.EqualFold(mp.str("displayName"), name) {
 				return mp.nullable("oldValue"), mp.nullable("newValue")

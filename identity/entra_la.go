@@ -25,8 +25,9 @@ const (
 // isLARow tells a Log Analytics row: it has TimeGenerated (with or without
 // the CSV export's " [UTC]"/" [Local Time]" suffix).
 func isLARow(o obj) bool {
-	for k := range o {
-		if strings.EqualFold(strings.TrimSuffix(strings.TrimSuffix(k, laUTCSuffix), laLocalSuffix), "TimeGenerated") {
+	for _, m := range o {
+		// The suffixes only shorten the name and keep its first byte.
+		if mayFold(m.name, "TimeGenerated") && strings.EqualFold(strings.TrimSuffix(strings.TrimSuffix(m.name, laUTCSuffix), laLocalSuffix), "TimeGenerated") {
 			return true
 		}
 	}
@@ -47,37 +48,66 @@ var laRenames = map[string]string{
 	"resourceidentity": "resourceId",
 }
 
+// laRename looks name up in laRenames as strings.ToLower(name) would,
+// without lower-casing an ASCII name into a new string.
+func laRename(name string) (string, bool) {
+	if !isASCII(name) {
+		r, ok := laRenames[strings.ToLower(name)]
+		return r, ok
+	}
+	for k, r := range laRenames {
+		if strings.EqualFold(name, k) { // k is lower-case ASCII
+			return r, true
+		}
+	}
+	return "", false
+}
+
 // laProps rewrites a row as diagnostic properties: the export suffixes
 // dropped from column names, the first letter lower-cased, renamed columns
 // renamed, and JSON text in a column decoded when it is an object or an
 // array (other text stays as it is). A column exported in local time is refused: its zone is unknown.
 func laProps(o obj) (obj, error) {
-	p := make(obj, len(o))
-	for k, v := range o {
+	p := make(obj, 0, len(o))
+	for _, m := range o {
+		k, v := m.name, m.v
 		name := k
 		if strings.HasSuffix(name, laLocalSuffix) {
 			return nil, fmt.Errorf("column %q is in the exporter's local time, whose zone the file does not say: export the query in UTC", k)
 		}
 		name = strings.TrimSuffix(name, laUTCSuffix)
-		if r, ok := laRenames[strings.ToLower(name)]; ok {
+		if r, ok := laRename(name); ok {
 			name = r
 		} else if name != "" {
 			name = strings.ToLower(name[:1]) + name[1:]
 		}
-		if s, ok := v.(string); ok {
-			if t := strings.TrimSpace(s); len(t) > 1 && (t[0] == '{' || t[0] == '[') {
+		if v.kind == kindString {
+			if t := strings.TrimSpace(v.text); len(t) > 1 && (t[0] == '{' || t[0] == '[') {
 				// Text that is not JSON stays text (a user agent may start
 				// with "["); JSON with two readings is refused like a record.
-				if dv, err := decodeValue([]byte(t)); err == nil {
+				if dv, err := decodeText(t); err == nil {
 					v = dv
 				} else if !strings.HasPrefix(err.Error(), "record is not valid JSON") && !strings.HasPrefix(err.Error(), "record has trailing data") && !strings.HasPrefix(err.Error(), "record holds more than one") {
 					return nil, fmt.Errorf("column %q holds JSON text that does not decode: %v", k, err)
 				}
 			}
 		}
-		p[name] = v
+		p = p.set(name, v)
 	}
 	return p, nil
+}
+
+// set returns o with name set to v: replaced where o has exactly name,
+// else appended. (Two columns may come to the same property name; the
+// later in the row counts.)
+func (o obj) set(name string, v value) obj {
+	for i := range o {
+		if o[i].name == name {
+			o[i].v = v
+			return o
+		}
+	}
+	return append(o, member{name: name, v: v})
 }
 
 // laCategory is the diagnostic category of a row: from its Type (the

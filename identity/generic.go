@@ -1,8 +1,8 @@
 package identity
 
 import (
-	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -17,7 +17,8 @@ func genericJSON(o obj, ev *stelev1.IdentityEvent) error {
 	ev.Source = &stelev1.IdentitySource{Provider: "json"}
 	ev.NativeId = o.nativeID("id")
 	for _, k := range []string{"time", "timestamp"} {
-		if s, ok := o[k].(string); ok && s != "" {
+		if v, _ := o.lookup(k); v.kind == kindString && v.text != "" {
+			s := v.text
 			if err := setTime(ev, k, s); err != nil {
 				return err
 			}
@@ -59,9 +60,8 @@ func ocsfInput(o obj, ev *stelev1.IdentityEvent) error {
 		ev.NativeService = prod.str("name")
 	}
 	if v, ok := o.get("time"); ok {
-		n, isNum := v.(json.Number)
-		ms, err := n.Int64()
-		if !isNum || err != nil {
+		ms, err := strconv.ParseInt(v.text, 10, 64)
+		if v.kind != kindNumber || err != nil {
 			return fmt.Errorf("time is %s, want epoch milliseconds as an integer", jsonType(v))
 		}
 		// Years 0001 to 9999, the range of a protobuf Timestamp.
@@ -69,7 +69,7 @@ func ocsfInput(o obj, ev *stelev1.IdentityEvent) error {
 			return fmt.Errorf("time %d is outside the years 0001 to 9999", ms)
 		}
 		ev.EventTime = timestamppb.New(msTime(ms))
-		ev.EventTimeText = n.String()
+		ev.EventTimeText = v.text
 	}
 	ev.NativeAction = o.str("activity_name")
 	ev.NativeCategory = o.str("class_name")
@@ -114,13 +114,12 @@ func intField(o obj, key string) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("%s is missing: an OCSF event names its class and activity", key)
 	}
-	n, isNum := v.(json.Number)
-	if !isNum {
+	if v.kind != kindNumber {
 		return 0, fmt.Errorf("%s is a JSON %s, want an integer", key, jsonType(v))
 	}
-	i, err := n.Int64()
+	i, err := strconv.ParseInt(v.text, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s is not an integer", key, n)
+		return 0, fmt.Errorf("%s %s is not an integer", key, v.text)
 	}
 	return i, nil
 }

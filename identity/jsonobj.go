@@ -6,49 +6,178 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// obj is a decoded JSON object. Keys are looked up exactly first and then
-// case-insensitively, because providers spell some keys both ways ("Level"
-// and "level", "type" and "Type").
-type obj map[string]any
+// The decoded record is a tree of values laid out for reading, not
+// writing: an object is its members in document order (obj), looked up by
+// a linear scan, which for the few dozen members of a provider object is
+// cheaper than hashing and needs no map per object; a string or number is
+// a substring of one string copy of the record (an escaped string alone
+// has text of its own); and the members of every object and array of one
+// record come from the slab of a pooled decoder (scan.go). See
+// docs/decisions.md, "The normaliser's tree".
+
+// kind is the JSON type of a value.
+type kind uint8
+
+const (
+	kindNull kind = iota
+	kindFalse
+	kindTrue
+	kindNumber
+	kindString
+	kindObject
+	kindArray
+)
+
+// value is one decoded JSON value. The zero value is null.
+type value struct {
+	kind kind
+	// text is a string's text, or a number's JSON spelling (numbers are
+	// kept as text, never rounded).
+	text string
+	// members are an object's members in document order, or an array's
+	// elements (members without names). Never nil for an object or array,
+	// so an empty object is told from an absent one.
+	members []member
+}
+
+// member is one name and value of an object (or one array element, with
+// no name).
+type member struct {
+	name string
+	v    value
+}
+
+// obj is a decoded JSON object: its members in document order, names
+// unique (decodeValue refuses a name twice). Keys are looked up exactly
+// first and then case-insensitively, because providers spell some keys
+// both ways ("Level" and "level", "type" and "Type"). A nil obj is an
+// absent object; an empty one is not nil.
+type obj []member
+
+// emptyMembers are the members of an empty object or array: not nil.
+var emptyMembers = []member{}
 
 // decodeObject decodes record as one JSON object, keeping numbers as text.
-func decodeObject(record []byte) (obj, error) {
-	v, err := decodeValue(record)
+func decodeObject(record []byte) (obj, error) { return new(decoder).decodeObject(record) }
+
+// decodeObject is decodeObject into d's memory.
+func (d *decoder) decodeObject(record []byte) (obj, error) {
+	v, err := d.decode(record)
 	if err != nil {
 		return nil, err
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
+	if v.kind != kindObject {
 		return nil, fmt.Errorf("record is a JSON %s, not an object", jsonType(v))
 	}
-	return obj(m), nil
+	return obj(v.members), nil
 }
 
 // decodeValue decodes record as exactly one JSON value, keeping numbers as
-// their JSON text. It tokenises with jsontext, which is several times faster
-// than encoding/json's reflection into any and checks the grammar as
-// strictly. It refuses what two JSON parsers may read differently (RFC 8259
-// section 4 leaves duplicate names to the implementation; I-JSON, RFC 7493,
-// forbids them and invalid Unicode): a name twice in one object, and text
-// that is not UTF-8 (raw bytes or an escaped lone surrogate). The log commits
-// to the raw bytes, so the record must have one reading only.
+// their JSON text. It refuses what two JSON parsers may read differently
+// (RFC 8259 section 4 leaves duplicate names to the implementation;
+// I-JSON, RFC 7493, forbids them and invalid Unicode): a name twice in one
+// object, and text that is not UTF-8 (raw bytes or an escaped lone
+// surrogate). The log commits to the raw bytes, so the record must have
+// one reading only.
 //
 // A record scanValue accepts (any well-formed record of sane depth) is read
 // in its single pass; anything else goes through decodeJSONText, the
-// jsontext decoder, which words the refusal.
-func decodeValue(record []byte) (any, error) {
-	if v, ok := scanValue(record); ok {
+// jsontext decoder, which words the refusal (or, past maxScanDepth, reads
+// it).
+func decodeValue(record []byte) (value, error) { return new(decoder).decode(record) }
+
+// decode is decodeValue into d's memory.
+func (d *decoder) decode(record []byte) (value, error) {
+	if v, ok := d.scan(record); ok {
 		return v, nil
 	}
-	return decodeJSONText(record)
+	x, err := decodeJSONText(record)
+	if err != nil {
+		return value{}, err
+	}
+	return fromAny(x), nil
+}
+
+// decodeText is decodeValue of text already held as a string (JSON text
+// inside a record's string), without copying it again on the fast path.
+func decodeText(text string) (value, error) {
+	if v, ok := new(decoder).scanString(text); ok {
+		return v, nil
+	}
+	x, err := decodeJSONText([]byte(text))
+	if err != nil {
+		return value{}, err
+	}
+	return fromAny(x), nil
+}
+
+// fromAny converts the jsontext decoder's tree (nil, bool, string,
+// json.Number, []any, map[string]any) to a value. A map has no order; its
+// members are sorted by name so the result does not vary.
+func fromAny(x any) value {
+	switch x := x.(type) {
+	case bool:
+		if x {
+			return value{kind: kindTrue}
+		}
+		return value{kind: kindFalse}
+	case string:
+		return value{kind: kindString, text: x}
+	case json.Number:
+		return value{kind: kindNumber, text: string(x)}
+	case []any:
+		ms := make([]member, len(x))
+		for i, e := range x {
+			ms[i].v = fromAny(e)
+		}
+		return value{kind: kindArray, members: ms}
+	case map[string]any:
+		ms := make([]member, 0, len(x))
+		for k, e := range x {
+			ms = append(ms, member{name: k, v: fromAny(e)})
+		}
+		slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.name, b.name) })
+		return value{kind: kindObject, members: ms}
+	}
+	return value{}
+}
+
+// toAny converts v to the tree the jsontext decoder builds (nil, bool,
+// string, json.Number, []any, map[string]any): what tests compare, and
+// what nullable marshals with encoding/json.
+func toAny(v value) any {
+	switch v.kind {
+	case kindFalse:
+		return false
+	case kindTrue:
+		return true
+	case kindNumber:
+		return json.Number(v.text)
+	case kindString:
+		return v.text
+	case kindArray:
+		a := make([]any, len(v.members))
+		for i, m := range v.members {
+			a[i] = toAny(m.v)
+		}
+		return a
+	case kindObject:
+		m := make(map[string]any, len(v.members))
+		for _, e := range v.members {
+			m[e.name] = toAny(e.v)
+		}
+		return m
+	}
+	return nil
 }
 
 // decodeJSONText is decodeValue through jsontext: the reference the fast
@@ -105,8 +234,7 @@ func isUTF8Err(err error) bool {
 // readValue reads the next JSON value from d as nil, bool, string,
 // json.Number, []any or map[string]any. Strings, names and numbers are read
 // as raw values (ReadValue checks them exactly as ReadToken does, duplicate
-// names included) so that an object's names can be shared (names) instead
-// of allocated once per record.
+// names included).
 func readValue(d *jsontext.Decoder) (any, error) {
 	switch d.PeekKind() {
 	case '"':
@@ -139,7 +267,7 @@ func readValue(d *jsontext.Decoder) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			name, err := names.of(raw)
+			name, err := jsonString(raw)
 			if err != nil {
 				return nil, err
 			}
@@ -193,85 +321,90 @@ func jsonString(raw jsontext.Value) (string, error) {
 	return string(b), err
 }
 
-// nameTable shares the strings of object names across records: the same
-// few hundred names recur in every record of a format, and allocating each
-// once per record was a fifth of the decoder's allocations. It holds at
-// most maxNames names of at most maxNameLen bytes, so records with ever new
-// names cannot grow it without bound.
-type nameTable struct {
-	mu sync.RWMutex
-	m  map[string]string
-}
-
-const (
-	maxNames   = 4096
-	maxNameLen = 64
-)
-
-var names = nameTable{m: make(map[string]string)}
-
-// of returns the name raw (a checked JSON string) spells.
-func (t *nameTable) of(raw jsontext.Value) (string, error) {
-	if bytes.IndexByte(raw, '\\') >= 0 || len(raw)-2 > maxNameLen {
-		return jsonString(raw)
-	}
-	inner := raw[1 : len(raw)-1]
-	t.mu.RLock()
-	s, ok := t.m[string(inner)]
-	t.mu.RUnlock()
-	if ok {
-		return s, nil
-	}
-	s = string(inner)
-	t.mu.Lock()
-	if len(t.m) < maxNames {
-		t.m[s] = s
-	}
-	t.mu.Unlock()
-	return s, nil
-}
-
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
+func jsonType(v value) string {
+	switch v.kind {
+	case kindNull:
 		return "null"
-	case bool:
+	case kindFalse, kindTrue:
 		return "boolean"
-	case json.Number:
+	case kindNumber:
 		return "number"
-	case string:
+	case kindString:
 		return "string"
-	case []any:
+	case kindArray:
 		return "array"
-	case map[string]any:
-		return "object"
 	}
-	return fmt.Sprintf("%T", v)
+	return "object"
 }
 
-// get returns the value under key, matching case-insensitively when there
-// is no exact match.
-func (o obj) get(key string) (any, bool) {
-	if o == nil {
-		return nil, false
-	}
-	if v, ok := o[key]; ok {
-		return v, true
-	}
-	for k, v := range o {
-		if strings.EqualFold(k, key) {
-			return v, true
+// lookup returns the value under exactly key.
+func (o obj) lookup(key string) (value, bool) {
+	for i := range o {
+		if o[i].name == key {
+			return o[i].v, true
 		}
 	}
-	return nil, false
+	return value{}, false
+}
+
+// get returns the value under key, matching case-insensitively (the first
+// such member in the record) when there is no exact match.
+func (o obj) get(key string) (value, bool) {
+	if v, ok := o.lookup(key); ok {
+		return v, true
+	}
+	// Most members differ from key at the first byte or are shorter: a
+	// name that folds to an ASCII key is at least as long (only U+212A
+	// and U+017F, both longer, fold to ASCII letters) and starts with the
+	// key's first letter in either case or with a byte that is not ASCII.
+	ascii := isASCII(key)
+	for i := range o {
+		n := o[i].name
+		if ascii && !mayFold(n, key) {
+			continue
+		}
+		if strings.EqualFold(n, key) {
+			return o[i].v, true
+		}
+	}
+	return value{}, false
+}
+
+// mayFold is false when name cannot match the ASCII key under
+// strings.EqualFold: it is shorter (only U+212A and U+017F, both longer
+// than the letters they fold to, fold to ASCII), or its first byte is an
+// ASCII character other than the key's first, in either case.
+func mayFold(name, key string) bool {
+	if len(name) < len(key) {
+		return false
+	}
+	return len(key) == 0 || name[0] >= utf8.RuneSelf || lowerASCII(name[0]) == lowerASCII(key[0])
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // nativeID returns the string under exactly key: the dedup contract takes
 // an event's id only from a JSON string under the exact key (no case
 // folding, no numbers), so every producer derives the same id.
 func (o obj) nativeID(key string) string {
-	s, _ := o[key].(string)
-	return s
+	if v, _ := o.lookup(key); v.kind == kindString {
+		return v.text
+	}
+	return ""
 }
 
 // str returns the value under key as text: a string as is, a number or a
@@ -281,32 +414,32 @@ func (o obj) str(key string) string {
 	return scalarText(v)
 }
 
-func scalarText(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case json.Number:
-		return x.String()
-	case bool:
-		return strconv.FormatBool(x)
+func scalarText(v value) string {
+	switch v.kind {
+	case kindString, kindNumber:
+		return v.text
+	case kindTrue:
+		return "true"
+	case kindFalse:
+		return "false"
 	}
 	return ""
 }
 
 // nullable returns the value under key keeping null (or absent) distinct
-// from "".
+// from "". An object or array is its encoding/json text.
 func (o obj) nullable(key string) nullStr {
 	v, ok := o.get(key)
-	if !ok || v == nil {
+	if !ok || v.kind == kindNull {
 		return nullStr{}
 	}
-	if s, ok := v.(string); ok {
-		return nullStr{present: true, value: s}
+	if v.kind == kindString {
+		return nullStr{present: true, value: v.text}
 	}
 	if t := scalarText(v); t != "" {
 		return nullStr{present: true, value: t}
 	}
-	b, _ := json.Marshal(v)
+	b, _ := json.Marshal(toAny(v))
 	return nullStr{present: true, value: string(b)}
 }
 
@@ -319,37 +452,35 @@ type nullStr struct {
 // an error naming the path.
 func (o obj) object(key, path string) (obj, error) {
 	v, ok := o.get(key)
-	if !ok || v == nil {
+	if !ok || v.kind == kindNull {
 		return nil, nil
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
+	if v.kind != kindObject {
 		return nil, fmt.Errorf("%s is a JSON %s, want an object", path, jsonType(v))
 	}
-	return obj(m), nil
+	return obj(v.members), nil
 }
 
 // objects returns the array of objects under key. Non-object elements are
 // an error naming the path and position.
 func (o obj) objects(key, path string) ([]obj, error) {
 	v, ok := o.get(key)
-	if !ok || v == nil {
+	if !ok || v.kind == kindNull {
 		return nil, nil
 	}
-	a, ok := v.([]any)
-	if !ok {
+	if v.kind != kindArray {
 		return nil, fmt.Errorf("%s is a JSON %s, want an array", path, jsonType(v))
 	}
-	out := make([]obj, 0, len(a))
-	for i, e := range a {
-		if e == nil {
+	out := make([]obj, 0, len(v.members))
+	for i, e := range v.members {
+		switch e.v.kind {
+		case kindNull:
 			continue
+		case kindObject:
+			out = append(out, obj(e.v.members))
+		default:
+			return nil, fmt.Errorf("%s[%d] is a JSON %s, want an object", path, i, jsonType(e.v))
 		}
-		m, ok := e.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("%s[%d] is a JSON %s, want an object", path, i, jsonType(e))
-		}
-		out = append(out, obj(m))
 	}
 	return out, nil
 }
@@ -357,13 +488,12 @@ func (o obj) objects(key, path string) ([]obj, error) {
 // strs returns the strings of the array under key (scalars as text).
 func (o obj) strs(key string) []string {
 	v, _ := o.get(key)
-	a, ok := v.([]any)
-	if !ok {
+	if v.kind != kindArray {
 		return nil
 	}
 	var out []string
-	for _, e := range a {
-		if s := scalarText(e); s != "" {
+	for _, e := range v.members {
+		if s := scalarText(e.v); s != "" {
 			out = append(out, s)
 		}
 	}
@@ -374,27 +504,25 @@ func (o obj) strs(key string) []string {
 // "false" strings count.
 func (o obj) boolean(key string) *bool {
 	v, _ := o.get(key)
-	switch x := v.(type) {
-	case bool:
-		return &x
-	case string:
-		if b, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil {
+	switch v.kind {
+	case kindTrue, kindFalse:
+		b := v.kind == kindTrue
+		return &b
+	case kindString:
+		if b, err := strconv.ParseBool(strings.TrimSpace(v.text)); err == nil {
 			return &b
 		}
 	}
 	return nil
 }
 
-// float returns the number under key, if any.
+// float returns the number under key, if any (a number, or a string that
+// parses as one).
 func (o obj) float(key string) *float64 {
 	v, _ := o.get(key)
-	switch x := v.(type) {
-	case json.Number:
-		if f, err := x.Float64(); err == nil {
-			return &f
-		}
-	case string:
-		if f, err := strconv.ParseFloat(x, 64); err == nil {
+	switch v.kind {
+	case kindNumber, kindString:
+		if f, err := strconv.ParseFloat(v.text, 64); err == nil {
 			return &f
 		}
 	}

@@ -158,7 +158,7 @@ func TestDecodeValue(t *testing.T) {
 		if !ok {
 			t.Fatalf("encoding/json refuses %q", tc.in)
 		}
-		if !reflect.DeepEqual(got, want) {
+		if !reflect.DeepEqual(toAny(got), want) {
 			t.Errorf("decodeValue(%q) = %#v, encoding/json gives %#v", tc.in, got, want)
 		}
 	}
@@ -186,8 +186,41 @@ func FuzzDecodeValue(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decodeValue refuses %q, which encoding/json takes: %v", record, err)
 		}
-		if !reflect.DeepEqual(got, want) {
+		if !reflect.DeepEqual(toAny(got), want) {
 			t.Fatalf("decodeValue(%q) = %#v, encoding/json gives %#v", record, got, want)
 		}
 	})
+}
+
+// TestGetFold: obj.get's quick rejections never skip a name that
+// strings.EqualFold matches (the Kelvin sign and the long s fold to ASCII
+// letters from longer text), and the first case-insensitive match in the
+// record counts.
+func TestGetFold(t *testing.T) {
+	rec := `{"ID":1,"Id":2,"\u212Aey":3,"\u017Ftatus":4,"other":5,"":6,"é":7,"TYPE":8,"\u212A":9}`
+	o, err := decodeObject([]byte(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"id", "iD", "key", "KEY", "status", "Status", "other", "OTHER", "", "É", "é", "type", "k", "K", "s", "missing", "ke", "keyx"} {
+		got, gotOK := o.get(key)
+		var want value
+		wantOK := false
+		if v, ok := o.lookup(key); ok {
+			want, wantOK = v, true
+		} else {
+			for _, m := range o {
+				if strings.EqualFold(m.name, key) {
+					want, wantOK = m.v, true
+					break
+				}
+			}
+		}
+		if gotOK != wantOK || !reflect.DeepEqual(got, want) {
+			t.Errorf("get(%q) = %v %v, want %v %v", key, got, gotOK, want, wantOK)
+		}
+	}
+	if v, _ := o.get("id"); v.text != "1" {
+		t.Errorf(`get("id") = %q, want the first match in the record, "1"`, v.text)
+	}
 }

@@ -79,10 +79,10 @@ func TestLAProps(t *testing.T) {
 	if st, err := p.object("status", "status"); err != nil || st.str("errorCode") != "0" {
 		t.Errorf("status %v %v", st, err)
 	}
-	if _, ok := p["appliedConditionalAccessPolicies"].([]any); !ok {
+	if v, _ := p.lookup("appliedConditionalAccessPolicies"); v.kind != kindArray {
 		t.Errorf("ConditionalAccessPolicies not renamed: %v", p)
 	}
-	if _, err := laProps(obj{"Status": `{"errorCode":0,"errorCode":1}`}); err == nil || !strings.Contains(err.Error(), `column "Status" holds JSON text that does not decode: record has a duplicate key`) {
+	if _, err := laProps(obj{{name: "Status", v: value{kind: kindString, text: `{"errorCode":0,"errorCode":1}`}}}); err == nil || !strings.Contains(err.Error(), `column "Status" holds JSON text that does not decode: record has a duplicate key`) {
 		t.Errorf("JSON text with two readings: %v", err)
 	}
 }
