@@ -177,14 +177,51 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 // event in two export formats"). Generic json records are exempt: without a
 // native id the same record may legitimately appear in two streams. An
 // entry that cannot be read back is passed over (the event is admitted).
-func (a *admitter) loggedElsewhere(ctx context.Context, p *pending) (result, bool) {
-	if !normalizer.KindAuthoritative(p.format) {
-		return result{}, false
+//
+// It returns the events of fresh it lets through; the others are finished
+// with its refusal (and, on aws, their claims released). The index is
+// asked about the whole batch at once (Payloads.EventsElsewhere).
+func (a *admitter) loggedElsewhere(ctx context.Context, fresh []*pending, shared backend.Claims) []*pending {
+	var keys []store.EventKey
+	asked := make([]int, len(fresh)) // fresh[i]'s position in keys, or -1
+	for i, p := range fresh {
+		asked[i] = -1
+		if normalizer.KindAuthoritative(p.format) {
+			asked[i] = len(keys)
+			keys = append(keys, store.EventKey{Source: p.key.source, EventID: p.key.eventID})
+		}
 	}
-	others, err := a.store.EventElsewhere(p.key.eventID, p.key.source)
-	if err != nil {
-		return refuse(codes.Unavailable, "dedup index unavailable: %v", err), true
+	if len(keys) == 0 {
+		return fresh
 	}
+	others, err := a.store.EventsElsewhere(keys)
+	todo := fresh[:0:0]
+	for i, p := range fresh {
+		var r result
+		switch {
+		case asked[i] < 0:
+		case err != nil:
+			r = refuse(codes.Unavailable, "dedup index unavailable: %v", err)
+		default:
+			r = a.loggedAt(ctx, p, others[asked[i]])
+		}
+		if r.code == codes.OK {
+			todo = append(todo, p)
+			continue
+		}
+		if shared != nil {
+			// Not sequenced: the claim goes back at once.
+			_ = shared.Release([]backend.Key{{Source: p.key.source, EventID: p.key.eventID}})
+		}
+		a.finish(p, r)
+	}
+	return todo
+}
+
+// loggedAt is loggedElsewhere's refusal of p if one of others, the entries
+// holding its event id under other sources, is the same record under
+// another tenant; a zero result otherwise.
+func (a *admitter) loggedAt(ctx context.Context, p *pending, others []store.Located) result {
 	for _, o := range others {
 		if !sameStreamOtherTenant(o.Source, p.key.source) {
 			continue
@@ -204,10 +241,10 @@ func (a *admitter) loggedElsewhere(ctx context.Context, p *pending) (result, boo
 		if format, record := recordContent(data); format == p.format && bytes.Equal(record, p.record) {
 			return result{index: o.Index, code: codes.AlreadyExists, msg: fmt.Sprintf(
 				"this exact record (format %s, event id %q) is already logged at index %d under source %q; it was not admitted again under %q: the record names its event, so only the source differs (was the tenant, org or account given to the importer wrong?)",
-				p.format, p.key.eventID, o.Index, o.Source, p.key.source)}, true
+				p.format, p.key.eventID, o.Index, o.Source, p.key.source)}
 		}
 	}
-	return result{}, false
+	return result{}
 }
 
 // sameStreamOtherTenant reports whether two sources name the same provider
@@ -266,7 +303,7 @@ func conflictMessage(idx uint64, detail string) string {
 func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result {
 	start := a.now()
 	results := make([]result, len(events))
-	var todo []*pending
+	var fresh []*pending
 	var waits []struct {
 		pos int
 		f   *flight
@@ -344,16 +381,15 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			}
 			a.finish(p, result{index: idx})
 		default:
-			if r, ok := a.loggedElsewhere(ctx, p); ok {
-				if shared != nil {
-					// Not sequenced: the claim goes back at once.
-					_ = shared.Release([]backend.Key{{Source: p.key.source, EventID: p.key.eventID}})
-				}
-				a.finish(p, r)
-				results[p.pos] = p.f.res
-				continue
-			}
-			todo = append(todo, p)
+			fresh = append(fresh, p)
+		}
+	}
+	todo := a.loggedElsewhere(ctx, fresh, shared)
+	for _, p := range fresh {
+		select {
+		case <-p.f.done: // refused by loggedElsewhere
+			results[p.pos] = p.f.res
+		default:
 		}
 	}
 

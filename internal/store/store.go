@@ -14,12 +14,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -483,29 +485,56 @@ const MaxElsewhere = 8
 // EventElsewhere returns up to MaxElsewhere entries whose event id is
 // eventID under a source other than source, in source order.
 func (s *Store) EventElsewhere(eventID, source string) ([]Located, error) {
-	if len(eventID) > 0xffff {
-		return nil, nil // no event id this long is indexed (the leaf limits it far lower)
+	out, err := s.EventsElsewhere([]EventKey{{Source: source, EventID: eventID}})
+	if err != nil {
+		return nil, err
 	}
-	prefix := eventIDKey(eventID, "")
-	it, err := s.idx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	return out[0], nil
+}
+
+// EventKey is a dedup key: an event id under a source.
+type EventKey struct{ Source, EventID string }
+
+// EventsElsewhere answers EventElsewhere for each key, in order, through
+// one iterator: opening and closing an iterator per event cost as much as
+// the lookup itself, and seeking in key order lets each seek start where
+// the last one ended.
+func (s *Store) EventsElsewhere(keys []EventKey) ([][]Located, error) {
+	out := make([][]Located, len(keys))
+	prefixes := make([][]byte, len(keys))
+	order := make([]int, 0, len(keys))
+	for i, k := range keys {
+		if len(k.EventID) > 0xffff {
+			continue // no event id this long is indexed (the leaf limits it far lower)
+		}
+		prefixes[i] = eventIDKey(k.EventID, "")
+		order = append(order, i)
+	}
+	if len(order) == 0 {
+		return out, nil
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(prefixes[a], prefixes[b]) })
+	it, err := s.idx.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEventID}, UpperBound: []byte{prefixEventID + 1}})
 	if err != nil {
 		return nil, fmt.Errorf("reading event id index: %w", err)
 	}
 	defer it.Close()
-	var out []Located
-	for it.First(); it.Valid() && len(out) < MaxElsewhere; it.Next() {
-		src := string(it.Key()[len(prefix):])
-		if src == source {
-			continue
+	for _, i := range order {
+		prefix := prefixes[i]
+		for ok := it.SeekGE(prefix); ok && bytes.HasPrefix(it.Key(), prefix) && len(out[i]) < MaxElsewhere; ok = it.Next() {
+			src := string(it.Key()[len(prefix):])
+			if src == keys[i].Source {
+				continue
+			}
+			v := it.Value()
+			if len(v) != 8 {
+				return nil, fmt.Errorf("event id index record is corrupt: %d bytes", len(v))
+			}
+			out[i] = append(out[i], Located{Source: src, Index: binary.BigEndian.Uint64(v)})
 		}
-		v := it.Value()
-		if len(v) != 8 {
-			return nil, fmt.Errorf("event id index record is corrupt: %d bytes", len(v))
+		if err := it.Error(); err != nil {
+			return nil, fmt.Errorf("reading event id index: %w", err)
 		}
-		out = append(out, Located{Source: src, Index: binary.BigEndian.Uint64(v)})
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("reading event id index: %w", err)
 	}
 	return out, nil
 }

@@ -532,6 +532,39 @@ func TestEventElsewhere(t *testing.T) {
 	if got, _ := s.EventElsewhere("e10", "entra/t2/audit"); len(got) != 0 {
 		t.Errorf("the source's own entry was returned: %v", got)
 	}
+	// A batch asks in any order, one key twice, and answers each in its
+	// place as one lookup would.
+	keys := []store.EventKey{
+		{Source: "entra/t2/audit", EventID: "e10"},
+		{Source: "entra/t1/audit", EventID: "e1"},
+		{Source: "x/y/z", EventID: "e2"},
+		{Source: "entra/t9/audit", EventID: "e"},
+		{Source: "entra/t2/audit", EventID: "e1"},
+		{Source: "x/y/z", EventID: strings.Repeat("l", 0x10000)},
+		{Source: "entra/t1/audit", EventID: "e1"},
+	}
+	all, err := s.EventsElsewhere(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(keys) {
+		t.Fatalf("EventsElsewhere answered %d keys, want %d", len(all), len(keys))
+	}
+	for i, k := range keys {
+		one, err := s.EventElsewhere(k.EventID, k.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(all[i], one) {
+			t.Errorf("EventsElsewhere key %d (%q under %q) = %v, alone %v", i, k.EventID, k.Source, all[i], one)
+		}
+	}
+	wantAll := [][]store.Located{nil, {{Source: "entra/t2/audit", Index: 1}, {Source: "entra/t3/audit", Index: 2}}, nil, {{Source: "entra/t2/audit", Index: 4}}, want, nil, {{Source: "entra/t2/audit", Index: 1}, {Source: "entra/t3/audit", Index: 2}}}
+	for i := range wantAll {
+		if !slices.Equal(all[i], wantAll[i]) {
+			t.Errorf("EventsElsewhere key %d = %v, want %v", i, all[i], wantAll[i])
+		}
+	}
 	if err := s.ResetIndexes(); err != nil {
 		t.Fatal(err)
 	}
