@@ -46,9 +46,22 @@ func refuse(c codes.Code, format string, args ...any) result {
 // flight is an event being committed; copies of it that arrive meanwhile
 // wait on done and take its outcome.
 type flight struct {
-	fp   [32]byte // the claimer's content fingerprint
-	done chan struct{}
-	res  result
+	claimer *pending
+	// admittedFP, when set before done is closed, is the fingerprint of
+	// the event already admitted under the key, which copies compare with
+	// instead of the claimer's.
+	admittedFP *[32]byte
+	done       chan struct{}
+	res        result
+}
+
+// fingerprint is what a copy that waited on f compares its own with.
+// Call it only once done is closed.
+func (f *flight) fingerprint() [32]byte {
+	if f.admittedFP != nil {
+		return *f.admittedFP
+	}
+	return f.claimer.fingerprint()
 }
 
 // admitter runs the admission pipeline: validate, dedup, store the payload
@@ -82,12 +95,15 @@ type dedupKey struct{ source, eventID string }
 
 // pending is an event accepted for commit.
 type pending struct {
-	pos   int
-	key   dedupKey
-	leaf  []byte
-	hash  [32]byte
-	fp    [32]byte
-	store store.Payload
+	pos  int
+	key  dedupKey
+	leaf []byte
+	hash [32]byte
+	// fp is the content fingerprint, computed only when a copy is
+	// compared (most events have none): fingerprint.
+	fpOnce sync.Once
+	fp     [32]byte
+	store  store.Payload
 	// What a resubmission is compared on.
 	format    string
 	record    []byte
@@ -95,6 +111,12 @@ type pending struct {
 	eventTime time.Time
 	sourceSeq uint64
 	f         *flight
+}
+
+// fingerprint is p's content fingerprint.
+func (p *pending) fingerprint() [32]byte {
+	p.fpOnce.Do(func() { p.fp = fingerprint(p.sourceSeq, p.kind, p.eventTime, p.format, p.record) })
+	return p.fp
 }
 
 // fingerprint covers what a resubmission of an event must repeat exactly:
@@ -145,7 +167,7 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	}
 	format, record := recordContent(data)
 	fp = fingerprint(l.SourceSeq, l.Kind, l.EventTime, format, record)
-	if fp == p.fp {
+	if fp == p.fingerprint() {
 		return fp, "", true
 	}
 	var diffs []string
@@ -338,7 +360,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			}{i, f})
 			continue
 		}
-		p.f = &flight{fp: p.fp, done: make(chan struct{})}
+		p.f = &flight{claimer: p, done: make(chan struct{})}
 		a.inflight[p.key] = p.f
 		claimed = append(claimed, p)
 	}
@@ -374,7 +396,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			if fp, diff, read := a.admitted(ctx, p, idx); read {
 				// Copies waiting on this claim compare with what was
 				// admitted, not with this copy.
-				p.f.fp = fp
+				p.f.admittedFP = &fp
 				if diff != "" {
 					results[p.pos] = result{index: idx, code: codes.AlreadyExists, msg: diff}
 				}
@@ -416,7 +438,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			r := w.f.res
 			if r.code == codes.OK {
 				r.duplicate = true
-				if built[w.pos].fp != w.f.fp {
+				if built[w.pos].fingerprint() != w.f.fingerprint() {
 					msg := conflictMessage(r.index, "")
 					_, diff, read := a.admitted(ctx, built[w.pos], r.index)
 					if read && diff != "" {
@@ -512,7 +534,6 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	}
 	return &pending{
 		key:       dedupKey{ev.Source, norm.eventID},
-		fp:        fingerprint(ev.SourceSeq, norm.kind, et, ev.Format, ev.Record),
 		format:    ev.Format,
 		record:    ev.Record,
 		kind:      norm.kind,
