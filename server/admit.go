@@ -217,7 +217,7 @@ func (a *admitter) loggedElsewhere(ctx context.Context, fresh []*pending, shared
 		return fresh
 	}
 	others, err := a.store.EventsElsewhere(keys)
-	todo := fresh[:0:0]
+	todo := make([]*pending, 0, len(fresh))
 	for i, p := range fresh {
 		var r result
 		switch {
