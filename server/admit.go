@@ -46,9 +46,22 @@ func refuse(c codes.Code, format string, args ...any) result {
 // flight is an event being committed; copies of it that arrive meanwhile
 // wait on done and take its outcome.
 type flight struct {
-	fp   [32]byte // the claimer's content fingerprint
-	done chan struct{}
-	res  result
+	claimer *pending
+	// admittedFP, when set before done is closed, is the fingerprint of
+	// the event already admitted under the key, which copies compare with
+	// instead of the claimer's.
+	admittedFP *[32]byte
+	done       chan struct{}
+	res        result
+}
+
+// fingerprint is what a copy that waited on f compares its own with.
+// Call it only once done is closed.
+func (f *flight) fingerprint() [32]byte {
+	if f.admittedFP != nil {
+		return *f.admittedFP
+	}
+	return f.claimer.fingerprint()
 }
 
 // admitter runs the admission pipeline: validate, dedup, store the payload
@@ -82,12 +95,15 @@ type dedupKey struct{ source, eventID string }
 
 // pending is an event accepted for commit.
 type pending struct {
-	pos   int
-	key   dedupKey
-	leaf  []byte
-	hash  [32]byte
-	fp    [32]byte
-	store store.Payload
+	pos  int
+	key  dedupKey
+	leaf []byte
+	hash [32]byte
+	// fp is the content fingerprint, computed only when a copy is
+	// compared (most events have none): fingerprint.
+	fpOnce sync.Once
+	fp     [32]byte
+	store  store.Payload
 	// What a resubmission is compared on.
 	format    string
 	record    []byte
@@ -95,6 +111,12 @@ type pending struct {
 	eventTime time.Time
 	sourceSeq uint64
 	f         *flight
+}
+
+// fingerprint is p's content fingerprint.
+func (p *pending) fingerprint() [32]byte {
+	p.fpOnce.Do(func() { p.fp = fingerprint(p.sourceSeq, p.kind, p.eventTime, p.format, p.record) })
+	return p.fp
 }
 
 // fingerprint covers what a resubmission of an event must repeat exactly:
@@ -145,7 +167,7 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 	}
 	format, record := recordContent(data)
 	fp = fingerprint(l.SourceSeq, l.Kind, l.EventTime, format, record)
-	if fp == p.fp {
+	if fp == p.fingerprint() {
 		return fp, "", true
 	}
 	var diffs []string
@@ -177,14 +199,51 @@ func (a *admitter) admitted(ctx context.Context, p *pending, idx uint64) (fp [32
 // event in two export formats"). Generic json records are exempt: without a
 // native id the same record may legitimately appear in two streams. An
 // entry that cannot be read back is passed over (the event is admitted).
-func (a *admitter) loggedElsewhere(ctx context.Context, p *pending) (result, bool) {
-	if !normalizer.KindAuthoritative(p.format) {
-		return result{}, false
+//
+// It returns the events of fresh it lets through; the others are finished
+// with its refusal (and, on aws, their claims released). The index is
+// asked about the whole batch at once (Payloads.EventsElsewhere).
+func (a *admitter) loggedElsewhere(ctx context.Context, fresh []*pending, shared backend.Claims) []*pending {
+	var keys []store.EventKey
+	asked := make([]int, len(fresh)) // fresh[i]'s position in keys, or -1
+	for i, p := range fresh {
+		asked[i] = -1
+		if normalizer.KindAuthoritative(p.format) {
+			asked[i] = len(keys)
+			keys = append(keys, store.EventKey{Source: p.key.source, EventID: p.key.eventID})
+		}
 	}
-	others, err := a.store.EventElsewhere(p.key.eventID, p.key.source)
-	if err != nil {
-		return refuse(codes.Unavailable, "dedup index unavailable: %v", err), true
+	if len(keys) == 0 {
+		return fresh
 	}
+	others, err := a.store.EventsElsewhere(keys)
+	todo := make([]*pending, 0, len(fresh))
+	for i, p := range fresh {
+		var r result
+		switch {
+		case asked[i] < 0:
+		case err != nil:
+			r = refuse(codes.Unavailable, "dedup index unavailable: %v", err)
+		default:
+			r = a.loggedAt(ctx, p, others[asked[i]])
+		}
+		if r.code == codes.OK {
+			todo = append(todo, p)
+			continue
+		}
+		if shared != nil {
+			// Not sequenced: the claim goes back at once.
+			_ = shared.Release([]backend.Key{{Source: p.key.source, EventID: p.key.eventID}})
+		}
+		a.finish(p, r)
+	}
+	return todo
+}
+
+// loggedAt is loggedElsewhere's refusal of p if one of others, the entries
+// holding its event id under other sources, is the same record under
+// another tenant; a zero result otherwise.
+func (a *admitter) loggedAt(ctx context.Context, p *pending, others []store.Located) result {
 	for _, o := range others {
 		if !sameStreamOtherTenant(o.Source, p.key.source) {
 			continue
@@ -204,10 +263,10 @@ func (a *admitter) loggedElsewhere(ctx context.Context, p *pending) (result, boo
 		if format, record := recordContent(data); format == p.format && bytes.Equal(record, p.record) {
 			return result{index: o.Index, code: codes.AlreadyExists, msg: fmt.Sprintf(
 				"this exact record (format %s, event id %q) is already logged at index %d under source %q; it was not admitted again under %q: the record names its event, so only the source differs (was the tenant, org or account given to the importer wrong?)",
-				p.format, p.key.eventID, o.Index, o.Source, p.key.source)}, true
+				p.format, p.key.eventID, o.Index, o.Source, p.key.source)}
 		}
 	}
-	return result{}, false
+	return result{}
 }
 
 // sameStreamOtherTenant reports whether two sources name the same provider
@@ -266,7 +325,7 @@ func conflictMessage(idx uint64, detail string) string {
 func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result {
 	start := a.now()
 	results := make([]result, len(events))
-	var todo []*pending
+	var fresh []*pending
 	var waits []struct {
 		pos int
 		f   *flight
@@ -301,7 +360,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			}{i, f})
 			continue
 		}
-		p.f = &flight{fp: p.fp, done: make(chan struct{})}
+		p.f = &flight{claimer: p, done: make(chan struct{})}
 		a.inflight[p.key] = p.f
 		claimed = append(claimed, p)
 	}
@@ -337,23 +396,22 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			if fp, diff, read := a.admitted(ctx, p, idx); read {
 				// Copies waiting on this claim compare with what was
 				// admitted, not with this copy.
-				p.f.fp = fp
+				p.f.admittedFP = &fp
 				if diff != "" {
 					results[p.pos] = result{index: idx, code: codes.AlreadyExists, msg: diff}
 				}
 			}
 			a.finish(p, result{index: idx})
 		default:
-			if r, ok := a.loggedElsewhere(ctx, p); ok {
-				if shared != nil {
-					// Not sequenced: the claim goes back at once.
-					_ = shared.Release([]backend.Key{{Source: p.key.source, EventID: p.key.eventID}})
-				}
-				a.finish(p, r)
-				results[p.pos] = p.f.res
-				continue
-			}
-			todo = append(todo, p)
+			fresh = append(fresh, p)
+		}
+	}
+	todo := a.loggedElsewhere(ctx, fresh, shared)
+	for _, p := range fresh {
+		select {
+		case <-p.f.done: // refused by loggedElsewhere
+			results[p.pos] = p.f.res
+		default:
 		}
 	}
 
@@ -380,7 +438,7 @@ func (a *admitter) admit(ctx context.Context, events []*stelev1.Event) []result 
 			r := w.f.res
 			if r.code == codes.OK {
 				r.duplicate = true
-				if built[w.pos].fp != w.f.fp {
+				if built[w.pos].fingerprint() != w.f.fingerprint() {
 					msg := conflictMessage(r.index, "")
 					_, diff, read := a.admitted(ctx, built[w.pos], r.index)
 					if read && diff != "" {
@@ -476,7 +534,6 @@ func (a *admitter) build(ev *stelev1.Event, now time.Time) (*pending, result) {
 	}
 	return &pending{
 		key:       dedupKey{ev.Source, norm.eventID},
-		fp:        fingerprint(ev.SourceSeq, norm.kind, et, ev.Format, ev.Record),
 		format:    ev.Format,
 		record:    ev.Record,
 		kind:      norm.kind,

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -191,6 +192,14 @@ func run() error {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(srv.MemoryLimit())
+	}
+	// Under a memory limit, collect when the heap reaches 3× what is live
+	// rather than 2× (GOGC=200): ingest allocates mostly short-lived
+	// request and record bytes, and half the collections cost ~3 % less
+	// CPU per event for ~25 MiB more RSS (docs/performance.md, "Admission
+	// path"); near the limit the collector runs as often as it must anyway.
+	if os.Getenv("GOGC") == "" && debug.SetMemoryLimit(-1) < math.MaxInt64 {
+		debug.SetGCPercent(200)
 	}
 	if err := srv.ExportOTelMetrics(); err != nil {
 		return err

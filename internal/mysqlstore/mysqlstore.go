@@ -354,6 +354,18 @@ func (s *Store) EventElsewhere(eventID, source string) ([]store.Located, error) 
 	return out, nil
 }
 
+// EventsElsewhere answers EventElsewhere for each key, in order.
+func (s *Store) EventsElsewhere(keys []store.EventKey) ([][]store.Located, error) {
+	out := make([][]store.Located, len(keys))
+	for i, k := range keys {
+		var err error
+		if out[i], err = s.EventElsewhere(k.EventID, k.Source); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // LookupLeafHash returns the index of the entry with the given leaf hash.
 func (s *Store) LookupLeafHash(h [32]byte) (uint64, bool, error) {
 	ctx, cancel := bg()

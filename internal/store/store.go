@@ -14,12 +14,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -39,16 +41,27 @@ const MaxSourceLen = 255
 var ErrNotFound = errors.New("not found")
 
 const (
-	prefixDedup    = 'd' // d | u8 len(source) | source | event_id -> u64 index
+	prefixDedup    = 'd' // d | u8 len(source) | source | event_id -> u64 index (index version 1; migrated to 'e')
 	prefixLeafHash = 'h' // h | leaf hash (32)                      -> u64 index
-	prefixEventID  = 'e' // e | u16 len(event_id) | event_id | source -> u64 index
+	prefixEventID  = 'e' // e | u16 len(event_id) | event_id | source -> u64 index: the dedup index
 	prefixPayload  = 'P' // P | admitted (u64 ns) | digest (32)     -> salt (32) | payload
 	prefixLegacy   = 'p' // p | digest (32)                         -> salt (32) | payload, without an admission time
 	prefixErased   = 't' // t | digest (32)                         -> tombstone (opaque to the store)
 	prefixPurge    = 'u' // u | digest (32)                         -> admitted (u64 ns, or empty) while the erased bytes may still be on disk
 )
 
-var keyWatermark = []byte("m/watermark")
+var (
+	keyWatermark    = []byte("m/watermark")
+	keyIndexVersion = []byte("m/index-version")
+)
+
+// indexVersion is the layout of the index database this version writes.
+// Version 1 (no version key) kept the dedup index twice, by source first
+// ('d') and by event id first ('e', added later, so older entries have
+// only 'd'); version 2 keeps only 'e', which answers both LookupEvent and
+// EventsElsewhere, a third fewer keys to write and compact per event.
+// Open migrates a version 1 store (migrateIndexes).
+const indexVersion = 2
 
 // Options tune the store. The zero value is fine.
 type Options struct {
@@ -72,6 +85,9 @@ type Store struct {
 	db       *pebble.DB // payloads
 	idx      *pebble.DB // dedup and leaf-hash indexes, watermark
 	readOnly bool
+	// legacyDedup is set on a read-only store of index version 1, which
+	// Open cannot migrate: LookupEvent reads the 'd' keys.
+	legacyDedup bool
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -114,7 +130,16 @@ func Open(dir string, o Options) (*Store, error) {
 		}
 		return db, nil
 	}
-	db, err := open("payloads", 32<<20)
+	// Payload memtables of 8 MiB, not 32: Pebble grows a new database's
+	// memtables from 256 KiB by doubling and reuses a flushed one's memory
+	// only at the full size, so each smaller step is fresh memory that
+	// faults in page by page as payloads are copied into it (10 % of a
+	// fresh server's ingest CPU with 32 MiB; the same bytes are copied
+	// either way). Up to 4 memtables queue (MemTableStopWritesThreshold):
+	// 32 MiB at most instead of 128. Payload keys arrive in admission
+	// order, so the extra, smaller flushes are moved down the levels
+	// rather than rewritten. docs/performance.md, "Admission path".
+	db, err := open("payloads", 8<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +148,77 @@ func Open(dir string, o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, idx: idx, readOnly: o.ReadOnly}, nil
+	s := &Store{db: db, idx: idx, readOnly: o.ReadOnly}
+	if err := s.migrateIndexes(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrateIndexes brings the index database to indexVersion: each 'd'
+// dedup key is written again as its 'e' key (the same entry, so rewriting
+// one that exists changes nothing), and then, in one synced batch, the 'd'
+// keys are deleted and the version recorded. A crash part way leaves the
+// 'd' keys and no version, and the next Open starts over. A read-only
+// store is left as it is and read the old way.
+func (s *Store) migrateIndexes() error {
+	v, ok, err := s.getIndex(keyIndexVersion)
+	if err != nil {
+		return err
+	}
+	if ok && v >= indexVersion {
+		return nil
+	}
+	if s.readOnly {
+		s.legacyDedup = true
+		return nil
+	}
+	it, err := s.idx.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixDedup}, UpperBound: []byte{prefixDedup + 1}})
+	if err != nil {
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	}
+	b := s.idx.NewBatch()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) < 2 || len(k) < 2+int(k[1]) || len(it.Value()) != 8 {
+			b.Close()
+			it.Close()
+			return fmt.Errorf("migrating the dedup index: record %x is corrupt", k)
+		}
+		source, eventID := string(k[2:2+int(k[1])]), string(k[2+int(k[1]):])
+		if err := b.Set(eventIDKey(eventID, source), it.Value(), nil); err != nil {
+			b.Close()
+			it.Close()
+			return fmt.Errorf("migrating the dedup index: %w", err)
+		}
+		if b.Len() >= 4<<20 {
+			// Not synced: the final batch is, and is written after these.
+			if err := b.Commit(pebble.NoSync); err != nil {
+				it.Close()
+				return fmt.Errorf("migrating the dedup index: %w", err)
+			}
+			b.Close()
+			b = s.idx.NewBatch()
+		}
+	}
+	err = it.Close()
+	defer b.Close()
+	if err != nil {
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	}
+	var ver [8]byte
+	binary.BigEndian.PutUint64(ver[:], indexVersion)
+	if err := b.DeleteRange([]byte{prefixDedup}, []byte{prefixDedup + 1}, nil); err != nil {
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	}
+	if err := b.Set(keyIndexVersion, ver[:], nil); err != nil {
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	}
+	return nil
 }
 
 // Close flushes and closes the store.
@@ -366,7 +461,10 @@ func (s *Store) LookupEvent(source, eventID string) (uint64, bool, error) {
 	if len(source) > MaxSourceLen {
 		return 0, false, fmt.Errorf("source is %d bytes, over the limit of %d", len(source), MaxSourceLen)
 	}
-	return s.getIndex(dedupKey(source, eventID))
+	if s.legacyDedup {
+		return s.getIndex(legacyDedupKey(source, eventID))
+	}
+	return s.getIndex(eventIDKey(eventID, source))
 }
 
 // LookupLeafHash returns the index of the entry with the given leaf hash.
@@ -400,14 +498,11 @@ func (s *Store) PutIndexes(es []Indexed) error {
 			return fmt.Errorf("entry %d: source is %d bytes, over the limit of %d", e.Index, len(e.Source), MaxSourceLen)
 		}
 		binary.BigEndian.PutUint64(v[:], e.Index)
-		if err := b.Set(dedupKey(e.Source, e.EventID), v[:], nil); err != nil {
+		if err := b.Set(eventIDKey(e.EventID, e.Source), v[:], nil); err != nil {
 			return fmt.Errorf("staging dedup entry: %w", err)
 		}
 		if err := b.Set(leafHashKey(e.LeafHash), v[:], nil); err != nil {
 			return fmt.Errorf("staging leaf hash entry: %w", err)
-		}
-		if err := b.Set(eventIDKey(e.EventID, e.Source), v[:], nil); err != nil {
-			return fmt.Errorf("staging event id entry: %w", err)
 		}
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
@@ -455,15 +550,18 @@ func (s *Store) ResetIndexes() error {
 	return nil
 }
 
-func dedupKey(source, eventID string) []byte {
+// legacyDedupKey is index version 1's dedup key, read only on a read-only
+// store of that version.
+func legacyDedupKey(source, eventID string) []byte {
 	k := make([]byte, 0, 2+len(source)+len(eventID))
 	k = append(k, prefixDedup, byte(len(source)))
 	k = append(k, source...)
 	return append(k, eventID...)
 }
 
-// eventIDKey indexes an entry by its event id first, so that the sources
-// holding one event id are one prefix scan apart.
+// eventIDKey is an entry's dedup key: by its event id first, so that the
+// sources holding one event id are one prefix scan apart
+// (EventsElsewhere).
 func eventIDKey(eventID, source string) []byte {
 	k := make([]byte, 0, 3+len(eventID)+len(source))
 	k = append(k, prefixEventID, byte(len(eventID)>>8), byte(len(eventID)))
@@ -483,29 +581,56 @@ const MaxElsewhere = 8
 // EventElsewhere returns up to MaxElsewhere entries whose event id is
 // eventID under a source other than source, in source order.
 func (s *Store) EventElsewhere(eventID, source string) ([]Located, error) {
-	if len(eventID) > 0xffff {
-		return nil, nil // no event id this long is indexed (the leaf limits it far lower)
+	out, err := s.EventsElsewhere([]EventKey{{Source: source, EventID: eventID}})
+	if err != nil {
+		return nil, err
 	}
-	prefix := eventIDKey(eventID, "")
-	it, err := s.idx.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	return out[0], nil
+}
+
+// EventKey is a dedup key: an event id under a source.
+type EventKey struct{ Source, EventID string }
+
+// EventsElsewhere answers EventElsewhere for each key, in order, through
+// one iterator: opening and closing an iterator per event cost as much as
+// the lookup itself, and seeking in key order lets each seek start where
+// the last one ended.
+func (s *Store) EventsElsewhere(keys []EventKey) ([][]Located, error) {
+	out := make([][]Located, len(keys))
+	prefixes := make([][]byte, len(keys))
+	order := make([]int, 0, len(keys))
+	for i, k := range keys {
+		if len(k.EventID) > 0xffff {
+			continue // no event id this long is indexed (the leaf limits it far lower)
+		}
+		prefixes[i] = eventIDKey(k.EventID, "")
+		order = append(order, i)
+	}
+	if len(order) == 0 {
+		return out, nil
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(prefixes[a], prefixes[b]) })
+	it, err := s.idx.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEventID}, UpperBound: []byte{prefixEventID + 1}})
 	if err != nil {
 		return nil, fmt.Errorf("reading event id index: %w", err)
 	}
 	defer it.Close()
-	var out []Located
-	for it.First(); it.Valid() && len(out) < MaxElsewhere; it.Next() {
-		src := string(it.Key()[len(prefix):])
-		if src == source {
-			continue
+	for _, i := range order {
+		prefix := prefixes[i]
+		for ok := it.SeekGE(prefix); ok && bytes.HasPrefix(it.Key(), prefix) && len(out[i]) < MaxElsewhere; ok = it.Next() {
+			src := string(it.Key()[len(prefix):])
+			if src == keys[i].Source {
+				continue
+			}
+			v := it.Value()
+			if len(v) != 8 {
+				return nil, fmt.Errorf("event id index record is corrupt: %d bytes", len(v))
+			}
+			out[i] = append(out[i], Located{Source: src, Index: binary.BigEndian.Uint64(v)})
 		}
-		v := it.Value()
-		if len(v) != 8 {
-			return nil, fmt.Errorf("event id index record is corrupt: %d bytes", len(v))
+		if err := it.Error(); err != nil {
+			return nil, fmt.Errorf("reading event id index: %w", err)
 		}
-		out = append(out, Located{Source: src, Index: binary.BigEndian.Uint64(v)})
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("reading event id index: %w", err)
 	}
 	return out, nil
 }

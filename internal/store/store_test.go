@@ -532,6 +532,39 @@ func TestEventElsewhere(t *testing.T) {
 	if got, _ := s.EventElsewhere("e10", "entra/t2/audit"); len(got) != 0 {
 		t.Errorf("the source's own entry was returned: %v", got)
 	}
+	// A batch asks in any order, one key twice, and answers each in its
+	// place as one lookup would.
+	keys := []store.EventKey{
+		{Source: "entra/t2/audit", EventID: "e10"},
+		{Source: "entra/t1/audit", EventID: "e1"},
+		{Source: "x/y/z", EventID: "e2"},
+		{Source: "entra/t9/audit", EventID: "e"},
+		{Source: "entra/t2/audit", EventID: "e1"},
+		{Source: "x/y/z", EventID: strings.Repeat("l", 0x10000)},
+		{Source: "entra/t1/audit", EventID: "e1"},
+	}
+	all, err := s.EventsElsewhere(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(keys) {
+		t.Fatalf("EventsElsewhere answered %d keys, want %d", len(all), len(keys))
+	}
+	for i, k := range keys {
+		one, err := s.EventElsewhere(k.EventID, k.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(all[i], one) {
+			t.Errorf("EventsElsewhere key %d (%q under %q) = %v, alone %v", i, k.EventID, k.Source, all[i], one)
+		}
+	}
+	wantAll := [][]store.Located{nil, {{Source: "entra/t2/audit", Index: 1}, {Source: "entra/t3/audit", Index: 2}}, nil, {{Source: "entra/t2/audit", Index: 4}}, want, nil, {{Source: "entra/t2/audit", Index: 1}, {Source: "entra/t3/audit", Index: 2}}}
+	for i := range wantAll {
+		if !slices.Equal(all[i], wantAll[i]) {
+			t.Errorf("EventsElsewhere key %d = %v, want %v", i, all[i], wantAll[i])
+		}
+	}
 	if err := s.ResetIndexes(); err != nil {
 		t.Fatal(err)
 	}
@@ -597,5 +630,100 @@ func BenchmarkDedupIndex(b *testing.B) {
 			put(b.N)
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
+	}
+}
+
+// TestIndexVersion1Migrates: a store written by index version 1 — dedup
+// entries under 'd' only (written before the event-id keys existed) and
+// under both — is migrated on Open: every entry is found by LookupEvent
+// and EventsElsewhere, the 'd' keys are gone, and opening again changes
+// nothing. A read-only Open cannot migrate and still finds every entry.
+func TestIndexVersion1Migrates(t *testing.T) {
+	dir := t.TempDir()
+	old := []store.Indexed{
+		{Source: "entra/t1/audit", EventID: "old-1", LeafHash: digest("o1"), Index: 0},
+		{Source: "entra/t2/audit", EventID: "old-1", LeafHash: digest("o2"), Index: 1},
+	}
+	both := []store.Indexed{
+		{Source: "entra/t1/audit", EventID: "new-1", LeafHash: digest("n1"), Index: 2},
+		{Source: "okta/o1/system", EventID: "new-2", LeafHash: digest("n2"), Index: 3},
+	}
+	s := open(t, dir)
+	if err := store.PutVersion1Indexes(s, old, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutVersion1Indexes(s, both, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWatermark(4); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+
+	check := func(s *store.Store, what string) {
+		t.Helper()
+		for _, e := range append(slices.Clone(old), both...) {
+			idx, ok, err := s.LookupEvent(e.Source, e.EventID)
+			if err != nil || !ok || idx != e.Index {
+				t.Errorf("%s: LookupEvent(%s, %s) = %d %v %v, want %d", what, e.Source, e.EventID, idx, ok, err, e.Index)
+			}
+			if idx, ok, err := s.LookupLeafHash(e.LeafHash); err != nil || !ok || idx != e.Index {
+				t.Errorf("%s: LookupLeafHash(entry %d) = %d %v %v", what, e.Index, idx, ok, err)
+			}
+		}
+		if _, ok, _ := s.LookupEvent("entra/t3/audit", "old-1"); ok {
+			t.Errorf("%s: an event id under a source that never held it was found", what)
+		}
+		if w, err := s.Watermark(); err != nil || w != 4 {
+			t.Errorf("%s: watermark %d %v, want 4", what, w, err)
+		}
+	}
+
+	ro, err := store.Open(dir, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(ro, "read-only, not migrated")
+	if n, err := store.IndexKeys(ro, 'd'); err != nil || n != 4 {
+		t.Errorf("read-only Open touched the 'd' keys: %d left, %v", n, err)
+	}
+	closeStore(t, ro)
+
+	for round := range 2 {
+		s := open(t, dir)
+		check(s, fmt.Sprintf("migrated, open %d", round+1))
+		got, err := s.EventsElsewhere([]store.EventKey{{Source: "entra/t1/audit", EventID: "old-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []store.Located{{Source: "entra/t2/audit", Index: 1}}; !slices.Equal(got[0], want) {
+			t.Errorf("EventsElsewhere(old-1) after migration = %v, want %v", got[0], want)
+		}
+		if n, err := store.IndexKeys(s, 'd'); err != nil || n != 0 {
+			t.Errorf("%d 'd' keys left after migration (%v)", n, err)
+		}
+		if n, err := store.IndexKeys(s, 'e'); err != nil || n != 4 {
+			t.Errorf("%d 'e' keys after migration (%v), want 4", n, err)
+		}
+		closeStore(t, s)
+	}
+}
+
+// TestPutIndexesKeys: each entry costs two index keys, its dedup key and
+// its leaf hash.
+func TestPutIndexesKeys(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer closeStore(t, s)
+	es := []store.Indexed{
+		{Source: "entra/t1/audit", EventID: "a", LeafHash: digest("a"), Index: 0},
+		{Source: "entra/t1/audit", EventID: "b", LeafHash: digest("b"), Index: 1},
+	}
+	if err := s.PutIndexes(es); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[byte]int{'d': 0, 'e': 2, 'h': 2} {
+		if n, err := store.IndexKeys(s, p); err != nil || n != want {
+			t.Errorf("%d %q keys (%v), want %d", n, p, err, want)
+		}
 	}
 }

@@ -96,7 +96,9 @@ type Payloads interface {
 	Tombstone(digest [32]byte) ([]byte, error)
 	ErasePayload(ctx context.Context, r store.Ref, tombstone []byte) (existing []byte, already bool, err error)
 	LookupEvent(source, eventID string) (uint64, bool, error)
-	EventElsewhere(eventID, source string) ([]store.Located, error)
+	// EventsElsewhere returns, for each key, up to store.MaxElsewhere
+	// entries holding its event id under other sources, in source order.
+	EventsElsewhere(keys []store.EventKey) ([][]store.Located, error)
 	LookupLeafHash(h [32]byte) (uint64, bool, error)
 	PutIndexes([]store.Indexed) error
 	Watermark() (uint64, error)
