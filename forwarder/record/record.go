@@ -50,7 +50,6 @@ import (
 	"github.com/transparency-dev/formats/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stele-dev/stele/client"
@@ -174,7 +173,7 @@ func Build(e *Entry) (*Document, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record: entry %d: %w", e.Index, err)
 		}
-		d.Normalized, d.OCSF, d.compactViews = jsonappend.Compact(norm[:0], norm, false), ocsf, true
+		d.Normalized, d.OCSF, d.compactViews = norm, ocsf, true
 	}
 	if l.Source == ErasureSource {
 		var er Erasure
@@ -196,10 +195,10 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	if err != nil {
 		return nil, nil, err
 	}
-	// identity.JSON's rendering (proto field names, no raw record) without
-	// its defensive copy and indentation: ev is ours, its raw record left
-	// out, and this runs for every record forwarded. Marshal compacts it.
-	j, err := protojson.MarshalOptions{UseProtoNames: true}.MarshalAppend(make([]byte, 0, 4*len(p.Normalized)+256), ev)
+	// identity.JSON's rendering (proto field names, no raw record), compact,
+	// without its defensive copy and indentation: ev is ours, its raw
+	// record left out, and this runs for every record forwarded.
+	j, err := appendProtoJSON(make([]byte, 0, 4*len(p.Normalized)+256), ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
