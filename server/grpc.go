@@ -341,7 +341,8 @@ func (s *Server) eventOf(idx uint64, lf []byte, parsed *leaf.Leaf, p, salt, data
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "reading payload: %v", err)
 	}
-	pl, err := payload.Unmarshal(data)
+	// data is the store's copy, ours: the decoded fields alias it.
+	pl, err := payload.UnmarshalAliased(data)
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d does not parse: %v", idx, err)
 	}

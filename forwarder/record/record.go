@@ -225,8 +225,11 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 // callers of the encoding/json version it replaced and is always nil.
 func (d *Document) Marshal() ([]byte, error) {
 	n := 512 + len(d.Receipt) + len(d.Normalized) + len(d.OCSF) + len(d.NormalizedPB) + len(d.RecordBase64)
-	if d.Record != nil {
-		n += len(*d.Record) + len(*d.Record)/8
+	if r := d.Record; r != nil {
+		// Quotes, backslashes and newlines (a pretty-printed record)
+		// take two bytes each in the JSON string: counted, so the
+		// buffer is not regrown (and copied) for a record full of them.
+		n += len(*r) + strings.Count(*r, `"`) + strings.Count(*r, `\`) + strings.Count(*r, "\n") + 64
 	}
 	return d.AppendJSON(make([]byte, 0, n)), nil
 }
