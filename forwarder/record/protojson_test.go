@@ -2,11 +2,13 @@ package record
 
 import (
 	"bytes"
+	"encoding/base64"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -213,4 +215,57 @@ func BenchmarkProtoJSON(b *testing.B) {
 			buf = jsonappend.Compact(j[:0], j, false)
 		}
 	})
+}
+
+// TestMarshalSized: Marshal sizes its buffer for real documents (every
+// golden record, its views, a receipt of a large log) so that it
+// allocates once, never regrowing and copying the buffer.
+func TestMarshalSized(t *testing.T) {
+	names, _ := filepath.Glob("../../identity/testdata/golden/*/*.json")
+	var receipt strings.Builder
+	receipt.WriteString("c2sp.org/tlog-proof@v1\nextra " + strings.Repeat("QUJD", 90) + "\nindex 123456789\n")
+	for range 30 {
+		receipt.WriteString(base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n")
+	}
+	receipt.WriteString("\nlog.example.com/stele\n123456790\n" + strings.Repeat("A", 44) + "\n\n")
+	for range 3 {
+		receipt.WriteString("— witness.example.com/w" + strings.Repeat("B", 100) + "\n")
+	}
+	n := 0
+	for _, name := range names {
+		if strings.HasSuffix(name, ".golden.json") {
+			continue
+		}
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		format := filepath.Base(filepath.Dir(name))
+		ev, err := identity.Normalize(format, raw)
+		if err != nil || !utf8.Valid(raw) {
+			continue
+		}
+		pb, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.RawRecord = nil
+		norm, err := appendProtoJSON(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := string(raw)
+		d := &Document{Schema: Schema, Type: TypeEvent, Origin: "log.example.com/stele", Index: 123456789,
+			LeafHash: strings.Repeat("ab", 32), Source: "entra/00000000-0000-0000-0000-000000000000/audit", SourceSeq: 42,
+			EventID: ev.NativeId, Kind: ev.Kind, EventTime: "2026-12-06T05:00:00.123456789Z", AdmittedTime: "2026-12-06T05:00:01.123456789Z",
+			Format: format, Record: &rec, Salt: strings.Repeat("S", 44), NormalizedPB: base64.StdEncoding.EncodeToString(pb),
+			Normalized: norm, OCSF: norm, Receipt: receipt.String(), compactViews: true}
+		if a := testing.AllocsPerRun(5, func() { d.Marshal() }); a != 1 {
+			t.Errorf("%s: Marshal allocates %v times, want once", name, a)
+		}
+		n++
+	}
+	if n < 80 {
+		t.Fatalf("only %d golden records: too few", n)
+	}
 }

@@ -224,7 +224,10 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 // It is AppendJSON to a buffer of the right size; the error is kept for
 // callers of the encoding/json version it replaced and is always nil.
 func (d *Document) Marshal() ([]byte, error) {
-	n := 512 + len(d.Receipt) + len(d.Normalized) + len(d.OCSF) + len(d.NormalizedPB) + len(d.RecordBase64)
+	// The keys and punctuation take about 300 bytes, the receipt's escaped
+	// newlines one byte each.
+	n := 512 + len(d.Origin) + len(d.LeafHash) + len(d.Source) + len(d.EventID) + len(d.Kind) + len(d.EventTime) + len(d.AdmittedTime) +
+		len(d.Format) + len(d.Salt) + len(d.Normalized) + len(d.OCSF) + len(d.NormalizedPB) + len(d.RecordBase64) + max(len(d.receiptJSON), len(d.Receipt)+strings.Count(d.Receipt, "\n"))
 	if r := d.Record; r != nil {
 		// Quotes, backslashes and newlines (a pretty-printed record)
 		// take two bytes each in the JSON string: counted, so the
