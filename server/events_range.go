@@ -57,6 +57,9 @@ func (l *logService) GetEvents(ctx context.Context, req *stelev1.GetEventsReques
 			if errs[i] != nil {
 				return errs[i]
 			}
+			if req.PayloadOnly {
+				ev.Record, ev.Format, ev.Normalized = nil, "", nil
+			}
 			n := proto.Size(ev)
 			n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(n))
 			if len(resp.Events) > 0 && size+n > maxEventsBytes {
