@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,22 +52,54 @@ func (h *hec) parse(body io.Reader) (batch []string, refusal map[string]any, ind
 	raw, _ := io.ReadAll(body)
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	for n := 0; dec.More(); n++ {
-		var ev map[string]json.RawMessage
+		var ev struct {
+			Event json.RawMessage `json:"event"`
+		}
 		if err := dec.Decode(&ev); err != nil {
 			return nil, map[string]any{"text": "Invalid data format", "code": 6, "invalid-event-number": n}, nil
 		}
-		e, ok := ev["event"]
-		if !ok {
+		e := ev.Event
+		if e == nil {
 			return nil, map[string]any{"text": "Event field is required", "code": 12, "invalid-event-number": n}, nil
 		}
-		var d struct{ Index uint64 }
-		json.Unmarshal(e, &d)
-		if d.Index == h.poison {
+		if docIndex(e) == h.poison {
 			return nil, map[string]any{"text": "Invalid data format", "code": 6, "invalid-event-number": n}, batch
 		}
 		batch = append(batch, string(e))
 	}
 	return batch, nil, nil
+}
+
+// docIndex is the index member of a record document (e is valid JSON):
+// read from the members before it, without decoding the whole document
+// (its leading members are scalars); 0 when there is none.
+func docIndex(e []byte) uint64 {
+	dec := json.NewDecoder(bytes.NewReader(e))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return 0
+		}
+		v, err := dec.Token()
+		if err != nil {
+			return 0
+		}
+		if _, nested := v.(json.Delim); nested {
+			// Past the leading scalars: decode it all.
+			var d struct{ Index uint64 }
+			json.Unmarshal(e, &d)
+			return d.Index
+		}
+		if num, ok := v.(json.Number); ok && k == "index" {
+			n, _ := strconv.ParseUint(string(num), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func (h *hec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
