@@ -105,13 +105,15 @@ func (c *Client) Event(ctx context.Context, index uint64) (*stelev1.GetEventResp
 // at most count (1 to 1,000), possibly fewer (the range is cut at the
 // latest published checkpoint, and the server bounds a response's size;
 // ask again from the index after the last one returned). Each answer is
-// GetEvent's without the proof; none is verified: check each payload
-// against a leaf proven included (see leaf.Leaf.VerifyPayload).
+// GetEvent's without the proof, and without record, format and
+// normalized (payload_only): decode them from the payload. None is
+// verified: check each payload against a leaf proven included (see
+// leaf.Leaf.VerifyPayload), then decode it (payload.Unmarshal).
 func (c *Client) Events(ctx context.Context, start uint64, count int) ([]*stelev1.GetEventResponse, error) {
 	if count <= 0 || count > math.MaxUint32 {
 		return nil, fmt.Errorf("get events from %d: count %d out of range", start, count)
 	}
-	resp, err := c.Log.GetEvents(ctx, &stelev1.GetEventsRequest{Start: start, Count: uint32(count)})
+	resp, err := c.Log.GetEvents(ctx, &stelev1.GetEventsRequest{Start: start, Count: uint32(count), PayloadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("get events from %d: %w", start, err)
 	}

@@ -18,9 +18,9 @@ import (
 	"github.com/stele-dev/stele/forwarder/record"
 )
 
-func startKafka(t testing.TB, topic string) *kfake.Cluster {
+func startKafka(t testing.TB, topic string, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, topic)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

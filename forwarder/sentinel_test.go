@@ -63,7 +63,13 @@ func (s *ingestion) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `{"error":{"code":"InvalidToken","message":"The provided token is invalid."}}`)
 			return
 		}
+		// The lock guards the server's state, not the request: requests
+		// sent at once are read and parsed at once, as by the real API.
+		s.mu.Unlock()
 		body, _ := io.ReadAll(r.Body)
+		var rows []json.RawMessage
+		bad := json.Unmarshal(body, &rows)
+		s.mu.Lock()
 		if len(body) > 1_000_000 {
 			s.tooLarge++
 			w.WriteHeader(413)
@@ -77,8 +83,7 @@ func (s *ingestion) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `{"error":{"code":"TooManyRequests","message":"Rate limit exceeded."}}`)
 			return
 		}
-		var rows []json.RawMessage
-		if err := json.Unmarshal(body, &rows); err != nil {
+		if bad != nil {
 			w.WriteHeader(400)
 			fmt.Fprint(w, `{"error":{"code":"InvalidContent","message":"The content is not a JSON array."}}`)
 			return

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,62 @@ func (h *hec) reply(w http.ResponseWriter, status int, v map[string]any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// parse reads a request's events: the events, or HEC's refusal and the
+// events before the invalid one (indexed all the same when poisoned).
+func (h *hec) parse(body io.Reader) (batch []string, refusal map[string]any, indexed []string) {
+	raw, _ := io.ReadAll(body)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for n := 0; dec.More(); n++ {
+		var ev struct {
+			Event json.RawMessage `json:"event"`
+		}
+		if err := dec.Decode(&ev); err != nil {
+			return nil, map[string]any{"text": "Invalid data format", "code": 6, "invalid-event-number": n}, nil
+		}
+		e := ev.Event
+		if e == nil {
+			return nil, map[string]any{"text": "Event field is required", "code": 12, "invalid-event-number": n}, nil
+		}
+		if docIndex(e) == h.poison {
+			return nil, map[string]any{"text": "Invalid data format", "code": 6, "invalid-event-number": n}, batch
+		}
+		batch = append(batch, string(e))
+	}
+	return batch, nil, nil
+}
+
+// docIndex is the index member of a record document (e is valid JSON):
+// read from the members before it, without decoding the whole document
+// (its leading members are scalars); 0 when there is none.
+func docIndex(e []byte) uint64 {
+	dec := json.NewDecoder(bytes.NewReader(e))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return 0
+		}
+		v, err := dec.Token()
+		if err != nil {
+			return 0
+		}
+		if _, nested := v.(json.Delim); nested {
+			// Past the leading scalars: decode it all.
+			var d struct{ Index uint64 }
+			json.Unmarshal(e, &d)
+			return d.Index
+		}
+		if num, ok := v.(json.Number); ok && k == "index" {
+			n, _ := strconv.ParseUint(string(num), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func (h *hec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -84,29 +141,16 @@ func (h *hec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reply(w, 503, map[string]any{"text": "Server is busy", "code": 9})
 		return
 	}
-	body, _ := io.ReadAll(r.Body)
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var batch []string
-	for n := 0; dec.More(); n++ {
-		var ev map[string]json.RawMessage
-		if err := dec.Decode(&ev); err != nil {
-			h.reply(w, 400, map[string]any{"text": "Invalid data format", "code": 6, "invalid-event-number": n})
-			return
-		}
-		e, ok := ev["event"]
-		if !ok {
-			h.reply(w, 400, map[string]any{"text": "Event field is required", "code": 12, "invalid-event-number": n})
-			return
-		}
-		var d struct{ Index uint64 }
-		json.Unmarshal(e, &d)
-		if d.Index == h.poison {
-			// Events before the invalid one are indexed (HEC's behaviour).
-			h.raw = append(h.raw, batch...)
-			h.reply(w, 400, map[string]any{"text": "Invalid data format", "code": 6, "invalid-event-number": n})
-			return
-		}
-		batch = append(batch, string(e))
+	// The lock guards the server's state, not the request: requests sent
+	// at once are read and parsed at once, as by a real HEC.
+	h.mu.Unlock()
+	batch, refusal, indexed := h.parse(r.Body)
+	h.mu.Lock()
+	if refusal != nil {
+		// Events before an invalid one are indexed (HEC's behaviour).
+		h.raw = append(h.raw, indexed...)
+		h.reply(w, 400, refusal)
+		return
 	}
 	if len(batch) == 0 {
 		h.reply(w, 400, map[string]any{"text": "No data", "code": 5})

@@ -116,7 +116,15 @@ func (p *Payload) Marshal() ([]byte, error) {
 // version, truncated input, zero or over-long lengths, invalid format names
 // and trailing bytes; errors name the field and the byte offset at which
 // the field starts. Record and Normalized are copies, not aliases of b.
-func Unmarshal(b []byte) (*Payload, error) {
+func Unmarshal(b []byte) (*Payload, error) { return unmarshal(b, false) }
+
+// UnmarshalAliased is Unmarshal for a caller that owns b and never changes
+// it: Record and Normalized are slices of b instead of copies (a reader
+// of many payloads, such as GetEvents or the forwarder, saves copying
+// every record).
+func UnmarshalAliased(b []byte) (*Payload, error) { return unmarshal(b, true) }
+
+func unmarshal(b []byte, alias bool) (*Payload, error) {
 	fail := func(field string, off int, format string, args ...any) error {
 		return fmt.Errorf("payload: %s at offset %d: %s", field, off, fmt.Sprintf(format, args...))
 	}
@@ -168,7 +176,10 @@ func Unmarshal(b []byte) (*Payload, error) {
 	if uint64(len(b)-off) < rlen {
 		return nil, fail("record", start, "truncated: need %d bytes, have %d", rlen, len(b)-off)
 	}
-	record := append([]byte(nil), b[off:off+int(rlen)]...)
+	record := b[off : off+int(rlen) : off+int(rlen)]
+	if !alias {
+		record = append([]byte(nil), record...)
+	}
 	off += int(rlen)
 
 	// normalized
@@ -183,7 +194,10 @@ func Unmarshal(b []byte) (*Payload, error) {
 	}
 	var normalized []byte
 	if nlen > 0 {
-		normalized = append([]byte(nil), b[off:off+int(nlen)]...)
+		normalized = b[off : off+int(nlen) : off+int(nlen)]
+		if !alias {
+			normalized = append([]byte(nil), normalized...)
+		}
 	}
 	off += int(nlen)
 

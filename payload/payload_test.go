@@ -113,6 +113,31 @@ func TestUnmarshalCopies(t *testing.T) {
 	}
 }
 
+// TestUnmarshalAliased: the aliased decoding gives what Unmarshal gives,
+// refuses what it refuses with the same error, and its Record and
+// Normalized are b's bytes (appending to one cannot overwrite the next).
+func TestUnmarshalAliased(t *testing.T) {
+	b := build(1, "f", []byte("rec"), []byte("norm"))
+	p, err := UnmarshalAliased(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(p.Record, 'X')
+	if string(p.Normalized) != "norm" {
+		t.Fatalf("appending to the record overwrote the normalised view: %q", p.Normalized)
+	}
+	b[len(b)-1] = 'M'
+	if string(p.Record) != "rec" || string(p.Normalized) != "norM" {
+		t.Errorf("UnmarshalAliased result does not alias its input: %q %q", p.Record, p.Normalized)
+	}
+	for _, tc := range rejectCases() {
+		_, want := Unmarshal(tc.in)
+		if p, err := UnmarshalAliased(tc.in); p != nil || err == nil || err.Error() != want.Error() {
+			t.Errorf("%s: UnmarshalAliased = %v, %v; Unmarshal's error %v", tc.name, p, err, want)
+		}
+	}
+}
+
 type rejectCase struct {
 	name  string
 	in    []byte
@@ -241,6 +266,10 @@ func FuzzPayloadUnmarshal(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		p, err := Unmarshal(in)
+		if a, aerr := UnmarshalAliased(in); (aerr == nil) != (err == nil) || (err == nil && (a.Format != p.Format ||
+			!bytes.Equal(a.Record, p.Record) || !bytes.Equal(a.Normalized, p.Normalized) || (a.Normalized == nil) != (p.Normalized == nil))) {
+			t.Fatalf("UnmarshalAliased(%x) = %+v, %v; Unmarshal %+v, %v", in, a, aerr, p, err)
+		}
 		if err != nil {
 			if p != nil {
 				t.Fatalf("Unmarshal returned both %+v and %v", p, err)

@@ -298,8 +298,19 @@ func (l *logService) GetEvent(ctx context.Context, req *stelev1.GetEventRequest)
 // event is GetEvent's answer for entry idx, whose leaf is lf, with proof p:
 // the caller's read grant on the leaf's source is checked, then the payload
 // (or, erased, its tombstone) read from the store. GetEvents answers with
-// it too, one entry at a time.
+// eventOf, reading the payloads of a run of entries at once.
 func (s *Server) event(ctx context.Context, idx uint64, lf, p []byte) (*stelev1.GetEventResponse, error) {
+	parsed, err := s.readableLeaf(ctx, idx, lf)
+	if err != nil {
+		return nil, err
+	}
+	salt, data, err := s.store.GetPayload(payloadRef(parsed))
+	return s.eventOf(idx, lf, parsed, p, salt, data, err)
+}
+
+// readableLeaf parses entry idx's leaf lf and checks the caller may read
+// its payload.
+func (s *Server) readableLeaf(ctx context.Context, idx uint64, lf []byte) (*leaf.Leaf, error) {
 	parsed, err := leaf.Unmarshal(lf)
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "leaf %d does not parse: %v", idx, err)
@@ -307,7 +318,12 @@ func (s *Server) event(ctx context.Context, idx uint64, lf, p []byte) (*stelev1.
 	if err := s.mayRead(ctx, parsed.Source); err != nil {
 		return nil, err
 	}
-	salt, data, err := s.store.GetPayload(payloadRef(parsed))
+	return parsed, nil
+}
+
+// eventOf is the answer for entry idx (leaf lf, parsed, proof p) given
+// what the store answered for its payload.
+func (s *Server) eventOf(idx uint64, lf []byte, parsed *leaf.Leaf, p, salt, data []byte, err error) (*stelev1.GetEventResponse, error) {
 	if errors.Is(err, store.ErrErased) {
 		tb, err := s.store.Tombstone(parsed.PayloadDigest)
 		if err != nil {
@@ -325,7 +341,8 @@ func (s *Server) event(ctx context.Context, idx uint64, lf, p []byte) (*stelev1.
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "reading payload: %v", err)
 	}
-	pl, err := payload.Unmarshal(data)
+	// data is the store's copy, ours: the decoded fields alias it.
+	pl, err := payload.UnmarshalAliased(data)
 	if err != nil {
 		return nil, status.Errorf(codes.DataLoss, "the payload of entry %d does not parse: %v", idx, err)
 	}

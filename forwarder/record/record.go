@@ -50,7 +50,6 @@ import (
 	"github.com/transparency-dev/formats/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stele-dev/stele/client"
@@ -174,7 +173,7 @@ func Build(e *Entry) (*Document, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record: entry %d: %w", e.Index, err)
 		}
-		d.Normalized, d.OCSF, d.compactViews = jsonappend.Compact(norm[:0], norm, false), ocsf, true
+		d.Normalized, d.OCSF, d.compactViews = norm, ocsf, true
 	}
 	if l.Source == ErasureSource {
 		var er Erasure
@@ -196,10 +195,10 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 	if err != nil {
 		return nil, nil, err
 	}
-	// identity.JSON's rendering (proto field names, no raw record) without
-	// its defensive copy and indentation: ev is ours, its raw record left
-	// out, and this runs for every record forwarded. Marshal compacts it.
-	j, err := protojson.MarshalOptions{UseProtoNames: true}.MarshalAppend(make([]byte, 0, 4*len(p.Normalized)+256), ev)
+	// identity.JSON's rendering (proto field names, no raw record), compact,
+	// without its defensive copy and indentation: ev is ours, its raw
+	// record left out, and this runs for every record forwarded.
+	j, err := appendProtoJSON(make([]byte, 0, 4*len(p.Normalized)+256), ev)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: rendering JSON: %w", err)
 	}
@@ -225,9 +224,15 @@ func views(p *payload.Payload, l *leaf.Leaf) (norm, ocsf json.RawMessage, err er
 // It is AppendJSON to a buffer of the right size; the error is kept for
 // callers of the encoding/json version it replaced and is always nil.
 func (d *Document) Marshal() ([]byte, error) {
-	n := 512 + len(d.Receipt) + len(d.Normalized) + len(d.OCSF) + len(d.NormalizedPB) + len(d.RecordBase64)
-	if d.Record != nil {
-		n += len(*d.Record) + len(*d.Record)/8
+	// The keys and punctuation take about 300 bytes, the receipt's escaped
+	// newlines one byte each.
+	n := 512 + len(d.Origin) + len(d.LeafHash) + len(d.Source) + len(d.EventID) + len(d.Kind) + len(d.EventTime) + len(d.AdmittedTime) +
+		len(d.Format) + len(d.Salt) + len(d.Normalized) + len(d.OCSF) + len(d.NormalizedPB) + len(d.RecordBase64) + max(len(d.receiptJSON), len(d.Receipt)+strings.Count(d.Receipt, "\n"))
+	if r := d.Record; r != nil {
+		// Quotes, backslashes and newlines (a pretty-printed record)
+		// take two bytes each in the JSON string: counted, so the
+		// buffer is not regrown (and copied) for a record full of them.
+		n += len(*r) + strings.Count(*r, `"`) + strings.Count(*r, `\`) + strings.Count(*r, "\n") + 64
 	}
 	return d.AppendJSON(make([]byte, 0, n)), nil
 }

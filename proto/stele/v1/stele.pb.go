@@ -1309,7 +1309,11 @@ type GetEventsRequest struct {
 	// The index of the first entry.
 	Start uint64 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
 	// How many entries, 1 to 1,000.
-	Count         uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Count uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Leave record, format and normalized out of each answer: they are
+	// decoded from payload, which a caller that checks payload against its
+	// leaf decodes itself. The answer is then about half the bytes.
+	PayloadOnly   bool `protobuf:"varint,3,opt,name=payload_only,json=payloadOnly,proto3" json:"payload_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1358,11 +1362,19 @@ func (x *GetEventsRequest) GetCount() uint32 {
 	return 0
 }
 
+func (x *GetEventsRequest) GetPayloadOnly() bool {
+	if x != nil {
+		return x.PayloadOnly
+	}
+	return false
+}
+
 // GetEventsResponse holds the entries start, start+1, ... in log order,
 // possibly fewer than asked for (see GetEvents).
 type GetEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// What GetEvent answers for each entry, with proof left empty.
+	// What GetEvent answers for each entry, with proof left empty (and
+	// record, format and normalized too when payload_only was asked).
 	Events []*GetEventResponse `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// The size of the published checkpoint the range was cut at.
 	TreeSize      uint64 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
@@ -1826,10 +1838,11 @@ const file_stele_v1_stele_proto_rawDesc = "" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\"H\n" +
 	"\x14GetEventByIDResponse\x120\n" +
-	"\x05event\x18\x01 \x01(\v2\x1a.stele.v1.GetEventResponseR\x05event\">\n" +
+	"\x05event\x18\x01 \x01(\v2\x1a.stele.v1.GetEventResponseR\x05event\"a\n" +
 	"\x10GetEventsRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\rR\x05count\"d\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\x12!\n" +
+	"\fpayload_only\x18\x03 \x01(\bR\vpayloadOnly\"d\n" +
 	"\x11GetEventsResponse\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.stele.v1.GetEventResponseR\x06events\x12\x1b\n" +
 	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"\x88\x02\n" +
