@@ -21,6 +21,17 @@ func EraseWithoutPurge(s *Store, r Ref, tombstone []byte) error {
 // the 'd' dedup keys and, where withEventID, also in the 'e' keys (stores
 // written before the 'e' keys existed have only 'd'), and no version key.
 func PutVersion1Indexes(s *Store, es []Indexed, withEventID bool) error {
+	return putVersion1(s, es, withEventID, false)
+}
+
+// PutAsVersion1Binary writes es as a binary of index version 1 (from before
+// the 'e' keys) running on a migrated store would: 'd' and 'h' keys, the
+// version key left as it is.
+func PutAsVersion1Binary(s *Store, es []Indexed) error {
+	return putVersion1(s, es, false, true)
+}
+
+func putVersion1(s *Store, es []Indexed, withEventID, keepVersion bool) error {
 	b := s.idx.NewBatch()
 	defer b.Close()
 	var v [8]byte
@@ -38,10 +49,25 @@ func PutVersion1Indexes(s *Store, es []Indexed, withEventID bool) error {
 			return err
 		}
 	}
-	if err := b.Delete(keyIndexVersion, nil); err != nil {
-		return err
+	if !keepVersion {
+		if err := b.Delete(keyIndexVersion, nil); err != nil {
+			return err
+		}
 	}
 	return b.Commit(pebble.Sync)
+}
+
+// SetVersion1Watermark writes the watermark where index version 1 kept it.
+func SetVersion1Watermark(s *Store, size uint64) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], size)
+	return s.idx.Set(keyWatermarkV1, v[:], pebble.Sync)
+}
+
+// HasVersion1Watermark says whether version 1's watermark key is present.
+func HasVersion1Watermark(s *Store) (bool, error) {
+	_, ok, err := s.getIndex(keyWatermarkV1)
+	return ok, err
 }
 
 // IndexKeys counts the index database's keys with the given prefix byte.

@@ -51,7 +51,13 @@ const (
 )
 
 var (
-	keyWatermark    = []byte("m/watermark")
+	// keyWatermark is index version 2's watermark. Version 1's
+	// (keyWatermarkV1) is moved to it by the migration, so that a binary
+	// of version 1 opened on a migrated store finds no watermark and
+	// rebuilds its 'd' keys from the log rather than deduplicating against
+	// keys that are no longer written.
+	keyWatermark    = []byte("m/watermark-v2")
+	keyWatermarkV1  = []byte("m/watermark")
 	keyIndexVersion = []byte("m/index-version")
 )
 
@@ -167,7 +173,14 @@ func (s *Store) migrateIndexes() error {
 	if err != nil {
 		return err
 	}
-	if ok && v >= indexVersion {
+	// A version 1 watermark on a store of version 2 means a version 1
+	// binary ran on it since (it rebuilt its own keys from the log, having
+	// found no watermark of its own): migrate what it wrote too.
+	_, v1ran, err := s.getIndex(keyWatermarkV1)
+	if err != nil {
+		return err
+	}
+	if ok && v >= indexVersion && !v1ran {
 		return nil
 	}
 	if s.readOnly {
@@ -210,6 +223,21 @@ func (s *Store) migrateIndexes() error {
 	var ver [8]byte
 	binary.BigEndian.PutUint64(ver[:], indexVersion)
 	if err := b.DeleteRange([]byte{prefixDedup}, []byte{prefixDedup + 1}, nil); err != nil {
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	}
+	if w, ok, err := s.getIndex(keyWatermarkV1); err != nil {
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	} else if ok {
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], w)
+		if err := b.Set(keyWatermark, v[:], nil); err != nil {
+			return fmt.Errorf("migrating the dedup index: %w", err)
+		}
+	} else if err := b.Delete(keyWatermark, nil); err != nil {
+		// No version 1 watermark: rescan the whole log to be sure.
+		return fmt.Errorf("migrating the dedup index: %w", err)
+	}
+	if err := b.Delete(keyWatermarkV1, nil); err != nil {
 		return fmt.Errorf("migrating the dedup index: %w", err)
 	}
 	if err := b.Set(keyIndexVersion, ver[:], nil); err != nil {
@@ -513,7 +541,11 @@ func (s *Store) PutIndexes(es []Indexed) error {
 
 // Watermark returns the log size below which every entry is in the indexes.
 func (s *Store) Watermark() (uint64, error) {
-	n, ok, err := s.getIndex(keyWatermark)
+	key := keyWatermark
+	if s.legacyDedup {
+		key = keyWatermarkV1
+	}
+	n, ok, err := s.getIndex(key)
 	if !ok || err != nil {
 		return 0, err
 	}
@@ -541,8 +573,10 @@ func (s *Store) ResetIndexes() error {
 			return fmt.Errorf("staging index reset: %w", err)
 		}
 	}
-	if err := b.Delete(keyWatermark, nil); err != nil {
-		return fmt.Errorf("staging index reset: %w", err)
+	for _, k := range [][]byte{keyWatermark, keyWatermarkV1} {
+		if err := b.Delete(k, nil); err != nil {
+			return fmt.Errorf("staging index reset: %w", err)
+		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("resetting indexes: %w", err)

@@ -655,7 +655,7 @@ func TestIndexVersion1Migrates(t *testing.T) {
 	if err := store.PutVersion1Indexes(s, both, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetWatermark(4); err != nil {
+	if err := store.SetVersion1Watermark(s, 4); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)
@@ -705,8 +705,38 @@ func TestIndexVersion1Migrates(t *testing.T) {
 		if n, err := store.IndexKeys(s, 'e'); err != nil || n != 4 {
 			t.Errorf("%d 'e' keys after migration (%v), want 4", n, err)
 		}
+		// A version 1 binary opened on the migrated store must find no
+		// watermark of its own, so that it rebuilds its 'd' keys from the
+		// log instead of admitting duplicates of what they no longer hold.
+		if ok, err := store.HasVersion1Watermark(s); err != nil || ok {
+			t.Errorf("version 1's watermark key is still there after migration (%v)", err)
+		}
 		closeStore(t, s)
 	}
+
+	// A downgrade and back: a version 1 binary finds no watermark of its
+	// own, rebuilds its keys from the log and admits one more entry; this
+	// version, opened again, migrates what it wrote.
+	s = open(t, dir)
+	later := store.Indexed{Source: "entra/t1/audit", EventID: "during-downgrade", LeafHash: digest("d1"), Index: 4}
+	if err := store.PutAsVersion1Binary(s, append(append(slices.Clone(old), both...), later)); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetVersion1Watermark(s, 5); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s = open(t, dir)
+	if idx, ok, err := s.LookupEvent(later.Source, later.EventID); err != nil || !ok || idx != later.Index {
+		t.Errorf("an entry a version 1 binary indexed is not found after coming back: %d %v %v", idx, ok, err)
+	}
+	if w, err := s.Watermark(); err != nil || w != 5 {
+		t.Errorf("watermark after coming back %d %v, want 5 (version 1's)", w, err)
+	}
+	if n, err := store.IndexKeys(s, 'd'); err != nil || n != 0 {
+		t.Errorf("%d 'd' keys left after coming back (%v)", n, err)
+	}
+	closeStore(t, s)
 }
 
 // TestPutIndexesKeys: each entry costs two index keys, its dedup key and
