@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,46 +103,31 @@ func TestReceiptShared(t *testing.T) {
 // TestAppendOCSFDifferential: for every golden record of every format
 // the identity package has, AppendOCSF gives identity.OCSF's bytes.
 func TestAppendOCSFDifferential(t *testing.T) {
-	dirs, err := filepath.Glob("../../identity/testdata/golden/*")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, dir := range dirs {
-		format := filepath.Base(dir)
-		names, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		for _, name := range names {
-			if strings.HasSuffix(name, ".golden.json") {
-				continue
-			}
-			rec, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := identity.Normalize(format, rec)
-			if err != nil || ev.GetOcsf().GetClassUid() == 0 {
-				continue
-			}
-			if ev.EventTime == nil {
-				ev.EventTime = timestamppb.New(time.Unix(1700000000, 123456789))
-			}
-			want, err := identity.OCSF(ev)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			m, err := identity.OCSFObject(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := AppendOCSF(nil, m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s:\n got %s\nwant %s", name, got, want)
-			}
-			n++
+	for _, g := range goldenRecords(t) {
+		name, ev := g.name, g.ev
+		if ev.GetOcsf().GetClassUid() == 0 {
+			continue
 		}
+		if ev.EventTime == nil {
+			ev.EventTime = timestamppb.New(time.Unix(1700000000, 123456789))
+		}
+		want, err := identity.OCSF(ev)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m, err := identity.OCSFObject(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := AppendOCSF(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+		n++
 	}
 	if n < 20 {
 		t.Fatalf("only %d golden records have an OCSF class: the fixtures moved?", n)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -93,38 +91,20 @@ func protoJSONEdges() map[string]*stelev1.IdentityEvent {
 // the forwarder does) and for the edge cases, appendProtoJSON gives
 // protojson's bytes, compacted.
 func TestProtoJSONSame(t *testing.T) {
-	dirs, err := filepath.Glob("../../identity/testdata/golden/*")
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, dir := range dirs {
-		format := filepath.Base(dir)
-		names, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-		for _, name := range names {
-			if strings.HasSuffix(name, ".golden.json") {
-				continue
-			}
-			rec, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := identity.Normalize(format, rec)
-			if err != nil {
-				continue
-			}
-			checkProtoJSON(t, name, ev)
-			pb, err := proto.Marshal(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec, err := identity.Unmarshal(pb, format, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkProtoJSON(t, name+" (decoded)", dec)
-			n++
+	for _, g := range goldenRecords(t) {
+		name, format, ev := g.name, g.format, g.ev
+		checkProtoJSON(t, name, ev)
+		pb, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
 		}
+		dec, err := identity.Unmarshal(pb, format, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkProtoJSON(t, name+" (decoded)", dec)
+		n++
 	}
 	if n < 80 {
 		t.Fatalf("only %d golden records normalised: the differential covers too little", n)
@@ -142,20 +122,10 @@ func FuzzProtoJSON(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	names, _ := filepath.Glob("../../identity/testdata/golden/*/*.json")
-	for _, name := range names {
-		if strings.HasSuffix(name, ".golden.json") {
-			continue
-		}
-		rec, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		if ev, err := identity.Normalize(filepath.Base(filepath.Dir(name)), rec); err == nil {
-			ev.RawRecord = nil
-			if b, err := proto.Marshal(ev); err == nil {
-				f.Add(b)
-			}
+	for _, g := range goldenRecords(f) {
+		g.ev.RawRecord = nil
+		if b, err := proto.Marshal(g.ev); err == nil {
+			f.Add(b)
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -174,24 +144,13 @@ func FuzzProtoJSON(f *testing.F) {
 //
 //	go test ./forwarder/record -run '^$' -bench BenchmarkProtoJSON -benchmem
 func BenchmarkProtoJSON(b *testing.B) {
-	names, _ := filepath.Glob("../../identity/testdata/golden/*/*.json")
 	var evs []*stelev1.IdentityEvent
 	size := 0
-	for _, name := range names {
-		if strings.HasSuffix(name, ".golden.json") {
-			continue
-		}
-		rec, err := os.ReadFile(name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		format := filepath.Base(filepath.Dir(name))
-		ev, err := identity.Normalize(format, rec)
-		if err != nil {
-			continue
-		}
+	for _, g := range goldenRecords(b) {
+		ev, format := g.ev, g.format
 		pb, _ := proto.Marshal(ev)
-		if ev, err = identity.Unmarshal(pb, format, nil); err != nil {
+		ev, err := identity.Unmarshal(pb, format, nil)
+		if err != nil {
 			b.Fatal(err)
 		}
 		evs = append(evs, ev)
@@ -221,7 +180,6 @@ func BenchmarkProtoJSON(b *testing.B) {
 // golden record, its views, a receipt of a large log) so that it
 // allocates once, never regrowing and copying the buffer.
 func TestMarshalSized(t *testing.T) {
-	names, _ := filepath.Glob("../../identity/testdata/golden/*/*.json")
 	var receipt strings.Builder
 	receipt.WriteString("c2sp.org/tlog-proof@v1\nextra " + strings.Repeat("QUJD", 90) + "\nindex 123456789\n")
 	for range 30 {
@@ -232,17 +190,9 @@ func TestMarshalSized(t *testing.T) {
 		receipt.WriteString("— witness.example.com/w" + strings.Repeat("B", 100) + "\n")
 	}
 	n := 0
-	for _, name := range names {
-		if strings.HasSuffix(name, ".golden.json") {
-			continue
-		}
-		raw, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		format := filepath.Base(filepath.Dir(name))
-		ev, err := identity.Normalize(format, raw)
-		if err != nil || !utf8.Valid(raw) {
+	for _, g := range goldenRecords(t) {
+		name, format, raw, ev := g.name, g.format, g.raw, g.ev
+		if !utf8.Valid(raw) {
 			continue
 		}
 		pb, err := proto.Marshal(ev)
