@@ -3,7 +3,6 @@ package report_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,17 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/stele-dev/stele/internal/proctest"
+)
 
 // TestAuditorWalkthrough runs docs/auditor.md's walk-through as written
 // (with free ports for 7400 and 7401) against freshly built binaries.
@@ -40,7 +31,7 @@ func TestAuditorWalkthrough(t *testing.T) {
 	if m == nil {
 		t.Fatal("docs/auditor.md has no walk-through block")
 	}
-	script := strings.NewReplacer("127.0.0.1:7400", freeAddr(t), "127.0.0.1:7401", freeAddr(t)).Replace(string(m[1]))
+	script := strings.NewReplacer("127.0.0.1:7400", proctest.FreeAddr(t), "127.0.0.1:7401", proctest.FreeAddr(t)).Replace(string(m[1]))
 
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", bin, "../cmd/stele", "../cmd/stele-server")
