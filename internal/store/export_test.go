@@ -82,3 +82,13 @@ func IndexKeys(s *Store, prefix byte) (int, error) {
 	}
 	return n, it.Close()
 }
+
+// EventElsewhere is EventsElsewhere for one key (the server asks for a
+// whole Append at once).
+func (s *Store) EventElsewhere(eventID, source string) ([]Located, error) {
+	out, err := s.EventsElsewhere([]EventKey{{Source: source, EventID: eventID}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}

@@ -609,24 +609,15 @@ type Located struct {
 	Index  uint64
 }
 
-// MaxElsewhere is the most entries EventElsewhere returns.
+// MaxElsewhere is the most entries EventsElsewhere returns per key.
 const MaxElsewhere = 8
-
-// EventElsewhere returns up to MaxElsewhere entries whose event id is
-// eventID under a source other than source, in source order.
-func (s *Store) EventElsewhere(eventID, source string) ([]Located, error) {
-	out, err := s.EventsElsewhere([]EventKey{{Source: source, EventID: eventID}})
-	if err != nil {
-		return nil, err
-	}
-	return out[0], nil
-}
 
 // EventKey is a dedup key: an event id under a source.
 type EventKey struct{ Source, EventID string }
 
-// EventsElsewhere answers EventElsewhere for each key, in order, through
-// one iterator: opening and closing an iterator per event cost as much as
+// EventsElsewhere returns, for each key in order, up to MaxElsewhere
+// entries whose event id is the key's under a source other than the key's,
+// in source order. It reads them through one iterator: opening and closing an iterator per event cost as much as
 // the lookup itself, and seeking in key order lets each seek start where
 // the last one ended.
 func (s *Store) EventsElsewhere(keys []EventKey) ([][]Located, error) {
